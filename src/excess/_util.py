@@ -1,0 +1,119 @@
+"""Small shared helpers: atomic writes, random-state handling, progress bars, logging."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_json",
+    "check_random_state",
+    "spawn_seeds",
+    "progress",
+    "get_logger",
+    "to_jsonable",
+]
+
+_QUIET = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Globally silence progress bars (the CLI's ``--quiet``)."""
+    global _QUIET
+    _QUIET = bool(quiet)
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Logger under the ``excess`` namespace (configured by the CLI, silent by default in libraries)."""
+    return logging.getLogger(name if name.startswith("excess") else f"excess.{name}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    Nothing half-written is ever left under the final name: on any exception (including
+    ``KeyboardInterrupt``) the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix if suffix is not None else ".tmp", dir=path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, paths and dataclasses into JSON-serialisable objects."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if hasattr(obj, "to_dict"):
+            return to_jsonable(obj.to_dict())
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def check_random_state(random_state: None | int | np.random.Generator) -> np.random.Generator:
+    """Turn ``None``, an int seed or a Generator into a ``numpy.random.Generator``.
+
+    Never touches numpy's global state.
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return np.random.default_rng(random_state)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+
+
+def spawn_seeds(random_state: None | int | np.random.Generator, n: int) -> list[int]:
+    """Draw ``n`` independent integer seeds (for workers, folds, ensemble members)."""
+    rng = check_random_state(random_state)
+    return [int(s) for s in rng.integers(0, 2**31 - 1, size=n)]
+
+
+def progress(iterable=None, *, total: int | None = None, desc: str | None = None, disable: bool | None = None, **kw):
+    """A tqdm progress bar on stderr; disabled by ``--quiet`` or ``EXCESS_NO_PROGRESS=1``."""
+    from tqdm.auto import tqdm
+
+    if disable is None:
+        disable = _QUIET or os.environ.get("EXCESS_NO_PROGRESS", "") not in ("", "0")
+    return tqdm(iterable, total=total, desc=desc, disable=disable, file=sys.stderr, dynamic_ncols=True, **kw)
