@@ -1,0 +1,380 @@
+"""Binned Poisson likelihood fits of the dijet functions, and the choice between them.
+
+The fit minimises the Poisson deviance (``-2 ln L`` up to a constant, the "likelihood chi2" of
+Baker & Cousins) over the bins selected by ``fit_mask`` (the sidebands), with ``iminuit``
+(MIGRAD + HESSE, analytic gradient). The expected count of a bin is the dijet density
+integrated over the bin (Gauss-Legendre), so wide or uneven bins are fine.
+
+Function choice (documented test)
+---------------------------------
+The 3-parameter function is nested in the 4-parameter one (``p4 = 0``). :func:`fit_background`
+fits both and keeps the 4-parameter function only if it improves the fit significantly:
+
+* ``test="lrt"`` (default): likelihood-ratio test, ``t = D3 - D4 ~ chi2(1)`` under f3 (Wilks);
+* ``test="f-test"``: ``F = (D3 - D4) / (D4 / (n - 4)) ~ F(1, n - 4)``, as in the ATLAS/CMS dijet
+  searches;
+
+with significance level ``alpha`` (0.05). If the 4-parameter fit fails, the 3-parameter one is
+kept (and the reason recorded); if both fail, :class:`~excess.errors.FitError` is raised.
+
+Goodness of fit
+---------------
+``deviance`` (asymptotically ``chi2(ndf)``, ``ndf = n_fit_bins - n_params``) gives
+``p_value``; the Pearson ``chi2`` over the fit bins is reported too (``chi2_ndf``).
+
+Example
+-------
+>>> import numpy as np
+>>> from excess.stats.dijet import sample_dijet
+>>> from excess.stats.fit import fit_background
+>>> m = sample_dijet(20_000, (1, 10, 5), (2600, 5000), random_state=1)
+>>> edges = np.arange(2600, 5001, 50.0)
+>>> counts, _ = np.histogram(m, edges)
+>>> fit, choice = fit_background(edges, counts)
+>>> fit.converged and abs(fit.expected.sum() - counts.sum()) < 50
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from ..errors import ConfigError, FitError, InputError
+from .dijet import SQRT_S, _MAX_EXP, log_design_matrix, quadrature_nodes, to_canonical
+
+__all__ = ["DijetFit", "FunctionChoice", "fit_dijet", "fit_background", "poisson_deviance", "pearson_chi2"]
+
+
+def poisson_deviance(counts, expected) -> float:
+    """``2 sum(mu - n + n ln(n / mu))`` (``n ln(n/mu) = 0`` for ``n = 0``): ``-2 ln L`` ratio to the saturated model."""
+    n = np.asarray(counts, dtype=float)
+    mu = np.asarray(expected, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(n > 0, n * np.log(n / mu), 0.0)
+    return float(2.0 * np.sum(mu - n + term))
+
+
+def pearson_chi2(counts, expected) -> float:
+    """``sum((n - mu)^2 / mu)``."""
+    n = np.asarray(counts, dtype=float)
+    mu = np.asarray(expected, dtype=float)
+    return float(np.sum((n - mu) ** 2 / mu))
+
+
+def _tup(a) -> tuple:
+    a = np.asarray(a)
+    return tuple(map(tuple, a.tolist())) if a.ndim == 2 else tuple(a.tolist())
+
+
+@dataclass(frozen=True)
+class DijetFit:
+    """Result of a binned Poisson fit of a dijet function.
+
+    Attributes
+    ----------
+    function : ``"dijet3"`` or ``"dijet4"``
+    theta, cov : pivoted parameters ``(a, p2, q3[, p4])`` and their covariance (from HESSE)
+    params : canonical ``(p1, p2, p3[, p4])`` (``p1`` in events/GeV)
+    edges, counts : the histogram (all bins, including those not fitted)
+    fit_mask : bins used in the fit (the sidebands)
+    expected : fitted expectation in every bin (an extrapolation outside ``fit_mask``)
+    deviance, chi2, ndf, p_value : goodness of fit over the fitted bins (``p_value`` from the deviance)
+    """
+
+    function: str
+    theta: tuple
+    cov: tuple
+    params: tuple
+    pivot: float
+    sqrt_s: float
+    edges: tuple
+    counts: tuple
+    fit_mask: tuple
+    expected: tuple
+    deviance: float
+    chi2: float
+    ndf: int
+    p_value: float
+    converged: bool
+    edm: float
+    nfcn: int
+
+    @property
+    def n_params(self) -> int:
+        return len(self.theta)
+
+    @property
+    def chi2_ndf(self) -> float:
+        return self.chi2 / self.ndf if self.ndf > 0 else float("nan")
+
+    def density(self, mjj) -> np.ndarray:
+        """Fitted density (events/GeV) at ``mjj``."""
+        a = log_design_matrix(mjj, self.n_params, self.pivot, sqrt_s=self.sqrt_s)
+        return np.exp(np.clip(a @ np.asarray(self.theta), -_MAX_EXP, _MAX_EXP))
+
+    def integral(self, lo: float, hi: float, *, max_step: float = 25.0) -> tuple[float, float]:
+        """Expected events in ``[lo, hi]`` and its uncertainty from the fit covariance (delta method).
+
+        ``d(integral)/d(theta) = integral of f * A`` is exact here (``ln f`` is linear in ``theta``).
+        """
+        if not hi > lo:
+            raise InputError(f"integration range must be increasing, got ({lo}, {hi})")
+        n_sub = max(1, int(np.ceil((hi - lo) / max_step)))
+        nodes, weights = quadrature_nodes(np.linspace(lo, hi, n_sub + 1))
+        a = log_design_matrix(nodes.ravel(), self.n_params, self.pivot, sqrt_s=self.sqrt_s)
+        f = np.exp(np.clip(a @ np.asarray(self.theta), -_MAX_EXP, _MAX_EXP)) * weights.ravel()
+        value = float(f.sum())
+        grad = f @ a
+        var = float(grad @ np.asarray(self.cov) @ grad)
+        return value, float(np.sqrt(max(var, 0.0)))
+
+    def pulls(self) -> np.ndarray:
+        """``(n - mu) / sqrt(mu)`` per bin (all bins)."""
+        mu = np.asarray(self.expected)
+        return (np.asarray(self.counts) - mu) / np.sqrt(mu)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["n_params"] = self.n_params
+        d["chi2_ndf"] = self.chi2_ndf
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DijetFit:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in ("theta", "params", "edges", "counts", "fit_mask", "expected"):
+            kw[k] = tuple(kw[k])
+        kw["cov"] = _tup(np.asarray(kw["cov"], dtype=float))
+        for k in ("deviance", "chi2", "p_value", "edm"):
+            kw[k] = float("nan") if kw[k] is None else float(kw[k])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class FunctionChoice:
+    """Outcome of the f3-vs-f4 test: which function, the statistic, its p-value and why."""
+
+    chosen: str
+    test: str
+    alpha: float
+    statistic: float
+    p_value: float
+    reason: str
+    deviance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FunctionChoice:
+        d = dict(d)
+        for k in ("statistic", "p_value"):
+            d[k] = float("nan") if d[k] is None else float(d[k])
+        return cls(**d)
+
+
+def _check_hist(edges, counts, fit_mask):
+    edges = np.asarray(edges, dtype=float)
+    counts = np.asarray(counts, dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise InputError("edges must be a 1-d increasing array with at least 2 entries")
+    if counts.shape != (edges.size - 1,):
+        raise InputError(f"counts must have len(edges) - 1 = {edges.size - 1} entries, got {counts.shape}")
+    if np.any(counts < 0) or not np.all(np.isfinite(counts)):
+        raise InputError("counts must be finite and non-negative")
+    mask = np.ones(counts.size, bool) if fit_mask is None else np.asarray(fit_mask, dtype=bool)
+    if mask.shape != counts.shape:
+        raise InputError("fit_mask must have one entry per bin")
+    return edges, counts, mask
+
+
+def _start_values(centres, widths, counts, n_params, pivot, sqrt_s):
+    """Weighted linear least squares of ln(n / width) (exact for the log-linear model)."""
+    ok = counts > 0
+    if ok.sum() < n_params:
+        raise FitError(f"only {int(ok.sum())} non-empty fit bins for a {n_params}-parameter fit")
+    a = log_design_matrix(centres[ok], n_params, pivot, sqrt_s=sqrt_s)
+    y = np.log(counts[ok] / widths[ok])
+    w = np.sqrt(counts[ok])
+    theta, *_ = np.linalg.lstsq(a * w[:, None], y * w, rcond=None)
+    return theta
+
+
+def fit_dijet(
+    edges,
+    counts,
+    *,
+    n_params: int = 3,
+    fit_mask=None,
+    pivot: float | None = None,
+    sqrt_s: float = SQRT_S,
+    start=None,
+    min_events: int = 10,
+) -> DijetFit:
+    """Fit one dijet function to a histogram with a binned Poisson likelihood.
+
+    Parameters
+    ----------
+    edges, counts : histogram of mjj (GeV)
+    n_params : 3 or 4
+    fit_mask : bool per bin; only these bins enter the likelihood (default: all)
+    pivot : reference mass of the pivoted parameterisation (default: the mean of the fitted bins' centres)
+    start : pivoted start values (default: log-linear least squares)
+    min_events : fewer events in the fitted bins raise :class:`FitError`
+
+    Raises
+    ------
+    FitError
+        too few events or non-empty bins, or MIGRAD did not converge (after a retry).
+    """
+    from iminuit import Minuit
+
+    edges, counts, mask = _check_hist(edges, counts, fit_mask)
+    n_fit = int(mask.sum())
+    if counts[mask].sum() < min_events:
+        raise FitError(f"{counts[mask].sum():.0f} events in the fit range, fewer than min_events={min_events}")
+    if n_fit <= n_params:
+        raise FitError(f"{n_fit} fit bins for {n_params} parameters: need more bins")
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    widths = np.diff(edges)
+    if pivot is None:
+        pivot = float(np.mean(centres[mask]))
+    nodes, weights = quadrature_nodes(edges)
+    nodes_f, w_f = nodes[mask], weights[mask]
+    k = nodes_f.shape[1]
+    a_nodes = log_design_matrix(nodes_f.ravel(), n_params, pivot, sqrt_s=sqrt_s)  # (n_fit*k, p)
+    n_obs = counts[mask]
+    wflat = w_f.ravel()
+
+    def _mu_and_f(theta):
+        f = np.exp(np.clip(a_nodes @ theta, -_MAX_EXP, _MAX_EXP)) * wflat
+        return f.reshape(-1, k).sum(axis=1), f
+
+    def fcn(theta):
+        mu, _ = _mu_and_f(np.asarray(theta))
+        return poisson_deviance(n_obs, mu)
+
+    def grad(theta):
+        mu, f = _mu_and_f(np.asarray(theta))
+        r = np.repeat(2.0 * (1.0 - n_obs / mu), k)
+        return (r * f) @ a_nodes
+
+    theta0 = np.asarray(start, dtype=float) if start is not None else _start_values(
+        centres[mask], widths[mask], n_obs, n_params, pivot, sqrt_s
+    )
+    if theta0.shape != (n_params,) or not np.all(np.isfinite(theta0)):
+        raise FitError(f"bad start values {theta0}")
+
+    m = None
+    for strategy in (1, 2):
+        m = Minuit(fcn, theta0, grad=grad)
+        m.errordef = Minuit.LEAST_SQUARES  # the deviance is -2 ln L
+        m.strategy = strategy
+        m.print_level = 0
+        try:
+            m.migrad(ncall=20_000)
+            if m.valid:
+                m.hesse()
+        except Exception as exc:  # pragma: no cover - iminuit raises rarely
+            raise FitError(f"iminuit failed: {exc}") from exc
+        if m.valid and m.accurate:
+            break
+        theta0 = np.asarray(m.values)
+    if m is None or not m.valid:
+        raise FitError(f"dijet{n_params} fit did not converge (edm={m.fmin.edm:.3g}, nfcn={m.nfcn})")
+
+    theta = np.asarray(m.values)
+    cov = np.asarray(m.covariance)
+    if not np.all(np.isfinite(cov)):
+        raise FitError(f"dijet{n_params} fit has no valid covariance")
+    full_nodes, full_w = quadrature_nodes(edges)
+    a_all = log_design_matrix(full_nodes.ravel(), n_params, pivot, sqrt_s=sqrt_s)
+    expected = (np.exp(np.clip(a_all @ theta, -_MAX_EXP, _MAX_EXP)) * full_w.ravel()).reshape(-1, k).sum(axis=1)
+    dev = poisson_deviance(n_obs, expected[mask])
+    ndf = n_fit - n_params
+    return DijetFit(
+        function=f"dijet{n_params}",
+        theta=tuple(theta.tolist()),
+        cov=_tup(cov),
+        params=tuple(to_canonical(theta, pivot, sqrt_s=sqrt_s).tolist()),
+        pivot=float(pivot),
+        sqrt_s=float(sqrt_s),
+        edges=tuple(edges.tolist()),
+        counts=tuple(counts.tolist()),
+        fit_mask=tuple(bool(b) for b in mask),
+        expected=tuple(expected.tolist()),
+        deviance=dev,
+        chi2=pearson_chi2(n_obs, expected[mask]),
+        ndf=int(ndf),
+        p_value=float(sps.chi2.sf(dev, ndf)),
+        converged=bool(m.valid),
+        edm=float(m.fmin.edm),
+        nfcn=int(m.nfcn),
+    )
+
+
+def fit_background(
+    edges,
+    counts,
+    *,
+    fit_mask=None,
+    functions: tuple[int, ...] = (3, 4),
+    test: str = "lrt",
+    alpha: float = 0.05,
+    pivot: float | None = None,
+    sqrt_s: float = SQRT_S,
+    min_events: int = 10,
+) -> tuple[DijetFit, FunctionChoice]:
+    """Fit f3 and f4 and keep f4 only if the test prefers it (see the module docstring).
+
+    ``functions=(3,)`` or ``(4,)`` forces one function (the choice records ``test="fixed"``).
+    """
+    if test not in ("lrt", "f-test"):
+        raise ConfigError(f"test must be 'lrt' or 'f-test', got {test!r}")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
+    functions = tuple(sorted(set(int(f) for f in functions)))
+    if not functions or any(f not in (3, 4) for f in functions):
+        raise ConfigError(f"functions must be a subset of (3, 4), got {functions}")
+    kw = dict(fit_mask=fit_mask, pivot=pivot, sqrt_s=sqrt_s, min_events=min_events)
+    if len(functions) == 1:
+        fit = fit_dijet(edges, counts, n_params=functions[0], **kw)
+        return fit, FunctionChoice(fit.function, "fixed", alpha, float("nan"), float("nan"),
+                                   "only one function requested", {fit.function: fit.deviance})
+    err3 = None
+    try:
+        f3 = fit_dijet(edges, counts, n_params=3, **kw)
+    except FitError as exc:
+        f3, err3 = None, exc
+    start4 = None if f3 is None else np.r_[np.asarray(f3.theta), 0.0]
+    try:
+        f4 = fit_dijet(edges, counts, n_params=4, start=start4, pivot=None if f3 is None else f3.pivot,
+                       **{k: v for k, v in kw.items() if k != "pivot"})
+    except FitError as exc:
+        if f3 is None:
+            raise FitError(f"both dijet fits failed: f3: {err3}; f4: {exc}") from exc
+        return f3, FunctionChoice("dijet3", test, alpha, float("nan"), float("nan"),
+                                  f"4-parameter fit failed ({exc})", {"dijet3": f3.deviance})
+    if f3 is None:
+        return f4, FunctionChoice("dijet4", test, alpha, float("nan"), float("nan"),
+                                  f"3-parameter fit failed ({err3})", {"dijet4": f4.deviance})
+    delta = max(f3.deviance - f4.deviance, 0.0)
+    if test == "lrt":
+        stat, p = delta, float(sps.chi2.sf(delta, 1))
+    else:
+        ndf4 = f4.ndf
+        if ndf4 <= 0:
+            stat, p = float("nan"), 1.0
+        else:
+            stat = delta / (f4.deviance / ndf4) if f4.deviance > 0 else float("inf")
+            p = float(sps.f.sf(stat, 1, ndf4))
+    devs = {"dijet3": f3.deviance, "dijet4": f4.deviance}
+    if p < alpha:
+        return f4, FunctionChoice("dijet4", test, alpha, float(stat), p, f"p = {p:.3g} < alpha = {alpha}", devs)
+    return f3, FunctionChoice("dijet3", test, alpha, float(stat), p, f"p = {p:.3g} >= alpha = {alpha}", devs)

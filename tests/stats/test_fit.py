@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from excess.errors import ConfigError, FitError
+from excess.stats.dijet import sample_dijet
+from excess.stats.fit import DijetFit, FunctionChoice, fit_background, fit_dijet
+
+EDGES = np.arange(2600.0, 6001.0, 50.0)
+SB = (EDGES[:-1] < 3300) | (EDGES[:-1] >= 3700)
+
+
+def _hist(n, params, seed):
+    m = sample_dijet(n, params, (EDGES[0], EDGES[-1]), random_state=seed)
+    return np.histogram(m, EDGES)[0]
+
+
+def test_fit_recovers_truth_within_errors():
+    truth = (1.0, 10.0, 5.0)
+    counts = _hist(60_000, truth, 0)
+    fit = fit_dijet(EDGES, counts, n_params=3, fit_mask=SB)
+    assert fit.converged and fit.function == "dijet3"
+    err = np.sqrt(np.diag(fit.cov))
+    # shape parameters p2, p3 within 4 sigma of the truth
+    from excess.stats.dijet import from_canonical
+
+    t_true = from_canonical((1.0, *truth[1:]), fit.pivot)
+    assert np.all(np.abs(np.asarray(fit.theta)[1:] - t_true[1:]) < 4 * err[1:])
+    # normalisation: fitted total over all bins matches the count
+    assert abs(sum(fit.expected) - counts.sum()) < 4 * np.sqrt(counts.sum())
+    # SR prediction and its uncertainty
+    b, sb = fit.integral(3300, 3700)
+    n_sr = counts[~SB].sum()
+    assert 0 < sb < 0.05 * b
+    assert abs(n_sr - b) < 4 * np.hypot(sb, np.sqrt(b))
+    assert 0.001 < fit.p_value and 0.5 < fit.chi2_ndf < 2
+
+
+def test_uncertainty_propagation_matches_toys():
+    """The delta-method sigma of the SR prediction agrees with its spread over toys."""
+    truth = (1.0, 10.0, 5.0)
+    base = fit_dijet(EDGES, _hist(20_000, truth, 1), n_params=3, fit_mask=SB)
+    rng = np.random.default_rng(2)
+    exp = np.asarray(base.expected)
+    preds, sigmas = [], []
+    for _ in range(150):
+        f = fit_dijet(EDGES, rng.poisson(exp), n_params=3, fit_mask=SB, pivot=base.pivot)
+        b, s = f.integral(3300, 3700)
+        preds.append(b)
+        sigmas.append(s)
+    ratio = np.std(preds) / np.mean(sigmas)
+    assert 0.8 < ratio < 1.2
+
+
+def test_function_choice():
+    # data from f3: f4 chosen rarely; strongly curved data: f4 chosen
+    counts3 = _hist(50_000, (1.0, 10.0, 5.0), 3)
+    fit, choice = fit_background(EDGES, counts3, fit_mask=SB)
+    assert choice.chosen == fit.function
+    assert fit.function == "dijet3" and choice.p_value >= 0.05
+    counts4 = _hist(200_000, (1.0, 8.0, 6.0, 1.5), 4)
+    fit4, choice4 = fit_background(EDGES, counts4, fit_mask=SB)
+    assert fit4.function == "dijet4" and choice4.p_value < 0.05
+    fit4f, choice4f = fit_background(EDGES, counts4, fit_mask=SB, test="f-test")
+    assert fit4f.function == "dijet4" and choice4f.test == "f-test"
+    fixed, ch = fit_background(EDGES, counts4, fit_mask=SB, functions=(3,))
+    assert fixed.function == "dijet3" and ch.test == "fixed"
+    assert fixed.deviance > fit4.deviance + 3.84
+
+
+def test_lrt_size_under_f3():
+    """Fraction of f3 toys where the test picks f4 is about alpha (Wilks)."""
+    rng = np.random.default_rng(5)
+    base = fit_dijet(EDGES, _hist(30_000, (1.0, 10.0, 5.0), 5), n_params=3, fit_mask=SB)
+    exp = np.asarray(base.expected)
+    picks = [fit_background(EDGES, rng.poisson(exp), fit_mask=SB)[1].chosen == "dijet4" for _ in range(200)]
+    frac = np.mean(picks)
+    assert sps.binomtest(int(np.sum(picks)), 200, 0.05).pvalue > 0.001, frac
+
+
+def test_roundtrip_dict():
+    fit, choice = fit_background(EDGES, _hist(5000, (1.0, 10.0, 5.0), 6), fit_mask=SB)
+    import json
+
+    d = json.loads(json.dumps(fit.to_dict()))
+    fit2 = DijetFit.from_dict(d)
+    assert fit2 == fit
+    assert FunctionChoice.from_dict(json.loads(json.dumps(choice.to_dict()))) == choice
+    np.testing.assert_allclose(fit2.integral(3300, 3700), fit.integral(3300, 3700))
+
+
+def test_errors():
+    with pytest.raises(FitError, match="fewer than min_events"):
+        fit_dijet(EDGES, np.zeros(EDGES.size - 1), fit_mask=SB)
+    counts = np.zeros(EDGES.size - 1)
+    counts[:2] = 50
+    with pytest.raises(FitError, match="non-empty"):
+        fit_dijet(EDGES, counts, fit_mask=SB)
+    with pytest.raises(FitError):
+        fit_background(EDGES, counts, fit_mask=SB)
+    with pytest.raises(ConfigError):
+        fit_background(EDGES, counts, test="chi2")
+    from excess.errors import InputError
+
+    with pytest.raises(InputError):
+        fit_dijet(EDGES, np.ones(3))
