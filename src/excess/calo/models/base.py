@@ -1,0 +1,187 @@
+"""The shared estimator skeleton of the conditional shower generators.
+
+Subclasses define the torch network (``_build``), the per-batch training step (``_train_step``)
+and generation of standardised features (``_generate``); this class handles the preprocessing,
+the training loop with best-epoch selection (see :mod:`excess.calo.train`), batched generation and
+persistence as ``state_dict`` (``model.pt``, loaded with ``weights_only=True``) plus JSON
+hyperparameters (``model.json``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..._util import atomic_path, atomic_write_json, check_random_state
+from ...errors import ConfigError, InputError, NotFittedError
+from ..geometry import CaloGeometry, load_geometry
+from ..preprocessing import ShowerPreprocessor
+
+__all__ = ["ShowerGenerator", "MODEL_REGISTRY", "load_model"]
+
+MODEL_REGISTRY: dict[str, type] = {}
+
+
+class ShowerGenerator:
+    """Base class: conditional generator p(shower | E_inc) on a fixed geometry.
+
+    Common parameters: ``geometry`` (name, XML path or :class:`CaloGeometry`), ``epochs``,
+    ``batch_size``, ``lr``, ``noise_mev`` (dequantisation noise and output threshold), and
+    ``random_state``. Learned state: ``preprocessor_``, ``module_`` (torch), ``history_``
+    (per-epoch loss and E_tot/E_inc chi2), ``best_epoch_``.
+    """
+
+    name = "base"
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.name != "base":
+            MODEL_REGISTRY[cls.name] = cls
+
+    # sklearn-style parameter handling ---------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in self._param_names():
+                raise ConfigError(f"{type(self).__name__} has no parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if k != "geometry")
+        return f"{type(self).__name__}({args})"
+
+    # to implement --------------------------------------------------------------------------
+    def _build(self, n_features: int, n_energy: int, generator):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _train_step(self, x, c, generator) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _generate(self, c, generator):  # pragma: no cover - abstract
+        """Standardised features (B, L+V) for condition ``c`` (B, 1)."""
+        raise NotImplementedError
+
+    def _generate_energy_ratio(self, c, generator) -> np.ndarray:
+        """E_tot/E_inc only (the best-epoch criterion); subclasses may make this cheaper."""
+        f = self._generate(c, generator)
+        return self.preprocessor_.energy_ratio(f[:, 0].numpy())
+
+    def _make_optimizers(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # public API ---------------------------------------------------------------------------
+    @property
+    def geometry_(self) -> CaloGeometry:
+        return load_geometry(self.geometry)
+
+    def fit(self, showers, incident_energies, *, validation=None, progress_bar: bool = True):
+        """Train on showers (N, V) MeV and incident energies (N,) MeV; returns ``self``.
+
+        ``validation`` is ``(showers, incident_energies)`` for the best-epoch choice; by default
+        10 % of the training showers are held out for it.
+        """
+        from ..train import fit_generator
+
+        return fit_generator(self, showers, incident_energies, validation=validation, progress_bar=progress_bar)
+
+    def _check_fitted(self):
+        if not hasattr(self, "module_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
+
+    def sample(self, incident_energies, *, batch_size: int = 10_000, random_state=None) -> np.ndarray:
+        """Generate one shower per incident energy (MeV): (N, V) float32 MeV, in batches."""
+        import torch
+
+        from .._torch import torch_generator
+
+        self._check_fitted()
+        e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
+        if e.size and (not np.all(np.isfinite(e)) or np.any(e <= 0)):
+            raise InputError("incident energies must be finite and > 0 MeV")
+        gen = torch_generator(check_random_state(random_state if random_state is not None else self.random_state))
+        out = np.empty((len(e), self.geometry_.n_voxels), dtype=np.float32)
+        self.module_.eval()
+        with torch.no_grad():
+            for i in range(0, len(e), int(batch_size)):
+                eb = e[i : i + int(batch_size)]
+                c = torch.as_tensor(self.preprocessor_.condition(eb))
+                f = self._generate(c, gen).numpy()
+                out[i : i + len(eb)] = self.preprocessor_.inverse(f, eb)
+        return out
+
+    # persistence ---------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.json`` (hyperparameters, geometry, preprocessing, history) and ``model.pt``."""
+        import torch
+
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        params = self.get_params()
+        params["geometry"] = self.geometry_.to_dict()
+        if not isinstance(params.get("random_state"), (int, type(None))):
+            params["random_state"] = None
+        meta = {
+            "model": self.name,
+            "params": params,
+            "preprocessor": self.preprocessor_.state(),
+            "best_epoch_": self.best_epoch_,
+            "history_": self.history_,
+            "n_train_": self.n_train_,
+        }
+        with atomic_path(directory / "model.pt", suffix=".pt") as tmp:
+            torch.save(self.module_.state_dict(), tmp)
+        atomic_write_json(directory / "model.json", meta)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ShowerGenerator:
+        return load_model(directory)
+
+
+def load_model(directory: str | Path) -> ShowerGenerator:
+    """Rebuild a saved generator from ``model.json`` + ``model.pt`` (no pickled objects)."""
+    import torch
+
+    from . import flow, vae, wgan  # noqa: F401  (register the classes)
+
+    directory = Path(directory)
+    meta_path = directory / "model.json"
+    if not meta_path.exists():
+        raise InputError(f"{directory}: not a saved model (no model.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+        kind = meta["model"]
+        params = dict(meta["params"])
+    except (ValueError, KeyError) as exc:
+        raise InputError(f"{meta_path}: malformed model file ({exc})") from None
+    if kind not in MODEL_REGISTRY:
+        raise InputError(f"{meta_path}: unknown model {kind!r} (known: {sorted(MODEL_REGISTRY)})")
+    geometry = CaloGeometry.from_dict(params["geometry"])
+    params["geometry"] = geometry
+    for k, v in list(params.items()):
+        if isinstance(v, list):
+            params[k] = tuple(v)
+    model = MODEL_REGISTRY[kind](**params)
+    model.preprocessor_ = ShowerPreprocessor.from_state(geometry, meta["preprocessor"])
+    from .._torch import torch_generator
+
+    model.module_ = model._build(model.preprocessor_.n_features, model.preprocessor_.n_energy, torch_generator(0))
+    state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
+    model.module_.load_state_dict(state)
+    model.module_.eval()
+    model.best_epoch_ = meta.get("best_epoch_")
+    model.history_ = meta.get("history_", [])
+    model.n_train_ = meta.get("n_train_")
+    return model
