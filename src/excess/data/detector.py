@@ -28,7 +28,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-__all__ = ["apply_detector", "DELPHES_CMS"]
+__all__ = ["apply_detector", "apply_detector_flat", "DELPHES_CMS"]
 
 DELPHES_CMS = {
     "source": "Delphes 3.4 delphes_card_CMS.tcl (resolutions, efficiencies, thresholds); towers approximated",
@@ -88,12 +88,22 @@ def apply_detector(particles: ak.Array, pid: ak.Array, charge: ak.Array, rng: np
     Returns events x var x {px, py, pz, E} (``Momentum4D``), ready for clustering.
     """
     counts = ak.to_numpy(ak.num(particles, axis=1))
+    flat = ak.flatten(particles)
+    cols = [ak.to_numpy(flat[f]).astype(np.float64) for f in ("px", "py", "pz", "E")]
+    new_counts, px, py, pz, e = apply_detector_flat(
+        counts, *cols, ak.to_numpy(ak.flatten(pid)), ak.to_numpy(ak.flatten(charge)), rng
+    )
+    rec = ak.zip({"px": px, "py": py, "pz": pz, "E": e}, with_name="Momentum4D")
+    return ak.unflatten(rec, new_counts)
+
+
+def apply_detector_flat(counts, px, py, pz, e, pid, q, rng: np.random.Generator):
+    """Flat-array core of :func:`apply_detector`: returns ``(counts, px, py, pz, E)`` of the objects."""
+    counts = np.asarray(counts)
     n_events = len(counts)
     ev = np.repeat(np.arange(n_events), counts)
-    flat = ak.flatten(particles)
-    px, py, pz, e = (ak.to_numpy(flat[f]).astype(np.float64) for f in ("px", "py", "pz", "E"))
-    apid = np.abs(ak.to_numpy(ak.flatten(pid)))
-    q = ak.to_numpy(ak.flatten(charge))
+    apid = np.abs(np.asarray(pid))
+    q = np.asarray(q)
     pt = np.hypot(px, py)
     p = np.sqrt(pt**2 + pz**2)
     eta = np.arctanh(np.clip(pz / np.maximum(p, 1e-12), -1 + 1e-12, 1 - 1e-12))
@@ -151,5 +161,4 @@ def apply_detector(particles: ak.Array, pid: ak.Array, charge: ak.Array, rng: np
     out_pz = np.concatenate([t_pz, tow_pt * np.sinh(t_eta)])[o]
     out_e = np.concatenate([t_e, tow_e])[o]
     new_counts = np.bincount(all_ev, minlength=n_events)
-    rec = ak.zip({"px": out_px, "py": out_py, "pz": out_pz, "E": out_e}, with_name="Momentum4D")
-    return ak.unflatten(rec, new_counts)
+    return new_counts, out_px, out_py, out_pz, out_e

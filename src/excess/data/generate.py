@@ -80,6 +80,28 @@ def versions() -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class FlatBatch:
+    """Particles of a batch of events, flattened: ``counts[i]`` particles belong to event ``i``."""
+
+    counts: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    e: np.ndarray
+    pid: np.ndarray
+    charge: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def to_awkward(self):
+        import awkward as ak
+
+        rec = ak.zip({"px": self.px, "py": self.py, "pz": self.pz, "E": self.e}, with_name="Momentum4D")
+        return ak.unflatten(rec, self.counts)
+
+
 class PythiaSource:
     """A configured Pythia instance producing batches of visible final-state particles."""
 
@@ -112,37 +134,38 @@ class PythiaSource:
             vals[k] = self._charge_cache[i]
         return vals[inv]
 
-    def next_batch(self, n: int):
-        """``n`` events as (particles events x var x {px,py,pz,E}, pid, charge) awkward arrays."""
+    def next_batch(self, n: int) -> FlatBatch:
+        """``n`` events of visible final-state particles as flat numpy arrays plus per-event counts."""
         import awkward as ak
 
         with silence_stdout():
             batch = self.pythia.nextBatch(int(n))
         prt = batch.prt
-        keep = prt.status > 0
-        aid = abs(prt.id)
-        for inv in _INVISIBLE:
-            keep = keep & (aid != inv)
-        fin = prt[keep]
-        p = fin.p
-        particles = ak.zip({"px": p.px, "py": p.py, "pz": p.pz, "E": p.e}, with_name="Momentum4D")
-        pid = fin.id
-        flat_ids = ak.to_numpy(ak.flatten(pid))
-        charge = ak.unflatten(self.charges(flat_ids), ak.num(pid, axis=1))
-        return particles, pid, charge
+        counts = ak.to_numpy(ak.num(prt, axis=1))
+        status = ak.to_numpy(ak.flatten(prt.status))
+        ids = ak.to_numpy(ak.flatten(prt.id))
+        keep = (status > 0) & ~np.isin(np.abs(ids), _INVISIBLE)
+        p = prt.p
+        cols = [ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e")]
+        ev = np.repeat(np.arange(len(counts)), counts)[keep]
+        new_counts = np.bincount(ev, minlength=len(counts))
+        ids = ids[keep]
+        return FlatBatch(new_counts, *cols, ids, self.charges(ids))
 
     def sigma(self) -> tuple[float, float]:
         info = self.pythia.infoPython()
         return float(info.sigmaGen()), float(info.sigmaErr())
 
 
-def reconstruct_batch(particles, pid, charge, settings: GeneratorSettings, rng: np.random.Generator):
+def reconstruct_batch(batch: FlatBatch, settings: GeneratorSettings, rng: np.random.Generator):
     """Detector response (if any), clustering, selection and features of one batch."""
-    from .detector import apply_detector
+    from .detector import apply_detector_flat
     from .jets import cluster_events
 
     if settings.detector == "delphes-cms":
-        particles = apply_detector(particles, pid, charge, rng)
+        batch = FlatBatch(*apply_detector_flat(batch.counts, batch.px, batch.py, batch.pz, batch.e, batch.pid,
+                                               batch.charge, rng), pid=None, charge=None)
+    particles = batch.to_awkward()
     with silence_stdout():
         return cluster_events(particles, settings, rng)
 
@@ -171,10 +194,10 @@ def generate_chunk(settings_dict: dict, n_events: int, seed: int, path: str | No
             break
         need = n_events - n_sel
         t1 = time.perf_counter()
-        particles, pid, charge = src.next_batch(min(batch_size, max(50, int(need * 1.3) + 10)))
+        batch = src.next_batch(min(batch_size, max(50, int(need * 1.3) + 10)))
         t2 = time.perf_counter()
-        n_gen += len(particles)
-        passed, c = reconstruct_batch(particles, pid, charge, settings, rng)
+        n_gen += len(batch)
+        passed, c = reconstruct_batch(batch, settings, rng)
         t_reco += time.perf_counter() - t2
         t_pythia += t2 - t1
         take = min(int(passed.sum()), need)

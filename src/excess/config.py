@@ -1,0 +1,200 @@
+"""Run configurations of ``excess search``: pydantic models, strict.
+
+Unknown keys and wrong types are errors naming the key path (``scan.efficiencies.1: ...``).
+The resolved configuration (defaults filled in) is saved in every run directory.
+
+Example (YAML)::
+
+    data:
+      path: events.h5            # excess HDF5/Parquet, LHCO feature file, CATHODE .npy, or ROOT
+      tree: Events               # ROOT only
+      columns: {mjj: Mjj}        # map excess column -> column in the file
+      background_path: null      # reference background (idealized AD only)
+    method:
+      name: cwola
+      params: {}
+    scan:
+      features: [mj1, delta_mj, tau21_j1, tau21_j2]
+      efficiencies: [0.1, 0.01, 0.002]
+      n_folds: 5
+      windows: null              # null: sliding windows over the data range
+      window_width: 400
+      global_toys: 200
+    run:
+      output: runs/my-search
+      seed: 1
+      workers: null              # local processes (default: all cores)
+      scheduler: null            # dask.distributed address, e.g. tcp://10.0.0.1:8786
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+__all__ = ["SearchConfig", "load_config", "apply_overrides", "DEMO_CONFIG"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    path: str | None = Field(None, description="Event file or chunk directory. Required unless `demo: true`.")
+    demo: bool = Field(False, description="Use the packaged LHCO-like demo dataset (generated with excess).")
+    tree: str | None = Field(None, description="TTree name for ROOT files.")
+    columns: dict[str, str] = Field(default_factory=dict, description="excess column -> column name in the file.")
+    scale_to_gev: float = Field(1.0, gt=0, description="Multiply mass columns by this (e.g. 1000 for TeV).")
+    background_path: str | None = Field(None, description="Reference background sample (idealized AD only).")
+    max_events: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _need_input(self):
+        if not self.demo and not self.path:
+            raise ValueError("give data.path, or data.demo: true")
+        return self
+
+
+class MethodConfig(_Strict):
+    name: str = Field("cwola", description="supervised, idealized, cwola, anode, cathode, ranode, autoencoder, vae")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the method's constructor.")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        known = ("supervised", "idealized", "cwola", "anode", "cathode", "ranode", "autoencoder", "vae")
+        if v not in known:
+            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(known)}")
+        return v
+
+
+class ScanConfig(_Strict):
+    features: list[str] = Field(default_factory=lambda: ["mj1", "delta_mj", "tau21_j1", "tau21_j2"])
+    efficiencies: list[float] = Field(default_factory=lambda: [0.1, 0.01, 0.002])
+    n_folds: int = Field(5, ge=2, le=20)
+    windows: list[list[float]] | None = Field(None, description="[[sr_lo, sr_hi], ...] or [[sr_lo, sr_hi, sb_lo, sb_hi], ...] in GeV")
+    window_width: float | None = Field(None, gt=0, description="Width of default sliding SRs (GeV).")
+    window_step: float | None = Field(None, gt=0)
+    sideband_width: float | None = Field(None, gt=0)
+    global_toys: int = Field(200, ge=0)
+    fit_functions: list[int] = Field(default_factory=lambda: [3, 4])
+    function_test: str = Field("lrt", pattern="^(lrt|f-test)$")
+    min_selected: int = Field(20, ge=1)
+
+    @field_validator("efficiencies")
+    @classmethod
+    def _effs(cls, v):
+        for e in v:
+            if not 0 < e < 1:
+                raise ValueError(f"efficiencies must be in (0, 1), got {e}")
+        return v
+
+    @field_validator("windows")
+    @classmethod
+    def _wins(cls, v):
+        if v is not None:
+            for w in v:
+                if len(w) not in (2, 4):
+                    raise ValueError(f"a window is [sr_lo, sr_hi] or [sr_lo, sr_hi, sb_lo, sb_hi], got {w}")
+        return v
+
+    @field_validator("fit_functions")
+    @classmethod
+    def _funcs(cls, v):
+        if not v or any(f not in (3, 4) for f in v):
+            raise ValueError(f"fit_functions must be a non-empty subset of [3, 4], got {v}")
+        return v
+
+
+class RunConfig(_Strict):
+    output: str = Field("runs/search", description="Run directory.")
+    seed: int = Field(1, ge=0)
+    workers: int | None = Field(None, ge=1)
+    scheduler: str | None = Field(None, description="dask.distributed scheduler address.")
+
+
+class SearchConfig(_Strict):
+    data: DataConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    scan: ScanConfig = Field(default_factory=ScanConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+
+DEMO_CONFIG: dict = {
+    "data": {"demo": True},
+    "method": {"name": "cwola", "params": {}},
+    "scan": {"efficiencies": [0.1, 0.02, 0.005], "n_folds": 5, "global_toys": 100},
+    "run": {"output": "runs/demo", "seed": 1},
+}
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    return f"{source}: invalid configuration: " + "; ".join(parts)
+
+
+def parse_config(raw: dict, source: str = "config") -> SearchConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping, got {type(raw).__name__}")
+    try:
+        return SearchConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+
+
+def _set_path(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    cur = d
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if nxt is None:
+            nxt = cur[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {dotted!r}: {k!r} is not a section")
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` overrides (values parsed as YAML: numbers, lists, booleans)."""
+    import copy
+
+    import yaml
+
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+        key, val = item.split("=", 1)
+        _set_path(out, key.strip(), yaml.safe_load(val))
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> SearchConfig:
+    """Read a YAML config (or the demo default when ``path`` is None), apply overrides, validate."""
+    import yaml
+
+    if path is None:
+        raw, source = dict(DEMO_CONFIG), "demo config"
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"{p}: no such config file")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        source = str(p)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return parse_config(raw, source)

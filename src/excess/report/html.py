@@ -1,0 +1,109 @@
+"""``report.html`` of a run directory: scan table, fits, significances, SIC curves and settings.
+
+Built only from what the run saved (``metrics.json``, ``config.yaml``, ``provenance.json``,
+``plots/*.png``), so ``excess report RUN_DIR`` regenerates it at any time. Self-contained HTML with
+relative image links; no JavaScript, no network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+from .._util import atomic_path
+
+__all__ = ["write_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:0.1em} .sub{color:#666;margin-top:0}
+table{border-collapse:collapse;margin:0.8em 0;font-size:0.92em} th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f2f2f2} td.l,th.l{text-align:left} tr.best td{background:#fff4c2;font-weight:600}
+.flag{color:#a00} .ok{color:#070} figure{display:inline-block;margin:0.6em;vertical-align:top}
+figure img{max-width:560px;border:1px solid #ddd} figcaption{font-size:0.85em;color:#444;max-width:560px}
+.box{background:#f7f9fc;border-left:4px solid #3b6fb6;padding:0.6em 1em;margin:1em 0}
+pre{background:#f6f6f6;padding:0.8em;overflow-x:auto;font-size:0.85em}
+"""
+
+
+def _fmt(x, nd=2):
+    if x is None:
+        return "–"
+    if isinstance(x, str):
+        return html.escape(x)
+    try:
+        if math.isnan(x):
+            return "–"
+    except TypeError:
+        return html.escape(str(x))
+    return f"{x:.{nd}f}"
+
+
+def _scan_table(metrics: dict) -> str:
+    effs = metrics.get("config", {}).get("efficiencies", [])
+    best = metrics.get("best") or {}
+    rows = []
+    head = "".join(f"<th>Z local @ ε={e:g}</th>" for e in effs)
+    for w in metrics.get("windows", []):
+        win = w.get("window", {})
+        label = win.get("label") or f"{win.get('sr_lo')}-{win.get('sr_hi')}"
+        cells = []
+        for e in effs:
+            t = next((t for t in w.get("tests", []) if abs(t.get("efficiency", -1) - e) < 1e-12), None)
+            if t is None:
+                cells.append("<td>–</td>")
+            elif t.get("status") != "ok":
+                cells.append(f"<td class='flag' title='{html.escape(t.get('reason', ''))}'>no result</td>")
+            else:
+                cells.append(f"<td>{_fmt(t.get('z'))}</td>")
+        status = w.get("status", "")
+        cls = " class='best'" if best.get("window") == label else ""
+        st = f"<span class='ok'>ok</span>" if status == "ok" else f"<span class='flag' title='{html.escape(w.get('reason', ''))}'>{html.escape(status)}: {html.escape(w.get('reason', ''))}</span>"
+        rows.append(f"<tr{cls}><td class='l'>{html.escape(str(label))}</td><td>{w.get('n_sr', 0)}</td><td>{w.get('n_sb', 0)}</td>"
+                    + "".join(cells) + f"<td>{_fmt(w.get('max_sic'))}</td><td class='l'>{st}</td></tr>")
+    return ("<table><tr><th class='l'>SR window (GeV)</th><th>N SR</th><th>N SB</th>" + head
+            + "<th>max SIC</th><th class='l'>status</th></tr>" + "".join(rows) + "</table>")
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.html`` from the saved results; returns its path."""
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    prov = json.loads((run_dir / "provenance.json").read_text()) if (run_dir / "provenance.json").exists() else {}
+    cfg_text = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
+    plots = sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").exists() else []
+    captions = metrics.get("plot_captions", {})
+    best = metrics.get("best")
+    glob = metrics.get("global_significance") or {}
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess report: {html.escape(run_dir.name)}</title>",
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>excess search report</h1><p class='sub'>run <code>{html.escape(str(run_dir))}</code> · "
+             f"method <b>{html.escape(str(metrics.get('method', '?')))}</b> · {metrics.get('n_events', 0):,} events · "
+             f"runtime {_fmt(metrics.get('runtime_s'), 0)} s</p>"]
+    if best:
+        parts.append(
+            "<div class='box'><b>Most significant:</b> window " + html.escape(str(best.get("window"))) + " GeV at background efficiency "
+            + _fmt(best.get("efficiency"), 4) + ": local Z = " + _fmt(best.get("z_local")) + " (p = " + _fmt(best.get("p_local"), 6) + ")"
+            + "; global Z = " + _fmt(glob.get("z_global")) + " (p = " + _fmt(glob.get("p_global"), 4) + ", " + str(glob.get("method", "")) + ")."
+            + (f" Estimated resonance mass {_fmt(best.get('m_res'), 0)} GeV; jet masses m_X ≈ {_fmt(best.get('m_x'), 0)} GeV, m_Y ≈ {_fmt(best.get('m_y'), 0)} GeV." if best.get("m_res") else "")
+            + (f" Fitted signal fraction {_fmt(best.get('signal_fraction'), 5)} ± {_fmt(best.get('signal_fraction_err'), 5)}." if best.get("signal_fraction") is not None else "")
+            + "</div>")
+    else:
+        parts.append("<div class='box'>No window produced a result: see the status column below.</div>")
+    parts.append("<h2>Scan</h2>" + _scan_table(metrics))
+    if plots:
+        parts.append("<h2>Plots</h2>")
+        for p in plots:
+            cap = captions.get(p.name, p.stem.replace("_", " "))
+            parts.append(f"<figure><a href='plots/{html.escape(p.name)}'><img src='plots/{html.escape(p.name)}' alt='{html.escape(cap)}'></a>"
+                         f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+    parts.append("<h2>Settings</h2><pre>" + html.escape(cfg_text) + "</pre>")
+    if prov:
+        parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>")
+    parts.append("</body></html>")
+    out = run_dir / "report.html"
+    with atomic_path(out, suffix=".html") as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+    return out
