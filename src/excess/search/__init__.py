@@ -1,1 +1,20 @@
-"""excess.search."""
+"""excess.search: the bump hunt around anomaly scores.
+
+Windows x folds of out-of-fold anomaly scores, cuts at fixed background efficiencies, sideband
+fits with the dijet functions, local significance (profile likelihood) and global significance
+(background-only pseudo-experiments). Entry point: :func:`run_scan`.
+"""
+
+from .results import Characterisation, CutResult, ScanResult, WindowResult
+from .scan import DEFAULT_EFFICIENCIES, DEFAULT_FEATURES, analyse_window, run_scan
+
+__all__ = [
+    "run_scan",
+    "analyse_window",
+    "ScanResult",
+    "WindowResult",
+    "CutResult",
+    "Characterisation",
+    "DEFAULT_EFFICIENCIES",
+    "DEFAULT_FEATURES",
+]

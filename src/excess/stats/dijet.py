@@ -99,7 +99,9 @@ def to_canonical(theta, pivot: float, *, sqrt_s: float = SQRT_S) -> np.ndarray:
     p4 = theta[3] if n == 4 else 0.0
     p3 = q3 - 2.0 * p4 * l0
     log_p1 = a - p2 * np.log1p(-x0) + q3 * l0 - p4 * l0**2
-    out = [np.exp(log_p1), p2, p3] + ([p4] if n == 4 else [])
+    with np.errstate(over="ignore"):  # p1 = inf only for absurd parameters; the fit uses theta
+        p1 = np.exp(log_p1)
+    out = [p1, p2, p3] + ([p4] if n == 4 else [])
     return np.array(out, dtype=float)
 
 
