@@ -1,0 +1,308 @@
+"""The complete search as one call: config -> run directory with results, plots and ``report.html``.
+
+Run directory layout::
+
+    config.yaml        the resolved configuration (defaults filled in)
+    provenance.json    versions, seed, input file hashes, git revision, command line, timings
+    scan/              per-window results and fold scores (resume state; written atomically)
+    metrics.json       the scan result (per window and cut: fit, local Z, characterisation; global Z)
+    predictions.h5     per-event out-of-fold scores, row-aligned with the observer columns
+    plots/*.png        mjj with fits and pulls, significance vs window, SIC curves
+    report.html        what a physicist pastes into a talk
+
+``resume=True`` reuses finished windows and folds of an interrupted run with the same settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._util import atomic_path, atomic_write_json, get_logger, to_jsonable
+from ._version import __version__
+from .config import SearchConfig
+from .errors import ConfigError, InputError
+
+__all__ = ["run_search", "load_events_for", "demo_dataset_path", "SearchOutcome"]
+
+log = get_logger(__name__)
+MASS_COLUMNS = ("mjj", "mj1", "mj2", "delta_mj")
+
+
+def demo_dataset_path() -> Path:
+    """The packaged LHCO-like demo dataset (generated with excess; see scripts/make_demo_dataset.py)."""
+    return Path(str(resources.files("excess") / "datasets" / "lhco_demo.h5"))
+
+
+def _read_root(path: Path, tree: str | None) -> pd.DataFrame:
+    import uproot
+
+    with uproot.open(path) as f:
+        trees = [k.split(";")[0] for k, v in f.items() if v.classname.startswith("TTree")]
+        name = tree or (trees[0] if len(trees) == 1 else None)
+        if name is None:
+            raise InputError(f"{path}: give data.tree, the file holds trees {trees}")
+        if name not in trees:
+            raise InputError(f"{path}: no tree {name!r}; trees: {trees}")
+        return f[name].arrays(library="pd")
+
+
+def load_events_for(path: str | Path, data_cfg) -> pd.DataFrame:
+    """Read one input (any supported format or ROOT), apply the column mapping and unit scaling."""
+    from .data.io import read_events
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if path.suffix.lower() == ".root":
+        df = _read_root(path, data_cfg.tree)
+    elif data_cfg.columns:
+        # a user's file: read raw columns, map them below
+        if path.suffix.lower() == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = read_events(path)
+    else:
+        df = read_events(path)
+    if data_cfg.columns:
+        missing = [src for src in data_cfg.columns.values() if src not in df.columns]
+        if missing:
+            raise InputError(f"{path}: column(s) {missing} from data.columns not in the file; available: {list(df.columns)}")
+        attrs = df.attrs
+        df = df.rename(columns={src: dst for dst, src in data_cfg.columns.items()})
+        df.attrs = attrs
+    if data_cfg.scale_to_gev != 1.0:
+        for c in MASS_COLUMNS:
+            if c in df.columns:
+                df[c] = df[c] * data_cfg.scale_to_gev
+    if "mj2" not in df.columns and {"mj1", "delta_mj"} <= set(df.columns):
+        df["mj2"] = df["mj1"] + df["delta_mj"]
+    if "label" not in df.columns:
+        df["label"] = np.int8(-1)
+    if data_cfg.max_events is not None:
+        attrs = df.attrs
+        df = df.iloc[: data_cfg.max_events].reset_index(drop=True)
+        df.attrs = attrs
+    return df
+
+
+def _hash_path(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(path.glob("chunk-*.h5")) if path.is_dir() else [path]
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _git_revision() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if out.returncode == 0:
+            dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=5)
+            return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"excess": __version__, "python": platform.python_version()}
+    for mod in ("numpy", "scipy", "pandas", "scikit-learn", "torch", "zuko", "iminuit", "dask", "distributed"):
+        try:
+            out[mod] = version(mod)
+        except PackageNotFoundError:
+            out[mod] = None
+    return out
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    run_dir: str
+    report: str
+    best_window: str | None
+    best_efficiency: float | None
+    z_local: float | None
+    z_global: float | None
+    m_res: float | None
+    m_x: float | None
+    m_y: float | None
+    runtime_s: float
+
+    def to_dict(self) -> dict:
+        import dataclasses
+
+        return to_jsonable(dataclasses.asdict(self))
+
+    def summary(self) -> str:
+        if self.best_window is None:
+            return f"No window produced a result. Report: {self.report}"
+        s = (f"Most significant window: {self.best_window} GeV at background efficiency {self.best_efficiency:g}: "
+             f"local Z = {self.z_local:.2f}")
+        if self.z_global is not None:
+            s += f", global Z = {self.z_global:.2f}"
+        if self.m_res:
+            s += f"; resonance mass ~{self.m_res:.0f} GeV"
+        if self.m_x and self.m_y:
+            s += f", jet masses mX ~{self.m_x:.0f} GeV, mY ~{self.m_y:.0f} GeV"
+        return s + f".\nReport: {self.report}"
+
+
+def _resolve_inputs(cfg: SearchConfig):
+    if cfg.data.demo:
+        path = demo_dataset_path()
+        if not path.exists():
+            raise InputError(f"{path}: the packaged demo dataset is missing from this installation")
+        events = load_events_for(path, cfg.data)
+    else:
+        path = Path(cfg.data.path)
+        events = load_events_for(path, cfg.data)
+    background = None
+    inputs = {str(path): _hash_path(path)}
+    if cfg.data.background_path:
+        bpath = Path(cfg.data.background_path)
+        background = load_events_for(bpath, cfg.data)
+        inputs[str(bpath)] = _hash_path(bpath)
+    if cfg.method.name == "idealized" and background is None:
+        raise ConfigError("method 'idealized' needs data.background_path (a background-only reference sample)")
+    return events, background, inputs
+
+
+def _best_summary(result) -> dict | None:
+    best = result.best
+    if best is None:
+        return None
+    w, t = best
+    ch = t.characterisation
+    sig = t.significance
+    return {
+        "window": w.window.label,
+        "efficiency": t.efficiency,
+        "z_local": t.z,
+        "p_local": getattr(sig, "p_value", None) if sig is not None else None,
+        "m_res": getattr(ch, "m_res", None) if ch else None,
+        "m_x": getattr(ch, "m_x", None) if ch else None,
+        "m_y": getattr(ch, "m_y", None) if ch else None,
+        "signal_fraction": w.signal_fraction,
+        "signal_fraction_err": w.signal_fraction_err,
+    }
+
+
+def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: bool = False,
+               show_progress: bool = True, argv: list[str] | None = None) -> SearchOutcome:
+    """Run the search described by ``cfg``; write the run directory; return a summary."""
+    import yaml
+
+    from .search import run_scan
+
+    t0 = time.perf_counter()
+    run_dir = Path(output or cfg.run.output)
+    resolved = cfg.model_dump(mode="json")
+    cfg_text = yaml.safe_dump(resolved, sort_keys=False)
+    if run_dir.exists() and (run_dir / "config.yaml").exists():
+        if not resume:
+            raise InputError(f"{run_dir}: run directory exists; pass --resume to continue it or choose another --output")
+        if (run_dir / "config.yaml").read_text() != cfg_text:
+            raise InputError(f"{run_dir}: --resume with a different configuration; use another --output")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    events, background, inputs = _resolve_inputs(cfg)
+    with atomic_path(run_dir / "config.yaml", suffix=".yaml") as tmp:
+        tmp.write_text(cfg_text)
+    prov = {
+        "excess_version": __version__,
+        "versions": _versions(),
+        "seed": cfg.run.seed,
+        "inputs_sha256": inputs,
+        "git_revision": _git_revision(),
+        "command": argv if argv is not None else sys.argv,
+        "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "n_events": len(events),
+        "input_metadata": to_jsonable(events.attrs.get("excess", {})),
+    }
+    atomic_write_json(run_dir / "provenance.json", prov)
+
+    sc = cfg.scan
+    window_options = {k: v for k, v in (("width", sc.window_width), ("step", sc.window_step),
+                                        ("sideband_width", sc.sideband_width)) if v is not None}
+    result = run_scan(
+        events,
+        method=cfg.method.name,
+        method_params=dict(cfg.method.params),
+        windows=[tuple(w) for w in sc.windows] if sc.windows else None,
+        features=sc.features,
+        efficiencies=sc.efficiencies,
+        n_folds=sc.n_folds,
+        address=cfg.run.scheduler,
+        n_workers=cfg.run.workers,
+        random_state=cfg.run.seed,
+        resume_dir=run_dir / "scan",
+        background_events=background,
+        global_toys=sc.global_toys,
+        fit_functions=sc.fit_functions,
+        function_test=sc.function_test,
+        min_selected=sc.min_selected,
+        window_options=window_options or None,
+        show_progress=show_progress,
+    )
+    metrics = result.to_dict()
+    metrics["method"] = cfg.method.name
+    metrics["best"] = _best_summary(result)
+    metrics["n_events"] = len(events)
+    captions = _write_plots(result, events, run_dir / "plots")
+    metrics["plot_captions"] = captions
+    metrics["runtime_s"] = time.perf_counter() - t0
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    _write_predictions(result, events, cfg, run_dir)
+    prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    prov["runtime_s"] = metrics["runtime_s"]
+    atomic_write_json(run_dir / "provenance.json", prov)
+    from .report.html import write_report
+
+    report = write_report(run_dir)
+    best = metrics["best"] or {}
+    g = metrics.get("global_significance") or {}
+    return SearchOutcome(
+        run_dir=str(run_dir), report=str(report), best_window=best.get("window"), best_efficiency=best.get("efficiency"),
+        z_local=best.get("z_local"), z_global=g.get("z_global"), m_res=best.get("m_res"), m_x=best.get("m_x"),
+        m_y=best.get("m_y"), runtime_s=metrics["runtime_s"],
+    )
+
+
+def _write_plots(result, events: pd.DataFrame, plot_dir: Path) -> dict[str, str]:
+    """Plots of the scan (mjj with fits and pulls per cut, Z vs window, SIC where labels exist)."""
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        from .report import search_plots
+    except ImportError:  # pragma: no cover - plots module ships with the package
+        return {}
+    return search_plots.write_scan_plots(result, events, plot_dir)
+
+
+def _write_predictions(result, events: pd.DataFrame, cfg: SearchConfig, run_dir: Path) -> Path:
+    """predictions.h5: observer columns plus one out-of-fold score column per window (NaN outside it)."""
+    from .data.io import write_events
+
+    keep = [c for c in ("mjj", *cfg.scan.features, "mj1", "mj2", "label") if c in events.columns]
+    pred = events[list(dict.fromkeys(keep))].copy()
+    for w in result.windows:
+        scores = getattr(w, "scores", None)
+        if scores is None:
+            continue
+        pred[f"score_{w.window.key}"] = np.asarray(scores, dtype=np.float32)
+    return write_events(pred, run_dir / "predictions.h5", {"description": "out-of-fold anomaly scores per window"})
