@@ -189,3 +189,17 @@ def test_same_seed_same_result(signal_events):
     b = run_scan(signal_events, random_state=5, **kw)
     assert a.best[1].z == b.best[1].z
     assert a.global_significance == b.global_significance
+
+
+def test_plots(signal_events, tmp_path):
+    from excess.report.search_plots import plot_pvalue_calibration, plot_scan
+
+    r = run_scan(signal_events, method=TAU_SCORER, windows=WINDOWS, efficiencies=(0.1, 0.02), n_folds=2,
+                 n_workers=1, random_state=0, global_toys=5, show_progress=False)
+    paths = plot_scan(r, tmp_path / "plots")
+    names = {p.name for p in paths}
+    assert {"significance_scan.png", "sic.png", "jet_masses_best.png"} <= names
+    assert sum(n.startswith("fits_") for n in names) == len(WINDOWS)
+    p = plot_pvalue_calibration(np.random.default_rng(0).random(50), tmp_path / "cal.png")
+    for q in [*paths, p]:
+        assert q.stat().st_size > 1000 and q.read_bytes()[:4] == b"\x89PNG"
