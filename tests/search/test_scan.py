@@ -201,5 +201,14 @@ def test_plots(signal_events, tmp_path):
     assert {"significance_scan.png", "sic.png", "jet_masses_best.png"} <= names
     assert sum(n.startswith("fits_") for n in names) == len(WINDOWS)
     p = plot_pvalue_calibration(np.random.default_rng(0).random(50), tmp_path / "cal.png")
+    from excess.report.search_plots import write_scan_plots
+
+    caps = write_scan_plots(r, signal_events, tmp_path / "plots2")
+    assert set(caps) == names and all(caps.values())
+    # out-of-fold scores are attached in memory, aligned with the events (NaN outside each window)
+    w = r.windows[1]
+    assert w.scores.shape == (len(signal_events),)
+    inside = w.window.masks(signal_events.mjj)[0]
+    assert np.isfinite(w.scores[inside]).all() and np.isnan(w.scores[~inside]).all()
     for q in [*paths, p]:
         assert q.stat().st_size > 1000 and q.read_bytes()[:4] == b"\x89PNG"

@@ -15,7 +15,7 @@ import numpy as np
 from .._util import atomic_path
 
 __all__ = ["plot_window_fits", "plot_significance_scan", "plot_jet_masses", "plot_sic", "plot_pvalue_calibration",
-           "plot_scan"]
+           "plot_scan", "write_scan_plots"]
 
 
 def _plt():
@@ -199,3 +199,25 @@ def plot_scan(scan_result, outdir: str | os.PathLike) -> list[Path]:
         w, t = best
         paths.append(plot_jet_masses(t, out / "jet_masses_best.png", title=f"{w.window.label}, eff {t.efficiency:g}"))
     return paths
+
+
+def write_scan_plots(scan_result, events=None, plot_dir: str | os.PathLike = "plots") -> dict[str, str]:
+    """Write all plots of a scan (see :func:`plot_scan`) and return ``{file name: caption}`` for the report.
+
+    ``events`` is accepted for the workflow's signature and not needed: the results carry the histograms.
+    """
+    captions: dict[str, str] = {}
+    for p in plot_scan(scan_result, plot_dir):
+        name = p.name
+        if name == "significance_scan.png":
+            cap = "Local significance vs SR centre for each cut efficiency; title: largest local and global Z."
+        elif name == "sic.png":
+            cap = "SIC of the out-of-fold scores on labelled SR events, per window (statistically trusted range only)."
+        elif name == "jet_masses_best.png":
+            cap = ("Most significant window: jet masses of the selected SR events, the scaled selected sideband "
+                   "events and their difference; dashed: mX (heavier) / mY (lighter) estimates.")
+        else:
+            cap = ("mjj of the events before and after each cut with the sideband dijet fit extrapolated into the "
+                   "shaded SR; lower panels: pulls (sidebands blue, SR orange).")
+        captions[name] = cap
+    return captions

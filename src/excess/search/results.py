@@ -139,6 +139,8 @@ class WindowResult:
     signal_fraction_err: float | None = None
     runtime_s: float = 0.0
     fingerprint: str = ""
+    scores: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """Out-of-fold score of every event of the scanned table (NaN outside the window); in memory only."""
 
     @property
     def ok(self) -> bool:
@@ -162,7 +164,7 @@ class WindowResult:
         raise KeyError(f"no cut at efficiency {efficiency} in {self.window.label}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "scores"}
         d["window"] = self.window.to_dict()
         d["tests"] = [t.to_dict() for t in self.tests]
         d["baseline"] = None if self.baseline is None else self.baseline.to_dict()

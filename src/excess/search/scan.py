@@ -354,6 +354,7 @@ def run_scan(
     results: dict[str, WindowResult] = {}
     prepared: dict[str, dict] = {}
     pending: dict[str, dict] = {}
+    window_scores: dict[str, tuple] = {}
     tasks, task_keys = [], []
     for w in windows:
         fp = _fingerprint({**settings, "window": w.to_dict()})
@@ -361,6 +362,10 @@ def run_scan(
             d = _load_json(resume / "windows" / f"{w.key}.json")
             if d is not None and d.get("fingerprint") == fp:
                 results[w.key] = WindowResult.from_dict(d)
+                sp = resume / "windows" / f"{w.key}.scores.npz"
+                if sp.is_file():
+                    with np.load(sp, allow_pickle=False) as z:
+                        window_scores[w.key] = (z["idx"], z["scores"])
                 log.info("resume: %s done", w.label)
                 continue
         seed = _window_seed(base_seed, w)
@@ -436,6 +441,10 @@ def run_scan(
             )
             if real:
                 pending[p["parent"]]["real"] = res
+                window_scores[w.key] = (idx, p["scores"].astype(np.float32))
+                if resume is not None:
+                    with atomic_path(resume / "windows" / f"{w.key}.scores.npz", suffix=".npz") as tmp:
+                        np.savez(tmp, idx=idx, scores=p["scores"].astype(np.float32), fingerprint=p["fp"])
             else:
                 pending[p["parent"]]["null_z"][p["null"]] = [t.z for t in res.tests]
             p["scores"] = None  # free memory
@@ -463,7 +472,7 @@ def run_scan(
             finally:
                 bar.close()
 
-        window_results = tuple(results[w.key] for w in windows)
+        window_results = tuple(_with_scores(results[w.key], window_scores.get(w.key), len(events)) for w in windows)
         window_results, gsig = _global(window_results, global_toys, base_seed, fit_options, executor, resume)
         if null_toys:
             gsig = _global_null(window_results, null_toys, gsig)
@@ -580,3 +589,11 @@ def _global_null(window_results, n_null: int, gsig):
     tmax = np.nanmax(np.where(np.isfinite(allz), allz, -np.inf), axis=1)[finite]
     g = global_significance(gsig.max_local_z, gsig.n_tests, tmax, n_toys_failed=int((~finite).sum()))
     return dataclasses.replace(g, method="permutation")
+
+
+def _with_scores(res: WindowResult, idx_scores, n: int) -> WindowResult:
+    if idx_scores is None:
+        return res
+    full = np.full(n, np.nan, dtype=np.float32)
+    full[idx_scores[0]] = idx_scores[1]
+    return dataclasses.replace(res, scores=full)
