@@ -300,9 +300,14 @@ def _write_predictions(result, events: pd.DataFrame, cfg: SearchConfig, run_dir:
 
     keep = [c for c in ("mjj", *cfg.scan.features, "mj1", "mj2", "label") if c in events.columns]
     pred = events[list(dict.fromkeys(keep))].copy()
+    n = len(pred)
     for w in result.windows:
-        scores = getattr(w, "scores", None)
-        if scores is None:
-            continue
-        pred[f"score_{w.window.key}"] = np.asarray(scores, dtype=np.float32)
+        path = run_dir / "scan" / "windows" / f"{w.window.key}.scores.npz"
+        if not path.is_file():
+            continue  # a window without a result has no scores
+        with np.load(path, allow_pickle=False) as z:
+            idx, scores = z["idx"], z["scores"]
+        col = np.full(n, np.nan, dtype=np.float32)
+        col[idx] = scores
+        pred[f"score_{w.window.key}"] = col
     return write_events(pred, run_dir / "predictions.h5", {"description": "out-of-fold anomaly scores per window"})
