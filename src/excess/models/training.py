@@ -1,0 +1,182 @@
+"""One seeded torch training loop: mini-batches, validation split, early stopping, best-epoch keeping.
+
+Used by the MLP classifier, the conditional flows and the autoencoders. Torch is imported lazily.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._util import get_logger, progress
+from ..errors import FitError
+
+__all__ = ["TrainResult", "train_val_split", "torch_generator", "reset_parameters", "fit_torch", "batched_eval"]
+
+log = get_logger(__name__)
+
+
+def torch_generator(seed: int):
+    import torch
+
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def reset_parameters(module, generator) -> None:
+    """Re-initialise every ``nn.Linear`` from ``generator`` (torch's default scheme, U(+-1/sqrt(fan_in))).
+
+    Makes weight initialisation reproducible without touching torch's global random state.
+    """
+    import torch
+
+    with torch.no_grad():
+        for mod in module.modules():
+            if isinstance(mod, torch.nn.Linear):
+                bound = 1.0 / math.sqrt(max(1, mod.in_features))
+                mod.weight.uniform_(-bound, bound, generator=generator)
+                if mod.bias is not None:
+                    mod.bias.uniform_(-bound, bound, generator=generator)
+
+
+def train_val_split(n: int, val_fraction: float, rng: np.random.Generator, *, min_val: int = 1):
+    """Random index split ``(train_idx, val_idx)``; ``val_fraction=0`` gives an empty validation set."""
+    perm = rng.permutation(n)
+    if val_fraction <= 0:
+        return perm, perm[:0]
+    n_val = max(min_val, int(round(val_fraction * n)))
+    n_val = min(n_val, n - 1)
+    return perm[n_val:], perm[:n_val]
+
+
+@dataclass
+class TrainResult:
+    """History of a training run; ``best_states`` holds ``(val_loss, epoch, state_dict)``, best first."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_states: list[tuple[float, int, dict]] = field(default_factory=list)
+    stopped_epoch: int = 0
+    seconds: float = 0.0
+
+    @property
+    def best_epoch(self) -> int:
+        return self.best_states[0][1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "best_epochs": [e for _, e, _ in self.best_states],
+            "stopped_epoch": self.stopped_epoch,
+            "seconds": self.seconds,
+        }
+
+
+def batched_eval(fn: Callable, arrays: Sequence, batch_size: int = 65536):
+    """Apply ``fn(*batch_tensors)`` in batches without gradients; concatenate the results."""
+    import torch
+
+    n = arrays[0].shape[0]
+    outs = []
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            outs.append(fn(*(a[i : i + batch_size] for a in arrays)))
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def fit_torch(
+    module,
+    loss_fn: Callable,
+    train: Sequence,
+    val: Sequence | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    patience: int | None = 10,
+    n_best: int = 1,
+    generator=None,
+    desc: str | None = None,
+    parameters=None,
+    clip_grad: float | None = 5.0,
+) -> TrainResult:
+    """Train ``module`` with Adam on ``loss_fn(module, *batch) -> scalar`` (a mean over the batch).
+
+    ``train``/``val`` are sequences of tensors sharing the first dimension. After every epoch the
+    validation loss is computed; the ``n_best`` lowest-loss epochs' state dicts are kept (for best-epoch
+    ensembling) and training stops after ``patience`` epochs without improvement. The module is left
+    holding the best epoch's weights. Without a validation set the last epochs are kept.
+    """
+    import time
+
+    import torch
+
+    t0 = time.perf_counter()
+    params = list(parameters if parameters is not None else module.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if weight_decay else torch.optim.Adam(params, lr=lr)
+    n = train[0].shape[0]
+    steps = max(1, math.ceil(n / batch_size))
+    res = TrainResult()
+    best = math.inf
+    since_best = 0
+    has_val = val is not None and val[0].shape[0] > 0
+    bar = progress(range(epochs), desc=desc, leave=False)
+    for epoch in bar:
+        module.train()
+        perm = torch.randperm(n, generator=generator)
+        total = 0.0
+        for i in range(steps):
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            loss = loss_fn(module, *(t[idx] for t in train))
+            if not torch.isfinite(loss):
+                raise FitError(f"{desc or 'training'}: loss became {loss.item()} at epoch {epoch}; lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
+            opt.step()
+            total += loss.item() * idx.shape[0]
+        res.train_loss.append(total / n)
+        module.eval()
+        if has_val:
+            with torch.no_grad():
+                nv = val[0].shape[0]
+                vl = 0.0
+                for i in range(0, nv, 65536):
+                    b = [t[i : i + 65536] for t in val]
+                    vl += loss_fn(module, *b).item() * b[0].shape[0]
+                vloss = vl / nv
+        else:
+            vloss = res.train_loss[-1]
+        res.val_loss.append(vloss)
+        res.stopped_epoch = epoch
+        # keep the n_best lowest-val-loss epochs
+        if len(res.best_states) < n_best or vloss < res.best_states[-1][0]:
+            res.best_states.append((vloss, epoch, copy.deepcopy(module.state_dict())))
+            res.best_states.sort(key=lambda t: t[0])
+            del res.best_states[n_best:]
+        if vloss < best - 1e-6 * abs(best if math.isfinite(best) else 1.0):
+            best, since_best = vloss, 0
+        else:
+            since_best += 1
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(train=f"{res.train_loss[-1]:.4f}", val=f"{vloss:.4f}")
+        if patience is not None and has_val and since_best >= patience:
+            break
+    if hasattr(bar, "close"):
+        bar.close()
+    if not math.isfinite(best):
+        raise FitError(f"{desc or 'training'}: validation loss is not finite")
+    module.load_state_dict(res.best_states[0][2])
+    module.eval()
+    res.seconds = time.perf_counter() - t0
+    log.debug("%s: %d epochs, best %d (val %.4f), %.1fs", desc, res.stopped_epoch + 1, res.best_epoch, best, res.seconds)
+    return res
