@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from excess.calo.models import get_model_class, load_model
+from excess.calo.models.flow import CaloFlow, _coupling_flow
+from excess.calo.preprocessing import ShowerPreprocessor
+from excess.errors import ConfigError, NotFittedError
+
+SMALL = {
+    "flow": dict(energy_transforms=2, energy_hidden=(16,), shape_transforms=2, shape_hidden=(32,)),
+    "vae": dict(latent_dim=4, hidden=(32,)),
+    "wgan": dict(latent_dim=4, hidden=(32,), critic_hidden=(32,), n_critic=2),
+}
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), spline=st.booleans(), features=st.integers(1, 6))
+def test_coupling_flow_invertible_and_logprob_matches_autograd(seed, spline, features):
+    flow = _coupling_flow(features, 2, 3, (16,), spline, 6, _gen(seed))
+    g = _gen(seed + 1)
+    x = torch.randn(4, features, generator=g, dtype=torch.float64)
+    c = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    flow = flow.double()
+    # perturb the (zero-init-free) weights so the transforms are far from identity
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    dist = flow(c)
+    z = dist.transform(x)
+    torch.testing.assert_close(dist.transform.inv(z), x, atol=1e-6, rtol=1e-6)
+    lp = dist.log_prob(x)
+    for i in range(len(x)):
+        f = lambda xi: flow(c[i : i + 1]).transform(xi[None])[0]  # noqa: E731
+        jac = torch.autograd.functional.jacobian(f, x[i])
+        ref = torch.distributions.Normal(0.0, 1.0).log_prob(f(x[i])).sum() + torch.linalg.slogdet(jac)[1]
+        torch.testing.assert_close(lp[i], ref, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("block", ["shower", "layer"])
+def test_caloflow_logprob_is_the_joint_density(tiny_data, tiny_geometry, block):
+    """log p(u, v | E) of both stages equals the change of variables of the joint map (autograd)."""
+    e, x = tiny_data
+    m = CaloFlow(tiny_geometry, block=block, **SMALL["flow"])
+    m.preprocessor_ = ShowerPreprocessor(tiny_geometry).fit(x, e, 0)
+    m.module_ = m._build(m.preprocessor_.n_features, m.preprocessor_.n_energy, _gen(0)).double()
+    f, c = m.preprocessor_.transform(x[:2], e[:2], 0)
+    f, c = torch.as_tensor(f, dtype=torch.float64), torch.as_tensor(c, dtype=torch.float64)
+    L = m.preprocessor_.n_energy
+
+    def joint(xi, ci):
+        e_part = xi[None, :L]
+        z1 = m.module_["energy"](ci[None]).transform(e_part)
+        ctx = m._shape_context(ci[None], e_part)
+        v = xi[None, L:]
+        if block == "layer":
+            v = v.reshape(L, -1)
+        z2 = m.module_["shape"](ctx).transform(v)
+        return torch.cat([z1.reshape(-1), z2.reshape(-1)])
+
+    lp = m.log_prob(f, c)
+    for i in range(2):
+        jac = torch.autograd.functional.jacobian(lambda xi: joint(xi, c[i]), f[i])
+        ref = torch.distributions.Normal(0.0, 1.0).log_prob(joint(f[i], c[i])).sum() + torch.linalg.slogdet(jac)[1]
+        torch.testing.assert_close(lp[i], ref, atol=1e-6, rtol=1e-6)
+
+
+def test_preprocessor_round_trip(tiny_data, tiny_geometry):
+    e, x = tiny_data
+    p = ShowerPreprocessor(tiny_geometry, noise_mev=1e-4).fit(x, e, 0)
+    f, c = p.transform(x, e, 1)
+    assert f.shape == (len(e), 63) and c.shape == (len(e), 1)
+    assert abs(f.mean()) < 0.1
+    back = p.inverse(f, e)
+    np.testing.assert_allclose(back.sum(1), x.sum(1), rtol=1e-3)
+    np.testing.assert_allclose(tiny_geometry.layer_sums(back), tiny_geometry.layer_sums(x), rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(back, x, rtol=0.02, atol=0.05)
+    np.testing.assert_allclose(p.energy_ratio(f[:, 0]), x.sum(1) / e, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["flow", "vae", "wgan"])
+def test_fit_sample_save_load(tiny_data, tiny_geometry, tmp_path, name):
+    e, x = tiny_data
+    cls = get_model_class(name)
+    m = cls(tiny_geometry, epochs=2, batch_size=128, random_state=3, **SMALL[name])
+    assert m.get_params()["epochs"] == 2 and not hasattr(m, "module_")  # __init__ only stores
+    with pytest.raises(NotFittedError):
+        m.sample([1000.0])
+    assert m.fit(x, e) is m
+    assert len(m.history_) == 2 and m.best_epoch_ in (1, 2)
+    assert all(np.isfinite(h["loss"]) and h["chi2_etot"] >= 0 for h in m.history_)
+    s = m.sample(e[:50], batch_size=16, random_state=5)
+    assert s.shape == (50, 60) and (s >= 0).all() and np.isfinite(s).all()
+    ratio = s.sum(1) / e[:50]
+    assert 0.3 < np.median(ratio) < 2.0
+    m.save(tmp_path / name)
+    m2 = load_model(tmp_path / name)
+    assert type(m2) is cls and m2.get_params()["epochs"] == 2
+    np.testing.assert_array_equal(m2.sample(e[:50], batch_size=16, random_state=5), s)
+    # a fixed seed reproduces the training
+    m3 = cls(tiny_geometry, epochs=2, batch_size=128, random_state=3, **SMALL[name]).fit(x, e)
+    np.testing.assert_array_equal(m3.sample(e[:50], batch_size=16, random_state=5), s)
+
+
+def test_bad_params(tiny_geometry):
+    with pytest.raises(ConfigError):
+        get_model_class("diffusion")
+    with pytest.raises(ConfigError):
+        CaloFlow(tiny_geometry).set_params(n_layers=3)
+    with pytest.raises(ConfigError, match="equal size"):
+        CaloFlow("ds1-photons", block="layer")._block_mode()
