@@ -212,3 +212,13 @@ def test_plots(signal_events, tmp_path):
     assert np.isfinite(w.scores[inside]).all() and np.isnan(w.scores[~inside]).all()
     for q in [*paths, p]:
         assert q.stat().st_size > 1000 and q.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cwola_integration(signal_events):
+    """The real CWoLa method (fast settings) runs through the scan, out of fold, with a result."""
+    pytest.importorskip("excess.anomaly.cwola")
+    r = run_scan(signal_events, method="cwola", method_params={"fast": True}, windows=WINDOWS[1:2],
+                 efficiencies=(0.1,), n_folds=2, n_workers=1, random_state=0, global_toys=0, show_progress=False)
+    w = r.windows[0]
+    assert w.ok and w.tests[0].ok and np.isfinite(w.tests[0].z)
+    assert w.max_sic is not None
