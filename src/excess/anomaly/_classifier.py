@@ -11,7 +11,7 @@ from .base import AnomalyMethod, WindowData
 
 __all__ = ["ClassifierMethod"]
 
-FAST_CLASSIFIER = {"hgb": {"n_members": 2, "max_iter": 30}, "mlp": {"epochs": 5, "n_best": 2, "hidden": (16, 16)}}
+FAST_CLASSIFIER = {"hgb": {"n_members": 2, "max_iter": 30}, "mlp": {"epochs": 20, "n_best": 2, "hidden": (16, 16), "batch_size": 128}}
 
 
 class ClassifierMethod(AnomalyMethod):

@@ -1,0 +1,47 @@
+"""ANODE (Nachman & Shih 2020): the likelihood ratio of two conditional density estimates.
+
+``p_data(x | m)`` is learned on the SR, ``p_bg(x | m)`` on the SB and interpolated into the SR;
+the score is ``log p_data(x | m) - log p_bg(x | m)`` (both in the original variables).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from .._util import spawn_seeds
+from .base import AnomalyMethod
+from ._flows import FAST_FLOW, background_flow, make_flow
+
+__all__ = ["ANODE"]
+
+
+class ANODE(AnomalyMethod):
+    """Score = ``log p_SR(x|m) - log p_SB(x|m)`` from two conditional flows.
+
+    Parameters
+    ----------
+    flow_params : dict for :class:`~excess.models.flows.ConditionalFlow` (both flows)
+    background_flow : path of a saved SB flow to reuse instead of training one
+    random_state : seed
+    """
+
+    name = "anode"
+    uses_sb = True
+    min_sr = 50
+    min_sb = 50
+    FAST_PARAMS: ClassVar[dict] = {"flow_params": FAST_FLOW}
+
+    def __init__(self, flow_params: dict | None = None, background_flow: str | None = None, random_state=None):
+        self.flow_params = flow_params
+        self.background_flow = background_flow
+        self.random_state = random_state
+
+    def _fit(self, data, rng):
+        self.background_flow_ = background_flow(self, data, rng)
+        (seed,) = spawn_seeds(rng, 1)
+        self.data_flow_ = make_flow(self.flow_params, seed).fit(data.X_sr, data.m_sr)
+
+    def _score(self, X, m):
+        return self.data_flow_.log_prob(X, m) - self.background_flow_.log_prob(X, m)
