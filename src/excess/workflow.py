@@ -139,6 +139,8 @@ class SearchOutcome:
     best_efficiency: float | None
     z_local: float | None
     z_global: float | None
+    z_global_is_limit: bool
+    z_trials: float | None
     m_res: float | None
     m_x: float | None
     m_y: float | None
@@ -155,7 +157,12 @@ class SearchOutcome:
         s = (f"Most significant window: {self.best_window} GeV at background efficiency {self.best_efficiency:g}: "
              f"local Z = {self.z_local:.2f}")
         if self.z_global is not None:
-            s += f", global Z = {self.z_global:.2f}"
+            if self.z_global_is_limit:
+                s += f", global Z > {self.z_global:.2f} (no pseudo-experiment reached it; more toys tighten the bound)"
+            else:
+                s += f", global Z = {self.z_global:.2f}"
+        if self.z_trials is not None:
+            s += f" [trials-factor estimate {self.z_trials:.2f}]"
         if self.m_res:
             s += f"; resonance mass ~{self.m_res:.0f} GeV"
         if self.m_x and self.m_y:
@@ -279,7 +286,8 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
     g = metrics.get("global_significance") or {}
     return SearchOutcome(
         run_dir=str(run_dir), report=str(report), best_window=best.get("window"), best_efficiency=best.get("efficiency"),
-        z_local=best.get("z_local"), z_global=g.get("z_global"), m_res=best.get("m_res"), m_x=best.get("m_x"),
+        z_local=best.get("z_local"), z_global=g.get("z_global"),
+        z_global_is_limit=bool(g.get("z_global_is_limit", False)), z_trials=g.get("z_trials"), m_res=best.get("m_res"), m_x=best.get("m_x"),
         m_y=best.get("m_y"), runtime_s=metrics["runtime_s"],
     )
 

@@ -66,6 +66,7 @@ def cli(ctx, debug, quiet, verbose):
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("excess").setLevel(level)
+    logging.getLogger("numexpr").setLevel(logging.WARNING)
 
 
 def main(argv=None) -> int:

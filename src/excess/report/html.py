@@ -86,7 +86,10 @@ def write_report(run_dir: str | Path) -> Path:
         parts.append(
             "<div class='box'><b>Most significant:</b> window " + html.escape(str(best.get("window"))) + " GeV at background efficiency "
             + _fmt(best.get("efficiency"), 4) + ": local Z = " + _fmt(best.get("z_local")) + " (p = " + _fmt(best.get("p_local"), 6) + ")"
-            + "; global Z = " + _fmt(glob.get("z_global")) + " (p = " + _fmt(glob.get("p_global"), 4) + ", " + str(glob.get("method", "")) + ")."
+            + "; global Z " + ("&gt; " if glob.get("z_global_is_limit") else "= ") + _fmt(glob.get("z_global"))
+            + " (p " + ("&lt; " if glob.get("z_global_is_limit") else "= ") + _fmt(glob.get("p_global"), 4) + " from "
+            + str(glob.get("n_toys", "")) + " background-only pseudo-experiments of the whole scan"
+            + (f"; trials-factor estimate Z = {_fmt(glob.get('z_trials'))}" if glob.get("z_trials") is not None else "") + ")."
             + (f" Estimated resonance mass {_fmt(best.get('m_res'), 0)} GeV; jet masses m_X ≈ {_fmt(best.get('m_x'), 0)} GeV, m_Y ≈ {_fmt(best.get('m_y'), 0)} GeV." if best.get("m_res") else "")
             + (f" Fitted signal fraction {_fmt(best.get('signal_fraction'), 5)} ± {_fmt(best.get('signal_fraction_err'), 5)}." if best.get("signal_fraction") is not None else "")
             + "</div>")
