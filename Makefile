@@ -9,7 +9,6 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	# CPU wheel of torch (the pinned version avoids GBs of CUDA packages)
 	$(BIN)/python -m pip install torch==2.13.0
 	# pythia8mc: binary wheels only (8.318.0 has none and compiles for >15 min)
