@@ -42,6 +42,8 @@ def main(argv=None):
     ap.add_argument("--runs", type=Path, default=Path("runs/calo"))
     ap.add_argument("--tag", default="", help="suffix of the model directory")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-max-showers", type=int, default=None, help="evaluate on the first N test showers")
+    ap.add_argument("--classifier-epochs", type=int, default=30)
     a = ap.parse_args(argv)
 
     r = a.runs
@@ -62,8 +64,11 @@ def main(argv=None):
     run([*EXCESS, "-q", "calo", "generate", "--model-dir", str(mdir), "--energies-from", str(files[2]), "--seed", "7",
          "--threads", str(a.threads), "-o", str(gen), "--force"])
     ev = r / f"{ds}_{a.model}{a.tag}_eval"
-    run([*EXCESS, "-q", "calo", "evaluate", "--reference", str(files[2]), "--generated", str(gen), "--seed", "0",
-         "--threads", str(a.threads), "-o", str(ev)])
+    evaluate = [*EXCESS, "-q", "calo", "evaluate", "--reference", str(files[2]), "--generated", str(gen), "--seed", "0",
+                "--threads", str(a.threads), "--classifier-epochs", str(a.classifier_epochs), "-o", str(ev)]
+    if a.eval_max_showers:
+        evaluate += ["--max-showers", str(a.eval_max_showers)]
+    run(evaluate)
     s = json.loads((ev / "summary.json").read_text())
     t = json.loads((mdir / "train_summary.json").read_text())
     print(f"\n{ds} ({PRESET[ds]} GFLASH reference), model {a.model}: trained on {t['n_train']} showers, "

@@ -1,7 +1,8 @@
 """Conditional variational autoencoder on the shared shower representation.
 
-Encoder ``q(z | x, E_inc)`` and decoder ``p(x | z, E_inc) = N(mu(z, E_inc), diag sigma^2)`` are MLPs;
-``sigma`` is a learned per-feature scale. Loss: the negative ELBO per feature, with a KL weight
+Encoder ``q(z | x, E_inc)`` and decoder ``p(x | z, E_inc) = N(mu(z, E_inc), diag sigma(E_inc)^2)`` are MLPs;
+``ln sigma`` is linear in the condition ``ln E_inc`` per feature (sampling fluctuations shrink with
+energy: a constant scale cannot describe a resolution of ``a/sqrt(E)``). Loss: the negative ELBO per feature, with a KL weight
 ``beta``. Sampling draws ``z ~ N(0, 1)`` and, with ``decoder_noise=True``, adds the decoder's
 Gaussian noise (voxel fluctuations that are independent given the shower, as in a sampling
 calorimeter); the result is clipped to ``[-clip, clip]`` and mapped back to voxel energies.
@@ -69,8 +70,11 @@ class CaloVAE(ShowerGenerator):
         m = torch.nn.Module()
         m.encoder = _mlp((n_features + 1, *h, 2 * k))
         m.decoder = _mlp((k + 1, *h[::-1], n_features))
-        m.log_sigma = torch.nn.Parameter(torch.zeros(n_features))
+        m.log_sigma = torch.nn.Linear(1, n_features)
         init_linear_(m, generator)
+        with torch.no_grad():
+            m.log_sigma.weight.zero_()
+            m.log_sigma.bias.zero_()
         return m
 
     def _make_optimizers(self):
@@ -87,7 +91,7 @@ class CaloVAE(ShowerGenerator):
         logvar = logvar.clamp(-12, 8)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator)
         xm = m.decoder(torch.cat([z, c], 1))
-        ls = m.log_sigma.clamp(-6, 2)
+        ls = m.log_sigma(c).clamp(-6, 2)
         nll = (0.5 * ((x - xm) / torch.exp(ls)) ** 2 + ls + 0.5 * math.log(2 * math.pi)).sum(1)
         kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
         loss = (nll + float(self.beta) * kl).mean() / x.shape[1]
@@ -104,5 +108,5 @@ class CaloVAE(ShowerGenerator):
         z = torch.randn(c.shape[0], int(self.latent_dim), generator=generator)
         x = m.decoder(torch.cat([z, c], 1))
         if self.decoder_noise:
-            x = x + torch.exp(m.log_sigma.clamp(-6, 2)) * torch.randn(x.shape, generator=generator)
+            x = x + torch.exp(m.log_sigma(c).clamp(-6, 2)) * torch.randn(x.shape, generator=generator)
         return x.clamp(-self.clip, self.clip)
