@@ -81,6 +81,9 @@ class ScanConfig(_Strict):
     window_step: float | None = Field(None, gt=0)
     sideband_width: float | None = Field(None, gt=0)
     global_toys: int = Field(200, ge=0)
+    null_toys: int = Field(0, ge=0, description="Permutation pseudo-experiments per window (mjj shuffled): "
+                           "p-values calibrated for learned selections; costs null_toys x the training.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Size of the f3-vs-f4 function-choice test.")
     fit_functions: list[int] = Field(default_factory=lambda: [3, 4])
     function_test: str = Field("lrt", pattern="^(lrt|f-test)$")
     min_selected: int = Field(20, ge=1)
