@@ -52,6 +52,7 @@ class FeatureComparison:
     reference_quartiles: tuple[float, float, float]
     ks_distance: float | None
     ks_pvalue: float | None
+    ks_lower_bound: float | None = None  # from reference quartiles only: max_p |F_gen(q_p) - p| <= KS distance
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -67,12 +68,13 @@ class RealismReport:
         return {"reference": self.reference, "sr": self.sr, "comparisons": [c.to_dict() for c in self.comparisons]}
 
     def table(self) -> str:
-        lines = [f"{'category':<11}{'feature':<10}{'n_gen':>8}{'n_ref':>9}  {'generated p25/p50/p75':<26}{'reference p25/p50/p75':<26}{'KS':>7}"]
+        lines = [f"{'category':<11}{'feature':<10}{'n_gen':>8}{'n_ref':>9}  {'generated p25/p50/p75':<26}{'reference p25/p50/p75':<26}{'KS':>8}"]
         for c in self.comparisons:
             g = "/".join(f"{x:.4g}" for x in c.generated_quartiles)
             r = "/".join(f"{x:.4g}" for x in c.reference_quartiles)
-            ks = f"{c.ks_distance:.3f}" if c.ks_distance is not None else "-"
-            lines.append(f"{c.category:<11}{c.feature:<10}{c.n_generated:>8}{c.n_reference:>9}  {g:<26}{r:<26}{ks:>7}")
+            ks = (f"{c.ks_distance:.3f}" if c.ks_distance is not None
+                  else (f">={c.ks_lower_bound:.3f}" if c.ks_lower_bound is not None else "-"))
+            lines.append(f"{c.category:<11}{c.feature:<10}{c.n_generated:>8}{c.n_reference:>9}  {g:<26}{r:<26}{ks:>8}")
         return "\n".join(lines)
 
 
@@ -132,8 +134,9 @@ def compare_to_quartiles(generated: pd.DataFrame, quartiles: dict = LHCO_RD_SR_Q
             if f not in g.columns:
                 raise InputError(f"generated sample lacks feature column {f!r}")
             gv = g[f].to_numpy(dtype=float)
+            bound = max(abs(float(np.mean(gv <= q)) - p) for q, p in zip(ref, (0.25, 0.5, 0.75)))
             out.append(FeatureComparison(f, cat, len(gv), 0, tuple(np.quantile(gv, [0.25, 0.5, 0.75]).tolist()),
-                                         tuple(float(x) for x in ref), None, None))
+                                         tuple(float(x) for x in ref), None, None, bound))
     return RealismReport(reference_name, (float(sr[0]), float(sr[1])), tuple(out))
 
 
