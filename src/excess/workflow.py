@@ -49,7 +49,8 @@ def _read_root(path: Path, tree: str | None) -> pd.DataFrame:
     import uproot
 
     with uproot.open(path) as f:
-        trees = [k.split(";")[0] for k, v in f.items() if v.classname.startswith("TTree")]
+        trees = sorted({k.split(";")[0] for k, c in f.classnames().items()
+                        if c.startswith("TTree") or c == "ROOT::RNTuple"})
         name = tree or (trees[0] if len(trees) == 1 else None)
         if name is None:
             raise InputError(f"{path}: give data.tree, the file holds trees {trees}")
