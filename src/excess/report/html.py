@@ -41,6 +41,30 @@ def _fmt(x, nd=2):
     return f"{x:.{nd}f}"
 
 
+def _fmt_p(x):
+    if x is None:
+        return "–"
+    try:
+        return f"{x:.3g}"
+    except (TypeError, ValueError):
+        return html.escape(str(x))
+
+
+_FIRST = ("significance_scan.png", "jet_masses_best.png", "sic.png")
+
+
+def _order_plots(plots: list[Path], best_window: str | None) -> list[Path]:
+    """Headline plots first, then the most significant window's fits, then the other windows in mjj order."""
+    def key(p: Path):
+        if p.name in _FIRST:
+            return (0, _FIRST.index(p.name), p.name)
+        if best_window and p.name.startswith("fits_w" + best_window.split()[-1].replace("-", "_")):
+            return (1, 0, p.name)
+        return (2, 0, p.name)
+
+    return sorted(plots, key=key)
+
+
 def _scan_table(metrics: dict) -> str:
     effs = metrics.get("config", {}).get("efficiencies", [])
     best = metrics.get("best") or {}
@@ -85,9 +109,9 @@ def write_report(run_dir: str | Path) -> Path:
     if best:
         parts.append(
             "<div class='box'><b>Most significant:</b> window " + html.escape(str(best.get("window"))) + " GeV at background efficiency "
-            + _fmt(best.get("efficiency"), 4) + ": local Z = " + _fmt(best.get("z_local")) + " (p = " + _fmt(best.get("p_local"), 6) + ")"
+            + _fmt(best.get("efficiency"), 4) + ": local Z = " + _fmt(best.get("z_local")) + " (p = " + _fmt_p(best.get("p_local")) + ")"
             + "; global Z " + ("&gt; " if glob.get("z_global_is_limit") else "= ") + _fmt(glob.get("z_global"))
-            + " (p " + ("&lt; " if glob.get("z_global_is_limit") else "= ") + _fmt(glob.get("p_global"), 4) + " from "
+            + " (p " + ("&lt; " if glob.get("z_global_is_limit") else "= ") + _fmt_p(glob.get("p_global")) + " from "
             + str(glob.get("n_toys", "")) + " background-only pseudo-experiments of the whole scan"
             + (f"; trials-factor estimate Z = {_fmt(glob.get('z_trials'))}" if glob.get("z_trials") is not None else "") + ")."
             + (f" Estimated resonance mass {_fmt(best.get('m_res'), 0)} GeV; jet masses m_X ≈ {_fmt(best.get('m_x'), 0)} GeV, m_Y ≈ {_fmt(best.get('m_y'), 0)} GeV." if best.get("m_res") else "")
@@ -98,7 +122,7 @@ def write_report(run_dir: str | Path) -> Path:
     parts.append("<h2>Scan</h2>" + _scan_table(metrics))
     if plots:
         parts.append("<h2>Plots</h2>")
-        for p in plots:
+        for p in _order_plots(plots, (best or {}).get("window")):
             cap = captions.get(p.name, p.stem.replace("_", " "))
             parts.append(f"<figure><a href='plots/{html.escape(p.name)}'><img src='plots/{html.escape(p.name)}' alt='{html.escape(cap)}'></a>"
                          f"<figcaption>{html.escape(cap)}</figcaption></figure>")
