@@ -93,3 +93,23 @@ def test_resume_and_no_overwrite(tiny):
     p = subprocess.run([EXE, "report", str(run_dir)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and (run_dir / "report.html").exists()
     assert not list(run_dir.rglob(".*.tmp"))  # nothing half-written left behind
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (.ci/run installs it)")
+def test_report_renders_in_headless_browser(tiny):
+    _, _, run_dir, _ = tiny
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={run_dir.parent / 'chromium-profile'}"]
+    url = (run_dir / "report.html").resolve().as_uri()
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    imgs = re.findall(r"<img src=\"plots/([^\"]+)\"", dom.stdout)
+    assert sorted(imgs) == sorted(p.name for p in (run_dir / "plots").glob("*.png"))
+    shot = run_dir.parent / "report.png"
+    p = subprocess.run([CHROMIUM, *flags, "--window-size=1200,1600", f"--screenshot={shot}", url],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and shot.stat().st_size > 20_000  # a rendered page, not a blank one
