@@ -33,6 +33,9 @@ class ANODE(AnomalyMethod):
     min_sb = 50
     FAST_PARAMS: ClassVar[dict] = {"flow_params": FAST_FLOW}
 
+    def _requires_sb(self) -> bool:
+        return self.background_flow is None
+
     def __init__(self, flow_params: dict | None = None, background_flow: str | None = None, random_state=None):
         self.flow_params = flow_params
         self.background_flow = background_flow

@@ -216,7 +216,7 @@ class AnomalyMethod(BaseEstimator):
         """Fit on the window's events; ``sr=(lo, hi)`` in GeV. Returns ``self``."""
         data = check_window(
             X, m, sr=sr, y=y, X_background=X_background, m_background=m_background,
-            min_sr=self.min_sr, min_sb=self.min_sb if self.uses_sb else 0,
+            min_sr=self.min_sr, min_sb=self.min_sb if self._requires_sb() else 0,
             needs_labels=self.needs_labels, needs_background=self.needs_background, method=self.name,
         )
         rng = check_random_state(getattr(self, "random_state", None))
@@ -241,6 +241,10 @@ class AnomalyMethod(BaseEstimator):
                 "refusing to return NaN scores"
             )
         return s
+
+    def _requires_sb(self) -> bool:
+        """Whether fit needs sideband events (False e.g. when a saved background flow is given)."""
+        return self.uses_sb
 
     @classmethod
     def fast_params(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +323,7 @@ def cross_val_scores(
         raise InputError(
             f"{method.name}: too few SR events for {n_folds} folds: {n_sr} in {sr}, need >= {max(need_sr, n_folds)}"
         )
-    if method.uses_sb:
+    if method._requires_sb():
         need_sb = int(np.ceil(method.min_sb * n_folds / (n_folds - 1)))
         if n_sb < max(need_sb, n_folds):
             raise InputError(

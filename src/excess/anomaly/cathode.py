@@ -63,6 +63,9 @@ class CATHODE(ClassifierMethod):
         fast.update({"flow_params": FAST_FLOW, "oversample": 2})
         return fast
 
+    def _requires_sb(self) -> bool:
+        return self.background_flow is None
+
     def __init__(self, flow_params: dict | None = None, classifier="hgb", classifier_params=None,
                  oversample: float = 4.0, kde_bandwidth=None, background_flow: str | None = None,
                  random_state=None):

@@ -66,6 +66,9 @@ class RANODE(AnomalyMethod):
     min_sb = 50
     FAST_PARAMS: ClassVar[dict] = {"flow_params": FAST_FLOW, "signal_flow_params": FAST_SIGNAL}
 
+    def _requires_sb(self) -> bool:
+        return self.background_flow is None
+
     def __init__(self, flow_params: dict | None = None, signal_flow_params: dict | None = None, w_init: float = 0.01,
                  learn_w: bool = True, validation_fraction: float = 0.3, background_flow: str | None = None,
                  random_state=None):
