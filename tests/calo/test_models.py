@@ -96,6 +96,7 @@ def test_fit_sample_save_load(tiny_data, tiny_geometry, tmp_path, name):
         m.sample([1000.0])
     assert m.fit(x, e) is m
     assert len(m.history_) == 2 and m.best_epoch_ in (1, 2)
+    assert m.preprocessor_.thresholds_.shape[0] == 3  # sparsity calibration ran (per layer x energy bin)
     assert all(np.isfinite(h["loss"]) and h["chi2_etot"] >= 0 for h in m.history_)
     s = m.sample(e[:50], batch_size=16, random_state=5)
     assert s.shape == (50, 60) and (s >= 0).all() and np.isfinite(s).all()
@@ -117,3 +118,17 @@ def test_bad_params(tiny_geometry):
         CaloFlow(tiny_geometry).set_params(n_layers=3)
     with pytest.raises(ConfigError, match="equal size"):
         CaloFlow("ds1-photons", block="layer")._block_mode()
+
+
+def test_threshold_calibration_restores_sparsity(tiny_data, tiny_geometry):
+    e, x = tiny_data
+    p = ShowerPreprocessor(tiny_geometry).fit(x, e, 0)
+    rng = np.random.default_rng(0)
+    smeared = x + rng.uniform(0.0, 0.5, size=x.shape) * (x == 0)  # a model that fills empty voxels
+    assert (smeared == 0).mean() < 0.01 < 0.3 < (x == 0).mean()
+    p.calibrate_thresholds(smeared, x, e, n_bins=3)
+    assert p.thresholds_.shape == (3, 3)
+    out = p._threshold(smeared.copy(), e)
+    np.testing.assert_allclose((out == 0).mean(), (x == 0).mean(), atol=0.02)
+    q = ShowerPreprocessor.from_state(tiny_geometry, p.state())
+    np.testing.assert_array_equal(q.thresholds_, p.thresholds_)

@@ -12,6 +12,13 @@ each mapped through ``logit(delta + (1 - 2 delta) u)`` and standardised per dime
 renormalises each layer's voxel fractions, multiplies by the layer energies, and zeroes voxels
 below ``noise_mev`` (the threshold that undoes the dequantisation). The conditioning is the
 standardised ``ln E_inc``.
+
+Sparsity calibration (optional, fitted on training showers after the model): generative models
+smear the gap between empty and non-empty voxels, so generated showers come out too dense. For each
+layer and each of a few bins in ``ln E_inc``, :meth:`ShowerPreprocessor.calibrate_thresholds` picks
+the output threshold (MeV) at which the generated fraction of empty voxels equals the training
+showers'; thresholds are interpolated in ``ln E_inc``, and each layer is rescaled after thresholding
+so that its energy is unchanged.
 """
 
 from __future__ import annotations
@@ -119,18 +126,69 @@ class ShowerPreprocessor:
         frac = _expit(f[:, L:])
         norm = np.repeat(np.maximum(g.layer_sums(frac), 1e-12), g.layer_sizes, axis=1)
         x = frac / norm * np.repeat(layer_e, g.layer_sizes, axis=1)
-        x[x < self.noise_mev] = 0.0
-        return x.astype(np.float32)
+        return self._threshold(x, e, layer_e).astype(np.float32)
+
+    def _threshold(self, x, e, layer_e=None):
+        g = self.geometry
+        thr = getattr(self, "thresholds_", None)
+        if thr is None:
+            x[x < self.noise_mev] = 0.0
+            return x
+        le = np.log(e)
+        t = np.stack([np.interp(le, self.threshold_log_e_, thr[i]) for i in range(g.n_layers)], axis=1)  # (N, L)
+        x[x < np.repeat(t, g.layer_sizes, axis=1)] = 0.0
+        if layer_e is not None:  # keep the layer energies
+            kept = g.layer_sums(x)
+            scale = np.where(kept > 0, layer_e / np.maximum(kept, 1e-300), 0.0)
+            x *= np.repeat(scale, g.layer_sizes, axis=1)
+        return x
+
+    def calibrate_thresholds(self, generated, reference, incident_energies, n_bins: int = 6) -> ShowerPreprocessor:
+        """Fit per-layer, per-energy-bin output thresholds (see the module docstring).
+
+        ``generated`` must be *unthresholded* model output (call with ``thresholds_`` unset) for the
+        same incident energies as the ``reference`` training showers.
+        """
+        g = self.geometry
+        e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
+        le = np.log(e)
+        edges = np.unique(np.quantile(le, np.linspace(0, 1, n_bins + 1)))
+        if len(edges) < 2:
+            edges = np.array([le.min() - 1e-6, le.max() + 1e-6])
+        which = np.clip(np.searchsorted(edges, le, side="right") - 1, 0, len(edges) - 2)
+        centres, thr = [], []
+        for k in range(len(edges) - 1):
+            m = which == k
+            if not m.any():
+                continue
+            centres.append(float(np.median(le[m])))
+            row = []
+            for i in range(g.n_layers):
+                sl = g.layer_slice(i)
+                target = float((reference[m][:, sl] <= 0).mean())
+                vals = generated[m][:, sl].ravel()
+                row.append(max(float(np.quantile(vals, target)) if target > 0 else 0.0, self.noise_mev))
+            thr.append(row)
+        self.threshold_log_e_ = np.asarray(centres)
+        self.thresholds_ = np.asarray(thr).T  # (L, K)
+        return self
 
     # ---- persistence --------------------------------------------------------------------------
     def state(self) -> dict:
         self._check()
-        return {"noise_mev": self.noise_mev, "u_max_": self.u_max_, "cond_mean_": self.cond_mean_,
-                "cond_std_": self.cond_std_, "mean_": self.mean_.tolist(), "std_": self.std_.tolist()}
+        d = {"noise_mev": self.noise_mev, "u_max_": self.u_max_, "cond_mean_": self.cond_mean_,
+             "cond_std_": self.cond_std_, "mean_": self.mean_.tolist(), "std_": self.std_.tolist()}
+        if getattr(self, "thresholds_", None) is not None:
+            d["thresholds_"] = self.thresholds_.tolist()
+            d["threshold_log_e_"] = self.threshold_log_e_.tolist()
+        return d
 
     @classmethod
     def from_state(cls, geometry: CaloGeometry, state: dict) -> ShowerPreprocessor:
         p = cls(geometry, float(state["noise_mev"]))
         p.u_max_, p.cond_mean_, p.cond_std_ = float(state["u_max_"]), float(state["cond_mean_"]), float(state["cond_std_"])
         p.mean_, p.std_ = np.asarray(state["mean_"]), np.asarray(state["std_"])
+        if "thresholds_" in state:
+            p.thresholds_ = np.asarray(state["thresholds_"], dtype=float)
+            p.threshold_log_e_ = np.asarray(state["threshold_log_e_"], dtype=float)
         return p

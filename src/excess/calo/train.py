@@ -90,6 +90,8 @@ def fit_generator(model, showers, incident_energies, *, validation=None, progres
     if best_state is not None:
         model.module_.load_state_dict(best_state)
     model.module_.eval()
+    if getattr(model, "sparsity_calibration", False):
+        model.calibrate_sparsity(showers, e, random_state=rng)
     model.history_ = history
     model.best_epoch_ = best_epoch
     model.n_train_ = int(len(e))

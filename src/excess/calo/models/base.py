@@ -95,6 +95,24 @@ class ShowerGenerator:
 
         return fit_generator(self, showers, incident_energies, validation=validation, progress_bar=progress_bar)
 
+    def calibrate_sparsity(self, showers, incident_energies, *, max_showers: int = 5000, random_state=None):
+        """Fit the per-layer, per-energy output thresholds on (training) showers; returns ``self``.
+
+        Called by :meth:`fit` when ``sparsity_calibration`` is true; see
+        :meth:`excess.calo.preprocessing.ShowerPreprocessor.calibrate_thresholds`.
+        """
+        self._check_fitted()
+        rng = check_random_state(random_state if random_state is not None else self.random_state)
+        e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
+        idx = rng.permutation(len(e))[: int(max_showers)]
+        pre = self.preprocessor_
+        for attr in ("thresholds_", "threshold_log_e_"):
+            if hasattr(pre, attr):
+                delattr(pre, attr)
+        gen = self.sample(e[idx], random_state=rng)
+        pre.calibrate_thresholds(gen, np.asarray(showers)[idx], e[idx])
+        return self
+
     def _check_fitted(self):
         if not hasattr(self, "module_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")

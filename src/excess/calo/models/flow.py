@@ -60,6 +60,9 @@ class CaloFlow(ShowerGenerator):
         Rational-quadratic spline (True) or affine (False, faster) shape transforms.
     epochs, batch_size, lr, weight_decay, noise_mev, clip, random_state
         Training settings (Adam with cosine learning-rate decay, gradient norm clipped at 5).
+    sparsity_calibration : bool
+        Fit per-layer, per-energy output thresholds on the training showers after training, so that
+        the fraction of empty voxels matches (see :mod:`excess.calo.preprocessing`).
     """
 
     name = "flow"
@@ -81,6 +84,7 @@ class CaloFlow(ShowerGenerator):
         weight_decay: float = 0.0,
         noise_mev: float = 0.01,
         clip: float = 8.0,
+        sparsity_calibration: bool = True,
         random_state: int | None = 0,
     ):
         self.geometry = geometry
@@ -97,6 +101,7 @@ class CaloFlow(ShowerGenerator):
         self.weight_decay = weight_decay
         self.noise_mev = noise_mev
         self.clip = clip
+        self.sparsity_calibration = sparsity_calibration
         self.random_state = random_state
 
     # ------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class CaloVAE(ShowerGenerator):
         lr: float = 1e-3,
         noise_mev: float = 0.01,
         clip: float = 8.0,
+        sparsity_calibration: bool = True,
         random_state: int | None = 0,
     ):
         self.geometry = geometry
@@ -58,6 +59,7 @@ class CaloVAE(ShowerGenerator):
         self.lr = lr
         self.noise_mev = noise_mev
         self.clip = clip
+        self.sparsity_calibration = sparsity_calibration
         self.random_state = random_state
 
     def _build(self, n_features, n_energy, generator):

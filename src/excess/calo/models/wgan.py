@@ -38,6 +38,7 @@ class CaloWGAN(ShowerGenerator):
         lr: float = 1e-4,
         noise_mev: float = 0.01,
         clip: float = 8.0,
+        sparsity_calibration: bool = True,
         random_state: int | None = 0,
     ):
         self.geometry = geometry
@@ -52,6 +53,7 @@ class CaloWGAN(ShowerGenerator):
         self.lr = lr
         self.noise_mev = noise_mev
         self.clip = clip
+        self.sparsity_calibration = sparsity_calibration
         self.random_state = random_state
 
     def _build(self, n_features, n_energy, generator):
