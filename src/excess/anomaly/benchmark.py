@@ -250,7 +250,8 @@ def run_sic_benchmark(cfg: SICBenchmarkConfig, out_dir: str | os.PathLike | None
             rec = json.loads(line)
             done[tuple(rec["key"])] = rec["rows"]
     rows: list[dict] = []
-    configs = [(sob, seed, nn) for nn in cfg.n_noise for sob in cfg.s_over_b for seed in cfg.seeds]
+    # seed-outer order: a partial (resumable) run already covers every injection
+    configs = [(sob, seed, nn) for nn in cfg.n_noise for seed in cfg.seeds for sob in cfg.s_over_b]
     with tempfile.TemporaryDirectory(prefix="excess-sic-") as tmp:
         for sob, seed, nn in progress(configs, desc="sic benchmark"):
             key = (sob, seed, nn, len(bkg), cfg.fast)

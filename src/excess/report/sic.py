@@ -11,20 +11,30 @@ import numpy as np
 __all__ = ["plot_roc_sic", "plot_max_sic_summary"]
 
 
-def _style():
+_MARKERS = "osD^vP*Xh<>"
+
+
+def _style(hep_style: bool = False):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    try:  # optional HEP style
-        import mplhep
+    if hep_style:  # optional HEP look
+        try:
+            import mplhep
 
-        plt.style.use(mplhep.style.ROOT)
-    except Exception:  # pragma: no cover - style is cosmetic
-        pass
+            plt.style.use(mplhep.style.ATLAS)
+        except Exception:  # pragma: no cover - style is cosmetic
+            pass
     plt.rcParams["text.usetex"] = False
     return plt
+
+
+def _color(i: int):
+    import matplotlib.pyplot as plt
+
+    return plt.get_cmap("tab10")(i % 10)
 
 
 def plot_roc_sic(
@@ -33,6 +43,7 @@ def plot_roc_sic(
     *,
     max_rel_err: float = 0.2,
     title: str | None = None,
+    hep_style: bool = False,
 ) -> Path:
     """Two panels: ROC (background rejection 1/FPR vs TPR) and SIC vs TPR for ``{label: (y, score)}``.
 
@@ -41,13 +52,13 @@ def plot_roc_sic(
     """
     from ..stats.roc import sic_curve
 
-    plt = _style()
+    plt = _style(hep_style)
     fig, (ax_roc, ax_sic) = plt.subplots(1, 2, figsize=(13, 5.5))
     cut_text = None
-    for label, (y, s) in curves.items():
+    for i, (label, (y, s)) in enumerate(curves.items()):
         c = sic_curve(y, s, max_rel_err=max_rel_err)
         v = c.valid
-        (line,) = ax_roc.plot(c.tpr[v], 1 / c.fpr[v], label=label)
+        (line,) = ax_roc.plot(c.tpr[v], 1 / c.fpr[v], label=label, color=_color(i))
         ax_roc.plot(c.tpr[~v], 1 / c.fpr[~v], ls="--", color=line.get_color(), alpha=0.5)
         ax_sic.plot(c.tpr[v], c.sic[v], color=line.get_color(), label=f"{label} (max {c.max_sic:.2f})")
         ax_sic.plot(c.tpr[~v], c.sic[~v], ls="--", color=line.get_color(), alpha=0.5)
@@ -83,25 +94,28 @@ def plot_max_sic_summary(
     group_key: str = "method",
     note: str | None = None,
     title: str | None = None,
+    hep_style: bool = False,
 ) -> Path:
     """Max SIC (mean with min-max band over seeds) vs ``x_key`` (e.g. S/B), one line per method.
 
     ``table`` rows need ``group_key``, ``x_key``, ``max_sic_mean``, ``max_sic_min``, ``max_sic_max``.
     """
-    plt = _style()
+    plt = _style(hep_style)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     groups: dict[str, list] = {}
     for r in table:
         groups.setdefault(r[group_key], []).append(r)
-    for g, rows in groups.items():
+    for i, (g, rows) in enumerate(groups.items()):
         rows = sorted(rows, key=lambda r: r[x_key])
         x = np.array([r[x_key] for r in rows]) * (100 if x_key == "s_over_b" else 1)
         mean = np.array([r["max_sic_mean"] for r in rows])
         lo = np.array([r["max_sic_min"] for r in rows])
         hi = np.array([r["max_sic_max"] for r in rows])
-        (line,) = ax.plot(x, mean, marker="o", label=g)
+        (line,) = ax.plot(x, mean, marker=_MARKERS[i % len(_MARKERS)], color=_color(i), label=g)
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
     ax.axhline(1.0, color="gray", ls=":", lw=1)
+    if x_key == "s_over_b":
+        ax.set_xscale("log")
     ax.set_xlabel("S/B in the SR [%]" if x_key == "s_over_b" else x_key)
     ax.set_ylabel("max SIC (mean; band: min-max over seeds)")
     ax.legend(fontsize=9, ncol=2)
