@@ -66,6 +66,7 @@ class CaloFlow(ShowerGenerator):
     """
 
     name = "flow"
+    _max_rows = 2**23  # rows x features per shape-flow pass at generation (~ a few GB of activations)
 
     def __init__(
         self,
@@ -196,6 +197,10 @@ class CaloFlow(ShowerGenerator):
         V = self.preprocessor_.n_features - self.preprocessor_.n_energy
         dim = V if self.mode_ == "shower" else V // self.preprocessor_.n_energy
         z = torch.randn(ctx.shape[0], dim, generator=generator)
-        v = flow.transform.inv(z).clamp(-self.clip, self.clip)
-        v = v.reshape(c.shape[0], -1)
+        rows = max(1, self._max_rows // max(dim, 1))  # bound the memory of one network pass
+        if ctx.shape[0] <= rows:
+            v = flow.transform.inv(z)
+        else:
+            v = torch.cat([self.module_["shape"](ctx[i : i + rows]).transform.inv(z[i : i + rows]) for i in range(0, ctx.shape[0], rows)])
+        v = v.clamp(-self.clip, self.clip).reshape(c.shape[0], -1)
         return torch.cat([e_part, v], dim=1)
