@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--flow-params", default='{"kind": "maf", "transforms": 4, "hidden": [64, 64], "epochs": 30, '
                                             '"batch_size": 1024, "patience": 5}', help="JSON for the SB flow")
     p.add_argument("--fast", action="store_true")
+    p.add_argument("--bkg-only-check", action="store_true",
+                   help="instead: CATHODE on background only; selected fraction of SR data vs flow samples")
     p.add_argument("--out", default="runs/bench/sic")
     a = p.parse_args(argv)
 
@@ -47,6 +49,17 @@ def main(argv=None) -> int:
         methods=tuple(a.methods.split(",")) if a.methods else METHODS,
         max_background=a.max_background, flow_params=fp, fast=a.fast,
     )
+    if a.bkg_only_check:
+        from excess.anomaly.benchmark import background_only_check
+
+        print("| seed | efficiency | frac SR data | frac samples | pull (sigma) | N data SR | N samples |")
+        print("|---|---|---|---|---|---|---|")
+        for seed in cfg.seeds:
+            for r in background_only_check(cfg, seed):
+                print(f"| {seed} | {r['efficiency']:g} | {r['frac_data']:.4f} | {r['frac_samples']:.4f} | "
+                      f"{r['pull']:+.2f} | {r['n_data_sr']} | {r['n_samples']} |", flush=True)
+        print(f"# command: {' '.join(sys.argv)}")
+        return 0
     res = run_sic_benchmark(cfg, a.out)
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load avg {os.getloadavg()[0]:.1f}; command: {' '.join(sys.argv)}")

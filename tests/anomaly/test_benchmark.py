@@ -56,3 +56,12 @@ def test_sic_benchmark_cli(files, tmp_path):
     assert r.exit_code == 0, r.output
     assert "| cwola |" in r.output
     assert (tmp_path / "cli" / "sic_benchmark.md").exists()
+
+
+def test_background_only_check_runs(files):
+    from excess.anomaly.benchmark import SICBenchmarkConfig, background_only_check
+
+    cfg = SICBenchmarkConfig(background=str(files[0]), signal=str(files[1]), fast=True)
+    rows = background_only_check(cfg, seed=0, efficiencies=(0.2,))
+    assert rows[0]["n_samples"] == 4 * rows[0]["n_data_sr"]
+    assert abs(rows[0]["frac_samples"] - 0.2) < 0.01 and np.isfinite(rows[0]["pull"])
