@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     from excess.anomaly.benchmark import SICBenchmarkConfig, run_sic_benchmark
 
     fp = json.loads(a.flow_params) if a.flow_params else None
+    if a.bkg_only_check and a.flow_params == p.get_default("flow_params"):
+        fp = None  # the check uses the methods' default flow unless one is given
     if fp and "hidden" in fp:
         fp["hidden"] = tuple(fp["hidden"])
     cfg = SICBenchmarkConfig(
@@ -52,12 +54,12 @@ def main(argv=None) -> int:
     if a.bkg_only_check:
         from excess.anomaly.benchmark import background_only_check
 
-        print("| seed | efficiency | frac SR data | frac samples | pull (sigma) | N data SR | N samples |")
-        print("|---|---|---|---|---|---|---|")
+        print("| seed | efficiency | frac SR data | frac samples | pull (sigma) | frac SB data | N data SR | N samples |")
+        print("|---|---|---|---|---|---|---|---|")
         for seed in cfg.seeds:
             for r in background_only_check(cfg, seed):
                 print(f"| {seed} | {r['efficiency']:g} | {r['frac_data']:.4f} | {r['frac_samples']:.4f} | "
-                      f"{r['pull']:+.2f} | {r['n_data_sr']} | {r['n_samples']} |", flush=True)
+                      f"{r['pull']:+.2f} | {r['frac_sb_data']:.4f} | {r['n_data_sr']} | {r['n_samples']} |", flush=True)
         print(f"# command: {' '.join(sys.argv)}")
         return 0
     res = run_sic_benchmark(cfg, a.out)

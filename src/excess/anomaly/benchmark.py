@@ -307,12 +307,14 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
     X_samp = est.background_flow_.sample(m_samp, random_state=s_samp)
     s_data = est.score_samples(Xt[sr], mt[sr])
     s_samp_ = est.score_samples(X_samp, m_samp)
+    s_sb = est.score_samples(Xt[~sr], mt[~sr])  # what a bump hunt compares: SR vs SB data after the cut
     rows = []
     for eff in efficiencies:
         cut = np.quantile(s_samp_, 1 - eff)
         fd, fs = float(np.mean(s_data > cut)), float(np.mean(s_samp_ > cut))
         sigma = float(np.sqrt(eff * (1 - eff) * (1 / s_data.size + 1 / s_samp_.size)))
         rows.append({"efficiency": eff, "frac_data": fd, "frac_samples": fs, "sigma": sigma,
+                     "frac_sb_data": float(np.mean(s_sb > cut)), "n_sb_data": int(s_sb.size),
                      "pull": (fd - fs) / sigma, "n_data_sr": int(s_data.size), "n_samples": int(s_samp_.size),
                      "seed": seed})
     return rows
