@@ -22,6 +22,7 @@ __all__ = [
     "progress",
     "get_logger",
     "to_jsonable",
+    "package_versions",
 ]
 
 _QUIET = False
@@ -86,6 +87,22 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def package_versions(modules) -> dict:
+    """``{"excess": ..., "python": ..., module: installed version or None}`` for provenance records."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ._version import __version__
+
+    out = {"excess": __version__, "python": platform.python_version()}
+    for mod in modules:
+        try:
+            out[mod] = version(mod)
+        except PackageNotFoundError:
+            out[mod] = None
+    return out
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:

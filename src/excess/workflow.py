@@ -16,7 +16,6 @@ Run directory layout::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._util import atomic_path, atomic_write_json, get_logger, to_jsonable
+from ._util import atomic_path, atomic_write_json, get_logger, package_versions, to_jsonable
 from ._version import __version__
 from .config import SearchConfig
 from .errors import ConfigError, InputError
@@ -121,15 +120,7 @@ def _git_revision() -> str | None:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"excess": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "scipy", "pandas", "scikit-learn", "torch", "zuko", "iminuit", "dask", "distributed"):
-        try:
-            out[mod] = version(mod)
-        except PackageNotFoundError:
-            out[mod] = None
-    return out
+    return package_versions(("numpy", "scipy", "pandas", "scikit-learn", "torch", "zuko", "iminuit", "dask", "distributed"))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -25,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._util import atomic_write_json, get_logger, progress
-from .._version import __version__
+from .._util import atomic_write_json, get_logger, package_versions, progress
 from ..errors import ConfigError, GenerationError, InputError
 from .settings import SEED_MAX, SEED_MIN, GeneratorSettings, pythia_config
 
@@ -69,15 +67,8 @@ def chunk_seed(seed: int, index: int) -> int:
 
 
 def versions() -> dict:
-    out = {"excess": __version__, "python": platform.python_version()}
-    for mod in ("pythia8mc", "fastjet", "awkward", "numpy"):
-        try:
-            from importlib.metadata import version
-
-            out[mod] = version(mod)
-        except Exception:  # pragma: no cover
-            out[mod] = None
-    return out
+    """Versions recorded in every generated file's metadata."""
+    return package_versions(("pythia8mc", "fastjet", "awkward", "numpy"))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import warnings
 import awkward as ak
 import numpy as np
 
-__all__ = ["cluster_events", "nsubjettiness", "delta_phi"]
+__all__ = ["cluster_events", "nsubjettiness", "delta_phi", "dijet_columns", "derived_features"]
 
 # FastJet's maximum allowed R: exclusive reclustering must never merge constituents with the beam.
 _EXCLUSIVE_R = 1000.0
@@ -113,7 +113,6 @@ def cluster_events(particles: ak.Array, settings, rng: np.random.Generator | Non
 
     from .schema import beta_tag
 
-    n_events = len(particles)
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, settings.jet_radius)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -144,18 +143,7 @@ def cluster_events(particles: ak.Array, settings, rng: np.random.Generator | Non
         return passed, {}
     jets, consts = jets[passed][:, :2], consts[passed][:, :2]
     cols: dict[str, np.ndarray] = {"n_jets": n_jets[passed].astype(np.int16)}
-    four = {}
-    for j in (0, 1):
-        px, py, pz, e = _fields(jets[:, j])
-        four[j] = (px, py, pz, e)
-        pt = np.hypot(px, py)
-        p = np.sqrt(px**2 + py**2 + pz**2)
-        cols[f"jet{j + 1}_pt"] = pt
-        cols[f"jet{j + 1}_eta"] = np.arctanh(np.clip(pz / np.maximum(p, 1e-12), -1 + 1e-15, 1 - 1e-15))
-        cols[f"jet{j + 1}_phi"] = np.arctan2(py, px)
-        cols[f"jet{j + 1}_m"] = np.sqrt(np.maximum(e**2 - p**2, 0.0))
-    s = [four[0][k] + four[1][k] for k in range(4)]
-    cols["mjj"] = np.sqrt(np.maximum(s[3] ** 2 - s[0] ** 2 - s[1] ** 2 - s[2] ** 2, 0.0))
+    cols.update(dijet_columns(_fields(jets[:, 0]), _fields(jets[:, 1])))
     # N-subjettiness of both leading jets in one reclustering pass (jets stacked: first all jet1, then jet2)
     n_pass = int(passed.sum())
     stacked = ak.concatenate([consts[:, 0], consts[:, 1]], axis=0)
@@ -172,6 +160,24 @@ def cluster_events(particles: ak.Array, settings, rng: np.random.Generator | Non
                     cols[f"jet{j + 1}_tau{n}_{beta_tag(b)}"] = taus[(n, b)][sl]
     cols.update(derived_features(cols))
     return passed, cols
+
+
+def dijet_columns(jet1, jet2) -> dict[str, np.ndarray]:
+    """``jet{1,2}_{pt,eta,phi,m}`` and ``mjj`` from the two jets' four-momenta ``(px, py, pz, E)`` (GeV).
+
+    Generation and the LHCO loader both call this, so the kinematics are defined once.
+    """
+    cols: dict[str, np.ndarray] = {}
+    for j, (px, py, pz, e) in ((1, jet1), (2, jet2)):
+        pt = np.hypot(px, py)
+        p = np.sqrt(pt**2 + pz**2)
+        cols[f"jet{j}_pt"] = pt
+        cols[f"jet{j}_eta"] = np.arctanh(np.clip(pz / np.maximum(p, 1e-12), -1 + 1e-15, 1 - 1e-15))
+        cols[f"jet{j}_phi"] = np.arctan2(py, px)
+        cols[f"jet{j}_m"] = np.sqrt(np.maximum(e**2 - p**2, 0.0))
+    s = [a + b for a, b in zip(jet1, jet2)]
+    cols["mjj"] = np.sqrt(np.maximum(s[3] ** 2 - s[0] ** 2 - s[1] ** 2 - s[2] ** 2, 0.0))
+    return cols
 
 
 def tau_ratio(num, den):

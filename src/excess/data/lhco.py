@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .jets import derived_features
+from .jets import derived_features, dijet_columns
 
 __all__ = ["read_lhco_features", "read_cathode_npy", "LHCO_JET_COLUMNS", "write_lhco_features", "write_cathode_npy"]
 
@@ -52,7 +52,7 @@ def read_lhco_features(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     raw = None
     try:
-        import tables  # noqa: F401
+        import tables  # noqa: F401  (pandas.read_hdf needs PyTables)
 
         raw = pd.read_hdf(path)
     except ImportError:
@@ -66,22 +66,16 @@ def read_lhco_features(path: str | Path) -> pd.DataFrame:
         raise InputError(
             f"{path}: not an LHCO feature file: missing column(s) {missing} (expected {list(LHCO_JET_COLUMNS)})"
         )
-    cols: dict[str, np.ndarray] = {}
-    four = {}
+    four, mass = {}, {}
     for j in (1, 2):
         px, py, pz, m = (raw[f"{q}j{j}"].to_numpy(dtype=float) for q in ("px", "py", "pz", "m"))
-        e = np.sqrt(px**2 + py**2 + pz**2 + m**2)
-        four[j] = (px, py, pz, e)
-        pt = np.hypot(px, py)
-        p = np.sqrt(pt**2 + pz**2)
-        cols[f"jet{j}_pt"] = pt
-        cols[f"jet{j}_eta"] = np.arctanh(np.clip(pz / np.maximum(p, 1e-12), -1 + 1e-15, 1 - 1e-15))
-        cols[f"jet{j}_phi"] = np.arctan2(py, px)
-        cols[f"jet{j}_m"] = m
+        four[j] = (px, py, pz, np.sqrt(px**2 + py**2 + pz**2 + m**2))
+        mass[j] = m
+    cols = dijet_columns(four[1], four[2])
+    for j in (1, 2):
+        cols[f"jet{j}_m"] = mass[j]  # the file's mass exactly, not re-derived from E and p
         for n in (1, 2, 3):
             cols[f"jet{j}_tau{n}"] = raw[f"tau{n}j{j}"].to_numpy(dtype=float)
-    s = [four[1][k] + four[2][k] for k in range(4)]
-    cols["mjj"] = np.sqrt(np.maximum(s[3] ** 2 - s[0] ** 2 - s[1] ** 2 - s[2] ** 2, 0.0))
     cols.update(derived_features(cols))
     df = pd.DataFrame(cols)
     for c in df.columns:
