@@ -13,7 +13,7 @@ from excess.models.autoencoders import VAE, Autoencoder  # noqa: E402
 from excess.models.classifiers import HGBEnsemble, MLPClassifier, balanced_weights, make_classifier  # noqa: E402
 from excess.models.flows import ConditionalFlow  # noqa: E402
 from excess.models.io import load_model, save_model  # noqa: E402
-from excess.models.preprocessing import LogitScaler  # noqa: E402
+from excess.models.preprocessing import QuantileScaler, make_scaler, scaler_from_state  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +24,18 @@ def data():
     return X, c
 
 
-@pytest.fixture(scope="module", params=["nsf", "maf"])
+@pytest.fixture(scope="module", params=[("nsf", "logit"), ("maf", "logit"), ("maf", "quantile")], ids=str)
 def flow(request, data):
     X, c = data
-    return ConditionalFlow(kind=request.param, transforms=2, hidden=(16, 16), epochs=4, batch_size=256,
+    kind, pre = request.param
+    return ConditionalFlow(kind=kind, preprocessing=pre, transforms=2, hidden=(16, 16), epochs=4, batch_size=256,
                            random_state=0).fit(X, c)
 
 
-@pytest.mark.parametrize("logit", [True, False])
-def test_preprocessing_jacobian_matches_autograd(data, logit):
+@pytest.mark.parametrize("kind", ["logit", "standard", "quantile"])
+def test_preprocessing_jacobian_matches_autograd(data, kind):
     X, _ = data
-    sc = LogitScaler(logit=logit).fit(X)
+    sc = make_scaler(kind).fit(X)
     x = torch.tensor(X[:5], dtype=torch.float64)
     z, logdet = sc.forward_torch(x)
     for i in range(5):
@@ -47,6 +48,34 @@ def test_preprocessing_jacobian_matches_autograd(data, logit):
     # out-of-box values stay finite
     z_out, ld_out = sc.transform(X[:2] + 1e3)
     assert np.all(np.isfinite(z_out)) and np.all(np.isfinite(ld_out))
+    # state round trip
+    back = scaler_from_state(sc.get_state())
+    assert type(back) is type(sc)
+    np.testing.assert_allclose(back.transform(X[:5])[0], zn)
+
+
+def test_quantile_scaler_gaussianises_and_is_a_density():
+    rng = np.random.default_rng(3)
+    X = np.c_[rng.gamma(1.5, 2.0, 20000), rng.beta(5, 1, 20000)]  # skewed, hard upper edge
+    sc = QuantileScaler().fit(X)
+    z, _ = sc.transform(X)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-6)
+    for j in range(2):  # marginals are standard normal (skew ~ 0, kurtosis ~ 3)
+        assert abs(np.mean(z[:, j] ** 3)) < 0.05 and abs(np.mean(z[:, j] ** 4) - 3) < 0.25
+    # the 1-d density p(x) = phi(z(x)) |dz/dx| integrates to 1 over the box
+    one = QuantileScaler().fit(X[:, :1])
+    lo, hi = one.knots_[0, 0], one.knots_[0, -1]
+    grid = np.linspace(lo, hi, 200001)[:, None]
+    zg, ldg = one.transform(grid)
+    dens = np.exp(-0.5 * zg[:, 0] ** 2 - 0.5 * np.log(2 * np.pi) + ldg)
+    assert np.trapezoid(dens, grid[:, 0]) == pytest.approx(1.0, abs=2e-3)
+    with pytest.raises(InputError, match="constant columns"):
+        QuantileScaler().fit(np.c_[X[:, 0], np.ones(len(X))])
+
+
+def test_unknown_preprocessing_is_a_config_error():
+    with pytest.raises(ConfigError, match="preprocessing must be one of"):
+        make_scaler("boxcox")
 
 
 def test_flow_invertible(flow, data):
@@ -80,13 +109,15 @@ def test_flow_log_prob_includes_jacobian(flow, data):
         assert lz[i].item() == pytest.approx(ref.item(), abs=1e-3)
 
 
-def test_flow_density_normalised_in_original_variables():
+@pytest.mark.parametrize("pre", ["logit", "quantile"])
+def test_flow_density_normalised_in_original_variables(pre):
     """A 1-d flow fitted to a known density integrates to one in x (the Jacobian is right)."""
     rng = np.random.default_rng(3)
     X = rng.gamma(3.0, 2.0, size=(3000, 1))
     c = rng.uniform(0, 1, 3000)
-    f = ConditionalFlow(kind="nsf", transforms=2, hidden=(16, 16), epochs=15, random_state=1).fit(X, c)
-    grid = np.linspace(f.scaler_.lo_[0] + 1e-6, f.scaler_.hi_[0] - 1e-6, 4000)
+    f = ConditionalFlow(kind="nsf", preprocessing=pre, transforms=2, hidden=(16, 16), epochs=15, random_state=1).fit(X, c)
+    lo, hi = f.scaler_.lo_[0], f.scaler_.hi_[0]
+    grid = np.linspace(lo + 1e-6, hi - 1e-6, 20000)
     dens = np.exp(f.log_prob(grid[:, None], np.full(grid.size, 0.5)))
     assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=0.03)
     from scipy.stats import gamma

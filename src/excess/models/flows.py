@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 
 from .._util import check_random_state, spawn_seeds
 from ..errors import ConfigError, InputError, NotFittedError
-from .preprocessing import LogitScaler
+from .preprocessing import PREPROCESSINGS, make_scaler, scaler_from_state
 
 __all__ = ["ConditionalFlow", "build_zuko_flow", "FLOW_KINDS"]
 
@@ -55,7 +55,8 @@ class ConditionalFlow(BaseEstimator):
     ----------
     kind : "nsf" (rational-quadratic spline coupling-free autoregressive flow) or "maf" (affine)
     transforms, hidden, bins : architecture (``bins`` for NSF only)
-    preprocessing : "logit" (box + logit + standardise) or "standard"
+    preprocessing : "logit" (box + logit + standardise), "quantile" (marginal Gaussianisation through the
+        smoothed empirical CDF, :class:`~excess.models.preprocessing.QuantileScaler`) or "standard"
     epochs, batch_size, lr, weight_decay, patience, validation_fraction : training
     random_state : seed for the split, the initialisation and the batches
     """
@@ -108,8 +109,8 @@ class ConditionalFlow(BaseEstimator):
 
         from .training import fit_torch, reset_parameters, torch_generator, train_val_split
 
-        if self.preprocessing not in ("logit", "standard"):
-            raise ConfigError(f"preprocessing must be 'logit' or 'standard', got {self.preprocessing!r}")
+        if self.preprocessing not in PREPROCESSINGS:
+            raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSINGS)}, got {self.preprocessing!r}")
         if self.kind not in FLOW_KINDS:
             raise ConfigError(f"unknown flow kind {self.kind!r}; known: {', '.join(FLOW_KINDS)}")
         X = np.asarray(X, dtype=np.float64)
@@ -123,7 +124,7 @@ class ConditionalFlow(BaseEstimator):
         rng = check_random_state(self.random_state)
         s_init, s_loop = spawn_seeds(rng, 2)
         self.n_features_in_, self.n_context_ = X.shape[1], c.shape[1]
-        self.scaler_ = LogitScaler(logit=self.preprocessing == "logit").fit(X)
+        self.scaler_ = make_scaler(self.preprocessing).fit(X)
         self.context_mean_ = c.mean(axis=0)
         self.context_std_ = c.std(axis=0)
         self.context_std_[self.context_std_ == 0] = 1.0
@@ -205,7 +206,7 @@ class ConditionalFlow(BaseEstimator):
 
     def _set_state(self, tensors, meta):
         self.n_features_in_, self.n_context_ = int(meta["n_features_in"]), int(meta["n_context"])
-        self.scaler_ = LogitScaler.from_state(meta["scaler"])
+        self.scaler_ = scaler_from_state(meta["scaler"])
         self.context_mean_ = np.asarray(meta["context_mean"])
         self.context_std_ = np.asarray(meta["context_std"])
         self.history_ = meta.get("history")
