@@ -32,8 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-events", type=int, default=1_000_000)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--oversample", type=float, default=4.0)
-    p.add_argument("--flow-epochs", type=int, default=10)
-    p.add_argument("--flow-batch", type=int, default=2048)
+    p.add_argument("--flow-params", default="{}", help="JSON overrides of the default CATHODE flow")
     p.add_argument("--hgb-members", type=int, default=3)
     p.add_argument("--hgb-max-iter", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
@@ -66,8 +65,12 @@ def main(argv=None) -> int:
     print(f"# data: {n_avail} generated background events bootstrapped to {len(bkg)}; SR: {n_bkg_sr} bkg + "
           f"{n_inj_sr} signal (S/B 0.64 %); SB: {int((~is_sr).sum())}", flush=True)
 
-    fp = {"kind": "maf", "transforms": 4, "hidden": (64, 64), "epochs": a.flow_epochs, "batch_size": a.flow_batch,
-          "patience": 3}
+    import json
+
+    from excess.anomaly._flows import DEFAULT_FLOW
+
+    fp = {**DEFAULT_FLOW, **json.loads(a.flow_params)}
+    print(f"# flow: {fp}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         flow = make_flow(fp, a.seed).fit(X[~is_sr], m[~is_sr])

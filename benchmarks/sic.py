@@ -28,8 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--noise", default="0", help="comma-separated numbers of extra N(0,1) columns")
     p.add_argument("--methods", default=None)
     p.add_argument("--max-background", type=int, default=None)
-    p.add_argument("--flow-params", default='{"kind": "maf", "transforms": 4, "hidden": [64, 64], "epochs": 30, '
-                                            '"batch_size": 1024, "patience": 5}', help="JSON for the SB flow")
+    p.add_argument("--flow-params", default=None, help="JSON overrides of the SB flow (default: the methods' default)")
     p.add_argument("--fast", action="store_true")
     p.add_argument("--bkg-only-check", action="store_true",
                    help="instead: CATHODE on background only; selected fraction of SR data vs flow samples")
@@ -39,10 +38,11 @@ def main(argv=None) -> int:
     from excess.anomaly import METHODS
     from excess.anomaly.benchmark import SICBenchmarkConfig, run_sic_benchmark
 
-    fp = json.loads(a.flow_params) if a.flow_params else None
-    if a.bkg_only_check and a.flow_params == p.get_default("flow_params"):
-        fp = None  # the check uses the methods' default flow unless one is given
-    if fp and "hidden" in fp:
+    fp = None
+    if a.flow_params:
+        from excess.anomaly._flows import DEFAULT_FLOW
+
+        fp = {**DEFAULT_FLOW, **json.loads(a.flow_params)}
         fp["hidden"] = tuple(fp["hidden"])
     cfg = SICBenchmarkConfig(
         background=a.background, signal=a.signal,
@@ -54,12 +54,15 @@ def main(argv=None) -> int:
     if a.bkg_only_check:
         from excess.anomaly.benchmark import background_only_check
 
-        print("| seed | efficiency | frac SR data | frac samples | pull (sigma) | frac SB data | N data SR | N samples |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| seed | efficiency | frac SR data | frac samples | pull vs samples | frac SB low / high | "
+              "SB interpolated | pull vs SB interp. | N data SR | N samples |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for seed in cfg.seeds:
             for r in background_only_check(cfg, seed):
                 print(f"| {seed} | {r['efficiency']:g} | {r['frac_data']:.4f} | {r['frac_samples']:.4f} | "
-                      f"{r['pull']:+.2f} | {r['frac_sb_data']:.4f} | {r['n_data_sr']} | {r['n_samples']} |", flush=True)
+                      f"{r['pull']:+.2f} | {r['frac_sb_low']:.4f} / {r['frac_sb_high']:.4f} | "
+                      f"{r['frac_sb_interp']:.4f} | {r['pull_sb_interp']:+.2f} | {r['n_data_sr']} | {r['n_samples']} |",
+                      flush=True)
         print(f"# command: {' '.join(sys.argv)}")
         return 0
     res = run_sic_benchmark(cfg, a.out)

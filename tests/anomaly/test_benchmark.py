@@ -65,3 +65,4 @@ def test_background_only_check_runs(files):
     rows = background_only_check(cfg, seed=0, efficiencies=(0.2,))
     assert rows[0]["n_samples"] == 4 * rows[0]["n_data_sr"]
     assert abs(rows[0]["frac_samples"] - 0.2) < 0.01 and np.isfinite(rows[0]["pull"])
+    assert np.isfinite(rows[0]["pull_sb_interp"]) and 0 <= rows[0]["frac_sb_interp"] <= 1

@@ -57,7 +57,8 @@ class ConditionalFlow(BaseEstimator):
     transforms, hidden, bins : architecture (``bins`` for NSF only)
     preprocessing : "logit" (box + logit + standardise), "quantile" (marginal Gaussianisation through the
         smoothed empirical CDF, :class:`~excess.models.preprocessing.QuantileScaler`) or "standard"
-    epochs, batch_size, lr, weight_decay, patience, validation_fraction : training
+    epochs, batch_size, lr, lr_schedule, weight_decay, patience, validation_fraction : training
+        (``lr_schedule``: "constant" or "cosine" annealing over ``epochs``)
     random_state : seed for the split, the initialisation and the batches
     """
 
@@ -71,6 +72,7 @@ class ConditionalFlow(BaseEstimator):
         epochs: int = 100,
         batch_size: int = 512,
         lr: float = 1e-3,
+        lr_schedule: str = "constant",
         weight_decay: float = 0.0,
         patience: int = 10,
         validation_fraction: float = 0.2,
@@ -84,6 +86,7 @@ class ConditionalFlow(BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
         self.patience = patience
         self.validation_fraction = validation_fraction
@@ -111,6 +114,8 @@ class ConditionalFlow(BaseEstimator):
 
         if self.preprocessing not in PREPROCESSINGS:
             raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSINGS)}, got {self.preprocessing!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.kind not in FLOW_KINDS:
             raise ConfigError(f"unknown flow kind {self.kind!r}; known: {', '.join(FLOW_KINDS)}")
         X = np.asarray(X, dtype=np.float64)
@@ -142,6 +147,7 @@ class ConditionalFlow(BaseEstimator):
         res = fit_torch(
             flow, nll, (zt[tr], ct[tr]), (zt[va], ct[va]) if va.numel() else None,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            lr_schedule=self.lr_schedule,
             patience=self.patience, n_best=1, generator=torch_generator(s_loop), desc=f"flow[{self.kind}]",
         )
         self.flow_ = flow
