@@ -3,13 +3,17 @@
 The generated background is bootstrap-resampled (with replacement) to ``--n-events`` events and signal
 is injected at S/B = 0.64 % in the SR (LHCO nominal). Steps timed:
 
-1. SB flow training (conditional MAF, once for the window, saved and shared by the folds);
+1. SB flow training (the default CATHODE flow, ``excess.anomaly._flows.DEFAULT_FLOW``: quantile
+   preprocessing + MAF 6 x (128, 128), 40 cosine-annealed epochs; once for the window, saved and
+   shared by the folds; ``--flow-params`` JSON overrides it);
 2. per fold (``--folds``, the classifier is k-fold so every SR event is scored out of fold):
    KDE of SR m + flow sampling (``--oversample`` x SR events) + classifier ensemble training + scoring.
 
 Reproduce:
 
-    OMP_NUM_THREADS=2 nice .venv/bin/python benchmarks/cathode_timing.py --n-events 1000000
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/cathode_timing.py --n-events 1000000
+
+(on otherwise idle cores: background event generation competes for the same two cores).
 
 Prints a table of seconds per step, the machine's load average, and the command.
 """
