@@ -24,11 +24,12 @@ def data():
     return X, c
 
 
-@pytest.fixture(scope="module", params=[("nsf", "logit"), ("maf", "logit"), ("maf", "quantile")], ids=str)
+@pytest.fixture(scope="module", params=[("nsf", "logit", "constant"), ("maf", "logit", "constant"),
+                                        ("maf", "quantile", "cosine")], ids=str)
 def flow(request, data):
     X, c = data
-    kind, pre = request.param
-    return ConditionalFlow(kind=kind, preprocessing=pre, transforms=2, hidden=(16, 16), epochs=4, batch_size=256,
+    kind, pre, schedule = request.param
+    return ConditionalFlow(kind=kind, preprocessing=pre, lr_schedule=schedule, transforms=2, hidden=(16, 16), epochs=4, batch_size=256,
                            random_state=0).fit(X, c)
 
 
@@ -157,6 +158,10 @@ def test_flow_errors(data):
     X, c = data
     with pytest.raises(ConfigError, match="unknown flow kind"):
         ConditionalFlow(kind="glow").fit(X, c)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        ConditionalFlow(lr_schedule="step").fit(X, c)
+    with pytest.raises(ConfigError, match="preprocessing must be one of"):
+        ConditionalFlow(preprocessing="boxcox").fit(X, c)
     with pytest.raises(InputError, match="mismatched lengths"):
         ConditionalFlow(epochs=1).fit(X, c[:-1])
     with pytest.raises(NotFittedError):

@@ -316,6 +316,9 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
     lo, hi = cfg.sr
     sb_lo = (mt >= lo - sideband_width) & (mt < lo)
     sb_hi = (mt > hi) & (mt <= hi + sideband_width)
+    if not (sr.any() and sb_lo.any() and sb_hi.any()):
+        raise InputError(f"{cfg.background}: the test split needs events in the SR {cfg.sr} and in both adjacent "
+                         f"{sideband_width:g} GeV sidebands (got {int(sr.sum())}, {int(sb_lo.sum())}, {int(sb_hi.sum())})")
     s_lo, s_hi = est.score_samples(Xt[sb_lo], mt[sb_lo]), est.score_samples(Xt[sb_hi], mt[sb_hi])
     t = (mt[sr].mean() - mt[sb_lo].mean()) / (mt[sb_hi].mean() - mt[sb_lo].mean())
     rows = []

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._util import get_logger, progress
-from ..errors import FitError
+from ..errors import ConfigError, FitError
 
 __all__ = ["TrainResult", "train_val_split", "torch_generator", "reset_parameters", "fit_torch", "batched_eval"]
 
@@ -128,7 +128,7 @@ def fit_torch(
     n = train[0].shape[0]
     steps = max(1, math.ceil(n / batch_size))
     if lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps) if lr_schedule == "cosine" else None
     res = TrainResult()
     best = math.inf
