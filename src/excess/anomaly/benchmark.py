@@ -303,23 +303,22 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
     b_data, _, b_test = _split(len(bkg), (0.5, 0.25, 0.25), np.random.default_rng(s_split))
     X = bkg[list(cfg.features)].to_numpy(float)
     m = bkg["mjj"].to_numpy(float)
-    fp = cfg.flow_params if cfg.flow_params is not None else (FAST_FLOW if cfg.fast else None)
-    est = make_method(method, fast=cfg.fast, random_state=s_fit, flow_params=fp)
-    est.fit(X[b_data], m[b_data], sr=cfg.sr)
     Xt, mt = X[b_test], m[b_test]
     sr = in_sr(mt, cfg.sr)
-    m_samp = sample_sr_mass(mt[sr], 4 * int(sr.sum()), np.random.default_rng(s_m))
-    X_samp = est.background_flow_.sample(m_samp, random_state=s_samp)
-    s_data = est.score_samples(Xt[sr], mt[sr])
-    s_samp_ = est.score_samples(X_samp, m_samp)
-    s_sb = est.score_samples(Xt[~sr], mt[~sr])
     lo, hi = cfg.sr
     sb_lo = (mt >= lo - sideband_width) & (mt < lo)
     sb_hi = (mt > hi) & (mt <= hi + sideband_width)
     if not (sr.any() and sb_lo.any() and sb_hi.any()):
         raise InputError(f"{cfg.background}: the test split needs events in the SR {cfg.sr} and in both adjacent "
                          f"{sideband_width:g} GeV sidebands (got {int(sr.sum())}, {int(sb_lo.sum())}, {int(sb_hi.sum())})")
-    s_lo, s_hi = est.score_samples(Xt[sb_lo], mt[sb_lo]), est.score_samples(Xt[sb_hi], mt[sb_hi])
+    fp = cfg.flow_params if cfg.flow_params is not None else (FAST_FLOW if cfg.fast else None)
+    est = make_method(method, fast=cfg.fast, random_state=s_fit, flow_params=fp)
+    est.fit(X[b_data], m[b_data], sr=cfg.sr)
+    m_samp = sample_sr_mass(mt[sr], 4 * int(sr.sum()), np.random.default_rng(s_m))
+    X_samp = est.background_flow_.sample(m_samp, random_state=s_samp)
+    s_test = est.score_samples(Xt, mt)  # once for every test event; SR, SB and adjacent SBs are slices
+    s_data, s_sb, s_lo, s_hi = s_test[sr], s_test[~sr], s_test[sb_lo], s_test[sb_hi]
+    s_samp_ = est.score_samples(X_samp, m_samp)
     t = (mt[sr].mean() - mt[sb_lo].mean()) / (mt[sb_hi].mean() - mt[sb_lo].mean())
     rows = []
     for eff in efficiencies:

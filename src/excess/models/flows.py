@@ -110,12 +110,12 @@ class ConditionalFlow(BaseEstimator):
     def fit(self, X, c):
         import torch
 
-        from .training import fit_torch, reset_parameters, torch_generator, train_val_split
+        from .training import LR_SCHEDULES, fit_torch, reset_parameters, torch_generator, train_val_split
 
         if self.preprocessing not in PREPROCESSINGS:
             raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSINGS)}, got {self.preprocessing!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.lr_schedule not in LR_SCHEDULES:  # before any work; fit_torch checks it too
+            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.kind not in FLOW_KINDS:
             raise ConfigError(f"unknown flow kind {self.kind!r}; known: {', '.join(FLOW_KINDS)}")
         X = np.asarray(X, dtype=np.float64)

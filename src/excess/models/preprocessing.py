@@ -32,6 +32,24 @@ def make_scaler(kind: str):
     return LogitScaler(logit=kind == "logit")
 
 
+def _box(X, margin: float, who: str):
+    """Checked float array, its per-column range ``(lo, hi)`` and width (constant columns are an error)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise InputError(f"{who} needs (n >= 2, d) data, got shape {X.shape}")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    width = hi - lo
+    if np.any(width <= 0):
+        raise InputError(f"constant columns {np.nonzero(width <= 0)[0].tolist()} cannot be preprocessed")
+    return X, lo - margin * width, hi + margin * width, width
+
+
+def _standardisation(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    std = z.std(axis=0)
+    std[std == 0] = 1.0
+    return z.mean(axis=0), std
+
+
 class LogitScaler:
     """Box -> logit -> standardise, with exact log-Jacobian (numpy and torch)."""
 
@@ -41,19 +59,8 @@ class LogitScaler:
         self.eps = eps
 
     def fit(self, X) -> LogitScaler:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] < 2:
-            raise InputError(f"LogitScaler needs (n >= 2, d) data, got shape {X.shape}")
-        lo, hi = X.min(axis=0), X.max(axis=0)
-        width = hi - lo
-        if np.any(width <= 0):
-            raise InputError(f"constant columns {np.nonzero(width <= 0)[0].tolist()} cannot be preprocessed")
-        self.lo_ = lo - self.margin * width
-        self.hi_ = hi + self.margin * width
-        z = self._pre(X)
-        self.mean_ = z.mean(axis=0)
-        self.std_ = z.std(axis=0)
-        self.std_[self.std_ == 0] = 1.0
+        X, self.lo_, self.hi_, _ = _box(X, self.margin, "LogitScaler")
+        self.mean_, self.std_ = _standardisation(self._pre(X))
         return self
 
     # -- numpy -----------------------------------------------------------------------------------
@@ -130,36 +137,24 @@ class QuantileScaler:
     the box get the edge slope and ``u`` clipped to ``[eps, 1 - eps]``: finite, approximate densities.
     """
 
-    logit = False  # for code that inspects the scaler kind
-
     def __init__(self, n_knots: int = 256, margin: float = 0.05, eps: float = 1e-6):
         self.n_knots = n_knots
         self.margin = margin
         self.eps = eps
 
     def fit(self, X) -> QuantileScaler:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] < 2:
-            raise InputError(f"QuantileScaler needs (n >= 2, d) data, got shape {X.shape}")
-        lo, hi = X.min(axis=0), X.max(axis=0)
-        width = hi - lo
-        if np.any(width <= 0):
-            raise InputError(f"constant columns {np.nonzero(width <= 0)[0].tolist()} cannot be preprocessed")
+        X, lo, hi, width = _box(X, self.margin, "QuantileScaler")
         k = int(max(3, min(self.n_knots, X.shape[0] // 10 + 2)))
         p = np.linspace(0.0, 1.0, k)
         knots = np.quantile(X, p, axis=0).T.copy()  # (d, k)
-        knots[:, 0] = lo - self.margin * width
-        knots[:, -1] = hi + self.margin * width
+        knots[:, 0], knots[:, -1] = lo, hi
         # strictly increasing knots (ties from repeated values would give infinite slopes)
-        step = 1e-6 * width[:, None] / k
+        step = 1e-6 * width / k
         for j in range(1, k):
-            knots[:, j] = np.maximum(knots[:, j], knots[:, j - 1] + step[:, 0])
+            knots[:, j] = np.maximum(knots[:, j], knots[:, j - 1] + step)
         self.knots_ = knots
         self.levels_ = p
-        z0 = self._pre(X)[0]
-        self.mean_ = z0.mean(axis=0)
-        self.std_ = z0.std(axis=0)
-        self.std_[self.std_ == 0] = 1.0
+        self.mean_, self.std_ = _standardisation(self._pre(X)[0])
         return self
 
     @property

@@ -16,7 +16,10 @@ import numpy as np
 from .._util import get_logger, progress
 from ..errors import ConfigError, FitError
 
-__all__ = ["TrainResult", "train_val_split", "torch_generator", "reset_parameters", "fit_torch", "batched_eval"]
+LR_SCHEDULES = ("constant", "cosine")
+
+__all__ = ["LR_SCHEDULES", "TrainResult", "train_val_split", "torch_generator", "reset_parameters", "fit_torch",
+           "batched_eval"]
 
 log = get_logger(__name__)
 
@@ -127,8 +130,8 @@ def fit_torch(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if weight_decay else torch.optim.Adam(params, lr=lr)
     n = train[0].shape[0]
     steps = max(1, math.ceil(n / batch_size))
-    if lr_schedule not in ("constant", "cosine"):
-        raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps) if lr_schedule == "cosine" else None
     res = TrainResult()
     best = math.inf
