@@ -30,6 +30,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-background", type=int, default=None)
     p.add_argument("--flow-params", default=None, help="JSON overrides of the SB flow (default: the methods' default)")
     p.add_argument("--fast", action="store_true")
+    p.add_argument("--flow-cache", default=None, help="directory keeping the SB flows for reuse by later runs")
+    p.add_argument("--method-params", default=None,
+                   help='JSON {method: {param: value}}, e.g. \'{"cathode": {"oversample": 10}}\'')
     p.add_argument("--bkg-only-check", action="store_true",
                    help="instead: CATHODE on background only; selected fraction of SR data vs flow samples")
     p.add_argument("--out", default="runs/bench/sic")
@@ -49,7 +52,8 @@ def main(argv=None) -> int:
         s_over_b=tuple(float(v) for v in a.s_over_b.split(",")), seeds=tuple(int(v) for v in a.seeds.split(",")),
         n_noise=tuple(int(v) for v in a.noise.split(",")),
         methods=tuple(a.methods.split(",")) if a.methods else METHODS,
-        max_background=a.max_background, flow_params=fp, fast=a.fast,
+        max_background=a.max_background, flow_params=fp, fast=a.fast, flow_cache=a.flow_cache,
+        method_params=json.loads(a.method_params) if a.method_params else {},
     )
     if a.bkg_only_check:
         from excess.anomaly.benchmark import background_only_check

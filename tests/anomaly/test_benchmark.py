@@ -66,3 +66,25 @@ def test_background_only_check_runs(files):
     assert rows[0]["n_samples"] == 4 * rows[0]["n_data_sr"]
     assert abs(rows[0]["frac_samples"] - 0.2) < 0.01 and np.isfinite(rows[0]["pull"])
     assert np.isfinite(rows[0]["pull_sb_interp"]) and 0 <= rows[0]["frac_sb_interp"] <= 1
+
+
+def test_flow_cache_reuses_flows_across_method_variants(files, tmp_path):
+    """A second run with other classifier settings loads the cached SB flow instead of retraining it;
+    other flow settings get their own cache entry."""
+    from excess.anomaly.benchmark import SICBenchmarkConfig, run_sic_benchmark
+
+    cache = tmp_path / "flows"
+    base = dict(background=str(files[0]), signal=str(files[1]), s_over_b=(0.2,), seeds=(0,), methods=("cathode",),
+                fast=True, flow_cache=str(cache))
+    first = run_sic_benchmark(SICBenchmarkConfig(**base), tmp_path / "a")
+    (entry,) = list(cache.iterdir())
+    stamp = (entry / "state_dict.pt").stat().st_mtime_ns
+    second = run_sic_benchmark(SICBenchmarkConfig(**base, method_params={"cathode": {"oversample": 1}}), tmp_path / "b")
+    assert list(cache.iterdir()) == [entry] and (entry / "state_dict.pt").stat().st_mtime_ns == stamp
+    flow_rows = [[r for r in res.rows if r["method"] == "flow"][0] for res in (first, second)]
+    assert flow_rows[0]["seconds"] == flow_rows[1]["seconds"]  # the recorded training time, not a retrain
+    cath = [[r for r in res.rows if r["method"] == "cathode"][0] for res in (first, second)]
+    assert cath[0]["max_sic"] != cath[1]["max_sic"]  # the variant really ran
+    run_sic_benchmark(SICBenchmarkConfig(**{**base, "flow_params": {"kind": "maf", "transforms": 1, "hidden": (8,),
+                                                                      "epochs": 2}}), tmp_path / "c")
+    assert len(list(cache.iterdir())) == 2

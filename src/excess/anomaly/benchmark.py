@@ -59,6 +59,7 @@ class SICBenchmarkConfig:
     flow_params: dict | None = None
     method_params: dict = field(default_factory=dict)
     fpr_points: tuple[float, ...] = (1e-2, 1e-3)
+    flow_cache: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -105,6 +106,25 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
+def _flow_location(cfg: SICBenchmarkConfig, flow_params, s_over_b, seed, n_noise, n_bkg, tmpdir: Path):
+    """Where the SB flow of one configuration lives, and its recorded timing if ``cfg.flow_cache`` holds it.
+
+    The cache key covers everything the flow depends on: injection, seed, noise columns, background
+    size, features, SR and the flow's hyperparameters; a flow trained under other settings is never reused.
+    """
+    import hashlib
+
+    if cfg.flow_cache is None:
+        return tmpdir / f"flow-{s_over_b}-{seed}-{n_noise}", None
+    ident = json.dumps({"s_over_b": s_over_b, "seed": seed, "n_noise": n_noise, "n_bkg": n_bkg, "fast": cfg.fast,
+                        "features": list(cfg.features), "sr": list(cfg.sr), "flow": flow_params,
+                        "background": os.path.abspath(cfg.background), "signal": os.path.abspath(cfg.signal)},
+                       sort_keys=True, default=str)
+    path = Path(cfg.flow_cache) / f"flow-{s_over_b}-{seed}-{n_noise}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
+    timing = path / "benchmark_timing.json"
+    return path, (json.loads(timing.read_text()) if timing.exists() else None)
+
+
 def _run_config(bkg, sig, cfg: SICBenchmarkConfig, s_over_b: float, seed: int, n_noise: int, tmpdir: Path) -> list[dict]:
     from ..data.mix import inject_signal
     from ..stats.roc import roc_auc, sic_at_fpr, sic_curve
@@ -142,12 +162,18 @@ def _run_config(bkg, sig, cfg: SICBenchmarkConfig, s_over_b: float, seed: int, n
     flow_path = None
     flow_seconds = 0.0
     if any(mm in FLOW_METHODS for mm in cfg.methods):
-        sb = ~in_sr(m, cfg.sr)
         fp = cfg.flow_params if cfg.flow_params is not None else (FAST_FLOW if cfg.fast else None)
-        flow, flow_seconds = _timed(lambda: make_flow(fp, s_flow).fit(X[sb], m[sb]))
-        flow_path = tmpdir / f"flow-{s_over_b}-{seed}-{n_noise}"
-        flow.save(flow_path)
-        rows.append({**base, "method": "flow", "seconds": flow_seconds, "epochs": flow.history_["stopped_epoch"] + 1})
+        flow_path, cached = _flow_location(cfg, fp, s_over_b, seed, n_noise, len(bkg), tmpdir)
+        if cached is not None:
+            flow_seconds, epochs = cached["seconds"], cached["epochs"]
+            log.info("reusing the SB flow %s (trained in %.0f s)", flow_path, flow_seconds)
+        else:
+            sb = ~in_sr(m, cfg.sr)
+            flow, flow_seconds = _timed(lambda: make_flow(fp, s_flow).fit(X[sb], m[sb]))
+            epochs = flow.history_["stopped_epoch"] + 1
+            flow.save(flow_path)
+            atomic_write_json(flow_path / "benchmark_timing.json", {"seconds": flow_seconds, "epochs": epochs})
+        rows.append({**base, "method": "flow", "seconds": flow_seconds, "epochs": epochs})
     method_seeds = spawn_seeds(np.random.default_rng(s_methods), len(cfg.methods))
     for name, ms in zip(cfg.methods, method_seeds):
         params = dict(cfg.method_params.get(name, {}))

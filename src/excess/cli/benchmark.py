@@ -31,8 +31,10 @@ def benchmark():
 @click.option("--noise", default="0", show_default=True, help="Comma-separated numbers of extra N(0,1) columns, e.g. 0,5.")
 @click.option("--max-background", type=int, default=None, help="Use at most this many background events.")
 @click.option("--fast", is_flag=True, help="Tiny models (smoke test).")
+@click.option("--flow-cache", type=click.Path(file_okay=False), default=None,
+              help="Keep the SB flows here and reuse them in later runs with the same data, seed and flow settings.")
 @click.option("-o", "--out", "out_dir", default="sic-benchmark", show_default=True, type=click.Path(file_okay=False))
-def sic(background, signal, sr, s_over_b, seeds, methods, noise, max_background, fast, out_dir):
+def sic(background, signal, sr, s_over_b, seeds, methods, noise, max_background, fast, flow_cache, out_dir):
     """Max SIC per method at several injections; writes JSON, a markdown table and plots to --out."""
     import os
 
@@ -43,7 +45,7 @@ def sic(background, signal, sr, s_over_b, seeds, methods, noise, max_background,
         background=os.path.expanduser(background), signal=os.path.expanduser(signal), sr=tuple(sr),
         s_over_b=_floats(s_over_b), seeds=_ints(seeds),
         methods=tuple(m.strip() for m in methods.split(",")) if methods else METHODS,
-        n_noise=_ints(noise), max_background=max_background, fast=fast,
+        n_noise=_ints(noise), max_background=max_background, fast=fast, flow_cache=flow_cache,
     )
     result = run_sic_benchmark(cfg, out_dir)
     click.echo(result.markdown())
