@@ -49,6 +49,26 @@ def test_ranode_reports_signal_fraction(toy_signal):
     assert est.n_signal_ == pytest.approx(est.signal_fraction_ * est.n_sr_)
 
 
+def test_ranode_signal_density_is_the_mean_of_its_members(toy_signal):
+    from scipy.special import logsumexp
+
+    from excess.errors import ConfigError
+
+    X, m, y = toy_signal
+    est = make_method("ranode", fast=True, random_state=0, n_members=3).fit(X, m, sr=SR)
+    assert len(est.signal_flows_) == 3 and len(est.members_) == 3
+    sr = in_sr(m, SR)
+    s = est.score_samples(X[sr], m[sr])
+    per_member = []
+    for f in est.signal_flows_:
+        est.signal_flows_ = [f]
+        per_member.append(est.score_samples(X[sr], m[sr]))
+    np.testing.assert_allclose(s, logsumexp(per_member, axis=0) - np.log(3), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(per_member[0], per_member[1])  # members are trained from different seeds
+    with pytest.raises(ConfigError, match="n_members"):
+        make_method("ranode", fast=True, n_members=0).fit(X, m, sr=SR)
+
+
 def test_fit_reproducible_and_seed_dependent(toy_signal):
     X, m, _ = toy_signal
     a = make_method("cathode", fast=True, random_state=3).fit(X, m, sr=SR).score_samples(X[:50], m[:50])

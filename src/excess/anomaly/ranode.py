@@ -4,6 +4,11 @@
 interpolated into the SR) and a small signal flow ``p_sig`` and the signal fraction ``w = sigmoid(theta)``
 learned jointly by maximum likelihood. The score is ``log p_sig - log p_bg``.
 
+``n_members`` signal models (each its own flow and ``w``, from its own seed, on the same training
+split) form the signal density ``p_sig = mean_k p_sig_k``. A single signal flow sometimes never locks
+on to a small signal (it settles on a broad density that only re-describes the background); the
+mixture keeps the members that did, which makes the score much less seed-dependent.
+
 After training, ``w`` is re-estimated on held-out SR events with both densities fixed
 (``signal_fraction_``), with its uncertainty from the observed Fisher information
 (``signal_fraction_err_``; statistical only, conditional on the learned shapes), and
@@ -55,6 +60,7 @@ class RANODE(AnomalyMethod):
     signal_flow_params : hyperparameters of the small signal flow (kind, transforms, hidden, epochs, ...)
     w_init : initial signal fraction
     learn_w : learn ``w`` jointly (True) or keep it fixed at ``w_init``
+    n_members : signal models averaged into ``p_sig`` (see the module docstring)
     validation_fraction : SR events held out for early stopping and the ``w`` estimate
     background_flow : path of a saved SB flow to reuse instead of training one
     random_state : seed
@@ -64,18 +70,19 @@ class RANODE(AnomalyMethod):
     uses_sb = True
     min_sr = 50
     min_sb = 50
-    FAST_PARAMS: ClassVar[dict] = {"flow_params": FAST_FLOW, "signal_flow_params": FAST_SIGNAL}
+    FAST_PARAMS: ClassVar[dict] = {"flow_params": FAST_FLOW, "signal_flow_params": FAST_SIGNAL, "n_members": 2}
 
     def _requires_sb(self) -> bool:
         return self.background_flow is None
 
     def __init__(self, flow_params: dict | None = None, signal_flow_params: dict | None = None, w_init: float = 0.01,
-                 learn_w: bool = True, validation_fraction: float = 0.3, background_flow: str | None = None,
-                 random_state=None):
+                 learn_w: bool = True, n_members: int = 3, validation_fraction: float = 0.3,
+                 background_flow: str | None = None, random_state=None):
         self.flow_params = flow_params
         self.signal_flow_params = signal_flow_params
         self.w_init = w_init
         self.learn_w = learn_w
+        self.n_members = n_members
         self.validation_fraction = validation_fraction
         self.background_flow = background_flow
         self.random_state = random_state
@@ -88,26 +95,23 @@ class RANODE(AnomalyMethod):
 
         if not 0 < self.w_init < 1:
             raise ConfigError(f"w_init must be in (0, 1), got {self.w_init}")
+        if int(self.n_members) < 1:
+            raise ConfigError(f"n_members must be >= 1, got {self.n_members}")
         p = {**DEFAULT_SIGNAL, **(self.signal_flow_params or {})}
         unknown = set(p) - {"kind", "transforms", "hidden", "bins", "epochs", "batch_size", "lr", "patience"}
         if unknown:
             raise ConfigError(f"unknown signal_flow_params {sorted(unknown)}")
         bg = background_flow(self, data, rng)
         self.background_flow_ = bg
-        s_init, s_loop = spawn_seeds(rng, 2)
+        member_seeds = spawn_seeds(rng, int(self.n_members))
         # both densities live in the background flow's preprocessed space: same Jacobian, cancels in ratios
         z, _ = bg.to_latent(data.X_sr)
         lbg = bg.log_prob_latent(z, data.m_sr)
         tr, va = train_val_split(data.n_sr, self.validation_fraction, rng, min_val=10)
-        sig = build_zuko_flow(p["kind"], z.shape[1], bg.n_context_, p["transforms"], p["hidden"], p.get("bins", 8))
-        reset_parameters(sig, torch_generator(s_init))
-        theta0 = float(np.log(self.w_init) - np.log1p(-self.w_init))
-        model = torch.nn.Module()
-        model.flow = sig
-        model.theta = torch.nn.Parameter(torch.tensor(theta0), requires_grad=bool(self.learn_w))
         zt = torch.as_tensor(z, dtype=torch.float32)
         ct = bg._ctx(data.m_sr[:, None])
         lt = torch.as_tensor(lbg, dtype=torch.float32)
+        theta0 = float(np.log(self.w_init) - np.log1p(-self.w_init))
 
         def nll(model, zb, cb, lb):
             ls = model.flow(cb).log_prob(zb)
@@ -115,15 +119,25 @@ class RANODE(AnomalyMethod):
             l1w = torch.nn.functional.logsigmoid(-model.theta)
             return -torch.logaddexp(l1w + lb, lw + ls).mean()
 
-        params = [q for q in model.parameters() if q.requires_grad]
-        res = fit_torch(
-            model, nll, (zt[tr], ct[tr], lt[tr]), (zt[va], ct[va], lt[va]),
-            epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), lr=float(p["lr"]), patience=int(p["patience"]),
-            generator=torch_generator(s_loop), desc="ranode[signal]", parameters=params,
-        )
-        self.signal_flow_ = sig
-        self.history_ = res.to_dict()
-        self.w_trained_ = float(torch.sigmoid(model.theta).item())
+        self.signal_flows_, self.members_ = [], []
+        for k, seed in enumerate(member_seeds):
+            s_init, s_loop = spawn_seeds(np.random.default_rng(seed), 2)
+            sig = build_zuko_flow(p["kind"], z.shape[1], bg.n_context_, p["transforms"], p["hidden"], p.get("bins", 8))
+            reset_parameters(sig, torch_generator(s_init))
+            model = torch.nn.Module()
+            model.flow = sig
+            model.theta = torch.nn.Parameter(torch.tensor(theta0), requires_grad=bool(self.learn_w))
+            params = [q for q in model.parameters() if q.requires_grad]
+            res = fit_torch(
+                model, nll, (zt[tr], ct[tr], lt[tr]), (zt[va], ct[va], lt[va]),
+                epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), lr=float(p["lr"]), patience=int(p["patience"]),
+                generator=torch_generator(s_loop), desc=f"ranode[signal {k + 1}/{len(member_seeds)}]", parameters=params,
+            )
+            self.signal_flows_.append(sig)
+            self.members_.append({"w_trained": float(torch.sigmoid(model.theta).item()), "history": res.to_dict()})
+        self.signal_flow_ = self.signal_flows_[0]
+        self.history_ = self.members_[0]["history"]
+        self.w_trained_ = float(np.mean([mm["w_trained"] for mm in self.members_]))
         lr_va = self._log_ratio_latent(z[va], data.m_sr[va], lbg[va])
         self.signal_fraction_, self.signal_fraction_err_ = fit_signal_fraction(lr_va)
         self.n_signal_ = self.signal_fraction_ * data.n_sr
@@ -136,9 +150,12 @@ class RANODE(AnomalyMethod):
         zt = torch.as_tensor(z, dtype=torch.float32)
         ct = bg._ctx(np.asarray(m)[:, None])
         with torch.no_grad():
-            ls = torch.cat([self.signal_flow_(ct[i : i + 65536]).log_prob(zt[i : i + 65536])
-                            for i in range(0, zt.shape[0], 65536)]).double().numpy()
-        return ls - lbg
+            ls = np.stack([torch.cat([f(ct[i : i + 65536]).log_prob(zt[i : i + 65536])
+                                      for i in range(0, zt.shape[0], 65536)]).double().numpy()
+                           for f in self.signal_flows_])
+        from scipy.special import logsumexp
+
+        return logsumexp(ls, axis=0) - np.log(len(self.signal_flows_)) - lbg
 
     def _score(self, X, m):
         bg = self.background_flow_
