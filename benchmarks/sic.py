@@ -1,9 +1,13 @@
 """Max SIC of every anomaly method on generated LHCO-like data (thin over excess.anomaly.benchmark).
 
-Reproduce (the figures in the report were made with):
+Reproduce (the README's table was made with the full 1M generated QCD sample):
 
-    OMP_NUM_THREADS=2 nice .venv/bin/python benchmarks/sic.py --out runs/bench/sic4 \
-        --s-over-b 0.0064,0.0032,0.0019 --seeds 0,1,2 --noise 0 --max-background N
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/sic.py --out runs/bench/sic1M_v2 \
+        --s-over-b 0.0064,0.0032,0.0019 --seeds 0,1,2,3,4 \
+        --methods supervised,idealized,cwola,cathode,ranode --flow-cache runs/bench/flows1M_v2
+
+``--flow-cache`` keeps each (injection, seed) SB flow, so a rerun with other ``--method-params``
+(classifier settings, oversampling, ...) only refits the methods.
 
 Prints the markdown table (max SIC mean ± std over seeds, AUC, wall seconds per method on this CPU)
 and writes sic_benchmark.json, sic_benchmark.md and max_sic_noise*.png to --out. Resumable: finished

@@ -74,6 +74,21 @@ def test_quantile_scaler_gaussianises_and_is_a_density():
         QuantileScaler().fit(np.c_[X[:, 0], np.ones(len(X))])
 
 
+def test_quantile_scaler_samples_stay_in_the_training_range_and_keep_the_tails():
+    """Gaussian draws mapped back must not leave the training range (a data-vs-samples classifier would
+    rank the emptied data tails first) and must reproduce the extreme tail fractions."""
+    rng = np.random.default_rng(4)
+    X = np.c_[np.abs(rng.normal(0, 100, 200000)), rng.beta(2, 5, 200000)]  # hard lower edge at 0 with density
+    sc = QuantileScaler().fit(X)
+    Xs = sc.inverse_transform(rng.normal(size=(400000, 2)))
+    outside = (Xs < X.min(axis=0)) | (Xs > X.max(axis=0))
+    assert outside.mean() < 1e-4
+    for lo, hi in [(0.0, 0.5), (300.0, np.inf)]:  # the lowest 0.4 % and the top 0.3 % of feature 0
+        f_data = np.mean((X[:, 0] >= lo) & (X[:, 0] < hi))
+        f_samp = np.mean((Xs[:, 0] >= lo) & (Xs[:, 0] < hi))
+        assert f_samp == pytest.approx(f_data, rel=0.15)
+
+
 def test_unknown_preprocessing_is_a_config_error():
     with pytest.raises(ConfigError, match="preprocessing must be one of"):
         make_scaler("boxcox")
