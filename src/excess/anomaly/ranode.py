@@ -64,6 +64,9 @@ class RANODE(AnomalyMethod):
     validation_fraction : SR events held out for early stopping and the ``w`` estimate
     background_flow : path of a saved SB flow to reuse instead of training one
     random_state : seed
+
+    Fitted: ``signal_flows_`` (one per member), ``members_`` (each member's trained ``w`` and training
+    history), ``w_trained_`` (their mean), ``signal_fraction_`` / ``signal_fraction_err_``, ``n_signal_``.
     """
 
     name = "ranode"
@@ -135,8 +138,6 @@ class RANODE(AnomalyMethod):
             )
             self.signal_flows_.append(sig)
             self.members_.append({"w_trained": float(torch.sigmoid(model.theta).item()), "history": res.to_dict()})
-        self.signal_flow_ = self.signal_flows_[0]
-        self.history_ = self.members_[0]["history"]
         self.w_trained_ = float(np.mean([mm["w_trained"] for mm in self.members_]))
         lr_va = self._log_ratio_latent(z[va], data.m_sr[va], lbg[va])
         self.signal_fraction_, self.signal_fraction_err_ = fit_signal_fraction(lr_va)

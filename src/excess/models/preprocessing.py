@@ -50,8 +50,38 @@ def _standardisation(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z.mean(axis=0), std
 
 
-class LogitScaler:
+class _ScalerState:
+    """Fitted check and ``get_state``/``from_state`` shared by the scalers: constructor parameters
+    ``_params`` and fitted arrays ``_arrays`` (stored without the trailing underscore)."""
+
+    _params: tuple[str, ...] = ()
+    _arrays: tuple[str, ...] = ()
+    _kind: str | None = None  # the state's "kind" tag (none for LogitScaler, as in older saved flows)
+
+    def _check(self):
+        if not hasattr(self, "mean_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted")
+
+    def get_state(self) -> dict:
+        self._check()
+        state = {"kind": self._kind} if self._kind else {}
+        state.update({k: getattr(self, k) for k in self._params})
+        state.update({k: getattr(self, f"{k}_").tolist() for k in self._arrays})
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict):
+        obj = cls(**{k: state[k] for k in cls._params})
+        for k in cls._arrays:
+            setattr(obj, f"{k}_", np.asarray(state[k], dtype=np.float64))
+        return obj
+
+
+class LogitScaler(_ScalerState):
     """Box -> logit -> standardise, with exact log-Jacobian (numpy and torch)."""
+
+    _params = ("logit", "margin", "eps")
+    _arrays = ("lo", "hi", "mean", "std")
 
     def __init__(self, logit: bool = True, margin: float = 0.05, eps: float = 1e-6):
         self.logit = logit
@@ -106,25 +136,8 @@ class LogitScaler:
         z = (z0 - t(self.mean_)) / t(self.std_)
         return z, logdet - torch.log(t(self.std_)).sum()
 
-    # -- state -----------------------------------------------------------------------------------
-    def _check(self):
-        if not hasattr(self, "mean_"):
-            raise NotFittedError("LogitScaler is not fitted")
 
-    def get_state(self) -> dict:
-        self._check()
-        return {"logit": self.logit, "margin": self.margin, "eps": self.eps,
-                "lo": self.lo_.tolist(), "hi": self.hi_.tolist(), "mean": self.mean_.tolist(), "std": self.std_.tolist()}
-
-    @classmethod
-    def from_state(cls, state: dict) -> LogitScaler:
-        obj = cls(logit=state["logit"], margin=state["margin"], eps=state["eps"])
-        for k in ("lo", "hi", "mean", "std"):
-            setattr(obj, f"{k}_", np.asarray(state[k], dtype=np.float64))
-        return obj
-
-
-class QuantileScaler:
+class QuantileScaler(_ScalerState):
     """Marginal Gaussianisation: each feature through its smoothed empirical CDF, then ``Phi^-1``.
 
     The CDF is piecewise linear between ``n_knots`` training quantiles, from the training minimum to the
@@ -143,6 +156,10 @@ class QuantileScaler:
     slope and ``u`` clipped to ``[eps, 1 - eps]``: finite, approximate densities.
     """
 
+    _params = ("n_knots", "margin", "eps")
+    _arrays = ("knots", "levels", "mean", "std")
+    _kind = "quantile"
+
     def __init__(self, n_knots: int = 256, margin: float = 0.05, eps: float = 1e-6):
         self.n_knots = n_knots
         self.margin = margin
@@ -157,8 +174,8 @@ class QuantileScaler:
         tails = np.array([a for a in (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3) if a * n >= 20 and a < 1.0 / (k - 1)])
         p = np.unique(np.r_[np.linspace(0.0, 1.0, k), tails, 1.0 - tails])
         q = np.quantile(X, p, axis=0).T  # (d, len(p)); q[:, 0] = min, q[:, -1] = max
-        tail = max(2.0 * self.eps, 0.5 / n)  # probability beyond the training range, each side
-        levels = np.r_[0.0, tail + (1.0 - 2.0 * tail) * p, 1.0]
+        p_out = max(2.0 * self.eps, 0.5 / n)  # probability beyond the training range, each side
+        levels = np.r_[0.0, p_out + (1.0 - 2.0 * p_out) * p, 1.0]
         knots = np.ascontiguousarray(np.column_stack([lo, q, hi]))
         # strictly increasing knots (ties from repeated values would give infinite slopes)
         step = 1e-6 * width / knots.shape[1]
@@ -227,23 +244,6 @@ class QuantileScaler:
             cols.append((z0 - float(self.mean_[j])) / float(self.std_[j]))
             lds.append(torch.log(slope) - normal.log_prob(z0) - float(np.log(self.std_[j])))
         return torch.stack(cols, -1), torch.stack(lds, -1).sum(-1)
-
-    def _check(self):
-        if not hasattr(self, "mean_"):
-            raise NotFittedError("QuantileScaler is not fitted")
-
-    def get_state(self) -> dict:
-        self._check()
-        return {"kind": "quantile", "n_knots": self.n_knots, "margin": self.margin, "eps": self.eps,
-                "knots": self.knots_.tolist(), "levels": self.levels_.tolist(),
-                "mean": self.mean_.tolist(), "std": self.std_.tolist()}
-
-    @classmethod
-    def from_state(cls, state: dict) -> QuantileScaler:
-        obj = cls(n_knots=state["n_knots"], margin=state["margin"], eps=state["eps"])
-        for k in ("knots", "levels", "mean", "std"):
-            setattr(obj, f"{k}_", np.asarray(state[k], dtype=np.float64))
-        return obj
 
 
 def scaler_from_state(state: dict):
