@@ -134,6 +134,20 @@ def test_threshold_calibration_restores_sparsity(tiny_data, tiny_geometry):
     np.testing.assert_array_equal(q.thresholds_, p.thresholds_)
 
 
+def test_threshold_calibration_is_per_energy_for_discrete_energies(tiny_simulator, tiny_geometry):
+    rng = np.random.default_rng(5)
+    levels = np.array([1e3, 1e4, 1e5])
+    e = np.repeat(levels, 200)
+    x = tiny_simulator.simulate(e, rng)
+    smeared = x + rng.uniform(0.0, 0.5, size=x.shape) * (x == 0)
+    p = ShowerPreprocessor(tiny_geometry).fit(x, e, 0).calibrate_thresholds(smeared, x, e, n_bins=2)
+    np.testing.assert_allclose(np.exp(p.threshold_log_e_), levels, rtol=1e-9)  # one set per energy
+    out = p._threshold(smeared.copy(), e)
+    for level in levels:
+        m = e == level
+        np.testing.assert_allclose((out[m] == 0).mean(), (x[m] == 0).mean(), atol=0.02)
+
+
 def test_layer_flow_generation_in_chunks_is_identical(tiny_data, tiny_geometry):
     e, x = tiny_data
     m = CaloFlow(tiny_geometry, block="layer", epochs=1, **SMALL["flow"]).fit(x[:200], e[:200], progress_bar=False)

@@ -15,7 +15,7 @@ standardised ``ln E_inc``.
 
 Sparsity calibration (optional, fitted on training showers after the model): generative models
 smear the gap between empty and non-empty voxels, so generated showers come out too dense. For each
-layer and each of a few bins in ``ln E_inc``, :meth:`ShowerPreprocessor.calibrate_thresholds` picks
+layer and each incident energy (or, for continuous energies, each of a few bins in ``ln E_inc``), :meth:`ShowerPreprocessor.calibrate_thresholds` picks
 the output threshold (MeV) at which the generated fraction of empty voxels equals the training
 showers'; thresholds are interpolated in ``ln E_inc``, and each layer is rescaled after thresholding
 so that its energy is unchanged.
@@ -146,18 +146,23 @@ class ShowerPreprocessor:
     def calibrate_thresholds(self, generated, reference, incident_energies, n_bins: int = 6) -> ShowerPreprocessor:
         """Fit per-layer, per-energy-bin output thresholds (see the module docstring).
 
+        Discrete incident energies (at most ``4 * n_bins`` distinct values, as in dataset 1) get one
+        threshold set per energy; otherwise the energies are split into ``n_bins`` quantile bins.
+
         ``generated`` must be *unthresholded* model output (call with ``thresholds_`` unset) for the
         same incident energies as the ``reference`` training showers.
         """
         g = self.geometry
         e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
         le = np.log(e)
-        edges = np.unique(np.quantile(le, np.linspace(0, 1, n_bins + 1)))
-        if len(edges) < 2:
-            edges = np.array([le.min() - 1e-6, le.max() + 1e-6])
-        which = np.clip(np.searchsorted(edges, le, side="right") - 1, 0, len(edges) - 2)
+        values, which = np.unique(le, return_inverse=True)
+        n_groups = len(values)
+        if n_groups > 4 * n_bins:  # continuous energies: quantile bins in ln E_inc
+            edges = np.unique(np.quantile(le, np.linspace(0, 1, n_bins + 1)))
+            which = np.clip(np.searchsorted(edges, le, side="right") - 1, 0, len(edges) - 2)
+            n_groups = len(edges) - 1
         centres, thr = [], []
-        for k in range(len(edges) - 1):
+        for k in range(n_groups):
             m = which == k
             if not m.any():
                 continue
