@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     p.add_argument("--method-params", default=None,
                    help='JSON {method: {param: value}}, e.g. \'{"cathode": {"oversample": 10}}\'')
     p.add_argument("--bkg-only-check", action="store_true",
-                   help="instead: CATHODE on background only; selected fraction of SR data vs flow samples")
+                   help="instead: CATHODE on background only; selected fraction of SR test events vs flow samples, "
+                        "vs the adjacent sidebands, and the local Z of the dijet sideband fit")
     p.add_argument("--out", default="runs/bench/sic")
     a = p.parse_args(argv)
 
@@ -63,14 +64,15 @@ def main(argv=None) -> int:
         from excess.anomaly.benchmark import background_only_check
 
         print("| seed | efficiency | frac SR data | frac samples | pull vs samples | frac SB low / high | "
-              "SB interpolated | pull vs SB interp. | N data SR | N samples |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "SB interpolated | pull vs SB interp. | selected SR | dijet fit b ± db | Z (fit) | fit p | N data SR | N samples |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for seed in cfg.seeds:
             for r in background_only_check(cfg, seed):
                 print(f"| {seed} | {r['efficiency']:g} | {r['frac_data']:.4f} | {r['frac_samples']:.4f} | "
                       f"{r['pull']:+.2f} | {r['frac_sb_low']:.4f} / {r['frac_sb_high']:.4f} | "
-                      f"{r['frac_sb_interp']:.4f} | {r['pull_sb_interp']:+.2f} | {r['n_data_sr']} | {r['n_samples']} |",
-                      flush=True)
+                      f"{r['frac_sb_interp']:.4f} | {r['pull_sb_interp']:+.2f} | {r['n_sel_sr']} | "
+                      f"{r['b_fit']:.1f} ± {r['b_fit_err']:.1f} | {r['z_fit']:+.2f} | {r['fit_p_value']:.2f} | "
+                      f"{r['n_data_sr']} | {r['n_samples']} |", flush=True)
         print(f"# command: {' '.join(sys.argv)}")
         return 0
     res = run_sic_benchmark(cfg, a.out)
