@@ -23,9 +23,10 @@ def _gen(seed):
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), spline=st.booleans(), features=st.integers(1, 6))
-def test_coupling_flow_invertible_and_logprob_matches_autograd(seed, spline, features):
-    flow = _coupling_flow(features, 2, 3, (16,), spline, 6, _gen(seed))
+@given(seed=st.integers(0, 2**31 - 1), spline=st.booleans(), features=st.integers(1, 6),
+       marginal_bins=st.sampled_from([0, 4]))
+def test_coupling_flow_invertible_and_logprob_matches_autograd(seed, spline, features, marginal_bins):
+    flow = _coupling_flow(features, 2, 3, (16,), spline, 6, _gen(seed), marginal_bins=marginal_bins, marginal_hidden=(8,))
     g = _gen(seed + 1)
     x = torch.randn(4, features, generator=g, dtype=torch.float64)
     c = torch.randn(4, 2, generator=g, dtype=torch.float64)
@@ -45,11 +46,11 @@ def test_coupling_flow_invertible_and_logprob_matches_autograd(seed, spline, fea
         torch.testing.assert_close(lp[i], ref, atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("block", ["shower", "layer"])
-def test_caloflow_logprob_is_the_joint_density(tiny_data, tiny_geometry, block):
+@pytest.mark.parametrize("block,marginal_bins", [("shower", 0), ("layer", 0), ("shower", 4)])
+def test_caloflow_logprob_is_the_joint_density(tiny_data, tiny_geometry, block, marginal_bins):
     """log p(u, v | E) of both stages equals the change of variables of the joint map (autograd)."""
     e, x = tiny_data
-    m = CaloFlow(tiny_geometry, block=block, **SMALL["flow"])
+    m = CaloFlow(tiny_geometry, block=block, shape_marginal_bins=marginal_bins, **SMALL["flow"])
     m.preprocessor_ = ShowerPreprocessor(tiny_geometry).fit(x, e, 0)
     m.module_ = m._build(m.preprocessor_.n_features, m.preprocessor_.n_energy, _gen(0)).double()
     f, c = m.preprocessor_.transform(x[:2], e[:2], 0)

@@ -149,8 +149,10 @@ class ShowerPreprocessor:
         Discrete incident energies (at most ``4 * n_bins`` distinct values, as in dataset 1) get one
         threshold set per energy; otherwise the energies are split into ``n_bins`` quantile bins.
 
-        ``generated`` must be *unthresholded* model output (call with ``thresholds_`` unset) for the
-        same incident energies as the ``reference`` training showers.
+        ``generated`` must be *unthresholded* model output (as :meth:`ShowerGenerator.calibrate_sparsity`
+        draws it, with all thresholds at 0) for the same incident energies as the ``reference`` training
+        showers. The thresholds may lie below ``noise_mev``: the model's smallest outputs then become the
+        small deposits the reference has, rather than empty voxels.
         """
         g = self.geometry
         e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
@@ -172,7 +174,7 @@ class ShowerPreprocessor:
                 sl = g.layer_slice(i)
                 target = float((reference[m][:, sl] <= 0).mean())
                 vals = generated[m][:, sl].ravel()
-                row.append(max(float(np.quantile(vals, target)) if target > 0 else 0.0, self.noise_mev))
+                row.append(float(np.quantile(vals, target)) if target > 0 else 0.0)
             thr.append(row)
         self.threshold_log_e_ = np.asarray(centres)
         self.thresholds_ = np.asarray(thr).T  # (L, K)

@@ -106,9 +106,10 @@ class ShowerGenerator:
         e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
         idx = rng.permutation(len(e))[: int(max_showers)]
         pre = self.preprocessor_
-        for attr in ("thresholds_", "threshold_log_e_"):
-            if hasattr(pre, attr):
-                delattr(pre, attr)
+        # sample without any output threshold: the calibrated thresholds may lie below noise_mev, where
+        # the reference has small deposits too
+        pre.thresholds_ = np.zeros((self.geometry_.n_layers, 1))
+        pre.threshold_log_e_ = np.zeros(1)
         gen = self.sample(e[idx], random_state=rng)
         pre.calibrate_thresholds(gen, np.asarray(showers)[idx], e[idx])
         return self
