@@ -149,6 +149,27 @@ def test_threshold_calibration_is_per_energy_for_discrete_energies(tiny_simulato
         np.testing.assert_allclose((out[m] == 0).mean(), (x[m] == 0).mean(), atol=0.02)
 
 
+def test_flow_keeps_energy_stage_at_best_chi2_and_shape_stage_at_best_likelihood(tiny_data, tiny_geometry):
+    """The E_tot/E_inc chi2 cannot judge the shape flow: it is kept at its own best validation epoch."""
+    e, x = tiny_data
+    scripted = iter([3.0, 1.0, 2.0])  # epoch 2 has the best validation loss
+    snapshots = {}
+
+    class Scripted(CaloFlow):
+        def _validation_loss(self, x_val, c_val):
+            snapshots[len(snapshots) + 1] = {k: v.clone() for k, v in self.module_.state_dict().items()}
+            return next(scripted)
+
+    m = Scripted(tiny_geometry, epochs=3, batch_size=64, random_state=1, sparsity_calibration=False, **SMALL["flow"])
+    m.fit(x[:300], e[:300], progress_bar=False)
+    assert [h["val_loss"] for h in m.history_] == [3.0, 1.0, 2.0] and m.best_validation_loss_epoch_ == 2
+    state = m.module_.state_dict()
+    for k, v in state.items():
+        want = snapshots[2 if k.startswith("shape.") else m.best_epoch_][k]
+        torch.testing.assert_close(v, want, rtol=0, atol=0)
+    assert any(not torch.equal(snapshots[1][k], snapshots[2][k]) for k in state if k.startswith("shape."))
+
+
 def test_layer_flow_generation_in_chunks_is_identical(tiny_data, tiny_geometry):
     e, x = tiny_data
     m = CaloFlow(tiny_geometry, block="layer", epochs=1, **SMALL["flow"]).fit(x[:200], e[:200], progress_bar=False)

@@ -135,7 +135,9 @@ def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers,
     model.save(output)
     plot_history(model.history_, output / "history.png")
     summary = {"model": kind, "output": output, "geometry": d.geometry.name, "n_train": model.n_train_,
-               "best_epoch": model.best_epoch_, "best_chi2_etot": min(h["chi2_etot"] for h in model.history_),
+               "best_epoch": model.best_epoch_,
+               "best_validation_loss_epoch": getattr(model, "best_validation_loss_epoch_", None),
+               "best_chi2_etot": min(h["chi2_etot"] for h in model.history_),
                "train_seconds": sum(h["seconds"] for h in model.history_)}
     atomic_write_json(output / "train_summary.json", summary)
     _echo_json(summary)

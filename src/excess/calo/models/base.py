@@ -31,7 +31,8 @@ class ShowerGenerator:
     Common parameters: ``geometry`` (name, XML path or :class:`CaloGeometry`), ``epochs``,
     ``batch_size``, ``lr``, ``noise_mev`` (dequantisation noise and output threshold), and
     ``random_state``. Learned state: ``preprocessor_``, ``module_`` (torch), ``history_``
-    (per-epoch loss and E_tot/E_inc chi2), ``best_epoch_``.
+    (per-epoch loss and E_tot/E_inc chi2), ``best_epoch_`` (by the chi2) and, for models with a
+    likelihood, ``best_validation_loss_epoch_`` (see :mod:`excess.calo.train`).
     """
 
     name = "base"
@@ -156,6 +157,7 @@ class ShowerGenerator:
             "params": params,
             "preprocessor": self.preprocessor_.state(),
             "best_epoch_": self.best_epoch_,
+            "best_validation_loss_epoch_": getattr(self, "best_validation_loss_epoch_", None),
             "history_": self.history_,
             "n_train_": self.n_train_,
         }
@@ -201,6 +203,7 @@ def load_model(directory: str | Path) -> ShowerGenerator:
     model.module_.load_state_dict(state)
     model.module_.eval()
     model.best_epoch_ = meta.get("best_epoch_")
+    model.best_validation_loss_epoch_ = meta.get("best_validation_loss_epoch_")
     model.history_ = meta.get("history_", [])
     model.n_train_ = meta.get("n_train_")
     return model

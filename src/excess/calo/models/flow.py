@@ -184,6 +184,17 @@ class CaloFlow(ShowerGenerator):
             lp = lp + self.module_["shape"](ctx).log_prob(v.reshape(B * L, -1)).reshape(B, L).sum(1)
         return lp
 
+    # the shape stage does not affect E_tot/E_inc: keep it at the epoch of best validation likelihood
+    _validation_loss_parts = ("shape",)
+
+    def _validation_loss(self, x, c) -> float:
+        """Mean negative log-likelihood per feature of standardised validation features (no gradients)."""
+        import torch
+
+        with torch.no_grad():
+            return float(torch.cat([-self.log_prob(x[i : i + 4096], c[i : i + 4096]) for i in range(0, len(x), 4096)]).mean()
+                         / x.shape[1])
+
     def _train_step(self, x, c, generator) -> float:
         import torch
 
