@@ -68,7 +68,7 @@ def plot_feature_histograms(histograms, outdir, *, labels=("reference", "generat
 
 
 def plot_history(history: list[dict], path) -> Path:
-    """Training loss and E_tot/E_inc chi2 per epoch."""
+    """Training (and, where recorded, validation) loss and E_tot/E_inc chi2 per epoch."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -76,9 +76,12 @@ def plot_history(history: list[dict], path) -> Path:
 
     ep = np.array([h["epoch"] for h in history])
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
-    a.plot(ep, [h["loss"] for h in history], marker=".")
+    a.plot(ep, [h["loss"] for h in history], marker=".", label="training")
+    if any("val_loss" in h for h in history):
+        a.plot(ep, [h.get("val_loss", np.nan) for h in history], marker=".", label="validation")
+        a.legend(frameon=False)
     a.set_xlabel("epoch")
-    a.set_ylabel("training loss")
+    a.set_ylabel("loss")
     b.semilogy(ep, [max(h["chi2_etot"], 1e-6) for h in history], marker=".")
     b.set_xlabel("epoch")
     b.set_ylabel("chi2/bin of E_tot/E_inc")
