@@ -105,7 +105,10 @@ def simulate(preset, geometry, particle, n_showers, spectrum, e_min, e_max, samp
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model directory.")
 @click.option("--force", is_flag=True, help="Retrain even if the model directory holds a model.")
 def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers, params, seed, threads, output, force):
-    """Train a conditional generator (best epoch by chi2 of E_tot/E_inc) and save it."""
+    """Train a conditional generator and save it.
+
+    The best epoch is chosen by the chi2 of E_tot/E_inc; a flow's shape stage by its validation likelihood.
+    """
     from .._util import atomic_write_json
     from ..calo._torch import set_threads
     from ..calo.io import read_showers
