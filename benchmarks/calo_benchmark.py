@@ -39,6 +39,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--param", action="append", default=[], help="model hyperparameter key=value")
     ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--train-file", type=Path, default=None,
+                    help="train on this file instead of the simulated {ds}_train.h5 (e.g. a larger sample)")
     ap.add_argument("--runs", type=Path, default=Path("runs/calo"))
     ap.add_argument("--tag", default="", help="suffix of the model directory")
     ap.add_argument("--threads", type=int, default=1)
@@ -53,7 +55,8 @@ def main(argv=None):
         if not f.exists():
             run([*EXCESS, "-q", "calo", "simulate", "--preset", PRESET[ds], "-n", str(n), "--seed", str(seed), "-o", str(f)])
     mdir = r / f"{ds}_{a.model}{a.tag}"
-    train = [*EXCESS, "-q", "calo", "train", "--model", a.model, "--data", str(files[0]), "--validation", str(files[1]),
+    train_file = a.train_file or files[0]
+    train = [*EXCESS, "-q", "calo", "train", "--model", a.model, "--data", str(train_file), "--validation", str(files[1]),
              "--epochs", str(a.epochs), "--threads", str(a.threads), "-o", str(mdir)]
     if a.n_train:
         train += ["--max-showers", str(a.n_train)]
