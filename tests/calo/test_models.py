@@ -170,9 +170,15 @@ def test_flow_keeps_energy_stage_at_best_chi2_and_shape_stage_at_best_likelihood
     assert any(not torch.equal(snapshots[1][k], snapshots[2][k]) for k in state if k.startswith("shape."))
 
 
-def test_layer_flow_generation_in_chunks_is_identical(tiny_data, tiny_geometry):
+@pytest.mark.parametrize("marginal_bins", [0, 8])
+def test_layer_flow_generation_in_chunks_is_identical(tiny_data, tiny_geometry, marginal_bins):
     e, x = tiny_data
-    m = CaloFlow(tiny_geometry, block="layer", epochs=1, **SMALL["flow"]).fit(x[:200], e[:200], progress_bar=False)
+    m = CaloFlow(tiny_geometry, block="layer", epochs=1, shape_marginal_bins=marginal_bins, **SMALL["flow"])
+    m.fit(x[:200], e[:200], progress_bar=False)
     a = m.sample(e[:40], random_state=1)
     m._max_rows = 50  # force several shape-flow passes
-    np.testing.assert_array_equal(m.sample(e[:40], random_state=1), a)
+    b = m.sample(e[:40], random_state=1)
+    if marginal_bins:  # float32 rounding of the spline's network differs with the batch shape
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(b, a)
