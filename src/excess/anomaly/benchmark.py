@@ -393,7 +393,7 @@ def _bump_hunt(m_selected, sr, edges, fit_mask) -> dict:
     counts = np.histogram(m_selected, edges)[0]
     n_sr = int(in_sr(m_selected, sr).sum())
     try:
-        fit, choice = fit_background(edges, counts, fit_mask=fit_mask, min_events=20)
+        fit, _ = fit_background(edges, counts, fit_mask=fit_mask, min_events=20)
         b_hat, sigma_b = fit.integral(*sr)
         z = local_significance(n_sr, b_hat, sigma_b)
     except FitError as exc:

@@ -14,11 +14,12 @@ below ``noise_mev`` (the threshold that undoes the dequantisation). The conditio
 standardised ``ln E_inc``.
 
 Sparsity calibration (optional, fitted on training showers after the model): generative models
-smear the gap between empty and non-empty voxels, so generated showers come out too dense. For each
-layer and each incident energy (or, for continuous energies, each of a few bins in ``ln E_inc``), :meth:`ShowerPreprocessor.calibrate_thresholds` picks
-the output threshold (MeV) at which the generated fraction of empty voxels equals the training
-showers'; thresholds are interpolated in ``ln E_inc``, and each layer is rescaled after thresholding
-so that its energy is unchanged.
+smear the gap between empty and non-empty voxels, so generated showers come out too dense (or, where
+the reference has deposits below ``noise_mev``, too sparse). For each layer and each incident energy
+(or, for continuous energies, each of a few bins in ``ln E_inc``),
+:meth:`ShowerPreprocessor.calibrate_thresholds` picks the output threshold (MeV) at which the generated
+fraction of empty voxels equals the training showers'; thresholds are interpolated in ``ln E_inc``,
+and each layer is rescaled after thresholding so that its energy is unchanged.
 """
 
 from __future__ import annotations
