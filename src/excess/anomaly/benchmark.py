@@ -106,8 +106,8 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def _flow_location(cfg: SICBenchmarkConfig, flow_params, s_over_b, seed, n_noise, n_bkg, tmpdir: Path):
-    """Where the SB flow of one configuration lives, and its recorded timing if ``cfg.flow_cache`` holds it.
+def _flow_location(cfg: SICBenchmarkConfig, flow_params, s_over_b, seed, n_noise, n_bkg, tmpdir: Path) -> Path:
+    """Where the SB flow of one configuration lives (``tmpdir`` unless ``cfg.flow_cache`` is set).
 
     The cache key covers everything the flow depends on: injection, seed, noise columns, background
     size, features, SR and the flow's hyperparameters; a flow trained under other settings is never reused.
@@ -115,20 +115,36 @@ def _flow_location(cfg: SICBenchmarkConfig, flow_params, s_over_b, seed, n_noise
     import hashlib
 
     if cfg.flow_cache is None:
-        return tmpdir / f"flow-{s_over_b}-{seed}-{n_noise}", None
+        return tmpdir / f"flow-{s_over_b}-{seed}-{n_noise}"
     ident = json.dumps({"s_over_b": s_over_b, "seed": seed, "n_noise": n_noise, "n_bkg": n_bkg, "fast": cfg.fast,
                         "features": list(cfg.features), "sr": list(cfg.sr), "flow": flow_params,
                         "background": os.path.abspath(cfg.background), "signal": os.path.abspath(cfg.signal)},
                        sort_keys=True, default=str)
-    path = Path(cfg.flow_cache) / f"flow-{s_over_b}-{seed}-{n_noise}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
+    return Path(cfg.flow_cache) / f"flow-{s_over_b}-{seed}-{n_noise}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
+
+
+def _sb_flow(path: Path, flow_params, seed, X, m, sr) -> tuple[float, int]:
+    """Train the SB flow on the sideband events of (X, m) and save it at ``path``, unless a cached one is
+    there (its ``benchmark_timing.json`` written last). Returns its training seconds and epochs."""
+    from ._flows import make_flow
+
     timing = path / "benchmark_timing.json"
-    return path, (json.loads(timing.read_text()) if timing.exists() else None)
+    if timing.exists():
+        cached = json.loads(timing.read_text())
+        log.info("reusing the SB flow %s (trained in %.0f s)", path, cached["seconds"])
+        return cached["seconds"], cached["epochs"]
+    sb = ~in_sr(m, sr)
+    flow, seconds = _timed(lambda: make_flow(flow_params, seed).fit(X[sb], m[sb]))
+    epochs = flow.history_["stopped_epoch"] + 1
+    flow.save(path)
+    atomic_write_json(timing, {"seconds": seconds, "epochs": epochs})
+    return seconds, epochs
 
 
 def _run_config(bkg, sig, cfg: SICBenchmarkConfig, s_over_b: float, seed: int, n_noise: int, tmpdir: Path) -> list[dict]:
     from ..data.mix import inject_signal
     from ..stats.roc import roc_auc, sic_at_fpr, sic_curve
-    from ._flows import FAST_FLOW, make_flow
+    from ._flows import FAST_FLOW
 
     rng = np.random.default_rng(seed)
     s_split, s_mix, s_noise, s_flow, s_methods = spawn_seeds(rng, 5)
@@ -163,16 +179,8 @@ def _run_config(bkg, sig, cfg: SICBenchmarkConfig, s_over_b: float, seed: int, n
     flow_seconds = 0.0
     if any(mm in FLOW_METHODS for mm in cfg.methods):
         fp = cfg.flow_params if cfg.flow_params is not None else (FAST_FLOW if cfg.fast else None)
-        flow_path, cached = _flow_location(cfg, fp, s_over_b, seed, n_noise, len(bkg), tmpdir)
-        if cached is not None:
-            flow_seconds, epochs = cached["seconds"], cached["epochs"]
-            log.info("reusing the SB flow %s (trained in %.0f s)", flow_path, flow_seconds)
-        else:
-            sb = ~in_sr(m, cfg.sr)
-            flow, flow_seconds = _timed(lambda: make_flow(fp, s_flow).fit(X[sb], m[sb]))
-            epochs = flow.history_["stopped_epoch"] + 1
-            flow.save(flow_path)
-            atomic_write_json(flow_path / "benchmark_timing.json", {"seconds": flow_seconds, "epochs": epochs})
+        flow_path = _flow_location(cfg, fp, s_over_b, seed, n_noise, len(bkg), tmpdir)
+        flow_seconds, epochs = _sb_flow(flow_path, fp, s_flow, X, m, cfg.sr)
         rows.append({**base, "method": "flow", "seconds": flow_seconds, "epochs": epochs})
     method_seeds = spawn_seeds(np.random.default_rng(s_methods), len(cfg.methods))
     for name, ms in zip(cfg.methods, method_seeds):
@@ -327,7 +335,7 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
     With ``cfg.flow_cache`` the background-only SB flow is kept and reused like the benchmark's.
     """
     from ..stats.windows import Window
-    from ._flows import FAST_FLOW, make_flow
+    from ._flows import FAST_FLOW
     from .cathode import sample_sr_mass
 
     bkg = _load(cfg.background, cfg.features, cfg.max_background)
@@ -349,13 +357,8 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
     fp = cfg.flow_params if cfg.flow_params is not None else (FAST_FLOW if cfg.fast else None)
     Xd, md = X[b_data], m[b_data]
     with tempfile.TemporaryDirectory() as tmp:
-        flow_path, cached = _flow_location(cfg, fp, "background-only", seed, 0, len(bkg), Path(tmp))
-        if cached is None:
-            sb = ~in_sr(md, cfg.sr)
-            flow, seconds = _timed(lambda: make_flow(fp, s_fit).fit(Xd[sb], md[sb]))
-            flow.save(flow_path)
-            atomic_write_json(flow_path / "benchmark_timing.json",
-                              {"seconds": seconds, "epochs": flow.history_["stopped_epoch"] + 1})
+        flow_path = _flow_location(cfg, fp, "background-only", seed, 0, len(bkg), Path(tmp))
+        _sb_flow(flow_path, fp, s_fit, Xd, md, cfg.sr)
         est = make_method(method, fast=cfg.fast, random_state=s_fit, flow_params=fp, background_flow=str(flow_path))
         est.fit(Xd, md, sr=cfg.sr)
     m_samp = sample_sr_mass(mt[sr], 4 * int(sr.sum()), np.random.default_rng(s_m))
