@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from excess.calo.models import get_model_class, load_model
+from excess.calo.models._fast import inverse_sampler
 from excess.calo.models.flow import CaloFlow, _coupling_flow
 from excess.calo.preprocessing import ShowerPreprocessor
 from excess.errors import ConfigError, NotFittedError
@@ -176,9 +177,51 @@ def test_layer_flow_generation_in_chunks_is_identical(tiny_data, tiny_geometry, 
     m = CaloFlow(tiny_geometry, block="layer", epochs=1, shape_marginal_bins=marginal_bins, **SMALL["flow"])
     m.fit(x[:200], e[:200], progress_bar=False)
     a = m.sample(e[:40], random_state=1)
-    m._max_rows = 50  # force several shape-flow passes
+    m._max_rows = 50  # force several shape-flow passes (zuko path)
+    m._chunk_elements = 50 * 4  # and several chunks of the fast path (layers of 4 voxels)
     b = m.sample(e[:40], random_state=1)
     if marginal_bins:  # float32 rounding of the spline's network differs with the batch shape
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
     else:
         np.testing.assert_array_equal(b, a)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), spline=st.booleans(), features=st.integers(2, 7),
+       marginal_bins=st.sampled_from([0, 3]), hidden=st.sampled_from([(16,), (8, 8)]), transforms=st.integers(1, 3))
+def test_fast_inverse_equals_zuko(seed, spline, features, marginal_bins, hidden, transforms):
+    """The fast sampling path inverts every transform exactly as zuko does, also beyond the spline's bound."""
+    flow = _coupling_flow(features, 3, transforms, hidden, spline, 5, _gen(seed), marginal_bins=marginal_bins, marginal_hidden=(8,))
+    g = _gen(seed + 1)
+    flow = flow.double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    c = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    z = 3 * torch.randn(64, features, generator=g, dtype=torch.float64)  # some beyond the bound of 6
+    with torch.no_grad():
+        ref = flow(c).transform.inv(z)
+    out = inverse_sampler(flow, features, 3)(c, z)
+    torch.testing.assert_close(out, ref, atol=1e-9, rtol=1e-9)
+
+
+def test_fast_inverse_rejects_what_it_does_not_know():
+    flow = _coupling_flow(1, 2, 2, (8,), True, 4, _gen(0))  # one feature: zuko's element-wise transform
+    with pytest.raises(NotImplementedError):
+        inverse_sampler(flow, 1, 2)
+
+
+@pytest.mark.parametrize("block", ["shower", "layer"])
+def test_flow_fast_sampling_matches_zuko_and_follows_weight_updates(tiny_data, tiny_geometry, block):
+    e, x = tiny_data
+    m = CaloFlow(tiny_geometry, block=block, epochs=1, shape_marginal_bins=4, **SMALL["flow"])
+    m.fit(x[:200], e[:200], progress_bar=False)
+    c = torch.as_tensor(m.preprocessor_.condition(e[:50]))
+    with torch.no_grad():
+        slow = m._generate(c, _gen(3), fast=False)
+        torch.testing.assert_close(m._generate(c, _gen(3)), slow, atol=2e-4, rtol=1e-4)
+        for p in m.module_.parameters():  # an in-place update (as an optimiser step) must not leave stale weights
+            p.mul_(1.1)
+        slow2 = m._generate(c, _gen(3), fast=False)
+        assert not torch.allclose(slow2, slow)
+        torch.testing.assert_close(m._generate(c, _gen(3)), slow2, atol=2e-4, rtol=1e-4)

@@ -212,30 +212,66 @@ class CaloFlow(ShowerGenerator):
         self.scheduler_.step()
         return loss.item()
 
-    def _sample_energy(self, c, generator):
+    _chunk_elements = 2**18  # rows x features per chunk of the fast sampling path (keeps it in cache)
+
+    def _fast_samplers(self):
+        """The energy and shape flows' fast inverses (:mod:`._fast`), rebuilt whenever a weight changed
+        (every in-place update bumps a tensor's version counter); ``None`` if a flow is not supported."""
+        key = tuple((id(p), p._version) for p in self.module_.parameters())
+        cache = getattr(self, "_fast_cache_", None)
+        if cache is None or cache[0] != key:
+            from ._fast import inverse_sampler
+
+            L = self.preprocessor_.n_energy
+            V = self.preprocessor_.n_features - L
+            dim, ctx = (V, 1 + L) if self.mode_ == "shower" else (V // L, 1 + 2 * L)
+            try:
+                samplers = (inverse_sampler(self.module_["energy"], L, 1), inverse_sampler(self.module_["shape"], dim, ctx))
+            except NotImplementedError:
+                samplers = None
+            self._fast_cache_ = cache = (key, samplers)
+        return cache[1]
+
+    def _inverse(self, part: str, ctx, z, fast: bool):
+        """``module_[part](ctx).transform.inv(z)`` in chunks, by the fast path where it applies."""
+        import torch
+
+        samplers = self._fast_samplers() if fast else None
+        if samplers is not None:
+            f = samplers[0 if part == "energy" else 1]
+            rows = max(1, self._chunk_elements // max(z.shape[1], 1))
+        else:
+            flow = self.module_[part]
+
+            def f(c, zz):
+                return flow(c).transform.inv(zz)
+
+            rows = max(1, self._max_rows // max(z.shape[1], 1))  # bound the memory of one network pass
+        if ctx.shape[0] <= rows:
+            return f(ctx, z)
+        return torch.cat([f(ctx[i : i + rows], z[i : i + rows]) for i in range(0, ctx.shape[0], rows)])
+
+    def _sample_energy(self, c, generator, fast: bool = True):
         import torch
 
         L = self.preprocessor_.n_energy
         z = torch.randn(c.shape[0], L, generator=generator)
-        return self.module_["energy"](c).transform.inv(z).clamp(-self.clip, self.clip)
+        return self._inverse("energy", c, z, fast).clamp(-self.clip, self.clip)
 
     def _generate_energy_ratio(self, c, generator) -> np.ndarray:
         e_part = self._sample_energy(c, generator)
         return self.preprocessor_.energy_ratio(e_part[:, 0].numpy())
 
-    def _generate(self, c, generator):
+    def _generate(self, c, generator, fast: bool = True):
+        """Standardised features of new showers for conditions ``c``; ``fast=False`` inverts the flows
+        with zuko itself (the reference the fast path is tested against)."""
         import torch
 
-        e_part = self._sample_energy(c, generator)
+        e_part = self._sample_energy(c, generator, fast)
         ctx = self._shape_context(c, e_part)
-        flow = self.module_["shape"](ctx)
         V = self.preprocessor_.n_features - self.preprocessor_.n_energy
         dim = V if self.mode_ == "shower" else V // self.preprocessor_.n_energy
         z = torch.randn(ctx.shape[0], dim, generator=generator)
-        rows = max(1, self._max_rows // max(dim, 1))  # bound the memory of one network pass
-        if ctx.shape[0] <= rows:
-            v = flow.transform.inv(z)
-        else:
-            v = torch.cat([self.module_["shape"](ctx[i : i + rows]).transform.inv(z[i : i + rows]) for i in range(0, ctx.shape[0], rows)])
+        v = self._inverse("shape", ctx, z, fast)
         v = v.clamp(-self.clip, self.clip).reshape(c.shape[0], -1)
         return torch.cat([e_part, v], dim=1)
