@@ -130,10 +130,28 @@ def test_threshold_calibration_restores_sparsity(tiny_data, tiny_geometry):
     assert (smeared == 0).mean() < 0.01 < 0.3 < (x == 0).mean()
     p.calibrate_thresholds(smeared, x, e, n_bins=3)
     assert p.thresholds_.shape == (3, 3)
-    out = p._threshold(smeared.copy(), e)
+    out = p._threshold(smeared.copy(), e, tiny_geometry.layer_sums(smeared))
     np.testing.assert_allclose((out == 0).mean(), (x == 0).mean(), atol=0.02)
     q = ShowerPreprocessor.from_state(tiny_geometry, p.state())
     np.testing.assert_array_equal(q.thresholds_, p.thresholds_)
+
+
+def test_threshold_keeps_a_faint_layer_in_its_hottest_voxel(tiny_data, tiny_geometry):
+    e, x = tiny_data
+    g = tiny_geometry
+    p = ShowerPreprocessor(g, noise_mev=0.01).fit(x, e, 0)
+    p.thresholds_, p.threshold_log_e_ = np.full((g.n_layers, 1), 1.0), np.zeros(1)  # 1 MeV everywhere
+    sl = g.layer_slice(1)
+    faint = np.zeros((3, g.n_voxels))
+    faint[:, sl] = 0.4  # every voxel of layer 1 below threshold ...
+    faint[:, sl.start + 2] = 0.6  # ... the hottest one too
+    layer_e = g.layer_sums(faint)
+    layer_e[2, 1] = 0.5  # ... and for the third shower the layer's energy as well
+    out = p._threshold(faint.copy(), np.full(3, 1e4), layer_e)
+    np.testing.assert_allclose(g.layer_sums(out)[:2, 1], layer_e[:2, 1])  # energy kept ...
+    assert np.all(np.count_nonzero(out[:2, sl], axis=1) == 1) and np.all(out[:2, sl.start + 2] > 0)  # ... in one voxel
+    assert not out[2].any()  # below threshold as a whole: empty
+    assert not out[:, : sl.start].any() and not out[:, sl.stop :].any()  # empty layers stay empty
 
 
 def test_threshold_calibration_is_per_energy_for_discrete_energies(tiny_simulator, tiny_geometry):
@@ -144,7 +162,7 @@ def test_threshold_calibration_is_per_energy_for_discrete_energies(tiny_simulato
     smeared = x + rng.uniform(0.0, 0.5, size=x.shape) * (x == 0)
     p = ShowerPreprocessor(tiny_geometry).fit(x, e, 0).calibrate_thresholds(smeared, x, e, n_bins=2)
     np.testing.assert_allclose(np.exp(p.threshold_log_e_), levels, rtol=1e-9)  # one set per energy
-    out = p._threshold(smeared.copy(), e)
+    out = p._threshold(smeared.copy(), e, tiny_geometry.layer_sums(smeared))
     for level in levels:
         m = e == level
         np.testing.assert_allclose((out[m] == 0).mean(), (x[m] == 0).mean(), atol=0.02)
@@ -201,14 +219,14 @@ def test_fast_inverse_equals_zuko(seed, spline, features, marginal_bins, hidden,
     z = 3 * torch.randn(64, features, generator=g, dtype=torch.float64)  # some beyond the bound of 6
     with torch.no_grad():
         ref = flow(c).transform.inv(z)
-    out = inverse_sampler(flow, features, 3)(c, z)
+    out = inverse_sampler(flow)(c, z)
     torch.testing.assert_close(out, ref, atol=1e-9, rtol=1e-9)
 
 
 def test_fast_inverse_rejects_what_it_does_not_know():
     flow = _coupling_flow(1, 2, 2, (8,), True, 4, _gen(0))  # one feature: zuko's element-wise transform
     with pytest.raises(NotImplementedError):
-        inverse_sampler(flow, 1, 2)
+        inverse_sampler(flow)
 
 
 @pytest.mark.parametrize("block", ["shower", "layer"])
@@ -225,3 +243,53 @@ def test_flow_fast_sampling_matches_zuko_and_follows_weight_updates(tiny_data, t
         slow2 = m._generate(c, _gen(3), fast=False)
         assert not torch.allclose(slow2, slow)
         torch.testing.assert_close(m._generate(c, _gen(3)), slow2, atol=2e-4, rtol=1e-4)
+
+
+def test_small_layers_get_their_own_flow(mixed_data, mixed_geometry, tmp_path):
+    """Layers of <= small_layer_voxels voxels: a separate flow; the joint density, fast sampling,
+    save/load and the best-epoch bookkeeping cover it."""
+    e, x = mixed_data
+    m = CaloFlow(mixed_geometry, epochs=2, small_layer_voxels=8, small_transforms=2, small_hidden=(16,),
+                 shape_marginal_bins=4, **SMALL["flow"])
+    m.fit(x[:300], e[:300], progress_bar=False)
+    assert set(m.module_) == {"energy", "shape", "small"}
+    np.testing.assert_array_equal(m.small_index_.numpy(), np.arange(5))
+    assert len(m.main_index_) == 40
+    # log p = log p(u|E) + log p(main|u,E) + log p(small|u,E): the change of variables of the joint map
+    mod = m.module_.double()
+    f, c = m.preprocessor_.transform(x[:2], e[:2], 0)
+    f, c = torch.as_tensor(f, dtype=torch.float64), torch.as_tensor(c, dtype=torch.float64)
+    L = m.preprocessor_.n_energy
+
+    def joint(xi, ci):
+        e_part = xi[None, :L]
+        ctx = m._shape_context(ci[None], e_part)
+        v = xi[None, L:]
+        return torch.cat([mod["energy"](ci[None]).transform(e_part).reshape(-1),
+                          mod["shape"](ctx).transform(v[:, m.main_index_]).reshape(-1),
+                          mod["small"](ctx).transform(v[:, m.small_index_]).reshape(-1)])
+
+    lp = m.log_prob(f, c)
+    for i in range(2):
+        jac = torch.autograd.functional.jacobian(lambda xi: joint(xi, c[i]), f[i])
+        ref = torch.distributions.Normal(0.0, 1.0).log_prob(joint(f[i], c[i])).sum() + torch.linalg.slogdet(jac)[1]
+        torch.testing.assert_close(lp[i], ref, atol=1e-6, rtol=1e-6)
+    mod.float()
+    cond = torch.as_tensor(m.preprocessor_.condition(e[:50]))
+    with torch.no_grad():
+        torch.testing.assert_close(m._generate(cond, _gen(2)), m._generate(cond, _gen(2), fast=False), atol=2e-4, rtol=1e-4)
+    a = m.sample(e[:20], random_state=3)
+    b = load_model(m.save(tmp_path / "m")).sample(e[:20], random_state=3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_saved_flow_without_small_layer_key_loads_as_one_flow(mixed_data, mixed_geometry, tmp_path):
+    import json
+
+    e, x = mixed_data
+    m = CaloFlow(mixed_geometry, epochs=1, small_layer_voxels=0, **SMALL["flow"]).fit(x[:200], e[:200], progress_bar=False)
+    d = m.save(tmp_path / "old")
+    meta = json.loads((d / "model.json").read_text())
+    del meta["params"]["small_layer_voxels"]  # as written before the parameter existed
+    (d / "model.json").write_text(json.dumps(meta))
+    np.testing.assert_array_equal(load_model(d).sample(e[:10], random_state=1), m.sample(e[:10], random_state=1))

@@ -74,7 +74,7 @@ def _rqs_inverse(phi, y, bins: int, bound: float, slope: float):
 class _Layer:
     """One masked autoregressive transform, prepared for inversion."""
 
-    def __init__(self, t, features: int, context: int):
+    def __init__(self, t):
         import torch
         from zuko.nn import MaskedLinear
         from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
@@ -98,6 +98,8 @@ class _Layer:
         if (len(linears) != len(acts) + 1 or any(type(a) is not torch.nn.ReLU for a in acts)
                 or any(not isinstance(m, (MaskedLinear, torch.nn.ReLU)) for m in mods)):
             raise NotImplementedError("only MaskedMLPs of linear layers and ReLUs")
+        features = int(t.order.shape[0])
+        context = linears[0].in_features - features
         with torch.no_grad():
             W = [(lin.weight * lin.mask).detach().clone() for lin in linears]
             b = [lin.bias.detach().clone() for lin in linears]
@@ -135,7 +137,7 @@ class _Layer:
         return x
 
 
-def inverse_sampler(flow, features: int, context: int):
+def inverse_sampler(flow):
     """``f(context, z) -> x`` equal to ``flow(context).transform.inv(z)`` for a zuko flow of masked
     autoregressive transforms (see the module docstring); raises ``NotImplementedError`` otherwise."""
     from zuko.flows.autoregressive import MaskedAutoregressiveTransform
@@ -145,7 +147,7 @@ def inverse_sampler(flow, features: int, context: int):
     for t in getattr(transform, "transforms", [transform]):
         if not isinstance(t, MaskedAutoregressiveTransform):
             raise NotImplementedError(f"transform {type(t).__name__}")
-        layers.append(_Layer(t, features, context))
+        layers.append(_Layer(t))
 
     def f(c, z):
         import torch

@@ -191,10 +191,13 @@ def load_model(directory: str | Path) -> ShowerGenerator:
         raise InputError(f"{meta_path}: unknown model {kind!r} (known: {sorted(MODEL_REGISTRY)})")
     geometry = CaloGeometry.from_dict(params["geometry"])
     params["geometry"] = geometry
+    cls = MODEL_REGISTRY[kind]
+    for k, v in getattr(cls, "_absent_param_defaults", {}).items():  # files written before the parameter existed
+        params.setdefault(k, v)
     for k, v in list(params.items()):
         if isinstance(v, list):
             params[k] = tuple(v)
-    model = MODEL_REGISTRY[kind](**params)
+    model = cls(**params)
     model.preprocessor_ = ShowerPreprocessor.from_state(geometry, meta["preprocessor"])
     from .._torch import torch_generator
 

@@ -79,6 +79,14 @@ class CaloFlow(ShowerGenerator):
         0.72 (10 coupling layers of 512 hidden units, 20k training showers; see the README). It costs
         about 3x the training time of six affine coupling layers of 256 and most of the generation
         time; 0 leaves it out (about 5x faster generation).
+    small_layer_voxels : int
+        With ``block="shower"``, layers of at most this many voxels (ds1: the 8-voxel presampler and
+        the two 5-voxel back layers) get a flow of their own, ``p(v_small | u, E_inc)``, with spline
+        coupling layers (``small_transforms``, ``small_hidden``); the other layers stay in the main
+        shape flow. In one 368-voxel flow these 18 voxels get little of the capacity, and their
+        hit patterns (empty, one, two hit voxels) came out wrong. 0 keeps every voxel in one flow.
+    small_transforms, small_hidden
+        The small layers' spline coupling flow.
     epochs, batch_size, lr, weight_decay, noise_mev, clip, random_state
         Training settings (Adam with cosine learning-rate decay, gradient norm clipped at 5).
     sparsity_calibration : bool
@@ -87,6 +95,8 @@ class CaloFlow(ShowerGenerator):
     """
 
     name = "flow"
+    # what a saved model.json without these keys was built with (saved before they existed)
+    _absent_param_defaults = {"small_layer_voxels": 0}
     _max_rows = 2**23  # rows x features per shape-flow pass at generation (~ a few GB of activations)
 
     def __init__(
@@ -101,6 +111,9 @@ class CaloFlow(ShowerGenerator):
         shape_hidden: tuple[int, ...] = (256, 256),
         shape_spline: bool = False,
         shape_marginal_bins: int = 8,
+        small_layer_voxels: int = 16,
+        small_transforms: int = 6,
+        small_hidden: tuple[int, ...] = (128, 128),
         epochs: int = 30,
         batch_size: int = 256,
         lr: float = 1e-3,
@@ -119,6 +132,9 @@ class CaloFlow(ShowerGenerator):
         self.shape_hidden = shape_hidden
         self.shape_spline = shape_spline
         self.shape_marginal_bins = shape_marginal_bins
+        self.small_layer_voxels = small_layer_voxels
+        self.small_transforms = small_transforms
+        self.small_hidden = small_hidden
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -138,6 +154,18 @@ class CaloFlow(ShowerGenerator):
             raise ConfigError(f"block='layer' needs layers of equal size; geometry {g.name!r} has {g.layer_sizes.tolist()}")
         return mode
 
+    def _split_voxels(self):
+        """(main voxel indices, small-layer voxel indices or None) of the shower-mode shape stage."""
+        g = self.geometry_
+        V = g.n_voxels
+        if self.mode_ != "shower" or int(self.small_layer_voxels) <= 0:
+            return np.arange(V), None
+        small = [i for i, n in enumerate(g.layer_sizes.tolist()) if n <= int(self.small_layer_voxels)]
+        if not small or len(small) == g.n_layers:
+            return np.arange(V), None
+        idx = np.concatenate([np.arange(V)[g.layer_slice(i)] for i in small])
+        return np.setdiff1d(np.arange(V), idx), idx
+
     def _build(self, n_features: int, n_energy: int, generator):
         import torch
 
@@ -147,13 +175,21 @@ class CaloFlow(ShowerGenerator):
         V = n_features - L
         self.mode_ = self._block_mode()
         if self.mode_ == "shower":
-            dim, ctx = V, 1 + L
+            main, small = self._split_voxels()
+            dim, ctx = len(main), 1 + L
         else:
+            main, small = None, None
             dim, ctx = V // L, 1 + 2 * L
+        self.main_index_ = None if small is None else torch.as_tensor(main)
+        self.small_index_ = None if small is None else torch.as_tensor(small)
         energy = _coupling_flow(L, 1, int(self.energy_transforms), tuple(self.energy_hidden), True, int(self.energy_bins), generator)
         shape = _coupling_flow(dim, ctx, int(self.shape_transforms), tuple(self.shape_hidden), bool(self.shape_spline), 8, generator,
                                marginal_bins=int(self.shape_marginal_bins))
-        module = torch.nn.ModuleDict({"energy": energy, "shape": shape})
+        parts = {"energy": energy, "shape": shape}
+        if small is not None:
+            parts["small"] = _coupling_flow(len(small), ctx, int(self.small_transforms), tuple(self.small_hidden), True, 8, generator,
+                                            marginal_bins=int(self.shape_marginal_bins), marginal_hidden=tuple(self.small_hidden))
+        module = torch.nn.ModuleDict(parts)
         init_linear_(module, generator)
         return module
 
@@ -180,7 +216,10 @@ class CaloFlow(ShowerGenerator):
         e_part, v = x[:, :L], x[:, L:]
         lp = self.module_["energy"](c).log_prob(e_part)
         ctx = self._shape_context(c, e_part)
-        if self.mode_ == "shower":
+        if self.mode_ == "shower" and self.small_index_ is not None:
+            lp = lp + self.module_["shape"](ctx).log_prob(v[:, self.main_index_])
+            lp = lp + self.module_["small"](ctx).log_prob(v[:, self.small_index_])
+        elif self.mode_ == "shower":
             lp = lp + self.module_["shape"](ctx).log_prob(v)
         else:
             B = x.shape[0]
@@ -188,7 +227,7 @@ class CaloFlow(ShowerGenerator):
         return lp
 
     # the shape stage does not affect E_tot/E_inc: keep it at the epoch of best validation likelihood
-    _validation_loss_parts = ("shape",)
+    _validation_loss_parts = ("shape", "small")
 
     def _validation_loss(self, x, c) -> float:
         """Mean negative log-likelihood per feature of standardised validation features (no gradients)."""
@@ -222,11 +261,8 @@ class CaloFlow(ShowerGenerator):
         if cache is None or cache[0] != key:
             from ._fast import inverse_sampler
 
-            L = self.preprocessor_.n_energy
-            V = self.preprocessor_.n_features - L
-            dim, ctx = (V, 1 + L) if self.mode_ == "shower" else (V // L, 1 + 2 * L)
             try:
-                samplers = (inverse_sampler(self.module_["energy"], L, 1), inverse_sampler(self.module_["shape"], dim, ctx))
+                samplers = {part: inverse_sampler(flow) for part, flow in self.module_.items()}
             except NotImplementedError:
                 samplers = None
             self._fast_cache_ = cache = (key, samplers)
@@ -238,7 +274,7 @@ class CaloFlow(ShowerGenerator):
 
         samplers = self._fast_samplers() if fast else None
         if samplers is not None:
-            f = samplers[0 if part == "energy" else 1]
+            f = samplers[part]
             rows = max(1, self._chunk_elements // max(z.shape[1], 1))
         else:
             flow = self.module_[part]
@@ -270,8 +306,14 @@ class CaloFlow(ShowerGenerator):
         e_part = self._sample_energy(c, generator, fast)
         ctx = self._shape_context(c, e_part)
         V = self.preprocessor_.n_features - self.preprocessor_.n_energy
-        dim = V if self.mode_ == "shower" else V // self.preprocessor_.n_energy
-        z = torch.randn(ctx.shape[0], dim, generator=generator)
-        v = self._inverse("shape", ctx, z, fast)
+        if self.mode_ == "shower" and self.small_index_ is not None:
+            v = torch.empty(ctx.shape[0], V)
+            for part, idx in (("shape", self.main_index_), ("small", self.small_index_)):
+                z = torch.randn(ctx.shape[0], len(idx), generator=generator)
+                v[:, idx] = self._inverse(part, ctx, z, fast)
+        else:
+            dim = V if self.mode_ == "shower" else V // self.preprocessor_.n_energy
+            z = torch.randn(ctx.shape[0], dim, generator=generator)
+            v = self._inverse("shape", ctx, z, fast)
         v = v.clamp(-self.clip, self.clip).reshape(c.shape[0], -1)
         return torch.cat([e_part, v], dim=1)
