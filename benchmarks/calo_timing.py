@@ -24,6 +24,7 @@ def main(argv=None):
     ap.add_argument("--batch-sizes", default="1,10,128,1024,10000")
     ap.add_argument("--reference-max-showers", type=int, default=1024)
     ap.add_argument("--out", type=Path, default=None, help="JSON with all tables")
+    ap.add_argument("--compile", action="store_true", help="also time the flows through torch.compile (compilation not timed)")
     a = ap.parse_args(argv)
 
     from excess._util import atomic_write_json
@@ -39,11 +40,12 @@ def main(argv=None):
         sim = GFlashSimulator.preset("ds1-like" if ds1 else "ds2-like", model.geometry_)
         e = (sample_incident_energies(max(sizes), "discrete", e_min=256, e_max=2.0**22, random_state=0) if ds1
              else sample_incident_energies(max(sizes), "log-uniform", random_state=0))
-        res = time_generation(model, sim, energies=e, batch_sizes=sizes, threads=a.threads,
-                              reference_max_showers=a.reference_max_showers, random_state=0)
-        print(f"\n{d}:")
-        print(res.format_table())
-        results.append({"model_dir": str(d), **res.to_dict()})
+        for comp in (False, True) if a.compile and model._can_compile else (False,):
+            res = time_generation(model, sim, energies=e, batch_sizes=sizes, threads=a.threads,
+                                  reference_max_showers=a.reference_max_showers, random_state=0, compile=comp)
+            print(f"\n{d}:")
+            print(res.format_table())
+            results.append({"model_dir": str(d), **res.to_dict()})
     if a.out:
         atomic_write_json(a.out, results)
     print("\nreproduce:", "OMP_NUM_THREADS=%d .venv/bin/python" % a.threads, shlex.join(["benchmarks/calo_timing.py", *(argv or sys.argv[1:])]))

@@ -293,3 +293,20 @@ def test_saved_flow_without_small_layer_key_loads_as_one_flow(mixed_data, mixed_
     del meta["params"]["small_layer_voxels"]  # as written before the parameter existed
     (d / "model.json").write_text(json.dumps(meta))
     np.testing.assert_array_equal(load_model(d).sample(e[:10], random_state=1), m.sample(e[:10], random_state=1))
+
+
+@pytest.mark.slow  # torch.compile takes 1-3 min on 2 cores
+def test_compiled_sampling_matches_eager(mixed_data, mixed_geometry):
+    e, x = mixed_data
+    m = CaloFlow(mixed_geometry, epochs=1, small_layer_voxels=8, small_transforms=1, small_hidden=(8,),
+                 shape_marginal_bins=4, **SMALL["flow"]).fit(x[:200], e[:200], progress_bar=False)
+    eager = m.sample(e[:30], random_state=4)
+    np.testing.assert_allclose(m.sample(e[:30], random_state=4, compile=True), eager, rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(m.sample(e[:30], random_state=4), eager)  # and back
+
+
+def test_compile_is_refused_by_models_without_it(tiny_data, tiny_geometry):
+    e, x = tiny_data
+    m = get_model_class("vae")(tiny_geometry, epochs=1, **SMALL["vae"]).fit(x[:100], e[:100], progress_bar=False)
+    with pytest.raises(ConfigError, match="flow model only"):
+        m.sample(e[:5], compile=True)

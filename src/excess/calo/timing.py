@@ -80,13 +80,15 @@ def time_generation(
     min_seconds: float = 0.5,
     reference_max_showers: int = 1024,
     random_state=None,
+    compile: bool = False,
 ) -> TimingResult:
     """Time ``model.sample`` (and ``simulator.simulate``) at each batch size.
 
     ``energies`` is a pool of incident energies (MeV) drawn from for every batch (default: log-uniform
     1 GeV - 1 TeV). The reference simulator's cost per shower does not fall with the batch size
     beyond a few hundred showers, so batches larger than ``reference_max_showers`` are timed on
-    that many showers (reported in ``reference_showers_timed``).
+    that many showers (reported in ``reference_showers_timed``). ``compile`` is passed to
+    ``model.sample`` (the compilation happens in the warm-up call, which is not timed).
     """
     import torch
 
@@ -101,7 +103,8 @@ def time_generation(
         rows = []
         for bs in batch_sizes:
             e = rng.choice(energies, size=int(bs))
-            t_model = _best_time(lambda: model.sample(e, batch_size=int(bs), random_state=rng), repeats, min_seconds)
+            kw = {"compile": True} if compile else {}
+            t_model = _best_time(lambda: model.sample(e, batch_size=int(bs), random_state=rng, **kw), repeats, min_seconds)
             t_ref, n_ref = None, None
             if simulator is not None:
                 n_ref = int(min(bs, reference_max_showers))
@@ -110,4 +113,5 @@ def time_generation(
             rows.append(TimingRow(int(bs), t_model / bs * 1e3, t_ref, n_ref))
     finally:
         torch.set_num_threads(old)
-    return TimingResult(getattr(model, "name", type(model).__name__), model.geometry_.name, int(threads or old), tuple(rows))
+    name = getattr(model, "name", type(model).__name__) + (" (compiled)" if compile else "")
+    return TimingResult(name, model.geometry_.name, int(threads or old), tuple(rows))

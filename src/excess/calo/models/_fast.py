@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 
-__all__ = ["inverse_sampler"]
+__all__ = ["inverse_sampler", "compiled"]
 
 
 def _affine_inverse(phi, y, slope: float):
@@ -159,3 +159,30 @@ def inverse_sampler(flow):
             return x
 
     return f
+
+
+def compiled(f):
+    """``f`` through ``torch.compile`` (dynamic shapes: one compilation serves every batch size).
+
+    Compilation happens at the first call and needs a working C++ compiler; a failure there is
+    reported as one :class:`~excess.errors.ConfigError` saying so.
+    """
+    import torch
+
+    from ...errors import ConfigError
+
+    cf = torch.compile(f, dynamic=True)
+    state = {"ok": False}
+
+    def g(c, z):
+        if state["ok"]:
+            return cf(c, z)
+        try:
+            out = cf(c, z)
+        except Exception as exc:  # compilation errors surface at the first call
+            raise ConfigError(f"torch.compile of the sampling path failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                              "sample without compile=True") from exc
+        state["ok"] = True
+        return out
+
+    return g

@@ -119,13 +119,23 @@ class ShowerGenerator:
         if not hasattr(self, "module_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
 
-    def sample(self, incident_energies, *, batch_size: int = 10_000, random_state=None) -> np.ndarray:
-        """Generate one shower per incident energy (MeV): (N, V) float32 MeV, in batches."""
+    _can_compile = False  # whether sample(compile=True) is supported
+
+    def sample(self, incident_energies, *, batch_size: int = 10_000, random_state=None, compile: bool = False) -> np.ndarray:
+        """Generate one shower per incident energy (MeV): (N, V) float32 MeV, in batches.
+
+        ``compile=True`` (the flow only) runs the networks through ``torch.compile``, which fuses the
+        element-wise work: about 2x faster sampling on a CPU, after a first call that compiles for
+        about a minute (it needs a C++ compiler). Worth it for large productions, not for a few showers.
+        """
         import torch
 
         from .._torch import torch_generator
 
         self._check_fitted()
+        if compile and not self._can_compile:
+            raise ConfigError(f"compile=True is supported by the flow model only, not by {self.name!r}")
+        self._compile_sampling = bool(compile)
         e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
         if e.size and (not np.all(np.isfinite(e)) or np.any(e <= 0)):
             raise InputError("incident energies must be finite and > 0 MeV")

@@ -95,6 +95,7 @@ class CaloFlow(ShowerGenerator):
     """
 
     name = "flow"
+    _can_compile = True
     # what a saved model.json without these keys was built with (saved before they existed)
     _absent_param_defaults = {"small_layer_voxels": 0}
     _max_rows = 2**23  # rows x features per shape-flow pass at generation (~ a few GB of activations)
@@ -256,15 +257,20 @@ class CaloFlow(ShowerGenerator):
     def _fast_samplers(self):
         """The energy and shape flows' fast inverses (:mod:`._fast`), rebuilt whenever a weight changed
         (every in-place update bumps a tensor's version counter); ``None`` if a flow is not supported."""
-        key = tuple((id(p), p._version) for p in self.module_.parameters())
+        compile_ = bool(getattr(self, "_compile_sampling", False))
+        key = (compile_, tuple((id(p), p._version) for p in self.module_.parameters()))
         cache = getattr(self, "_fast_cache_", None)
         if cache is None or cache[0] != key:
-            from ._fast import inverse_sampler
+            from ._fast import compiled, inverse_sampler
 
             try:
                 samplers = {part: inverse_sampler(flow) for part, flow in self.module_.items()}
             except NotImplementedError:
+                if compile_:
+                    raise ConfigError("compile=True needs the fast sampling path, which this flow's transforms do not support") from None
                 samplers = None
+            if samplers is not None and compile_:
+                samplers = {part: compiled(f) for part, f in samplers.items()}
             self._fast_cache_ = cache = (key, samplers)
         return cache[1]
 
