@@ -39,6 +39,13 @@ def test_pipeline_end_to_end(tmp_path, tiny_geometry, capsys):
     saved = json.loads((model / "model.json").read_text())
     assert saved["model"] == "flow" and saved["params"]["shape_hidden"] == [32]
 
+    before = json.loads((model / "model.json").read_text())["preprocessor"]
+    rc, out, _ = _run(["-q", "calo", "calibrate", "--model-dir", str(model), "--data", str(ref), "--seed", "3"], capsys)
+    assert rc == 0 and json.loads(out)["n_showers"] == 300, out
+    after = json.loads((model / "model.json").read_text())["preprocessor"]
+    assert after["thresholds_"] != before["thresholds_"]  # another draw of model showers: refitted
+    assert len(after["layer_floors_"]) == 3
+
     rc, out, _ = _run(["-q", "calo", "generate", "--model-dir", str(model), "--energies-from", str(val), "-o", str(gen)], capsys)
     assert rc == 0 and json.loads(out)["n_showers"] == 200
     with h5py.File(gen) as f, h5py.File(val) as g:

@@ -141,17 +141,39 @@ def test_threshold_keeps_a_faint_layer_in_its_hottest_voxel(tiny_data, tiny_geom
     g = tiny_geometry
     p = ShowerPreprocessor(g, noise_mev=0.01).fit(x, e, 0)
     p.thresholds_, p.threshold_log_e_ = np.full((g.n_layers, 1), 1.0), np.zeros(1)  # 1 MeV everywhere
+    p.layer_floors_ = np.full((g.n_layers, 1), 1e-4)  # layers of <= 1e-4 E_inc = 1 MeV are empty
     sl = g.layer_slice(1)
     faint = np.zeros((3, g.n_voxels))
     faint[:, sl] = 0.4  # every voxel of layer 1 below threshold ...
     faint[:, sl.start + 2] = 0.6  # ... the hottest one too
     layer_e = g.layer_sums(faint)
-    layer_e[2, 1] = 0.5  # ... and for the third shower the layer's energy as well
+    layer_e[2, 1] = 0.5  # ... and for the third shower the layer's energy is below the floor
     out = p._threshold(faint.copy(), np.full(3, 1e4), layer_e)
     np.testing.assert_allclose(g.layer_sums(out)[:2, 1], layer_e[:2, 1])  # energy kept ...
     assert np.all(np.count_nonzero(out[:2, sl], axis=1) == 1) and np.all(out[:2, sl.start + 2] > 0)  # ... in one voxel
-    assert not out[2].any()  # below threshold as a whole: empty
+    assert not out[2].any()  # at the floor: empty
     assert not out[:, : sl.start].any() and not out[:, sl.stop :].any()  # empty layers stay empty
+
+
+def test_layer_floors_restore_the_fraction_of_empty_layers(tiny_geometry):
+    """An energy stage that never gives exactly zero: the calibrated floors empty as many layers as the reference has."""
+    g = tiny_geometry
+    rng = np.random.default_rng(2)
+    n = 3000
+    e = np.repeat([1e3, 1e4, 1e5], n // 3)
+    ref = rng.exponential(1.0, size=(n, g.n_voxels))
+    empty = rng.random((n, g.n_layers)) < np.array([0.3, 0.05, 0.0])  # layer 0 empty in 30 %, layer 1 in 5 %
+    for i in range(g.n_layers):
+        ref[empty[:, i], g.layer_slice(i)] = 0.0
+    gen = rng.exponential(1.0, size=(n, g.n_voxels))
+    for i in range(g.n_layers):  # the model's "empty" layers: faint, not zero
+        gen[empty[:, i], g.layer_slice(i)] *= 1e-6
+    p = ShowerPreprocessor(g).fit(ref, e, 0).calibrate_thresholds(gen, ref, e)
+    assert p.layer_floors_.shape == (g.n_layers, 3)
+    out = p._threshold(gen.copy(), e, g.layer_sums(gen))
+    np.testing.assert_allclose((g.layer_sums(out) <= 0).mean(0), (g.layer_sums(ref) <= 0).mean(0), atol=0.01)
+    q = ShowerPreprocessor.from_state(g, p.state())
+    np.testing.assert_array_equal(q.layer_floors_, p.layer_floors_)
 
 
 def test_threshold_calibration_is_per_energy_for_discrete_energies(tiny_simulator, tiny_geometry):

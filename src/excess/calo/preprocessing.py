@@ -11,9 +11,8 @@ A shower of ``L`` layers and ``V`` voxels with incident energy ``E_inc`` becomes
 each mapped through ``logit(delta + (1 - 2 delta) u)`` and standardised per dimension. The inverse
 renormalises each layer's voxel fractions, multiplies by the layer energies, zeroes voxels
 below ``noise_mev`` (the threshold that undoes the dequantisation) and rescales each layer back to
-its energy; a layer whose voxels all fall below the threshold keeps its energy in its hottest voxel
-(unless that energy is below the threshold too). The conditioning is the
-standardised ``ln E_inc``.
+its energy; a layer whose voxels all fall below the threshold keeps its energy in its hottest voxel.
+The conditioning is the standardised ``ln E_inc``.
 
 Sparsity calibration (optional, fitted on training showers after the model): generative models
 smear the gap between empty and non-empty voxels, so generated showers come out too dense (or, where
@@ -21,7 +20,11 @@ the reference has deposits below ``noise_mev``, too sparse). For each layer and 
 (or, for continuous energies, each of a few bins in ``ln E_inc``),
 :meth:`ShowerPreprocessor.calibrate_thresholds` picks the output threshold (MeV) at which the generated
 fraction of empty voxels equals the training showers'; thresholds are interpolated in ``ln E_inc``,
-and each layer is rescaled after thresholding so that its energy is unchanged.
+and each layer is rescaled after thresholding so that its energy is unchanged. In the same way it
+picks, per layer and energy, the floor (a fraction of ``E_inc``) at or below which the energy
+stage's layer energy means an empty layer, so that the fraction of empty *layers* matches too: the
+energy stage cannot put a point mass at zero, and a layer whose voxels all fall below the voxel
+threshold keeps its energy in its hottest voxel rather than vanishing.
 """
 
 from __future__ import annotations
@@ -131,26 +134,33 @@ class ShowerPreprocessor:
         x = frac / norm * np.repeat(layer_e, g.layer_sizes, axis=1)
         return self._threshold(x, e, layer_e).astype(np.float32)
 
+    def _interp_layers(self, table, e):
+        """Per-layer values of a (L, K) calibration table at incident energies ``e``: (N, L)."""
+        le = np.log(e)
+        return np.stack([np.interp(le, self.threshold_log_e_, table[i]) for i in range(self.geometry.n_layers)], axis=1)
+
     def _threshold(self, x, e, layer_e):
         """Zero the voxels below the output threshold and rescale each layer to its energy ``layer_e``.
 
-        A layer whose voxels all fall below the threshold keeps its energy in its hottest voxel unless
-        that energy is itself below the threshold: a layer is empty only when the energy stage says so.
-        (Without this rule, layers of a few faint voxels, such as ds1's 5-voxel back layers at low
-        incident energy, vanished several times as often as in the reference.)
+        A layer is empty when its energy is at most its calibrated floor (``layer_floors_`` times
+        ``E_inc``; 0 without calibration); otherwise it keeps its energy, in its hottest voxel if all
+        its voxels fall below the threshold. (Thresholding voxels alone emptied faint layers, such as
+        ds1's 5-voxel back layers at low energy or ds2's first layer, several times as often as
+        in the reference.)
         """
         g = self.geometry
-        thr = getattr(self, "thresholds_", None)
-        if thr is None:
+        if getattr(self, "thresholds_", None) is None:
             t = np.full((len(e), g.n_layers), self.noise_mev)
         else:
-            le = np.log(e)
-            t = np.stack([np.interp(le, self.threshold_log_e_, thr[i]) for i in range(g.n_layers)], axis=1)  # (N, L)
+            t = self._interp_layers(self.thresholds_, e)
+        floors = getattr(self, "layer_floors_", None)
+        floor = np.zeros((len(e), g.n_layers)) if floors is None else self._interp_layers(floors, e) * e[:, None]
+        layer_e = np.where(layer_e > floor, layer_e, 0.0)
         hottest = [g.layer_slice(i).start + np.argmax(x[:, g.layer_slice(i)], axis=1) for i in range(g.n_layers)]
         x[x < np.repeat(t, g.layer_sizes, axis=1)] = 0.0
         kept = g.layer_sums(x)
         for i in range(g.n_layers):
-            rows = np.flatnonzero((kept[:, i] <= 0) & (layer_e[:, i] >= t[:, i]) & (layer_e[:, i] > 0))
+            rows = np.flatnonzero((kept[:, i] <= 0) & (layer_e[:, i] > 0))
             x[rows, hottest[i][rows]] = layer_e[rows, i]
         kept = g.layer_sums(x)
         scale = np.where(kept > 0, layer_e / np.maximum(kept, 1e-300), 0.0)
@@ -177,21 +187,27 @@ class ShowerPreprocessor:
             edges = np.unique(np.quantile(le, np.linspace(0, 1, n_bins + 1)))
             which = np.clip(np.searchsorted(edges, le, side="right") - 1, 0, len(edges) - 2)
             n_groups = len(edges) - 1
-        centres, thr = [], []
+        gen_layers = g.layer_sums(generated) / e[:, None]  # unthresholded: the energy stage's layer energies
+        ref_layers = g.layer_sums(reference)
+        centres, thr, floors = [], [], []
         for k in range(n_groups):
             m = which == k
             if not m.any():
                 continue
             centres.append(float(np.median(le[m])))
-            row = []
+            row, frow = [], []
             for i in range(g.n_layers):
                 sl = g.layer_slice(i)
                 target = float((reference[m][:, sl] <= 0).mean())
                 vals = generated[m][:, sl].ravel()
                 row.append(float(np.quantile(vals, target)) if target > 0 else 0.0)
+                empty = float((ref_layers[m, i] <= 0).mean())
+                frow.append(float(np.quantile(gen_layers[m, i], empty)) if empty > 0 else 0.0)
             thr.append(row)
+            floors.append(frow)
         self.threshold_log_e_ = np.asarray(centres)
         self.thresholds_ = np.asarray(thr).T  # (L, K)
+        self.layer_floors_ = np.asarray(floors).T  # (L, K), fractions of E_inc
         return self
 
     # ---- persistence --------------------------------------------------------------------------
@@ -202,6 +218,8 @@ class ShowerPreprocessor:
         if getattr(self, "thresholds_", None) is not None:
             d["thresholds_"] = self.thresholds_.tolist()
             d["threshold_log_e_"] = self.threshold_log_e_.tolist()
+        if getattr(self, "layer_floors_", None) is not None:
+            d["layer_floors_"] = self.layer_floors_.tolist()
         return d
 
     @classmethod
@@ -212,4 +230,6 @@ class ShowerPreprocessor:
         if "thresholds_" in state:
             p.thresholds_ = np.asarray(state["thresholds_"], dtype=float)
             p.threshold_log_e_ = np.asarray(state["threshold_log_e_"], dtype=float)
+        if "layer_floors_" in state:
+            p.layer_floors_ = np.asarray(state["layer_floors_"], dtype=float)
         return p

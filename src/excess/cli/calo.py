@@ -148,6 +148,32 @@ def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers,
 
 @calo.command()
 @click.option("--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Training showers (HDF5) to match the fractions of empty voxels and layers of.")
+@click.option("--max-showers", type=click.IntRange(1), default=5000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None)
+def calibrate(model_dir, data, max_showers, seed, threads):
+    """Refit a saved model's sparsity calibration (voxel thresholds and layer floors) in place.
+
+    Training does this already; use it for models saved by an older version, or to calibrate on other showers.
+    """
+    from ..calo._torch import set_threads
+    from ..calo.io import read_showers
+    from ..calo.models import load_model
+
+    set_threads(threads)
+    model = load_model(model_dir)
+    d = read_showers(data, model.geometry_)
+    model.calibrate_sparsity(d.showers, d.incident_energies, max_showers=max_showers, random_state=seed)
+    model.save(model_dir)
+    pre = model.preprocessor_
+    _echo_json({"model_dir": model_dir, "n_showers": int(min(max_showers, len(d.incident_energies))),
+                "energy_groups": len(pre.threshold_log_e_)})
+
+
+@calo.command()
+@click.option("--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("-n", "--n-showers", type=click.IntRange(1), default=None, help="Number of showers (with --energies).")
 @click.option("--energies", "spectrum", default="log-uniform", show_default=True, help=f"Spectrum with -n: {_SPECTRA}.")
 @click.option("--e-min", type=float, default=1e3, show_default=True)

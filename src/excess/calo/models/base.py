@@ -111,6 +111,7 @@ class ShowerGenerator:
         # the reference has small deposits too
         pre.thresholds_ = np.zeros((self.geometry_.n_layers, 1))
         pre.threshold_log_e_ = np.zeros(1)
+        pre.layer_floors_ = None
         gen = self.sample(e[idx], random_state=rng)
         pre.calibrate_thresholds(gen, np.asarray(showers)[idx], e[idx])
         return self
