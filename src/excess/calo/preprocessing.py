@@ -115,13 +115,17 @@ class ShowerPreprocessor:
         return _expit(np.asarray(features_energy0, dtype=np.float64) * self.std_[0] + self.mean_[0]) * self.u_max_
 
     def inverse(self, features, incident_energies) -> np.ndarray:
-        """Showers (N, V) float32 in MeV from features (N, L+V)."""
+        """Showers (N, V) float32 in MeV from features (N, L+V).
+
+        The voxel part is computed in float32, in place and layer by layer (it is a sizeable part
+        of a fast model's generation time); the energy part in float64.
+        """
         self._check()
         g = self.geometry
-        f = np.asarray(features, dtype=np.float64) * self.std_ + self.mean_
+        f = np.asarray(features)
         e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
         L = g.n_layers
-        u = _expit(f[:, :L])
+        u = _expit(f[:, :L].astype(np.float64) * self.std_[:L] + self.mean_[:L])
         e_tot = u[:, 0] * self.u_max_ * e
         layer_e = np.empty((len(e), L))
         rest = e_tot.copy()
@@ -129,10 +133,20 @@ class ShowerPreprocessor:
             layer_e[:, i] = u[:, i + 1] * rest
             rest = rest - layer_e[:, i]
         layer_e[:, L - 1] = np.maximum(rest, 0.0)
-        frac = _expit(f[:, L:])
-        norm = np.repeat(np.maximum(g.layer_sums(frac), 1e-12), g.layer_sizes, axis=1)
-        x = frac / norm * np.repeat(layer_e, g.layer_sizes, axis=1)
-        return self._threshold(x, e, layer_e).astype(np.float32)
+        x = f[:, L:].astype(np.float32) * self.std_[L:].astype(np.float32)  # a new array, then in place
+        x += self.mean_[L:].astype(np.float32)
+        np.negative(x, out=x)  # expit(y) = 1 / (1 + exp(-y)), then undo the delta of the logit
+        np.exp(x, out=x)
+        x += 1.0
+        np.reciprocal(x, out=x)
+        x -= np.float32(_DELTA)
+        x *= np.float32(1.0 / (1 - 2 * _DELTA))
+        np.clip(x, 0.0, 1.0, out=x)
+        for i in range(L):  # voxel fractions -> MeV: each layer renormalised to its energy
+            xs = x[:, g.layer_slice(i)]
+            norm = np.maximum(xs.sum(1, dtype=np.float64), 1e-12)
+            xs *= (layer_e[:, i] / norm).astype(np.float32)[:, None]
+        return self._threshold(x, e, layer_e)
 
     def _interp_layers(self, table, e):
         """Per-layer values of a (L, K) calibration table at incident energies ``e``: (N, L)."""
@@ -156,15 +170,15 @@ class ShowerPreprocessor:
         floors = getattr(self, "layer_floors_", None)
         floor = np.zeros((len(e), g.n_layers)) if floors is None else self._interp_layers(floors, e) * e[:, None]
         layer_e = np.where(layer_e > floor, layer_e, 0.0)
-        hottest = [g.layer_slice(i).start + np.argmax(x[:, g.layer_slice(i)], axis=1) for i in range(g.n_layers)]
-        x[x < np.repeat(t, g.layer_sizes, axis=1)] = 0.0
-        kept = g.layer_sums(x)
-        for i in range(g.n_layers):
-            rows = np.flatnonzero((kept[:, i] <= 0) & (layer_e[:, i] > 0))
-            x[rows, hottest[i][rows]] = layer_e[rows, i]
-        kept = g.layer_sums(x)
-        scale = np.where(kept > 0, layer_e / np.maximum(kept, 1e-300), 0.0)
-        x *= np.repeat(scale, g.layer_sizes, axis=1)
+        for i in range(g.n_layers):  # layer by layer, in place (views)
+            xs = x[:, g.layer_slice(i)]
+            hottest = np.argmax(xs, axis=1)
+            xs[xs < t[:, i : i + 1].astype(xs.dtype)] = 0.0
+            kept = xs.sum(1, dtype=np.float64)
+            rows = np.flatnonzero((kept <= 0) & (layer_e[:, i] > 0))
+            xs[rows, hottest[rows]] = layer_e[rows, i]
+            kept[rows] = layer_e[rows, i]
+            xs *= np.where(kept > 0, layer_e[:, i] / np.maximum(kept, 1e-300), 0.0).astype(xs.dtype)[:, None]
         return x
 
     def calibrate_thresholds(self, generated, reference, incident_energies, n_bins: int = 6) -> ShowerPreprocessor:
