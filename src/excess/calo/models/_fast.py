@@ -34,30 +34,35 @@ def _affine_inverse(phi, y, slope: float):
 def _rqs_inverse(phi, y, bins: int, bound: float, slope: float):
     """Inverse of zuko's ``MonotonicRQSTransform``; ``phi`` (B, 3K-1, F) holds the unconstrained
     widths, heights and interior derivatives parameter-major (features innermost, so that every
-    reduction over the bins adds contiguous rows), ``y`` is (B, F)."""
+    reduction over the bins adds contiguous rows), ``y`` is (B, F).
+
+    Only what the inverse needs is computed at full size (the soft clamp, exp and cumulative sums of
+    widths and heights); normalisation and the derivatives are applied to the one bin each ``y`` is in.
+    """
     import torch
 
     K = bins
     ls = abs(math.log(slope))
-    w, h, d = phi[:, :K], phi[:, K : 2 * K], phi[:, 2 * K :]
+
+    def soft_clamp(v, c):
+        return v / (1 + (c / ls) * v.abs())
+
     # softmax by hand: the soft clamp bounds the logits by |ln slope| / 2, so exp cannot overflow
-    w = (w / (1 + (2 / ls) * w.abs())).exp()
-    w = w / w.sum(1, keepdim=True)
-    h = (h / (1 + (2 / ls) * h.abs())).exp()
-    h = h / h.sum(1, keepdim=True)
-    d = (d / (1 + (1 / ls) * d.abs())).exp()  # interior knot derivatives (K-1); the two ends are 1
-    ch = torch.cumsum(h, dim=1)  # (B, K, F): upper edges of the bins in [0, 1]
+    cw = torch.cumsum(soft_clamp(phi[:, :K], 2).exp(), dim=1)  # (B, K, F), unnormalised
+    ch = torch.cumsum(soft_clamp(phi[:, K : 2 * K], 2).exp(), dim=1)
+    sw, sh = cw[:, -1:], ch[:, -1:]  # (B, 1, F) normalisations
     yu = ((y.clamp(-bound, bound) + bound) / (2 * bound)).unsqueeze(1)  # position in [0, 1]
-    k = (ch[:, :-1] < yu).sum(1, keepdim=True)  # bin 0..K-1, (B, 1, F)
-    cw = torch.cumsum(w, dim=1)
-    hk = h.gather(1, k)
-    wk = w.gather(1, k)
-    y0 = ch.gather(1, k) - hk
-    x0 = cw.gather(1, k) - wk
-    one = torch.ones_like(d[:, :1])
-    dd = torch.cat([one, d, one], dim=1)
-    d0 = dd.gather(1, k)
-    d1 = dd.gather(1, k + 1)
+    k = (ch[:, :-1] < yu * sh).sum(1, keepdim=True)  # bin 0..K-1, (B, 1, F)
+    km1 = (k - 1).clamp_min(0)
+    first = k == 0
+    zero = torch.zeros((), dtype=phi.dtype)
+    x1, y1 = cw.gather(1, k) / sw, ch.gather(1, k) / sh
+    x0 = torch.where(first, zero, cw.gather(1, km1) / sw)
+    y0 = torch.where(first, zero, ch.gather(1, km1) / sh)
+    wk, hk = x1 - x0, y1 - y0
+    d = phi[:, 2 * K :]  # interior knot derivatives (K-1); the two end knots have derivative 1
+    d0 = torch.where(first, zero, soft_clamp(d.gather(1, km1), 1)).exp()
+    d1 = torch.where(k == K - 1, zero, soft_clamp(d.gather(1, k.clamp_max(K - 2)), 1)).exp()
     # zuko's formulas, in units of 2 * bound (z is scale-invariant)
     s = hk / wk
     yr = (yu - y0).clamp_min(0)
