@@ -9,12 +9,15 @@ Two flows factorise the density (Krause & Shih, CaloFlow, arXiv:2106.05285):
   one flow, shared by all layers, models each layer's voxels conditioned on the layer (one-hot),
   the energy variables and ``E_inc`` (iCaloFlow-like), which keeps ds2/ds3 (6480 / 40500 voxels)
   trainable on a CPU. ``block="auto"`` takes ``"shower"`` up to 1024 voxels, else ``"layer"``
-  (layer blocks need equal-sized layers).
+  (layer blocks need equal-sized layers). With ``block="shower"``, layers of at most
+  ``small_layer_voxels`` voxels are modelled by a third flow, ``p(v_small | u, E_inc)``.
 
-Both flows are *coupling* flows (masked autoregressive networks with two passes, random
+The flows are *coupling* flows (masked autoregressive networks with two passes, random
 permutations per transform drawn from the model's seed), so sampling costs two network passes
-per transform, not one per dimension: fast generation was a design goal. Generated features are
-clipped to ``[-clip, clip]`` (standardised units) before the inverse preprocessing.
+per transform, not one per dimension: fast generation was a design goal. Sampling goes through
+:mod:`excess.calo.models._fast` (the same inverse as zuko's, computed with about a third of the
+work) and optionally ``torch.compile``. Generated features are clipped to ``[-clip, clip]``
+(standardised units) before the inverse preprocessing.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ class CaloFlow(ShowerGenerator):
     _can_compile = True
     # what a saved model.json without these keys was built with (saved before they existed)
     _absent_param_defaults = {"small_layer_voxels": 0}
-    _max_rows = 2**23  # rows x features per shape-flow pass at generation (~ a few GB of activations)
+    _max_rows = 2**23  # rows x features per zuko (fast=False) shape-flow pass (~ a few GB of activations)
 
     def __init__(
         self,
@@ -255,8 +258,8 @@ class CaloFlow(ShowerGenerator):
     _chunk_elements = 2**18  # rows x features per chunk of the fast sampling path (keeps it in cache)
 
     def _fast_samplers(self):
-        """The energy and shape flows' fast inverses (:mod:`._fast`), rebuilt whenever a weight changed
-        (every in-place update bumps a tensor's version counter); ``None`` if a flow is not supported."""
+        """Each flow part's fast inverse (:mod:`._fast`), rebuilt whenever a weight changed (every in-place
+        update bumps a tensor's version counter); ``None`` if a flow is not supported."""
         compile_ = bool(getattr(self, "_compile_sampling", False))
         key = (compile_, tuple((id(p), p._version) for p in self.module_.parameters()))
         cache = getattr(self, "_fast_cache_", None)
