@@ -139,7 +139,7 @@ def test_threshold_calibration_restores_sparsity(tiny_data, tiny_geometry):
 def test_threshold_keeps_a_faint_layer_in_its_hottest_voxel(tiny_data, tiny_geometry):
     e, x = tiny_data
     g = tiny_geometry
-    p = ShowerPreprocessor(g, noise_mev=0.01).fit(x, e, 0)
+    p = ShowerPreprocessor(g, noise_mev=0.01, relative_noise=None).fit(x, e, 0)
     p.thresholds_, p.threshold_log_e_ = np.full((g.n_layers, 1), 1.0), np.zeros(1)  # 1 MeV everywhere
     p.layer_floors_ = np.full((g.n_layers, 1), 1e-4)  # layers of <= 1e-4 E_inc = 1 MeV are empty
     sl = g.layer_slice(1)
@@ -153,6 +153,27 @@ def test_threshold_keeps_a_faint_layer_in_its_hottest_voxel(tiny_data, tiny_geom
     assert np.all(np.count_nonzero(out[:2, sl], axis=1) == 1) and np.all(out[:2, sl.start + 2] > 0)  # ... in one voxel
     assert not out[2].any()  # at the floor: empty
     assert not out[:, : sl.start].any() and not out[:, sl.stop :].any()  # empty layers stay empty
+
+
+@pytest.mark.parametrize("relative_noise", [1e-3, None])
+def test_hit_pattern_of_a_faint_layer_survives_the_round_trip(tiny_data, tiny_geometry, relative_noise):
+    """A layer of ~1 keV in two voxels: relative dequantisation keeps which voxels are hit; absolute
+    noise of 0.01 MeV per voxel drowns them."""
+    e, x = tiny_data
+    g = tiny_geometry
+    p = ShowerPreprocessor(g, noise_mev=0.01, relative_noise=relative_noise).fit(x, e, 0)
+    showers = x[:50].astype(np.float64).copy()
+    sl = g.layer_slice(2)
+    showers[:, sl] = 0.0
+    showers[:, sl.start + 3] = 6e-4
+    showers[:, sl.start + 11] = 4e-4  # 1 keV in two voxels
+    f, _ = p.transform(showers, e[:50], 1)
+    back = p.inverse(f, e[:50])
+    same = np.array_equal(back[:, sl] > 0, showers[:, sl] > 0)
+    assert same == (relative_noise is not None)
+    if relative_noise is not None:
+        np.testing.assert_allclose(back[:, sl], showers[:, sl], rtol=0.02)
+        np.testing.assert_allclose(back.sum(1), showers.sum(1), rtol=1e-3)
 
 
 def test_layer_floors_restore_the_fraction_of_empty_layers(tiny_geometry):

@@ -58,6 +58,18 @@ class ShowerPreprocessor:
 
     geometry: CaloGeometry
     noise_mev: float = 0.01
+    relative_noise: float | None = 1e-3
+
+    def _noise_scale(self, layer_e) -> np.ndarray:
+        """(N, L) dequantisation scale (MeV) of each layer's voxels: ``noise_mev``, or, with
+        ``relative_noise``, at most that fraction of the layer's energy, so that the hit pattern of
+        a faint layer (GFLASH's ds1 back layers hold ~1 keV at 256 MeV) is not drowned in the noise.
+        ``None`` (models saved before it existed) keeps ``noise_mev`` everywhere."""
+        scale = np.full(np.shape(layer_e), float(self.noise_mev))
+        if self.relative_noise is not None:
+            le = np.asarray(layer_e, dtype=np.float64)
+            scale = np.where(le > 0, np.minimum(scale, float(self.relative_noise) * le), scale)
+        return scale
 
     # ---- fitting ----------------------------------------------------------------------------
     def fit(self, showers, incident_energies, random_state=None) -> ShowerPreprocessor:
@@ -97,7 +109,7 @@ class ShowerPreprocessor:
         rest = np.cumsum(layer_e[:, ::-1], axis=1)[:, ::-1]  # sum_{j >= l} E_j
         with np.errstate(invalid="ignore", divide="ignore"):
             u[:, 1:] = np.where(rest[:, :-1] > 0, layer_e[:, :-1] / rest[:, :-1], 0.0)
-        xn = x + rng.uniform(0.0, self.noise_mev, size=x.shape)
+        xn = x + rng.uniform(0.0, 1.0, size=x.shape) * np.repeat(self._noise_scale(layer_e), g.layer_sizes, axis=1)
         ln = g.layer_sums(xn)
         frac = xn / np.repeat(ln, g.layer_sizes, axis=1)
         return np.concatenate([_logit(u), _logit(frac)], axis=1)
@@ -163,13 +175,16 @@ class ShowerPreprocessor:
         in the reference.)
         """
         g = self.geometry
-        if getattr(self, "thresholds_", None) is None:
-            t = np.full((len(e), g.n_layers), self.noise_mev)
-        else:
-            t = self._interp_layers(self.thresholds_, e)
         floors = getattr(self, "layer_floors_", None)
         floor = np.zeros((len(e), g.n_layers)) if floors is None else self._interp_layers(floors, e) * e[:, None]
         layer_e = np.where(layer_e > floor, layer_e, 0.0)
+        scale = self._noise_scale(layer_e)
+        if getattr(self, "thresholds_", None) is None:
+            t = scale
+        elif self.relative_noise is None:  # thresholds in MeV (models saved before relative_noise)
+            t = self._interp_layers(self.thresholds_, e)
+        else:  # thresholds in units of each layer's dequantisation scale
+            t = self._interp_layers(self.thresholds_, e) * scale
         for i in range(g.n_layers):  # layer by layer, in place (views)
             xs = x[:, g.layer_slice(i)]
             hottest = np.argmax(xs, axis=1)
@@ -201,7 +216,9 @@ class ShowerPreprocessor:
             edges = np.unique(np.quantile(le, np.linspace(0, 1, n_bins + 1)))
             which = np.clip(np.searchsorted(edges, le, side="right") - 1, 0, len(edges) - 2)
             n_groups = len(edges) - 1
-        gen_layers = g.layer_sums(generated) / e[:, None]  # unthresholded: the energy stage's layer energies
+        gen_layers = g.layer_sums(generated)  # unthresholded: the energy stage's layer energies
+        unit = np.ones_like(gen_layers) if self.relative_noise is None else self._noise_scale(gen_layers)
+        gen_layers = gen_layers / e[:, None]
         ref_layers = g.layer_sums(reference)
         centres, thr, floors = [], [], []
         for k in range(n_groups):
@@ -213,7 +230,7 @@ class ShowerPreprocessor:
             for i in range(g.n_layers):
                 sl = g.layer_slice(i)
                 target = float((reference[m][:, sl] <= 0).mean())
-                vals = generated[m][:, sl].ravel()
+                vals = (generated[m][:, sl] / unit[m][:, i : i + 1]).ravel()
                 row.append(float(np.quantile(vals, target)) if target > 0 else 0.0)
                 empty = float((ref_layers[m, i] <= 0).mean())
                 frow.append(float(np.quantile(gen_layers[m, i], empty)) if empty > 0 else 0.0)
@@ -227,7 +244,7 @@ class ShowerPreprocessor:
     # ---- persistence --------------------------------------------------------------------------
     def state(self) -> dict:
         self._check()
-        d = {"noise_mev": self.noise_mev, "u_max_": self.u_max_, "cond_mean_": self.cond_mean_,
+        d = {"noise_mev": self.noise_mev, "relative_noise": self.relative_noise, "u_max_": self.u_max_, "cond_mean_": self.cond_mean_,
              "cond_std_": self.cond_std_, "mean_": self.mean_.tolist(), "std_": self.std_.tolist()}
         if getattr(self, "thresholds_", None) is not None:
             d["thresholds_"] = self.thresholds_.tolist()
@@ -238,7 +255,8 @@ class ShowerPreprocessor:
 
     @classmethod
     def from_state(cls, geometry: CaloGeometry, state: dict) -> ShowerPreprocessor:
-        p = cls(geometry, float(state["noise_mev"]))
+        rel = state.get("relative_noise")  # absent from files saved before it existed: absolute noise only
+        p = cls(geometry, float(state["noise_mev"]), None if rel is None else float(rel))
         p.u_max_, p.cond_mean_, p.cond_std_ = float(state["u_max_"]), float(state["cond_mean_"]), float(state["cond_std_"])
         p.mean_, p.std_ = np.asarray(state["mean_"]), np.asarray(state["std_"])
         if "thresholds_" in state:
