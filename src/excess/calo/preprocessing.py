@@ -5,12 +5,14 @@ A shower of ``L`` layers and ``V`` voxels with incident energy ``E_inc`` becomes
 * ``L`` energy variables: ``u_0 = E_tot / (u_max E_inc)`` and ``u_l = E_l / sum_{j >= l} E_j`` for
   ``l = 0 .. L-2`` (each in [0, 1]; the last layer's energy is what remains);
 * ``V`` shape variables: voxel energies divided by their layer's energy (each layer sums to 1),
-  dequantised by adding uniform noise in ``[0, noise_mev)`` MeV to every voxel before normalising,
-  so that empty voxels become a continuous density;
+  dequantised by adding uniform noise in ``[0, s)`` MeV to every voxel before normalising, so that
+  empty voxels become a continuous density; the scale ``s`` is ``noise_mev``, or
+  ``relative_noise`` times the layer's energy if that is smaller (a faint layer's hit pattern
+  would drown in absolute noise);
 
 each mapped through ``logit(delta + (1 - 2 delta) u)`` and standardised per dimension. The inverse
 renormalises each layer's voxel fractions, multiplies by the layer energies, zeroes voxels
-below ``noise_mev`` (the threshold that undoes the dequantisation) and rescales each layer back to
+below the noise scale ``s`` (the threshold that undoes the dequantisation) and rescales each layer back to
 its energy; a layer whose voxels all fall below the threshold keeps its energy in its hottest voxel.
 The conditioning is the standardised ``ln E_inc``.
 
@@ -18,7 +20,7 @@ Sparsity calibration (optional, fitted on training showers after the model): gen
 smear the gap between empty and non-empty voxels, so generated showers come out too dense (or, where
 the reference has deposits below ``noise_mev``, too sparse). For each layer and each incident energy
 (or, for continuous energies, each of a few bins in ``ln E_inc``),
-:meth:`ShowerPreprocessor.calibrate_thresholds` picks the output threshold (MeV) at which the generated
+:meth:`ShowerPreprocessor.calibrate_thresholds` picks the output threshold (in units of ``s``) at which the generated
 fraction of empty voxels equals the training showers'; thresholds are interpolated in ``ln E_inc``,
 and each layer is rescaled after thresholding so that its energy is unchanged. In the same way it
 picks, per layer and energy, the floor (a fraction of ``E_inc``) at or below which the energy
