@@ -80,8 +80,8 @@ class CaloFlow(ShowerGenerator):
         (often two-peaked: empty or hit) distribution given the energies, which the affine coupling
         layers cannot. On the ds1-like benchmark it took the low-level classifier AUC from 0.90 to
         0.72 (10 coupling layers of 512 hidden units, 20k training showers; see the README). It costs
-        about 3x the training time of six affine coupling layers of 256 and most of the generation
-        time; 0 leaves it out (about 5x faster generation).
+        about 3x the training time of six affine coupling layers of 256 and much of the generation
+        time; 0 leaves it out.
     small_layer_voxels : int
         With ``block="shower"``, layers of at most this many voxels (ds1: the 8-voxel presampler and
         the two 5-voxel back layers) get a flow of their own, ``p(v_small | u, E_inc)``, with spline

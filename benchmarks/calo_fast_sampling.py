@@ -1,0 +1,55 @@
+"""The flow's fast sampling path against zuko's own inverse: time per shower at one batch size.
+
+Both paths draw the same showers (the fast path is tested equal to zuko's inverse up to float
+rounding); this prints the median of ``--repeats`` timings of ``model.sample`` for each, and the ratio:
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/calo_fast_sampling.py runs/calo/ds1_flow_100k_rel --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_dir", type=Path)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args(argv)
+
+    import torch
+
+    from excess.calo.gflash import sample_incident_energies
+    from excess.calo.models import load_model
+
+    torch.set_num_threads(a.threads)
+    model = load_model(a.model_dir)
+    ds1 = model.geometry_.name.startswith("ds1")
+    e = (sample_incident_energies(a.batch_size, "discrete", e_min=256, e_max=2.0**22, random_state=0) if ds1
+         else sample_incident_energies(a.batch_size, "log-uniform", random_state=0))
+    generate = model._generate
+    times = {}
+    for name, fast in (("zuko inverse", False), ("fast path", True)):
+        model._generate = lambda c, g, _fast=fast: generate(c, g, fast=_fast)  # noqa: E731
+        model.sample(e[:100], random_state=0)  # warm-up
+        ts = []
+        for r in range(a.repeats):
+            t0 = time.perf_counter()
+            model.sample(e, batch_size=a.batch_size, random_state=r)
+            ts.append(time.perf_counter() - t0)
+        times[name] = float(np.median(ts)) / a.batch_size * 1e3
+        print(f"{name:>13}: {times[name]:.4f} ms per shower (median of {a.repeats}, batch {a.batch_size}, {a.threads} thread(s))")
+    print(f"speed-up of the fast path: {times['zuko inverse'] / times['fast path']:.2f}x")
+    print("reproduce:", f"OMP_NUM_THREADS={a.threads} .venv/bin/python", shlex.join(["benchmarks/calo_fast_sampling.py", *(argv or sys.argv[1:])]))
+
+
+if __name__ == "__main__":
+    main()
