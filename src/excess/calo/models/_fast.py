@@ -87,7 +87,7 @@ class _Layer:
         uni = t.univariate
         base = uni.func if isinstance(uni, functools.partial) else uni
         kw = dict(uni.keywords) if isinstance(uni, functools.partial) else {}
-        if uni.args if isinstance(uni, functools.partial) else False:
+        if isinstance(uni, functools.partial) and uni.args:
             raise NotImplementedError("positional arguments of the univariate transform")
         if base is MonotonicAffineTransform and set(kw) <= {"slope"}:
             self.inverse = functools.partial(_affine_inverse, slope=float(kw.get("slope", 1e-3)))
@@ -120,7 +120,6 @@ class _Layer:
         rows = [(torch.arange(self.total)[:, None] + g[None, :] * self.total).reshape(-1) for g in self.groups]
         self.Wout = [W[-1][r].t().contiguous() for r in rows]  # (H, total * |g|)
         self.bout = [b[-1][r] for r in rows]
-        self.features = features
 
     def __call__(self, c, y):
         import torch
