@@ -199,14 +199,15 @@ class ShowerPreprocessor:
         return x
 
     def calibrate_thresholds(self, generated, reference, incident_energies, n_bins: int = 6) -> ShowerPreprocessor:
-        """Fit per-layer, per-energy-bin output thresholds (see the module docstring).
+        """Fit per-layer, per-energy-bin output thresholds and layer floors (see the module docstring).
 
-        Discrete incident energies (at most ``4 * n_bins`` distinct values, as in dataset 1) get one
+        Thresholds are in units of each layer's noise scale (in MeV without ``relative_noise``);
+        floors are fractions of ``E_inc``. Discrete incident energies (at most ``4 * n_bins`` distinct values, as in dataset 1) get one
         threshold set per energy; otherwise the energies are split into ``n_bins`` quantile bins.
 
         ``generated`` must be *unthresholded* model output (as :meth:`ShowerGenerator.calibrate_sparsity`
         draws it, with all thresholds at 0) for the same incident energies as the ``reference`` training
-        showers. The thresholds may lie below ``noise_mev``: the model's smallest outputs then become the
+        showers. The thresholds may lie below the noise scale: the model's smallest outputs then become the
         small deposits the reference has, rather than empty voxels.
         """
         g = self.geometry
