@@ -186,7 +186,7 @@ def calibrate(model_dir, data, max_showers, seed, threads):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--force", is_flag=True)
 @click.option("--compile", "compile_", is_flag=True,
-              help="Sample through torch.compile (flow only): ~2x faster after a ~1 min compilation; needs a C++ compiler.")
+              help="Sample through torch.compile (flow only): 10-30 % faster after a ~1 min compilation; needs a C++ compiler.")
 def generate(model_dir, n_showers, spectrum, e_min, e_max, energies_from, batch_size, seed, threads, output, force, compile_):
     """Generate showers with a trained model (CaloChallenge HDF5 out)."""
     import time

@@ -126,8 +126,9 @@ class ShowerGenerator:
         """Generate one shower per incident energy (MeV): (N, V) float32 MeV, in batches.
 
         ``compile=True`` (the flow only) runs the networks through ``torch.compile``, which fuses the
-        element-wise work: about 2x faster sampling on a CPU, after a first call that compiles for
-        about a minute (it needs a C++ compiler). Worth it for large productions, not for a few showers.
+        element-wise work, after a first call that compiles for about a minute (it needs a C++
+        compiler). Measured on ds1 at batch 10k: 0.098 -> 0.088 ms per shower on 2 threads; at batch
+        128, 0.17 -> 0.13. Worth it for large productions, not for a few showers.
         """
         import torch
 
