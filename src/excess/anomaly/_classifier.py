@@ -36,7 +36,7 @@ class ClassifierMethod(AnomalyMethod):
         self.random_state = random_state
 
     def _make_classifier(self, seed: int):
-        from ..models.classifiers import make_classifier
+        from ..nn.classifiers import make_classifier
 
         return make_classifier(self.classifier, random_state=seed, **(self.classifier_params or {}))
 

@@ -20,7 +20,7 @@ DEFAULT_FLOW: dict[str, Any] = {"kind": "maf", "preprocessing": "quantile", "tra
 
 
 def make_flow(flow_params: dict | None, seed: int):
-    from ..models.flows import ConditionalFlow
+    from ..nn.flows import ConditionalFlow
 
     params = {**DEFAULT_FLOW, **(flow_params or {})}
     try:
@@ -38,7 +38,7 @@ def background_flow(est, data, rng: np.random.Generator):
     """
     (seed,) = spawn_seeds(rng, 1)
     if est.background_flow is not None:
-        from ..models.flows import ConditionalFlow
+        from ..nn.flows import ConditionalFlow
 
         flow = ConditionalFlow.load(est.background_flow)
         if flow.n_features_in_ != data.X.shape[1]:

@@ -22,7 +22,7 @@ class ANODE(AnomalyMethod):
 
     Parameters
     ----------
-    flow_params : dict for :class:`~excess.models.flows.ConditionalFlow` (both flows)
+    flow_params : dict for :class:`~excess.nn.flows.ConditionalFlow` (both flows)
     background_flow : path of a saved SB flow to reuse instead of training one
     random_state : seed
     """

@@ -25,7 +25,7 @@ class AutoencoderAD(AnomalyMethod):
 
     Parameters
     ----------
-    model_params : dict for :class:`~excess.models.autoencoders.Autoencoder`
+    model_params : dict for :class:`~excess.nn.autoencoders.Autoencoder`
     train_on : "sr" or "all"
     random_state : seed
     """
@@ -40,7 +40,7 @@ class AutoencoderAD(AnomalyMethod):
         self.random_state = random_state
 
     def _model(self, seed):
-        from ..models.autoencoders import Autoencoder
+        from ..nn.autoencoders import Autoencoder
 
         return Autoencoder(**(self.model_params or {}), random_state=seed)
 
@@ -72,7 +72,7 @@ class VAEAD(AutoencoderAD):
         self.score = score
 
     def _model(self, seed):
-        from ..models.autoencoders import VAE
+        from ..nn.autoencoders import VAE
 
         return VAE(**(self.model_params or {}), random_state=seed)
 

@@ -43,7 +43,7 @@ class CATHODE(ClassifierMethod):
 
     Parameters
     ----------
-    flow_params : dict for :class:`~excess.models.flows.ConditionalFlow`
+    flow_params : dict for :class:`~excess.nn.flows.ConditionalFlow`
     classifier, classifier_params : "hgb" (default) or "mlp" and their hyperparameters
     oversample : samples per SR data event (default 4)
     kde_bandwidth : bandwidth rule for the SR ``m`` KDE (scipy ``bw_method``; None = Scott)

@@ -56,7 +56,7 @@ class RANODE(AnomalyMethod):
 
     Parameters
     ----------
-    flow_params : background flow hyperparameters (:class:`~excess.models.flows.ConditionalFlow`)
+    flow_params : background flow hyperparameters (:class:`~excess.nn.flows.ConditionalFlow`)
     signal_flow_params : hyperparameters of the small signal flow (kind, transforms, hidden, epochs, ...)
     w_init : initial signal fraction
     learn_w : learn ``w`` jointly (True) or keep it fixed at ``w_init``
@@ -93,8 +93,8 @@ class RANODE(AnomalyMethod):
     def _fit(self, data, rng):
         import torch
 
-        from ..models.flows import build_zuko_flow
-        from ..models.training import fit_torch, reset_parameters, torch_generator, train_val_split
+        from ..nn.flows import build_zuko_flow
+        from ..nn.training import fit_torch, reset_parameters, torch_generator, train_val_split
 
         if not 0 < self.w_init < 1:
             raise ConfigError(f"w_init must be in (0, 1), got {self.w_init}")

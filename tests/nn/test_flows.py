@@ -9,11 +9,11 @@ os.environ.setdefault("EXCESS_NO_PROGRESS", "1")
 torch = pytest.importorskip("torch")
 
 from excess.errors import ConfigError, InputError, NotFittedError  # noqa: E402
-from excess.models.autoencoders import VAE, Autoencoder  # noqa: E402
-from excess.models.classifiers import HGBEnsemble, MLPClassifier, balanced_weights, make_classifier  # noqa: E402
-from excess.models.flows import ConditionalFlow  # noqa: E402
-from excess.models.io import load_model, save_model  # noqa: E402
-from excess.models.preprocessing import QuantileScaler, make_scaler, scaler_from_state  # noqa: E402
+from excess.nn.autoencoders import VAE, Autoencoder  # noqa: E402
+from excess.nn.classifiers import HGBEnsemble, MLPClassifier, balanced_weights, make_classifier  # noqa: E402
+from excess.nn.flows import ConditionalFlow  # noqa: E402
+from excess.nn.io import load_model, save_model  # noqa: E402
+from excess.nn.preprocessing import QuantileScaler, make_scaler, scaler_from_state  # noqa: E402
 
 
 @pytest.fixture(scope="module")

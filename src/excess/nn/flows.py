@@ -2,7 +2,7 @@
 
 :class:`ConditionalFlow` is an estimator: ``fit(X, c)`` trains by maximum likelihood with early stopping
 on a validation split; ``log_prob(X, c)`` returns the log-density **in the original variables** (the
-:class:`~excess.models.preprocessing.LogitScaler` Jacobian included); ``sample(c)`` draws ``x ~ p(x|c)``
+:class:`~excess.nn.preprocessing.LogitScaler` Jacobian included); ``sample(c)`` draws ``x ~ p(x|c)``
 with a seeded generator; ``save``/``load`` use state dicts + JSON.
 
 >>> flow = ConditionalFlow(kind="nsf", transforms=4).fit(X_sb, m_sb)   # doctest: +SKIP
@@ -56,10 +56,11 @@ class ConditionalFlow(BaseEstimator):
     kind : "nsf" (rational-quadratic spline coupling-free autoregressive flow) or "maf" (affine)
     transforms, hidden, bins : architecture (``bins`` for NSF only)
     preprocessing : "logit" (box + logit + standardise), "quantile" (marginal Gaussianisation through the
-        smoothed empirical CDF, :class:`~excess.models.preprocessing.QuantileScaler`) or "standard"
+        smoothed empirical CDF, :class:`~excess.nn.preprocessing.QuantileScaler`) or "standard"
     epochs, batch_size, lr, lr_schedule, weight_decay, patience, validation_fraction : training
         (``lr_schedule``: "constant" or "cosine" annealing over ``epochs``)
     random_state : seed for the split, the initialisation and the batches
+    device : where torch trains and evaluates (:mod:`excess.nn.device`; "auto" picks a CUDA GPU when present)
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class ConditionalFlow(BaseEstimator):
         patience: int = 10,
         validation_fraction: float = 0.2,
         random_state=None,
+        device: str = "auto",
     ):
         self.kind = kind
         self.transforms = transforms
@@ -91,6 +93,7 @@ class ConditionalFlow(BaseEstimator):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.device = device
 
     # -- building blocks -------------------------------------------------------------------------
     def _build(self):
@@ -101,6 +104,14 @@ class ConditionalFlow(BaseEstimator):
 
         return torch.as_tensor((c - self.context_mean_) / self.context_std_, dtype=torch.float32)
 
+    def _device(self):
+        """The resolved device, with the flow moved there."""
+        from .device import resolve_device
+
+        device = resolve_device(self.device)
+        self.flow_.to(device)
+        return device
+
     def to_latent(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed variables ``z`` and ``log|dz/dx|`` (the flow models ``p(z | c)``)."""
         self._check()
@@ -110,8 +121,10 @@ class ConditionalFlow(BaseEstimator):
     def fit(self, X, c):
         import torch
 
+        from .device import resolve_device
         from .training import LR_SCHEDULES, fit_torch, reset_parameters, torch_generator, train_val_split
 
+        device = resolve_device(self.device)
         if self.preprocessing not in PREPROCESSINGS:
             raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSINGS)}, got {self.preprocessing!r}")
         if self.lr_schedule not in LR_SCHEDULES:  # before any work; fit_torch checks it too
@@ -149,6 +162,7 @@ class ConditionalFlow(BaseEstimator):
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             lr_schedule=self.lr_schedule,
             patience=self.patience, n_best=1, generator=torch_generator(s_loop), desc=f"flow[{self.kind}]",
+            device=device,
         )
         self.flow_ = flow
         self.history_ = res.to_dict()
@@ -158,15 +172,16 @@ class ConditionalFlow(BaseEstimator):
         """``log p(z | c)`` of already preprocessed variables."""
         import torch
 
+        from .training import batched_eval
+
         self._check()
         c = _as_context(c, z.shape[0])
         zt = torch.as_tensor(z, dtype=torch.float32)
         ct = self._ctx(c)
-        out = []
-        with torch.no_grad():
-            for i in range(0, zt.shape[0], 65536):
-                out.append(self.flow_(ct[i : i + 65536]).log_prob(zt[i : i + 65536]))
-        return torch.cat(out).double().numpy() if out else np.empty(0)
+        if not zt.shape[0]:
+            return np.empty(0)
+        return batched_eval(lambda zb, cb: self.flow_(cb).log_prob(zb), (zt, ct),
+                            device=self._device()).double().numpy()
 
     def log_prob(self, X, c) -> np.ndarray:
         """``log p(x | c)`` in the original variables (preprocessing Jacobian included)."""
@@ -185,13 +200,14 @@ class ConditionalFlow(BaseEstimator):
         (seed,) = spawn_seeds(check_random_state(random_state), 1)
         g = torch_generator(seed)
         ct = self._ctx(c)
+        device = self._device()
         out = []
         with torch.no_grad():
             for i in range(0, ct.shape[0], 65536):
-                cb = ct[i : i + 65536]
+                cb = ct[i : i + 65536].to(device)
                 dist = self.flow_(cb)
-                eps = torch.randn((cb.shape[0], self.n_features_in_), generator=g)
-                out.append(dist.transform.inv(eps))
+                eps = torch.randn((cb.shape[0], self.n_features_in_), generator=g).to(device)  # drawn on the CPU
+                out.append(dist.transform.inv(eps).cpu())
         return torch.cat(out).double().numpy() if out else np.empty((0, self.n_features_in_))
 
     def sample(self, c, random_state=None) -> np.ndarray:

@@ -12,8 +12,6 @@ Both follow scikit-learn: ``fit(X, y, sample_weight=None)``, ``predict_proba`` (
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -145,6 +143,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.2,
         balance: bool = True,
         random_state=None,
+        device: str = "auto",
     ):
         self.hidden = hidden
         self.epochs = epochs
@@ -156,22 +155,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.balance = balance
         self.random_state = random_state
+        self.device = device
 
     def _build(self, d: int):
         import torch
 
-        layers: list[Any] = []
-        for h in self.hidden:
-            layers += [torch.nn.Linear(d, int(h)), torch.nn.ReLU()]
-            d = int(h)
-        layers.append(torch.nn.Linear(d, 1))
-        return torch.nn.Sequential(*layers).double()
+        from .mlp import mlp
+
+        return mlp((d, *self.hidden, 1), "relu", dtype=torch.float64)
 
     def fit(self, X, y, sample_weight=None):
         import torch
 
+        from .device import resolve_device
         from .training import fit_torch, reset_parameters, torch_generator, train_val_split
 
+        device = resolve_device(self.device)
         X, y = _check_xy(X, y)
         rng = check_random_state(self.random_state)
         seed_init, seed_loop = spawn_seeds(rng, 2)
@@ -202,6 +201,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             net, loss_fn, (Xs[tr], yt[tr], wt[tr]), val,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             patience=self.patience, n_best=self.n_best, generator=torch_generator(seed_loop), desc="mlp",
+            device=device,
         )
         self.states_ = [s for _, _, s in res.best_states]
         self.history_ = res.to_dict()
@@ -213,16 +213,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         import torch
 
+        from .device import resolve_device
+        from .training import batched_eval
+
         if not hasattr(self, "states_"):
             raise NotFittedError("MLPClassifier is not fitted")
         X = np.asarray(X, dtype=np.float64)
         xt = torch.from_numpy((X - self.mean_) / self.scale_)
-        net = getattr(self, "_net", None) or self._build(self.n_features_in_)
+        device = resolve_device(self.device)
+        net = (getattr(self, "_net", None) or self._build(self.n_features_in_)).to(device)
         ps = []
-        with torch.no_grad():
-            for s in self.states_:
-                net.load_state_dict(s)
-                ps.append(torch.sigmoid(torch.cat([net(xt[i : i + 65536]) for i in range(0, len(xt), 65536)])).squeeze(-1).numpy())
+        for s in self.states_:
+            net.load_state_dict(s)
+            ps.append(torch.sigmoid(batched_eval(net, (xt,), device=device)).squeeze(-1).numpy())
         p = np.mean(ps, axis=0)
         return np.column_stack([1 - p, p])
 
@@ -232,7 +235,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
-    # state_dict-style persistence (see excess.models.io)
+    # state_dict-style persistence (see excess.nn.io)
     def _get_state(self) -> tuple[dict, dict]:
         tensors = {f"epoch{i}.{k}": v for i, s in enumerate(self.states_) for k, v in s.items()}
         meta = {"mean": self.mean_.tolist(), "scale": self.scale_.tolist(), "n_states": len(self.states_),

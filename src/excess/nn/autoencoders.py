@@ -16,16 +16,6 @@ from ..errors import ConfigError, InputError, NotFittedError
 __all__ = ["Autoencoder", "VAE"]
 
 
-def _mlp(sizes):
-    import torch
-
-    layers = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
-    return torch.nn.Sequential(*layers)
-
-
 class Autoencoder(BaseEstimator):
     """Dense autoencoder ``d -> hidden -> latent -> hidden -> d`` trained on MSE."""
 
@@ -33,7 +23,7 @@ class Autoencoder(BaseEstimator):
 
     def __init__(self, hidden: tuple[int, ...] = (32, 16), latent: int = 2, epochs: int = 100, batch_size: int = 256,
                  lr: float = 1e-3, patience: int = 10, validation_fraction: float = 0.2, beta: float = 1.0,
-                 random_state=None):
+                 random_state=None, device: str = "auto"):
         self.hidden = hidden
         self.latent = latent
         self.epochs = epochs
@@ -43,15 +33,18 @@ class Autoencoder(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.beta = beta
         self.random_state = random_state
+        self.device = device
 
     def _build(self, d):
         import torch
 
+        from .mlp import mlp
+
         h = tuple(int(x) for x in self.hidden)
         out_latent = 2 * int(self.latent) if self.variational else int(self.latent)
         net = torch.nn.Module()
-        net.enc = _mlp((d, *h, out_latent))
-        net.dec = _mlp((int(self.latent), *h[::-1], d))
+        net.enc = mlp((d, *h, out_latent))
+        net.dec = mlp((int(self.latent), *h[::-1], d))
         return net
 
     def _encode(self, net, x):
@@ -78,8 +71,10 @@ class Autoencoder(BaseEstimator):
     def fit(self, X):
         import torch
 
+        from .device import resolve_device
         from .training import fit_torch, reset_parameters, torch_generator, train_val_split
 
+        device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] < 10:
             raise InputError(f"an autoencoder needs (n >= 10, d) data, got shape {X.shape}")
@@ -96,7 +91,8 @@ class Autoencoder(BaseEstimator):
         g_eps = torch_generator(s_eps)
 
         def loss(net, xb):
-            eps = torch.randn((xb.shape[0], int(self.latent)), generator=g_eps) if self.variational else None
+            eps = (torch.randn((xb.shape[0], int(self.latent)), generator=g_eps).to(xb.device)
+                   if self.variational else None)
             rec, kl, _ = self._loss_terms(net, xb, eps)
             total = rec * xb.shape[1]
             if kl is not None:
@@ -105,7 +101,8 @@ class Autoencoder(BaseEstimator):
 
         res = fit_torch(net, loss, (xt[tr],), (xt[va],) if va.size else None, epochs=self.epochs,
                         batch_size=self.batch_size, lr=self.lr, patience=self.patience,
-                        generator=torch_generator(s_loop), desc="vae" if self.variational else "autoencoder")
+                        generator=torch_generator(s_loop), desc="vae" if self.variational else "autoencoder",
+                        device=device)
         self.net_ = net
         self.n_features_in_ = X.shape[1]
         self.history_ = res.to_dict()
@@ -114,12 +111,17 @@ class Autoencoder(BaseEstimator):
     def _terms(self, X):
         import torch
 
+        from .device import resolve_device
+        from .training import as_numpy
+
         if not hasattr(self, "net_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted")
+        device = resolve_device(self.device)
         xt = torch.as_tensor((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_, dtype=torch.float32)
         with torch.no_grad():
-            rec, kl, mu = self._loss_terms(self.net_, xt)
-        return rec.double().numpy(), None if kl is None else kl.double().numpy(), mu.double().numpy()
+            rec, kl, mu = self._loss_terms(self.net_.to(device), xt.to(device))
+        return (as_numpy(rec).astype(np.float64), None if kl is None else as_numpy(kl).astype(np.float64),
+                as_numpy(mu).astype(np.float64))
 
     def reconstruction_error(self, X) -> np.ndarray:
         """Mean squared reconstruction error per event (standardised units; VAE: from the latent mean)."""

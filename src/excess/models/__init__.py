@@ -1,1 +1,0 @@
-"""excess.models."""
