@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._util import spawn_seeds
+from ._device import fit_device
 from .base import AnomalyMethod
 from ._flows import FAST_FLOW, background_flow, make_flow
 
@@ -25,6 +26,7 @@ class ANODE(AnomalyMethod):
     flow_params : dict for :class:`~excess.nn.flows.ConditionalFlow` (both flows)
     background_flow : path of a saved SB flow to reuse instead of training one
     random_state : seed
+    device : where both flows train and evaluate ("auto": CUDA when present, else CPU)
     """
 
     name = "anode"
@@ -36,15 +38,18 @@ class ANODE(AnomalyMethod):
     def _requires_sb(self) -> bool:
         return self.background_flow is None
 
-    def __init__(self, flow_params: dict | None = None, background_flow: str | None = None, random_state=None):
+    def __init__(self, flow_params: dict | None = None, background_flow: str | None = None, random_state=None,
+                 device="auto"):
         self.flow_params = flow_params
         self.background_flow = background_flow
         self.random_state = random_state
+        self.device = device
 
     def _fit(self, data, rng):
+        self.device_ = fit_device(self)
         self.background_flow_ = background_flow(self, data, rng)
         (seed,) = spawn_seeds(rng, 1)
-        self.data_flow_ = make_flow(self.flow_params, seed).fit(data.X_sr, data.m_sr)
+        self.data_flow_ = make_flow(self.flow_params, seed, self.device).fit(data.X_sr, data.m_sr)
 
     def _score(self, X, m):
         return self.data_flow_.log_prob(X, m) - self.background_flow_.log_prob(X, m)

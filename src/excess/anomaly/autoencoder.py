@@ -13,6 +13,7 @@ import numpy as np
 
 from .._util import spawn_seeds
 from ..errors import ConfigError
+from ._device import fit_device, with_device
 from .base import AnomalyMethod
 
 __all__ = ["AutoencoderAD", "VAEAD"]
@@ -28,27 +29,33 @@ class AutoencoderAD(AnomalyMethod):
     model_params : dict for :class:`~excess.nn.autoencoders.Autoencoder`
     train_on : "sr" or "all"
     random_state : seed
+    device : where the model trains and evaluates ("auto": CUDA when present, else CPU)
     """
 
     name = "autoencoder"
     FAST_PARAMS: ClassVar[dict] = {"model_params": FAST_AE}
     _scores = ("reconstruction",)
 
-    def __init__(self, model_params: dict | None = None, train_on: str = "sr", random_state=None):
+    def __init__(self, model_params: dict | None = None, train_on: str = "sr", random_state=None, device="auto"):
         self.model_params = model_params
         self.train_on = train_on
         self.random_state = random_state
+        self.device = device
+
+    def _model_params(self) -> dict:
+        return with_device(self.model_params, self.device, "model_params")
 
     def _model(self, seed):
         from ..nn.autoencoders import Autoencoder
 
-        return Autoencoder(**(self.model_params or {}), random_state=seed)
+        return Autoencoder(**self._model_params(), random_state=seed)
 
     def _fit(self, data, rng):
         if self.train_on not in ("sr", "all"):
             raise ConfigError(f"train_on must be 'sr' or 'all', got {self.train_on!r}")
         if getattr(self, "score", "reconstruction") not in self._scores:
             raise ConfigError(f"score must be one of {self._scores}, got {self.score!r}")
+        self.device_ = fit_device(self)
         (seed,) = spawn_seeds(rng, 1)
         X = data.X_sr if self.train_on == "sr" else data.X
         try:
@@ -67,14 +74,14 @@ class VAEAD(AutoencoderAD):
     _scores = ("latent", "reconstruction", "kl")
 
     def __init__(self, model_params: dict | None = None, train_on: str = "sr", score: str = "latent",
-                 random_state=None):
-        super().__init__(model_params, train_on, random_state)
+                 random_state=None, device="auto"):
+        super().__init__(model_params, train_on, random_state, device)
         self.score = score
 
     def _model(self, seed):
         from ..nn.autoencoders import VAE
 
-        return VAE(**(self.model_params or {}), random_state=seed)
+        return VAE(**self._model_params(), random_state=seed)
 
     def _score(self, X, m):
         if self.score == "latent":

@@ -49,6 +49,8 @@ class CATHODE(ClassifierMethod):
     kde_bandwidth : bandwidth rule for the SR ``m`` KDE (scipy ``bw_method``; None = Scott)
     background_flow : path of a saved SB flow to reuse instead of training one
     random_state : seed
+    device : where the flow (training and sampling) and an MLP classifier compute ("auto": CUDA when
+        present, else CPU; :mod:`excess.nn.device`)
     """
 
     name = "cathode"
@@ -66,10 +68,13 @@ class CATHODE(ClassifierMethod):
     def _requires_sb(self) -> bool:
         return self.background_flow is None
 
+    def _uses_torch(self) -> bool:
+        return True  # the background flow
+
     def __init__(self, flow_params: dict | None = None, classifier="hgb", classifier_params=None,
                  oversample: float = 4.0, kde_bandwidth=None, background_flow: str | None = None,
-                 random_state=None):
-        super().__init__(classifier, classifier_params, random_state)
+                 random_state=None, device="auto"):
+        super().__init__(classifier, classifier_params, random_state, device)
         self.flow_params = flow_params
         self.oversample = oversample
         self.kde_bandwidth = kde_bandwidth

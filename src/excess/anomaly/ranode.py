@@ -23,6 +23,7 @@ import numpy as np
 
 from .._util import spawn_seeds
 from ..errors import ConfigError
+from ._device import fit_device
 from ._flows import FAST_FLOW, background_flow
 from .base import AnomalyMethod
 
@@ -64,6 +65,9 @@ class RANODE(AnomalyMethod):
     validation_fraction : SR events held out for early stopping and the ``w`` estimate
     background_flow : path of a saved SB flow to reuse instead of training one
     random_state : seed
+    device : where the background flow and the signal models train and evaluate ("auto": CUDA when
+        present, else CPU); random numbers are drawn on the CPU, so on the CPU a seed gives the same
+        numbers as before devices existed
 
     Fitted: ``signal_flows_`` (one per member), ``members_`` (each member's trained ``w`` and training
     history), ``w_trained_`` (their mean), ``signal_fraction_`` / ``signal_fraction_err_``, ``n_signal_``.
@@ -80,7 +84,7 @@ class RANODE(AnomalyMethod):
 
     def __init__(self, flow_params: dict | None = None, signal_flow_params: dict | None = None, w_init: float = 0.01,
                  learn_w: bool = True, n_members: int = 3, validation_fraction: float = 0.3,
-                 background_flow: str | None = None, random_state=None):
+                 background_flow: str | None = None, random_state=None, device="auto"):
         self.flow_params = flow_params
         self.signal_flow_params = signal_flow_params
         self.w_init = w_init
@@ -89,6 +93,7 @@ class RANODE(AnomalyMethod):
         self.validation_fraction = validation_fraction
         self.background_flow = background_flow
         self.random_state = random_state
+        self.device = device
 
     def _fit(self, data, rng):
         import torch
@@ -103,7 +108,10 @@ class RANODE(AnomalyMethod):
         p = {**DEFAULT_SIGNAL, **(self.signal_flow_params or {})}
         unknown = set(p) - {"kind", "transforms", "hidden", "bins", "epochs", "batch_size", "lr", "patience"}
         if unknown:
-            raise ConfigError(f"unknown signal_flow_params {sorted(unknown)}")
+            hint = " (the device is the method's device parameter)" if "device" in unknown else ""
+            raise ConfigError(f"unknown signal_flow_params {sorted(unknown)}{hint}")
+        self.device_ = fit_device(self)
+        device = torch.device(self.device_)
         bg = background_flow(self, data, rng)
         self.background_flow_ = bg
         member_seeds = spawn_seeds(rng, int(self.n_members))
@@ -126,7 +134,7 @@ class RANODE(AnomalyMethod):
         for k, seed in enumerate(member_seeds):
             s_init, s_loop = spawn_seeds(np.random.default_rng(seed), 2)
             sig = build_zuko_flow(p["kind"], z.shape[1], bg.n_context_, p["transforms"], p["hidden"], p.get("bins", 8))
-            reset_parameters(sig, torch_generator(s_init))
+            reset_parameters(sig, torch_generator(s_init))  # on the CPU; fit_torch moves model and data
             model = torch.nn.Module()
             model.flow = sig
             model.theta = torch.nn.Parameter(torch.tensor(theta0), requires_grad=bool(self.learn_w))
@@ -135,6 +143,7 @@ class RANODE(AnomalyMethod):
                 model, nll, (zt[tr], ct[tr], lt[tr]), (zt[va], ct[va], lt[va]),
                 epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), lr=float(p["lr"]), patience=int(p["patience"]),
                 generator=torch_generator(s_loop), desc=f"ranode[signal {k + 1}/{len(member_seeds)}]", parameters=params,
+                device=device,
             )
             self.signal_flows_.append(sig)
             self.members_.append({"w_trained": float(torch.sigmoid(model.theta).item()), "history": res.to_dict()})
@@ -146,15 +155,20 @@ class RANODE(AnomalyMethod):
 
     def _log_ratio_latent(self, z, m, lbg):
         import torch
+        from scipy.special import logsumexp
+
+        from ..nn.device import resolve_device
+        from ..nn.training import batched_eval
 
         bg = self.background_flow_
+        device = resolve_device(self.device)
         zt = torch.as_tensor(z, dtype=torch.float32)
         ct = bg._ctx(np.asarray(m)[:, None])
-        with torch.no_grad():
-            ls = np.stack([torch.cat([f(ct[i : i + 65536]).log_prob(zt[i : i + 65536])
-                                      for i in range(0, zt.shape[0], 65536)]).double().numpy()
-                           for f in self.signal_flows_])
-        from scipy.special import logsumexp
+        ls = []
+        for f in self.signal_flows_:
+            f.to(device)
+            ls.append(batched_eval(lambda zb, cb, f=f: f(cb).log_prob(zb), (zt, ct), device=device).double().numpy())
+        ls = np.stack(ls)
 
         return logsumexp(ls, axis=0) - np.log(len(self.signal_flows_)) - lbg
 

@@ -20,13 +20,15 @@ class Supervised(ClassifierMethod):
     classifier_params : dict of hyperparameters for the classifier
     sr_only : train on SR events only (default) or on every event passed
     random_state : seed
+    device : where an MLP classifier trains ("auto": CUDA when present; HGB ignores it)
     """
 
     name = "supervised"
     needs_labels = True
 
-    def __init__(self, classifier="hgb", classifier_params=None, sr_only: bool = True, random_state=None):
-        super().__init__(classifier, classifier_params, random_state)
+    def __init__(self, classifier="hgb", classifier_params=None, sr_only: bool = True, random_state=None,
+                 device="auto"):
+        super().__init__(classifier, classifier_params, random_state, device)
         self.sr_only = sr_only
 
     def _training_set(self, data: WindowData, rng):
