@@ -25,6 +25,7 @@ Example (YAML)::
       seed: 1
       workers: null              # local processes (default: all cores)
       scheduler: null            # dask.distributed address, e.g. tcp://10.0.0.1:8786
+      device: auto               # torch device of every model: auto (CUDA when present), cpu, cuda, cuda:N, mps
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ class DataConfig(_Strict):
 class MethodConfig(_Strict):
     name: str = Field("cwola", description="supervised, idealized, cwola, anode, cathode, ranode, autoencoder, vae")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the method's constructor.")
+
+    @field_validator("params")
+    @classmethod
+    def _no_device(cls, v):
+        if "device" in v:
+            raise ValueError("the device is set once for the run: use run.device (or --device), not method.params.device")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -118,6 +126,20 @@ class RunConfig(_Strict):
     seed: int = Field(1, ge=0)
     workers: int | None = Field(None, ge=1)
     scheduler: str | None = Field(None, description="dask.distributed scheduler address.")
+    device: str = Field("auto", description="Torch device of every model of the method: auto (CUDA when present, "
+                        "else CPU), cpu, cuda, cuda:N or mps. HGB classifiers run on the CPU whatever it says.")
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, v):
+        from .nn.device import check_device_spec  # no torch import: the form only
+
+        if not isinstance(v, str):
+            raise ValueError(f"device must be a string (auto, cpu, cuda, cuda:N or mps), got {v!r}")
+        try:
+            return check_device_spec(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class SearchConfig(_Strict):

@@ -211,6 +211,7 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
 
     t0 = time.perf_counter()
     run_dir = Path(output or cfg.run.output)
+    device = _run_device(cfg)  # before any work: a device that is not here fails now
     resolved = cfg.model_dump(mode="json")
     cfg_text = yaml.safe_dump(resolved, sort_keys=False)
     if run_dir.exists() and (run_dir / "config.yaml").exists():
@@ -230,6 +231,7 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
         "git_revision": _git_revision(),
         "command": argv if argv is not None else sys.argv,
         "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "device": device,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "n_events": len(events),
         "input_metadata": to_jsonable(events.attrs.get("excess", {})),
@@ -242,7 +244,7 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
     result = run_scan(
         events,
         method=cfg.method.name,
-        method_params=dict(cfg.method.params),
+        method_params={**cfg.method.params, "device": cfg.run.device},  # travels with every fold task
         windows=[tuple(w) for w in sc.windows] if sc.windows else None,
         features=sc.features,
         efficiencies=sc.efficiencies,
@@ -284,6 +286,23 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
         z_global_is_limit=bool(g.get("z_global_is_limit", False)), z_trials=g.get("z_trials"), m_res=best.get("m_res"), m_x=best.get("m_x"),
         m_y=best.get("m_y"), runtime_s=metrics["runtime_s"],
     )
+
+
+def _run_device(cfg: SearchConfig) -> dict:
+    """``run.device`` and what it resolves to here (with a Dask scheduler each worker resolves it itself)."""
+    from .anomaly import make_method
+    from .anomaly._device import uses_torch
+
+    if not uses_torch(make_method(cfg.method.name, **cfg.method.params)):  # HGB trees: torch is not imported
+        return {"setting": cfg.run.device, "resolved": "cpu", "note": "the method trains no torch model"}
+    if cfg.run.scheduler:
+        return {"setting": cfg.run.device, "resolved": None, "note": "resolved on each Dask worker"}
+    from .nn.device import describe_device
+
+    try:
+        return {"setting": cfg.run.device, "resolved": describe_device(cfg.run.device)}
+    except ConfigError as exc:
+        raise ConfigError(f"run.device: {exc}") from None
 
 
 def _write_plots(result, events: pd.DataFrame, plot_dir: Path) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-__all__ = ["fit_device", "with_device"]
+__all__ = ["fit_device", "uses_torch", "with_device"]
 
 
 def with_device(params: dict | None, device, key: str) -> dict:
@@ -39,3 +39,9 @@ def fit_device(method, uses_torch: bool = True) -> str:
         return str(resolve_device(method.device))
     except ConfigError as exc:
         raise ConfigError(f"{method.name}: {exc}") from None
+
+
+def uses_torch(method) -> bool:
+    """Whether ``method`` (an unfitted instance) trains a torch model; False for HGB-only classifier methods."""
+    hook = getattr(method, "_uses_torch", None)
+    return True if hook is None else bool(hook())

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from ..nn.device import DEVICE_HELP  # no torch import
+
 
 def _run(cfg, output, resume, quiet_json=False):
     from .._util import _QUIET
@@ -26,8 +28,9 @@ def _run(cfg, output, resume, quiet_json=False):
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: finished windows and folds are skipped.")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (overrides run.scheduler).")
 @click.option("-j", "--workers", type=int, default=None, help="Local worker processes (overrides run.workers).")
+@click.option("--device", default=None, metavar="DEVICE", help=DEVICE_HELP + " Overrides run.device.")
 @click.option("--check", is_flag=True, help="Validate the config, print the resolved version and exit.")
-def search(config, overrides, output, resume, scheduler, workers, check):
+def search(config, overrides, output, resume, scheduler, workers, device, check):
     """Run a resonant anomaly search described by CONFIG (YAML).
 
     Writes a run directory with config.yaml, provenance.json, metrics.json, predictions.h5,
@@ -40,6 +43,8 @@ def search(config, overrides, output, resume, scheduler, workers, check):
         ov.append(f"run.scheduler={scheduler}")
     if workers:
         ov.append(f"run.workers={workers}")
+    if device:
+        ov.append(f"run.device={device}")
     cfg = load_config(config, ov)
     if check:
         import yaml
@@ -65,7 +70,8 @@ def report(run_dir):
 @click.option("-o", "--output", type=click.Path(file_okay=False), default="runs/demo", show_default=True)
 @click.option("--method", default="cwola", show_default=True, help="Anomaly method of the demo search.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming an earlier demo run.")
-def demo(output, method, fresh):
+@click.option("--device", default="auto", show_default=True, metavar="DEVICE", help=DEVICE_HELP)
+def demo(output, method, fresh, device):
     """Run the complete search on the packaged LHCO-like dataset with an injected signal (make demo)."""
     import shutil
     from pathlib import Path
@@ -75,6 +81,7 @@ def demo(output, method, fresh):
     raw = json.loads(json.dumps(DEMO_CONFIG))
     raw["method"]["name"] = method
     raw["run"]["output"] = output
+    raw["run"]["device"] = device
     cfg = parse_config(raw, "demo config")
     if fresh and Path(output).exists():
         shutil.rmtree(output)
