@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--hgb-members", type=int, default=3)
     p.add_argument("--hgb-max-iter", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help='torch device of the flow: "auto", "cpu", "cuda", "cuda:N" or "mps"')
     a = p.parse_args(argv)
 
     import numpy as np
@@ -77,13 +78,15 @@ def main(argv=None) -> int:
     print(f"# flow: {fp}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        flow = make_flow(fp, a.seed).fit(X[~is_sr], m[~is_sr])
+        flow = make_flow(fp, a.seed, a.device).fit(X[~is_sr], m[~is_sr])
         t_flow = time.perf_counter() - t0
         flow.save(Path(tmp) / "flow")
         n_ep = flow.history_["stopped_epoch"] + 1
-        print(f"flow: {t_flow:.0f} s for {n_ep} epochs ({t_flow / n_ep:.1f} s/epoch on {int((~is_sr).sum())} SB events)",
-              flush=True)
-        est = make_method("cathode", background_flow=str(Path(tmp) / "flow"), oversample=a.oversample,
+        from excess.nn.device import describe_device
+
+        print(f"flow: {t_flow:.0f} s for {n_ep} epochs ({t_flow / n_ep:.1f} s/epoch on {int((~is_sr).sum())} SB events) "
+              f"on {describe_device(a.device)}", flush=True)
+        est = make_method("cathode", background_flow=str(Path(tmp) / "flow"), oversample=a.oversample, device=a.device,
                           classifier_params={"n_members": a.hgb_members, "max_iter": a.hgb_max_iter})
         t0 = time.perf_counter()
         s = cross_val_scores(est, X, m, sr=sr, n_folds=a.folds, random_state=a.seed)
