@@ -16,6 +16,13 @@ def _device_option(f):
     return click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)(f)
 
 
+def _check_device(device: str) -> str:
+    """The device's name (e.g. ``cpu``, ``cuda:0 (NVIDIA H200)``); a device that is not there fails here, before any work."""
+    from ..nn.device import describe_device
+
+    return describe_device(device)
+
+
 def _torch_options(f):
     """``--seed``, ``--threads`` and ``--device``: the options of every command that runs torch."""
     f = _device_option(f)
@@ -127,11 +134,10 @@ def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers,
     from ..calo.io import read_showers
     from ..calo.models import get_model_class
     from ..calo.plots import plot_history
-    from ..nn.device import describe_device
 
     if not _check_out(output / "model.json", force):
         return
-    describe_device(device)  # a device that is not there fails before the data are read
+    where = _check_device(device)
     set_threads(threads)
     d = read_showers(data, geometry, max_showers=max_showers)
     if d.geometry is None:
@@ -152,7 +158,7 @@ def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers,
     model.fit(d.showers, d.incident_energies, validation=val)
     model.save(output)
     plot_history(model.history_, output / "history.png")
-    summary = {"model": kind, "output": output, "geometry": d.geometry.name, "device": describe_device(device),
+    summary = {"model": kind, "output": output, "geometry": d.geometry.name, "device": where,
                "n_train": model.n_train_,
                "best_epoch": model.best_epoch_,
                "best_validation_loss_epoch": getattr(model, "best_validation_loss_epoch_", None),
@@ -177,6 +183,7 @@ def calibrate(model_dir, data, max_showers, seed, threads, device):
     from ..calo.io import read_showers
     from ..calo.models import load_model
 
+    _check_device(device)
     set_threads(threads)
     model = load_model(model_dir, device=device)
     d = read_showers(data, model.geometry_)
@@ -216,6 +223,7 @@ def generate(model_dir, n_showers, spectrum, e_min, e_max, energies_from, batch_
 
     if not _check_out(output, force):
         return
+    _check_device(device)
     set_threads(threads)
     model = load_model(model_dir, device=device)
     if energies_from is not None:
@@ -258,6 +266,8 @@ def evaluate(reference, generated, geometry, classifiers, no_classifier, classif
     from ..calo.plots import plot_feature_histograms
     from ..errors import InputError
 
+    if not no_classifier:
+        _check_device(device)
     set_threads(threads)
     ref = read_showers(reference, geometry, max_showers=max_showers)
     geom = ref.geometry
@@ -306,6 +316,7 @@ def timing(model_dir, preset, batch_sizes, threads, device, energies_from, refer
         sizes = tuple(int(s) for s in batch_sizes.split(","))
     except ValueError:
         raise ConfigError(f"--batch-sizes must be comma-separated integers, got {batch_sizes!r}") from None
+    _check_device(device)
     model = load_model(model_dir, device=device)
     geom = model.geometry_
     if preset is None:
