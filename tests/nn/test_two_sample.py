@@ -38,3 +38,18 @@ def test_bad_input():
         two_sample_test(np.full((30, 2), np.nan), np.zeros((30, 2)))
     with pytest.raises(ConfigError, match="fractions"):
         two_sample_test(np.zeros((30, 2)), np.zeros((30, 2)), fractions=(0.9, 0.2))
+
+
+def test_mlp_classifier_stops_on_a_given_validation_set():
+    """``MLPClassifier.fit(..., validation=(X, y))``: the early-stopping loss is the loss on exactly those rows."""
+    from excess.nn.classifiers import MLPClassifier
+
+    rng = np.random.default_rng(2)
+    X, Xv = rng.normal(size=(300, 2)), rng.normal(size=(101, 2))
+    y, yv = (X[:, 0] > 0).astype(int), (Xv[:, 0] + 0.5 > 0).astype(int)  # unequal classes in the validation rows
+    c = MLPClassifier(hidden=(8,), epochs=4, n_best=1, random_state=0, device="cpu").fit(X, y, validation=(Xv, yv))
+    p = c.predict_proba(Xv)[:, 1]
+    w = np.where(yv == 1, 0.5 * yv.size / yv.sum(), 0.5 * yv.size / (yv.size - yv.sum()))  # class-balanced
+    bce = np.mean(-w * (yv * np.log(p) + (1 - yv) * np.log(1 - p)))
+    h = c.history_
+    assert min(h["val_loss"]) == pytest.approx(bce, rel=1e-9) and h["best_epochs"] == [int(np.argmin(h["val_loss"]))]

@@ -1,4 +1,8 @@
-"""Training loop of the shower generators, with the best epoch chosen by the chi2 of E_tot/E_inc.
+"""Training of the shower generators, with the best epoch chosen by the chi2 of E_tot/E_inc.
+
+The epochs run in the substrate's one loop (:func:`excess.nn.training.train_loop`: batches, progress,
+history, best-state keeping) with each model's own step (``_train_step``; the WGAN-GP's has two
+optimisers) and the selection below; the data, the network and the steps live on the model's ``device``.
 
 After every epoch the model generates ``E_tot/E_inc`` for the validation incident energies; the
 chi2 per bin between that distribution and the validation reference (binned on the reference's

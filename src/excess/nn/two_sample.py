@@ -2,12 +2,15 @@
 
 As the CaloChallenge 2022 evaluates generated showers against reference showers: the two samples are
 balanced (the larger one subsampled) and split 60/20/20 into training, calibration and test rows; a
-classifier (by default :class:`~excess.nn.classifiers.MLPClassifier`, with its own early-stopping split of
-the training rows) learns ``a`` (label 0) vs ``b`` (label 1); its scores are calibrated by isotonic
-regression on the calibration rows; the test rows give the ``AUC`` (of the raw scores) and, from the
-calibrated probabilities, the binary cross-entropy ``BCE`` and ``JSD = (ln 2 - BCE) / ln 2`` (an estimate of
-the Jensen-Shannon divergence of the two densities in bits). ``AUC`` 0.5 / ``JSD`` 0 means
-indistinguishable; ``AUC`` 1 / ``JSD`` 1 disjoint. The test rows are touched once, at the end.
+classifier learns ``a`` (label 0) vs ``b`` (label 1); its scores are calibrated by isotonic regression on
+the calibration rows; the test rows give the ``AUC`` (of the raw scores) and, from the calibrated
+probabilities, the binary cross-entropy ``BCE`` and ``JSD = (ln 2 - BCE) / ln 2`` (an estimate of the
+Jensen-Shannon divergence of the two densities in bits). ``AUC`` 0.5 / ``JSD`` 0 means indistinguishable;
+``AUC`` 1 / ``JSD`` 1 disjoint. The test rows are touched once, at the end.
+
+The default classifier, :class:`~excess.nn.classifiers.MLPClassifier`, chooses its early stopping and best
+epochs on the calibration rows, as the challenge's script chooses its epoch on the rows it calibrates on;
+other estimators split their training rows as they do.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def two_sample_test(
     from sklearn.isotonic import IsotonicRegression
     from sklearn.metrics import roc_auc_score
 
-    from .classifiers import make_classifier
+    from .classifiers import MLPClassifier, make_classifier
 
     a, b = _rows(a, "a"), _rows(b, "b")
     if a.shape[1] != b.shape[1]:
@@ -96,7 +99,11 @@ def two_sample_test(
     y = [np.concatenate([np.zeros(s.stop - s.start, np.int64), np.ones(s.stop - s.start, np.int64)]) for s in cuts]
     if isinstance(classifier, str) and classifier == "mlp":
         params.setdefault("device", device)
-    clf = make_classifier(classifier, random_state=rng, **params).fit(X[0], y[0])
+    clf = make_classifier(classifier, random_state=rng, **params)
+    if isinstance(clf, MLPClassifier):  # as the challenge: the calibration rows also choose the epoch
+        clf.fit(X[0], y[0], validation=(X[1], y[1]))
+    else:
+        clf.fit(X[0], y[0])
     s_cal, s_test = clf.decision_function(X[1]), clf.decision_function(X[2])
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s_cal, y[1])
     p = np.clip(iso.predict(s_test), 1e-7, 1 - 1e-7)
