@@ -35,10 +35,11 @@ class ShowerGenerator(BaseEstimator):
     Common parameters: ``geometry`` (name, XML path or :class:`CaloGeometry`), ``epochs``,
     ``batch_size``, ``lr``, ``noise_mev`` (dequantisation noise and output threshold),
     ``random_state`` and ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``, ``"mps"``; see
-    :mod:`excess.nn.device`: random numbers are drawn on the CPU, so a seed gives the same model on any
-    device, and on the CPU the numbers of a model that knows no devices). Learned state: ``preprocessor_``, ``module_`` (torch), ``history_``
-    (per-epoch loss and E_tot/E_inc chi2), ``best_epoch_`` (by the chi2) and, for models with a
-    likelihood, ``best_validation_loss_epoch_`` (see :mod:`excess.calo.train`).
+    :mod:`excess.nn.device`: random numbers are drawn on the CPU and then moved, so a seed draws the same
+    numbers on any device, and on the CPU gives the numbers of a model that knows no devices). Learned
+    state: ``preprocessor_``, ``module_`` (torch), ``history_`` (per-epoch loss and E_tot/E_inc chi2),
+    ``best_epoch_`` (by the chi2) and, for models with a likelihood, ``best_validation_loss_epoch_``
+    (see :mod:`excess.calo.train`).
     """
 
     name = "base"
