@@ -53,6 +53,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=Path, default=Path("runs/calo"))
     ap.add_argument("--tag", default="", help="suffix of the model directory")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="auto", help='torch device of training, generation and the classifiers: "auto", "cpu", "cuda[:N]"')
     ap.add_argument("--eval-max-showers", type=int, default=None, help="evaluate on the first N test showers")
     ap.add_argument("--classifier-epochs", type=int, default=30)
     a = ap.parse_args(argv)
@@ -77,7 +78,7 @@ def main(argv=None):
             write_showers(train_file, np.concatenate([p.incident_energies for p in parts]),
                           np.concatenate([p.showers for p in parts]), geometry=parts[0].geometry)
     train = [*EXCESS, "-q", "calo", "train", "--model", a.model, "--data", str(train_file), "--validation", str(files[1]),
-             "--epochs", str(a.epochs), "--threads", str(a.threads), "-o", str(mdir)]
+             "--epochs", str(a.epochs), "--threads", str(a.threads), "--device", a.device, "-o", str(mdir)]
     if a.n_train:
         train += ["--max-showers", str(a.n_train)]
     for p in a.param:
@@ -85,10 +86,10 @@ def main(argv=None):
     run(train)
     gen = r / f"{ds}_{a.model}{a.tag}_generated.h5"
     run([*EXCESS, "-q", "calo", "generate", "--model-dir", str(mdir), "--energies-from", str(files[2]), "--seed", "7",
-         "--threads", str(a.threads), "-o", str(gen), "--force"])
+         "--threads", str(a.threads), "--device", a.device, "-o", str(gen), "--force"])
     ev = r / f"{ds}_{a.model}{a.tag}_eval"
     evaluate = [*EXCESS, "-q", "calo", "evaluate", "--reference", str(files[2]), "--generated", str(gen), "--seed", "0",
-                "--threads", str(a.threads), "--classifier-epochs", str(a.classifier_epochs), "-o", str(ev)]
+                "--threads", str(a.threads), "--device", a.device, "--classifier-epochs", str(a.classifier_epochs), "-o", str(ev)]
     if a.eval_max_showers:
         evaluate += ["--max-showers", str(a.eval_max_showers)]
     run(evaluate)

@@ -25,6 +25,7 @@ def main(argv=None):
     ap.add_argument("--reference-max-showers", type=int, default=1024)
     ap.add_argument("--out", type=Path, default=None, help="JSON with all tables")
     ap.add_argument("--compile", action="store_true", help="also time the flows through torch.compile (compilation not timed)")
+    ap.add_argument("--device", default="auto", help='torch device: "auto" (CUDA when present), "cpu", "cuda[:N]", "mps"')
     a = ap.parse_args(argv)
 
     from excess._util import atomic_write_json
@@ -35,7 +36,7 @@ def main(argv=None):
     sizes = tuple(int(s) for s in a.batch_sizes.split(","))
     results = []
     for d in a.model_dirs:
-        model = load_model(d)
+        model = load_model(d, device=a.device)
         ds1 = model.geometry_.name.startswith("ds1")
         sim = GFlashSimulator.preset("ds1-like" if ds1 else "ds2-like", model.geometry_)
         e = (sample_incident_energies(max(sizes), "discrete", e_min=256, e_max=2.0**22, random_state=0) if ds1

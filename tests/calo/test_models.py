@@ -132,7 +132,7 @@ def test_threshold_calibration_restores_sparsity(tiny_data, tiny_geometry):
     assert p.thresholds_.shape == (3, 3)
     out = p._threshold(smeared.copy(), e, tiny_geometry.layer_sums(smeared))
     np.testing.assert_allclose((out == 0).mean(), (x == 0).mean(), atol=0.02)
-    q = ShowerPreprocessor.from_state(tiny_geometry, p.state())
+    q = ShowerPreprocessor.from_state(tiny_geometry, p.get_state())
     np.testing.assert_array_equal(q.thresholds_, p.thresholds_)
 
 
@@ -193,7 +193,7 @@ def test_layer_floors_restore_the_fraction_of_empty_layers(tiny_geometry):
     assert p.layer_floors_.shape == (g.n_layers, 3)
     out = p._threshold(gen.copy(), e, g.layer_sums(gen))
     np.testing.assert_allclose((g.layer_sums(out) <= 0).mean(0), (g.layer_sums(ref) <= 0).mean(0), atol=0.01)
-    q = ShowerPreprocessor.from_state(g, p.state())
+    q = ShowerPreprocessor.from_state(g, p.get_state())
     np.testing.assert_array_equal(q.layer_floors_, p.layer_floors_)
 
 

@@ -6,22 +6,20 @@
   spectrum of voxel energies.
 * Separation power per histogram, ``S = 0.5 sum (p - q)^2 / (p + q)`` of unit-normalised histograms
   (0 for identical, 1 for disjoint), on binnings fixed by the reference sample.
-* A classifier test: a torch MLP trained to separate generated from reference showers on low-level
-  (voxels / E_inc) or high-level (features above) inputs, calibrated by isotonic regression on a
-  validation split, scored on a test split: ``AUC`` and ``JSD = (ln 2 - BCE)/ln 2``.
+* A classifier test on low-level (voxels / E_inc) or high-level (features above) inputs: the substrate's
+  calibrated two-sample test (:func:`excess.nn.two_sample.two_sample_test`: an MLP classifier, isotonic
+  calibration on a calibration split, ``AUC`` and ``JSD = (ln 2 - BCE)/ln 2`` on a test split).
   AUC 0.5 / JSD 0 means indistinguishable.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._util import check_random_state, get_logger, progress
+from .._util import check_random_state, get_logger
 from ..errors import ConfigError, InputError
-from ._torch import init_linear_, torch_generator
 from .geometry import CaloGeometry
 
 __all__ = [
@@ -201,82 +199,25 @@ def classifier_test(
     patience: int = 5,
     batch_size: int = 256,
     lr: float = 5e-4,
+    device="auto",
     random_state: None | int | np.random.Generator = None,
 ) -> ClassifierResult:
-    """Train an MLP to tell generated from reference showers; AUC and JSD on a held-out test split.
+    """Can a classifier tell generated from reference showers? AUC and JSD on a held-out test split.
 
-    Classes are balanced by subsampling the larger one; splits 60/20/20 (train/validation/test).
-    Validation loss drives early stopping and the isotonic calibration; the test split is touched
-    only once, at the end.
+    :func:`excess.nn.two_sample.two_sample_test` with an :class:`~excess.nn.classifiers.MLPClassifier`
+    of ``hidden`` layers (early stopping after ``patience`` epochs on 20 % of its training rows, the average
+    of its best epochs): classes balanced by subsampling the larger one; splits 60/20/20
+    (train/calibration/test); isotonic calibration; the test split is touched only once, at the end.
     """
-    import torch
-    from sklearn.isotonic import IsotonicRegression
-    from sklearn.metrics import roc_auc_score
+    from ..nn.two_sample import two_sample_test
 
-    rng = check_random_state(random_state)
     xr = _classifier_inputs(reference, reference_energies, geometry, inputs)
     xg = _classifier_inputs(generated, generated_energies, geometry, inputs)
-    n = min(len(xr), len(xg))
-    if n < 20:
+    if min(len(xr), len(xg)) < 20:
         raise InputError(f"classifier test needs >= 20 showers per class, got {len(xr)} reference, {len(xg)} generated")
-    xr = xr[rng.permutation(len(xr))[:n]]
-    xg = xg[rng.permutation(len(xg))[:n]]
-    n_tr, n_va = int(0.6 * n), int(0.2 * n)
-
-    def split(x):
-        return x[:n_tr], x[n_tr : n_tr + n_va], x[n_tr + n_va :]
-
-    parts = [np.concatenate(p) for p in zip(split(xr), split(xg))]
-    labels = [np.concatenate([np.zeros(len(a)), np.ones(len(b))]) for a, b in zip(split(xr), split(xg))]
-    mu, sd = parts[0].mean(0), parts[0].std(0) + 1e-6
-    xtr, xva, xte = ((p - mu) / sd for p in parts)
-    ytr, yva, yte = labels
-
-    gen = torch_generator(rng)
-    layers, d = [], xtr.shape[1]
-    for h in hidden:
-        layers += [torch.nn.Linear(d, h), torch.nn.LeakyReLU(0.2)]
-        d = h
-    layers.append(torch.nn.Linear(d, 1))
-    net = torch.nn.Sequential(*layers)
-    init_linear_(net, gen)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    Xtr, Ytr = torch.as_tensor(xtr), torch.as_tensor(ytr, dtype=torch.float32)
-    Xva, Yva = torch.as_tensor(xva), torch.as_tensor(yva, dtype=torch.float32)
-
-    def predict(x):
-        net.eval()
-        with torch.no_grad():
-            return torch.cat([net(x[i : i + 4096])[:, 0] for i in range(0, len(x), 4096)])
-
-    best, best_state, bad, ep = math.inf, None, 0, 0
-    for ep in progress(range(1, epochs + 1), desc=f"classifier ({inputs})", leave=False):
-        net.train()
-        perm = torch.randperm(len(Xtr), generator=gen)
-        for i in range(0, len(perm), batch_size):
-            idx = perm[i : i + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(net(Xtr[idx])[:, 0], Ytr[idx])
-            loss.backward()
-            opt.step()
-        val = float(loss_fn(predict(Xva), Yva))
-        if val < best - 1e-5:
-            best, bad = val, 0
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    net.load_state_dict(best_state)
-    s_va = predict(Xva).numpy()
-    s_te = predict(torch.as_tensor(xte)).numpy()
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s_va, yva)
-    p = np.clip(iso.predict(s_te), 1e-7, 1 - 1e-7)
-    bce = float(-np.mean(yte * np.log(p) + (1 - yte) * np.log(1 - p)))
-    auc = float(roc_auc_score(yte, s_te))
-    jsd = (math.log(2) - bce) / math.log(2)
-    return ClassifierResult(inputs, auc, jsd, bce, int(len(xtr)), int(len(xte)), int(ep))
+    r = two_sample_test(xr, xg, classifier="mlp", random_state=check_random_state(random_state), device=device,
+                        hidden=tuple(hidden), epochs=int(epochs), patience=int(patience), batch_size=int(batch_size), lr=float(lr))
+    return ClassifierResult(inputs, r.auc, r.jsd, r.bce, r.n_train, r.n_test, int(r.epochs_run))
 
 
 # ---- the whole evaluation ---------------------------------------------------------------------
@@ -314,9 +255,11 @@ def evaluate_showers(
     classifiers: tuple[str, ...] = ("low", "high"),
     n_bins: int = 40,
     classifier_kwargs: dict | None = None,
+    device="auto",
     random_state: None | int | np.random.Generator = None,
 ) -> EvaluationResult:
-    """Compare ``generated`` with ``reference`` (both :class:`~excess.calo.io.ShowerData`)."""
+    """Compare ``generated`` with ``reference`` (both :class:`~excess.calo.io.ShowerData`); the classifiers
+    run on ``device``."""
     rng = check_random_state(random_state)
     geometry = geometry or reference.geometry or generated.geometry
     if geometry is None:
@@ -333,7 +276,7 @@ def evaluate_showers(
     for inputs in classifiers:
         clf[inputs] = classifier_test(
             reference.showers, reference.incident_energies, generated.showers, generated.incident_energies,
-            geometry, inputs=inputs, random_state=rng, **(classifier_kwargs or {}),
+            geometry, inputs=inputs, random_state=rng, **{"device": device, **(classifier_kwargs or {})},
         )
         log.info("classifier %s: AUC %.3f JSD %.3f", inputs, clf[inputs].auc, clf[inputs].jsd)
     return EvaluationResult(

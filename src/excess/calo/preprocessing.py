@@ -245,7 +245,7 @@ class ShowerPreprocessor:
         return self
 
     # ---- persistence --------------------------------------------------------------------------
-    def state(self) -> dict:
+    def get_state(self) -> dict:
         self._check()
         d = {"noise_mev": self.noise_mev, "relative_noise": self.relative_noise, "u_max_": self.u_max_, "cond_mean_": self.cond_mean_,
              "cond_std_": self.cond_std_, "mean_": self.mean_.tolist(), "std_": self.std_.tolist()}

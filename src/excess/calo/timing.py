@@ -3,8 +3,9 @@
 The table follows the CaloGAN paper (Paganini, de Oliveira, Nachman, PRD 97 (2018) 014021,
 Table II: time per shower of full simulation and of the GAN at several batch sizes). Here the
 "full simulation" is the GFLASH reference simulator of this package (Geant4 cannot run here;
-CaloGAN quotes 1772 ms/shower for Geant4). Times are wall-clock on the CPU with the number of
-torch threads given (``threads``), best of ``repeats`` after one warm-up call.
+CaloGAN quotes 1772 ms/shower for Geant4). Times are wall-clock on the model's device (the showers
+come back to the CPU as numpy arrays, so a GPU has finished when the clock stops) with the number of
+torch CPU threads given (``threads``), best of ``repeats`` after one warm-up call.
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ class TimingResult:
     geometry: str
     threads: int
     rows: tuple[TimingRow, ...]
+    device: str = "cpu"
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "geometry": self.geometry, "threads": self.threads, "rows": [r.to_dict() for r in self.rows]}
+        return {"model": self.model, "geometry": self.geometry, "threads": self.threads, "device": self.device,
+                "rows": [r.to_dict() for r in self.rows]}
 
     def format_table(self) -> str:
-        head = f"Generation time per shower [ms], {self.geometry}, CPU, {self.threads} thread(s)"
+        where = "CPU" if self.device == "cpu" else self.device
+        head = f"Generation time per shower [ms], {self.geometry}, {where}, {self.threads} CPU thread(s)"
         lines = [head, f"{'batch size':>10} | {'reference (GFLASH)':>18} | {self.model + ' model':>14} | {'speed-up':>9}", "-" * 60]
         for r in self.rows:
             ref = f"{r.reference_ms_per_shower:18.4f}" if r.reference_ms_per_shower is not None else f"{'-':>18}"
@@ -81,6 +85,7 @@ def time_generation(
     reference_max_showers: int = 1024,
     random_state=None,
     compile: bool = False,
+    device=None,
 ) -> TimingResult:
     """Time ``model.sample`` (and ``simulator.simulate``) at each batch size.
 
@@ -88,10 +93,16 @@ def time_generation(
     1 GeV - 1 TeV). The reference simulator's cost per shower does not fall with the batch size
     beyond a few hundred showers, so batches larger than ``reference_max_showers`` are timed on
     that many showers (reported in ``reference_showers_timed``). ``compile`` is passed to
-    ``model.sample`` (the compilation happens in the warm-up call, which is not timed).
+    ``model.sample`` (the compilation happens in the warm-up call, which is not timed). ``device``
+    (default: the model's own ``device`` setting) is set on the model, which moves there.
     """
     import torch
 
+    from ..nn.device import describe_device
+
+    if device is not None:
+        model.set_params(device=device)
+    where = describe_device(model.device)
     rng = check_random_state(random_state)
     if energies is None:
         energies = np.exp(rng.uniform(np.log(1e3), np.log(1e6), size=max(batch_sizes)))
@@ -114,4 +125,4 @@ def time_generation(
     finally:
         torch.set_num_threads(old)
     name = getattr(model, "name", type(model).__name__) + (" (compiled)" if compile else "")
-    return TimingResult(name, model.geometry_.name, int(threads or old), tuple(rows))
+    return TimingResult(name, model.geometry_.name, int(threads or old), tuple(rows), where)

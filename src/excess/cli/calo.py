@@ -7,7 +7,28 @@ from pathlib import Path
 
 import click
 
+from ..nn.device import DEVICE_HELP
+
 _SPECTRA = "'discrete' (ds1: 2^8..2^22 MeV), 'log-uniform' (ds2/3: e-min..e-max) or a fixed energy in MeV"
+
+
+def _device_option(f):
+    return click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)(f)
+
+
+def _check_device(device: str) -> str:
+    """The device's name (e.g. ``cpu``, ``cuda:0 (NVIDIA H200)``); a device that is not there fails here, before any work."""
+    from ..nn.device import describe_device
+
+    return describe_device(device)
+
+
+def _torch_options(f):
+    """``--seed``, ``--threads`` and ``--device``: the options of every command that runs torch."""
+    f = _device_option(f)
+    f = click.option("--threads", type=click.IntRange(1), default=None,
+                     help="torch CPU threads (default: torch's, honours OMP_NUM_THREADS).")(f)
+    return click.option("--seed", type=int, default=0, show_default=True)(f)
 
 
 def _echo_json(obj) -> None:
@@ -100,23 +121,23 @@ def simulate(preset, geometry, particle, n_showers, spectrum, e_min, e_max, samp
 @click.option("--lr", type=float, default=None)
 @click.option("--max-showers", type=click.IntRange(1), default=None, help="Use only the first N showers of --data.")
 @click.option("--param", "params", multiple=True, help="Model hyperparameter key=value (JSON value), repeatable.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch threads (default: torch's, honours OMP_NUM_THREADS).")
+@_torch_options
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model directory.")
 @click.option("--force", is_flag=True, help="Retrain even if the model directory holds a model.")
-def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers, params, seed, threads, output, force):
+def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers, params, seed, threads, device, output, force):
     """Train a conditional generator and save it.
 
     The best epoch is chosen by the chi2 of E_tot/E_inc; a flow's shape stage by its validation likelihood.
     """
     from .._util import atomic_write_json
-    from ..calo._torch import set_threads
+    from ..nn.training import set_threads
     from ..calo.io import read_showers
     from ..calo.models import get_model_class
     from ..calo.plots import plot_history
 
     if not _check_out(output / "model.json", force):
         return
+    where = _check_device(device)
     set_threads(threads)
     d = read_showers(data, geometry, max_showers=max_showers)
     if d.geometry is None:
@@ -132,12 +153,13 @@ def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers,
         if v is not None:
             kw[k] = v
     cls = get_model_class(kind)
-    model = cls(d.geometry, random_state=seed)
+    model = cls(d.geometry, random_state=seed, device=device)
     model.set_params(**kw)
     model.fit(d.showers, d.incident_energies, validation=val)
     model.save(output)
     plot_history(model.history_, output / "history.png")
-    summary = {"model": kind, "output": output, "geometry": d.geometry.name, "n_train": model.n_train_,
+    summary = {"model": kind, "output": output, "geometry": d.geometry.name, "device": where,
+               "n_train": model.n_train_,
                "best_epoch": model.best_epoch_,
                "best_validation_loss_epoch": getattr(model, "best_validation_loss_epoch_", None),
                "best_chi2_etot": min(h["chi2_etot"] for h in model.history_),
@@ -151,19 +173,19 @@ def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers,
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Training showers (HDF5) to match the fractions of empty voxels and layers of.")
 @click.option("--max-showers", type=click.IntRange(1), default=5000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None)
-def calibrate(model_dir, data, max_showers, seed, threads):
+@_torch_options
+def calibrate(model_dir, data, max_showers, seed, threads, device):
     """Refit a saved model's sparsity calibration (voxel thresholds and layer floors) in place.
 
     Training does this already; use it for models saved by an older version, or to calibrate on other showers.
     """
-    from ..calo._torch import set_threads
+    from ..nn.training import set_threads
     from ..calo.io import read_showers
     from ..calo.models import load_model
 
+    _check_device(device)
     set_threads(threads)
-    model = load_model(model_dir)
+    model = load_model(model_dir, device=device)
     d = read_showers(data, model.geometry_)
     model.calibrate_sparsity(d.showers, d.incident_energies, max_showers=max_showers, random_state=seed)
     model.save(model_dir)
@@ -181,20 +203,19 @@ def calibrate(model_dir, data, max_showers, seed, threads):
 @click.option("--energies-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Take the incident energies of this HDF5 file (one generated shower each).")
 @click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None)
+@_torch_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--force", is_flag=True)
 @click.option("--compile", "compile_", is_flag=True,
               help="Sample through torch.compile (flow only): 10-30 % faster after a ~1 min compilation; needs a C++ compiler.")
-def generate(model_dir, n_showers, spectrum, e_min, e_max, energies_from, batch_size, seed, threads, output, force, compile_):
+def generate(model_dir, n_showers, spectrum, e_min, e_max, energies_from, batch_size, seed, threads, device, output, force, compile_):
     """Generate showers with a trained model (CaloChallenge HDF5 out)."""
     import time
 
     import h5py
     import numpy as np
 
-    from ..calo._torch import set_threads
+    from ..nn.training import set_threads
     from ..calo.gflash import sample_incident_energies
     from ..calo.io import write_showers
     from ..calo.models import load_model
@@ -202,8 +223,9 @@ def generate(model_dir, n_showers, spectrum, e_min, e_max, energies_from, batch_
 
     if not _check_out(output, force):
         return
+    _check_device(device)
     set_threads(threads)
-    model = load_model(model_dir)
+    model = load_model(model_dir, device=device)
     if energies_from is not None:
         with h5py.File(energies_from, "r") as f:
             if "incident_energies" not in f:
@@ -231,19 +253,21 @@ def generate(model_dir, n_showers, spectrum, e_min, e_max, energies_from, batch_
 @click.option("--no-classifier", is_flag=True, help="Histograms and separation powers only.")
 @click.option("--classifier-epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--max-showers", type=click.IntRange(1), default=None, help="Use at most N showers of each file.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None)
+@_torch_options
 @click.option("--no-plots", is_flag=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory for summary.json and plots.")
-def evaluate(reference, generated, geometry, classifiers, no_classifier, classifier_epochs, max_showers, seed, threads, no_plots, output):
+def evaluate(reference, generated, geometry, classifiers, no_classifier, classifier_epochs, max_showers, seed, threads, device, no_plots,
+             output):
     """Histograms, separation powers and classifier AUC/JSD: generated vs reference showers."""
     from .._util import atomic_write_json
-    from ..calo._torch import set_threads
+    from ..nn.training import set_threads
     from ..calo.evaluate import evaluate_showers
     from ..calo.io import read_showers
     from ..calo.plots import plot_feature_histograms
     from ..errors import InputError
 
+    if not no_classifier:
+        _check_device(device)
     set_threads(threads)
     ref = read_showers(reference, geometry, max_showers=max_showers)
     geom = ref.geometry
@@ -251,7 +275,7 @@ def evaluate(reference, generated, geometry, classifiers, no_classifier, classif
         raise InputError(f"{reference}: cannot infer the geometry from {ref.showers.shape[1]} voxels; pass --geometry")
     gen = read_showers(generated, geom, max_showers=max_showers)
     res = evaluate_showers(ref, gen, geom, classifiers=() if no_classifier else tuple(dict.fromkeys(classifiers)),
-                           classifier_kwargs={"epochs": classifier_epochs}, random_state=seed)
+                           classifier_kwargs={"epochs": classifier_epochs}, device=device, random_state=seed)
     output.mkdir(parents=True, exist_ok=True)
     d = res.to_dict()
     d.update({"reference": str(reference), "generated": str(generated), "seed": seed})
@@ -270,13 +294,14 @@ def evaluate(reference, generated, geometry, classifiers, no_classifier, classif
               help="Reference simulator to time alongside (default: ds1-like for ds1 geometries, else ds2-like).")
 @click.option("--batch-sizes", default="1,10,128,1024,10000", show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True)
+@_device_option
 @click.option("--energies-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Draw incident energies from this HDF5 file (default: the preset's spectrum).")
 @click.option("--reference-max-showers", type=click.IntRange(1), default=1024, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSON file for the table.")
 @click.option("--compile", "compile_", is_flag=True, help="Time sampling through torch.compile (flow only; compilation not timed).")
-def timing(model_dir, preset, batch_sizes, threads, energies_from, reference_max_showers, seed, output, compile_):
+def timing(model_dir, preset, batch_sizes, threads, device, energies_from, reference_max_showers, seed, output, compile_):
     """Generation time per shower vs batch size, model vs reference simulator (CaloGAN-style table)."""
     import h5py
     import numpy as np
@@ -291,7 +316,8 @@ def timing(model_dir, preset, batch_sizes, threads, energies_from, reference_max
         sizes = tuple(int(s) for s in batch_sizes.split(","))
     except ValueError:
         raise ConfigError(f"--batch-sizes must be comma-separated integers, got {batch_sizes!r}") from None
-    model = load_model(model_dir)
+    _check_device(device)
+    model = load_model(model_dir, device=device)
     geom = model.geometry_
     if preset is None:
         preset = "ds1-like" if geom.name.startswith("ds1") else "ds2-like"

@@ -164,7 +164,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
         return mlp((d, *self.hidden, 1), "relu", dtype=torch.float64)
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, validation=None):
+        """Train on ``X``, ``y``; ``validation=(X_val, y_val)`` replaces the internal split (``validation_fraction``)
+        as the early-stopping set (class-balanced like the training rows when ``balance``)."""
         import torch
 
         from .device import resolve_device
@@ -179,13 +181,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.scale_[self.scale_ == 0] = 1.0
         w = balanced_weights(y, sample_weight) if self.balance else (
             np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, float))
-        # stratified split so both classes are in the validation set
-        tr, va = [], []
-        for c in (0, 1):
-            idx = np.nonzero(y == c)[0]
-            a, b = train_val_split(idx.size, self.validation_fraction, rng)
-            tr.append(idx[a]), va.append(idx[b])
-        tr, va = np.concatenate(tr), np.concatenate(va)
+        if validation is None:  # stratified split so both classes are in the validation set
+            tr, va = [], []
+            for c in (0, 1):
+                idx = np.nonzero(y == c)[0]
+                a, b = train_val_split(idx.size, self.validation_fraction, rng)
+                tr.append(idx[a]), va.append(idx[b])
+            tr, va = np.concatenate(tr), np.concatenate(va)
+        else:
+            tr, va = np.arange(y.size), np.arange(0)
+            Xv, yv = _check_xy(*validation)
+            wv = balanced_weights(yv) if self.balance else np.ones(yv.size)
         Xs = torch.from_numpy((X - self.mean_) / self.scale_)
         yt = torch.from_numpy(y.astype(np.float64))
         wt = torch.from_numpy(w)
@@ -197,6 +203,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             return (torch.nn.functional.binary_cross_entropy_with_logits(logit, yb, reduction="none") * wb).mean()
 
         val = (Xs[va], yt[va], wt[va]) if va.size else None
+        if validation is not None:
+            val = (torch.from_numpy((Xv - self.mean_) / self.scale_), torch.from_numpy(yv.astype(np.float64)),
+                   torch.from_numpy(wv))
         res = fit_torch(
             net, loss_fn, (Xs[tr], yt[tr], wt[tr]), val,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,

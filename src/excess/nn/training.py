@@ -22,8 +22,8 @@ from ..errors import ConfigError, FitError
 
 LR_SCHEDULES = ("constant", "cosine")
 
-__all__ = ["LR_SCHEDULES", "TrainResult", "train_val_split", "torch_generator", "reset_parameters", "fit_torch",
-           "batched_eval", "set_threads", "as_numpy", "to_device"]
+__all__ = ["LR_SCHEDULES", "TrainResult", "train_val_split", "torch_generator", "reset_parameters", "train_loop",
+           "fit_torch", "batched_eval", "set_threads", "as_numpy", "to_device"]
 
 log = get_logger(__name__)
 
@@ -96,13 +96,22 @@ def train_val_split(n: int, val_fraction: float, rng: np.random.Generator, *, mi
 
 @dataclass
 class TrainResult:
-    """History of a training run; ``best_states`` holds ``(val_loss, epoch, state_dict)``, best first."""
+    """History of a training run.
+
+    ``best_states`` holds ``(score, epoch, state_dict)`` of the kept epochs, best first (for :func:`fit_torch`
+    the score is the validation loss); ``best_by`` the single best ``(score, epoch, state_dict)`` of each
+    further metric that :func:`train_loop` was asked to keep (``keep_also``); ``history`` one row per epoch
+    (``epoch``, ``train_loss`` and the metrics of the epoch-end callback).
+    """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_states: list[tuple[float, int, dict]] = field(default_factory=list)
     stopped_epoch: int = 0
     seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    best_by: dict[str, tuple[float, int, dict]] = field(default_factory=dict)
+    best_score: float = math.inf
 
     @property
     def best_epoch(self) -> int:
@@ -132,6 +141,106 @@ def batched_eval(fn: Callable, arrays: Sequence, batch_size: int = 65536, *, dev
             batch = to_device([a[i : i + batch_size] for a in arrays], device)
             outs.append(fn(*batch).cpu())
     return torch.cat(outs) if outs else torch.empty(0)
+
+
+def _keep(kept: list, n: int, score: float, epoch: int, module) -> None:
+    """Keep ``module``'s state among the ``n`` lowest-score epochs in ``kept`` (sorted, best first)."""
+    if len(kept) < n or score < kept[-1][0]:
+        kept.append((score, epoch, copy.deepcopy(module.state_dict())))
+        kept.sort(key=lambda t: t[0])
+        del kept[n:]
+
+
+def train_loop(
+    module,
+    step: Callable,
+    n: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    generator=None,
+    evaluate: Callable[[int, float], dict] | None = None,
+    select: str = "train_loss",
+    n_best: int = 1,
+    keep_also: Sequence[str] = (),
+    patience: int | None = None,
+    on_epoch_start: Callable[[int], None] | None = None,
+    drop_small_last: bool = False,
+    train_loss: str = "samples",
+    desc: str | None = None,
+    progress_bar: bool = True,
+    leave: bool = False,
+    postfix: Callable[[dict], dict] | None = None,
+) -> TrainResult:
+    """The one epoch loop of excess: shuffled mini-batches, per-epoch metrics, best-state keeping, early stopping.
+
+    Every epoch: ``on_epoch_start(epoch)``; ``module.train()``; a permutation of the ``n`` rows drawn from
+    ``generator`` (CPU); ``step(idx)`` for each batch of row indices (one optimisation step, returning the
+    batch's loss as a float or a 0-d tensor, which is summed without a device sync); ``module.eval()``;
+    ``evaluate(epoch, train_loss) -> dict`` of the epoch's metrics (e.g. ``val_loss``, or a physics criterion).
+    The ``n_best`` epochs of lowest ``select`` metric keep their state dicts in ``best_states``, and the
+    single lowest of each metric in ``keep_also`` in ``best_by``; an epoch whose training loss is not finite
+    is never kept. Training stops after ``patience`` epochs without a (relative 1e-6) improvement of
+    ``select``. The module is left as the last epoch made it: restoring a kept state is the caller's choice.
+
+    ``drop_small_last`` drops a last batch of at most half ``batch_size`` rows (unless it is the only one);
+    ``train_loss`` is the mean of the batch losses weighted by their rows (``"samples"``) or not
+    (``"batches"``). Epochs are numbered from 0. ``postfix(row)`` gives the progress bar's fields.
+    """
+    import time
+
+    import torch
+
+    if train_loss not in ("samples", "batches"):
+        raise ConfigError(f"train_loss must be 'samples' or 'batches', got {train_loss!r}")
+    t0 = time.perf_counter()
+    batch_size = int(batch_size)
+    starts = list(range(0, n, batch_size))
+    if drop_small_last and len(starts) > 1 and n - starts[-1] <= batch_size // 2:
+        starts.pop()
+    res = TrainResult()
+    best = math.inf
+    since_best = 0
+    bar = progress(range(epochs), desc=desc, leave=leave, disable=None if progress_bar else True)
+    for epoch in bar:
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
+        module.train()
+        perm = torch.randperm(n, generator=generator)
+        total, losses = 0.0, []
+        for i in starts:
+            idx = perm[i : i + batch_size]
+            value = step(idx)
+            if train_loss == "samples":
+                total += value * idx.shape[0]
+            else:
+                losses.append(float(value))
+        loss = float(total) / n if train_loss == "samples" else (float(np.mean(losses)) if losses else math.nan)
+        res.train_loss.append(loss)
+        module.eval()
+        row = {"epoch": epoch, "train_loss": loss, **(evaluate(epoch, loss) if evaluate is not None else {})}
+        res.history.append(row)
+        res.stopped_epoch = epoch
+        score = row[select]
+        if math.isfinite(loss):
+            _keep(res.best_states, n_best, score, epoch, module)
+            for key in keep_also:
+                kept = [res.best_by[key]] if key in res.best_by else []
+                _keep(kept, 1, row[key], epoch, module)
+                res.best_by[key] = kept[0]
+        if score < best - 1e-6 * abs(best if math.isfinite(best) else 1.0):
+            best, since_best = score, 0
+        else:
+            since_best += 1
+        if postfix is not None and hasattr(bar, "set_postfix"):
+            bar.set_postfix(**postfix(row))
+        if patience is not None and since_best >= patience:
+            break
+    if hasattr(bar, "close"):
+        bar.close()
+    res.best_score = best
+    res.seconds = time.perf_counter() - t0
+    return res
 
 
 def fit_torch(
@@ -194,62 +303,44 @@ def fit_torch(
             return tuple(t[idx.to(t.device) if not on_cpu else idx] for t in tensors)
         return to_device([t[idx] for t in tensors], device)
 
-    res = TrainResult()
-    best = math.inf
-    since_best = 0
-    bar = progress(range(epochs), desc=desc, leave=False)
-    for epoch in bar:
-        module.train()
-        perm = torch.randperm(n, generator=generator)
-        total = 0.0 if on_cpu else torch.zeros((), dtype=torch.float64, device=device)
-        for i in range(steps):
-            idx = perm[i * batch_size : (i + 1) * batch_size]
-            loss = loss_fn(module, *batch_of(train, idx))
-            if on_cpu and not torch.isfinite(loss):  # on a GPU checked once per epoch (no sync per step)
-                raise FitError(f"{desc or 'training'}: loss became {loss.item()} at epoch {epoch}; lower the learning rate")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_grad:
-                torch.nn.utils.clip_grad_norm_(params, clip_grad)
-            opt.step()
-            if sched is not None:
-                sched.step()
-            if on_cpu:
-                total += loss.item() * idx.shape[0]
-            else:
-                total += loss.detach().double() * idx.shape[0]
-        total = float(total)
-        if not math.isfinite(total):
-            raise FitError(f"{desc or 'training'}: loss became {total / n} at epoch {epoch}; lower the learning rate")
-        res.train_loss.append(total / n)
-        module.eval()
-        if has_val:
-            with torch.no_grad():
-                nv = val[0].shape[0]
-                vl = 0.0
-                for i in range(0, nv, 65536):
-                    b = batch_of(val, torch.arange(i, min(i + 65536, nv))) if not resident else [t[i : i + 65536] for t in val]
-                    vl += loss_fn(module, *b).item() * b[0].shape[0]
-                vloss = vl / nv
-        else:
-            vloss = res.train_loss[-1]
-        res.val_loss.append(vloss)
-        res.stopped_epoch = epoch
-        # keep the n_best lowest-val-loss epochs
-        if len(res.best_states) < n_best or vloss < res.best_states[-1][0]:
-            res.best_states.append((vloss, epoch, copy.deepcopy(module.state_dict())))
-            res.best_states.sort(key=lambda t: t[0])
-            del res.best_states[n_best:]
-        if vloss < best - 1e-6 * abs(best if math.isfinite(best) else 1.0):
-            best, since_best = vloss, 0
-        else:
-            since_best += 1
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(train=f"{res.train_loss[-1]:.4f}", val=f"{vloss:.4f}")
-        if patience is not None and has_val and since_best >= patience:
-            break
-    if hasattr(bar, "close"):
-        bar.close()
+    state = {"epoch": 0}
+
+    def start(epoch):
+        state["epoch"] = epoch
+
+    def step(idx):
+        loss = loss_fn(module, *batch_of(train, idx))
+        if on_cpu and not torch.isfinite(loss):  # on a GPU checked once per epoch (no sync per step)
+            raise FitError(f"{desc or 'training'}: loss became {loss.item()} at epoch {state['epoch']}; lower the learning rate")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad:
+            torch.nn.utils.clip_grad_norm_(params, clip_grad)
+        opt.step()
+        if sched is not None:
+            sched.step()
+        return loss.item() if on_cpu else loss.detach().double()
+
+    def evaluate(epoch, train_loss):
+        if not math.isfinite(train_loss):
+            raise FitError(f"{desc or 'training'}: loss became {train_loss} at epoch {epoch}; lower the learning rate")
+        if not has_val:
+            return {"val_loss": train_loss}
+        with torch.no_grad():
+            nv = val[0].shape[0]
+            vl = 0.0
+            for i in range(0, nv, 65536):
+                b = batch_of(val, torch.arange(i, min(i + 65536, nv))) if not resident else [t[i : i + 65536] for t in val]
+                vl += loss_fn(module, *b).item() * b[0].shape[0]
+            return {"val_loss": vl / nv}
+
+    res = train_loop(
+        module, step, n, epochs=epochs, batch_size=batch_size, generator=generator, evaluate=evaluate,
+        select="val_loss", n_best=n_best, patience=patience if has_val else None, on_epoch_start=start, desc=desc,
+        postfix=lambda row: {"train": f"{row['train_loss']:.4f}", "val": f"{row['val_loss']:.4f}"},
+    )
+    res.val_loss = [row["val_loss"] for row in res.history]
+    best = res.best_score
     if not math.isfinite(best):
         raise FitError(f"{desc or 'training'}: validation loss is not finite")
     module.load_state_dict(res.best_states[0][2])

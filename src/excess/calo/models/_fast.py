@@ -55,7 +55,7 @@ def _rqs_inverse(phi, y, bins: int, bound: float, slope: float):
     k = (ch[:, :-1] < yu * sh).sum(1, keepdim=True)  # bin 0..K-1, (B, 1, F)
     km1 = (k - 1).clamp_min(0)
     first = k == 0
-    zero = torch.zeros((), dtype=phi.dtype)
+    zero = torch.zeros((), dtype=phi.dtype, device=phi.device)
     x1, y1 = cw.gather(1, k) / sw, ch.gather(1, k) / sh
     x0 = torch.where(first, zero, cw.gather(1, km1) / sw)
     y0 = torch.where(first, zero, ch.gather(1, km1) / sh)
@@ -117,7 +117,8 @@ class _Layer:
         self.b1 = b[0]
         self.mid = [(w.t().contiguous(), bb) for w, bb in zip(W[1:-1], b[1:-1])]
         # output rows parameter-major: phi of a group comes out as (B, total, |g|)
-        rows = [(torch.arange(self.total)[:, None] + g[None, :] * self.total).reshape(-1) for g in self.groups]
+        rows = [(torch.arange(self.total, device=order.device)[:, None] + g[None, :] * self.total).reshape(-1)
+                for g in self.groups]
         self.Wout = [W[-1][r].t().contiguous() for r in rows]  # (H, total * |g|)
         self.bout = [b[-1][r] for r in rows]
 

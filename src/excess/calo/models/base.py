@@ -2,18 +2,21 @@
 
 Subclasses define the torch network (``_build``), the per-batch training step (``_train_step``)
 and generation of standardised features (``_generate``); this class handles the preprocessing,
-the training loop with best-epoch selection (see :mod:`excess.calo.train`), batched generation and
-persistence as ``state_dict`` (``model.pt``, loaded with ``weights_only=True``) plus JSON
-hyperparameters (``model.json``).
+the training loop with best-epoch selection (see :mod:`excess.calo.train`), batched generation on a
+device and persistence as ``state_dict`` (``model.pt``, CPU tensors, loaded with ``weights_only=True``)
+plus JSON hyperparameters (``model.json``, without the device: a model trained on a GPU loads anywhere).
+
+Subclasses register themselves in :data:`MODEL_REGISTRY` by their ``name`` when their module is imported;
+the package ``excess.calo.models`` imports them all, so this module never imports a subclass.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ..._util import atomic_path, atomic_write_json, check_random_state
 from ...errors import ConfigError, InputError, NotFittedError
@@ -25,42 +28,39 @@ __all__ = ["ShowerGenerator", "MODEL_REGISTRY", "load_model"]
 MODEL_REGISTRY: dict[str, type] = {}
 
 
-class ShowerGenerator:
-    """Base class: conditional generator p(shower | E_inc) on a fixed geometry.
+class ShowerGenerator(BaseEstimator):
+    """Base class: conditional generator p(shower | E_inc) on a fixed geometry (a scikit-learn estimator:
+    ``get_params``/``set_params``/``sklearn.base.clone`` work).
 
     Common parameters: ``geometry`` (name, XML path or :class:`CaloGeometry`), ``epochs``,
-    ``batch_size``, ``lr``, ``noise_mev`` (dequantisation noise and output threshold), and
-    ``random_state``. Learned state: ``preprocessor_``, ``module_`` (torch), ``history_``
-    (per-epoch loss and E_tot/E_inc chi2), ``best_epoch_`` (by the chi2) and, for models with a
-    likelihood, ``best_validation_loss_epoch_`` (see :mod:`excess.calo.train`).
+    ``batch_size``, ``lr``, ``noise_mev`` (dequantisation noise and output threshold),
+    ``random_state`` and ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``, ``"mps"``; see
+    :mod:`excess.nn.device`: random numbers are drawn on the CPU and then moved, so a seed draws the same
+    numbers on any device, and on the CPU gives the numbers of a model that knows no devices). Learned
+    state: ``preprocessor_``, ``module_`` (torch), ``history_`` (per-epoch loss and E_tot/E_inc chi2),
+    ``best_epoch_`` (by the chi2) and, for models with a likelihood, ``best_validation_loss_epoch_``
+    (see :mod:`excess.calo.train`).
     """
 
     name = "base"
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        if cls.name != "base":
+        if "name" in cls.__dict__ and cls.name != "base":  # a subclass that keeps its parent's name replaces nothing
             MODEL_REGISTRY[cls.name] = cls
 
-    # sklearn-style parameter handling ---------------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in self._param_names()}
+    def _store_params(self, values: dict) -> None:
+        """Store ``__init__``'s arguments (``locals()`` there) under their own names, and nothing else."""
+        for name in self._get_param_names():
+            setattr(self, name, values[name])
 
     def set_params(self, **params):
-        for k, v in params.items():
-            if k not in self._param_names():
-                raise ConfigError(f"{type(self).__name__} has no parameter {k!r}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if k != "geometry")
-        return f"{type(self).__name__}({args})"
+        """As scikit-learn's, with an unknown parameter reported as one :class:`ConfigError`."""
+        known = self.get_params(deep=False)
+        for k in params:
+            if k not in known:
+                raise ConfigError(f"{type(self).__name__} has no parameter {k!r} (known: {', '.join(sorted(known))})")
+        return super().set_params(**params)
 
     # to implement --------------------------------------------------------------------------
     def _build(self, n_features: int, n_energy: int, generator):  # pragma: no cover - abstract
@@ -75,8 +75,10 @@ class ShowerGenerator:
 
     def _generate_energy_ratio(self, c, generator) -> np.ndarray:
         """E_tot/E_inc only (the best-epoch criterion); subclasses may make this cheaper."""
+        from ...nn.training import as_numpy
+
         f = self._generate(c, generator)
-        return self.preprocessor_.energy_ratio(f[:, 0].numpy())
+        return self.preprocessor_.energy_ratio(as_numpy(f[:, 0]))
 
     def _make_optimizers(self):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -132,7 +134,7 @@ class ShowerGenerator:
         """
         import torch
 
-        from .._torch import torch_generator
+        from ...nn.training import as_numpy, torch_generator
 
         self._check_fitted()
         if compile and not self._can_compile:
@@ -141,16 +143,26 @@ class ShowerGenerator:
         e = np.asarray(incident_energies, dtype=np.float64).reshape(-1)
         if e.size and (not np.all(np.isfinite(e)) or np.any(e <= 0)):
             raise InputError("incident energies must be finite and > 0 MeV")
+        device = self._device()
         gen = torch_generator(check_random_state(random_state if random_state is not None else self.random_state))
         out = np.empty((len(e), self.geometry_.n_voxels), dtype=np.float32)
         self.module_.eval()
         with torch.no_grad():
             for i in range(0, len(e), int(batch_size)):
                 eb = e[i : i + int(batch_size)]
-                c = torch.as_tensor(self.preprocessor_.condition(eb))
-                f = self._generate(c, gen).numpy()
+                c = torch.as_tensor(self.preprocessor_.condition(eb)).to(device)
+                f = as_numpy(self._generate(c, gen))
                 out[i : i + len(eb)] = self.preprocessor_.inverse(f, eb)
         return out
+
+    def _device(self):
+        """The resolved ``device``, with the network moved there (a no-op when it is there already)."""
+        from ...nn.device import resolve_device
+
+        device = resolve_device(self.device)
+        if hasattr(self, "module_"):
+            self.module_.to(device)
+        return device
 
     # persistence ---------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -160,34 +172,39 @@ class ShowerGenerator:
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        params = self.get_params()
+        params = self.get_params(deep=False)
+        params.pop("device", None)  # where it ran is no property of the model
         params["geometry"] = self.geometry_.to_dict()
         if not isinstance(params.get("random_state"), (int, type(None))):
             params["random_state"] = None
         meta = {
             "model": self.name,
             "params": params,
-            "preprocessor": self.preprocessor_.state(),
+            "preprocessor": self.preprocessor_.get_state(),
             "best_epoch_": self.best_epoch_,
             "best_validation_loss_epoch_": getattr(self, "best_validation_loss_epoch_", None),
             "history_": self.history_,
             "n_train_": self.n_train_,
         }
         with atomic_path(directory / "model.pt", suffix=".pt") as tmp:
-            torch.save(self.module_.state_dict(), tmp)
+            torch.save({k: v.detach().cpu() for k, v in self.module_.state_dict().items()}, tmp)
         atomic_write_json(directory / "model.json", meta)
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> ShowerGenerator:
-        return load_model(directory)
+    def load(cls, directory: str | Path, *, device="auto") -> ShowerGenerator:
+        return load_model(directory, device=device)
 
 
-def load_model(directory: str | Path) -> ShowerGenerator:
-    """Rebuild a saved generator from ``model.json`` + ``model.pt`` (no pickled objects)."""
+def load_model(directory: str | Path, *, device="auto") -> ShowerGenerator:
+    """Rebuild a saved generator from ``model.json`` + ``model.pt`` (no pickled objects), to run on ``device``.
+
+    The weights are read onto the CPU (``map_location="cpu"``) and moved to the device when the model is used;
+    a device stored in the file (none is written) is ignored.
+    """
     import torch
 
-    from . import flow, vae, wgan  # noqa: F401  (register the classes)
+    from ...nn.training import torch_generator
 
     directory = Path(directory)
     meta_path = directory / "model.json"
@@ -209,10 +226,9 @@ def load_model(directory: str | Path) -> ShowerGenerator:
     for k, v in list(params.items()):
         if isinstance(v, list):
             params[k] = tuple(v)
+    params["device"] = device
     model = cls(**params)
     model.preprocessor_ = ShowerPreprocessor.from_state(geometry, meta["preprocessor"])
-    from .._torch import torch_generator
-
     model.module_ = model._build(model.preprocessor_.n_features, model.preprocessor_.n_energy, torch_generator(0))
     state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
     model.module_.load_state_dict(state)

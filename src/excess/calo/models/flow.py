@@ -90,7 +90,7 @@ class CaloFlow(ShowerGenerator):
         hit patterns (empty, one, two hit voxels) came out wrong. 0 keeps every voxel in one flow.
     small_transforms, small_hidden
         The small layers' spline coupling flow.
-    epochs, batch_size, lr, weight_decay, noise_mev, clip, random_state
+    epochs, batch_size, lr, weight_decay, noise_mev, clip, random_state, device
         Training settings (Adam with cosine learning-rate decay, gradient norm clipped at 5).
     sparsity_calibration : bool
         Fit per-layer, per-energy output thresholds on the training showers after training, so that
@@ -126,27 +126,9 @@ class CaloFlow(ShowerGenerator):
         clip: float = 8.0,
         sparsity_calibration: bool = True,
         random_state: int | None = 0,
+        device="auto",
     ):
-        self.geometry = geometry
-        self.block = block
-        self.energy_transforms = energy_transforms
-        self.energy_hidden = energy_hidden
-        self.energy_bins = energy_bins
-        self.shape_transforms = shape_transforms
-        self.shape_hidden = shape_hidden
-        self.shape_spline = shape_spline
-        self.shape_marginal_bins = shape_marginal_bins
-        self.small_layer_voxels = small_layer_voxels
-        self.small_transforms = small_transforms
-        self.small_hidden = small_hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.noise_mev = noise_mev
-        self.clip = clip
-        self.sparsity_calibration = sparsity_calibration
-        self.random_state = random_state
+        self._store_params(locals())
 
     # ------------------------------------------------------------------------------------
     def _block_mode(self) -> str:
@@ -173,7 +155,7 @@ class CaloFlow(ShowerGenerator):
     def _build(self, n_features: int, n_energy: int, generator):
         import torch
 
-        from .._torch import init_linear_
+        from ...nn.training import reset_parameters
 
         L = n_energy
         V = n_features - L
@@ -194,7 +176,7 @@ class CaloFlow(ShowerGenerator):
             parts["small"] = _coupling_flow(len(small), ctx, int(self.small_transforms), tuple(self.small_hidden), True, 8, generator,
                                             marginal_bins=int(self.shape_marginal_bins), marginal_hidden=tuple(self.small_hidden))
         module = torch.nn.ModuleDict(parts)
-        init_linear_(module, generator)
+        reset_parameters(module, generator)
         return module
 
     def _make_optimizers(self):
@@ -211,7 +193,7 @@ class CaloFlow(ShowerGenerator):
             return ctx
         L = e_part.shape[1]
         B = ctx.shape[0]
-        eye = torch.eye(L, dtype=ctx.dtype)
+        eye = torch.eye(L, dtype=ctx.dtype, device=ctx.device)
         return torch.cat([ctx.repeat_interleave(L, dim=0), eye.repeat(B, 1)], dim=1)
 
     def log_prob(self, x, c):
@@ -221,8 +203,8 @@ class CaloFlow(ShowerGenerator):
         lp = self.module_["energy"](c).log_prob(e_part)
         ctx = self._shape_context(c, e_part)
         if self.mode_ == "shower" and self.small_index_ is not None:
-            lp = lp + self.module_["shape"](ctx).log_prob(v[:, self.main_index_])
-            lp = lp + self.module_["small"](ctx).log_prob(v[:, self.small_index_])
+            lp = lp + self.module_["shape"](ctx).log_prob(v[:, self.main_index_.to(v.device)])
+            lp = lp + self.module_["small"](ctx).log_prob(v[:, self.small_index_.to(v.device)])
         elif self.mode_ == "shower":
             lp = lp + self.module_["shape"](ctx).log_prob(v)
         else:
@@ -261,7 +243,7 @@ class CaloFlow(ShowerGenerator):
         """Each flow part's fast inverse (:mod:`._fast`), rebuilt whenever a weight changed (every in-place
         update bumps a tensor's version counter); ``None`` if a flow is not supported."""
         compile_ = bool(getattr(self, "_compile_sampling", False))
-        key = (compile_, tuple((id(p), p._version) for p in self.module_.parameters()))
+        key = (compile_, tuple((id(p), p._version, p.device) for p in self.module_.parameters()))
         cache = getattr(self, "_fast_cache_", None)
         if cache is None or cache[0] != key:
             from ._fast import compiled, inverse_sampler
@@ -300,12 +282,14 @@ class CaloFlow(ShowerGenerator):
         import torch
 
         L = self.preprocessor_.n_energy
-        z = torch.randn(c.shape[0], L, generator=generator)
+        z = torch.randn(c.shape[0], L, generator=generator).to(c.device)
         return self._inverse("energy", c, z, fast).clamp(-self.clip, self.clip)
 
     def _generate_energy_ratio(self, c, generator) -> np.ndarray:
+        from ...nn.training import as_numpy
+
         e_part = self._sample_energy(c, generator)
-        return self.preprocessor_.energy_ratio(e_part[:, 0].numpy())
+        return self.preprocessor_.energy_ratio(as_numpy(e_part[:, 0]))
 
     def _generate(self, c, generator, fast: bool = True):
         """Standardised features of new showers for conditions ``c``; ``fast=False`` inverts the flows
@@ -316,13 +300,13 @@ class CaloFlow(ShowerGenerator):
         ctx = self._shape_context(c, e_part)
         V = self.preprocessor_.n_features - self.preprocessor_.n_energy
         if self.mode_ == "shower" and self.small_index_ is not None:
-            v = torch.empty(ctx.shape[0], V)
+            v = torch.empty(ctx.shape[0], V, device=ctx.device)
             for part, idx in (("shape", self.main_index_), ("small", self.small_index_)):
-                z = torch.randn(ctx.shape[0], len(idx), generator=generator)
-                v[:, idx] = self._inverse(part, ctx, z, fast)
+                z = torch.randn(ctx.shape[0], len(idx), generator=generator).to(ctx.device)
+                v[:, idx.to(ctx.device)] = self._inverse(part, ctx, z, fast)
         else:
             dim = V if self.mode_ == "shower" else V // self.preprocessor_.n_energy
-            z = torch.randn(ctx.shape[0], dim, generator=generator)
+            z = torch.randn(ctx.shape[0], dim, generator=generator).to(ctx.device)
             v = self._inverse("shape", ctx, z, fast)
         v = v.clamp(-self.clip, self.clip).reshape(c.shape[0], -1)
         return torch.cat([e_part, v], dim=1)

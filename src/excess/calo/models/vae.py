@@ -17,17 +17,6 @@ from .base import ShowerGenerator
 __all__ = ["CaloVAE"]
 
 
-def _mlp(sizes, act="leaky"):
-    import torch
-
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.LeakyReLU(0.2))
-    return torch.nn.Sequential(*layers)
-
-
 class CaloVAE(ShowerGenerator):
     """Conditional VAE (see the module docstring). Parameters as :class:`CaloFlow` where shared."""
 
@@ -48,32 +37,23 @@ class CaloVAE(ShowerGenerator):
         clip: float = 8.0,
         sparsity_calibration: bool = True,
         random_state: int | None = 0,
+        device="auto",
     ):
-        self.geometry = geometry
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.beta = beta
-        self.decoder_noise = decoder_noise
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.noise_mev = noise_mev
-        self.clip = clip
-        self.sparsity_calibration = sparsity_calibration
-        self.random_state = random_state
+        self._store_params(locals())
 
     def _build(self, n_features, n_energy, generator):
         import torch
 
-        from .._torch import init_linear_
+        from ...nn.mlp import mlp
+        from ...nn.training import reset_parameters
 
         h = tuple(int(v) for v in self.hidden)
         k = int(self.latent_dim)
         m = torch.nn.Module()
-        m.encoder = _mlp((n_features + 1, *h, 2 * k))
-        m.decoder = _mlp((k + 1, *h[::-1], n_features))
+        m.encoder = mlp((n_features + 1, *h, 2 * k), "leaky_relu")
+        m.decoder = mlp((k + 1, *h[::-1], n_features), "leaky_relu")
         m.log_sigma = torch.nn.Linear(1, n_features)
-        init_linear_(m, generator)
+        reset_parameters(m, generator)
         with torch.no_grad():
             m.log_sigma.weight.zero_()
             m.log_sigma.bias.zero_()
@@ -91,7 +71,7 @@ class CaloVAE(ShowerGenerator):
         h = m.encoder(torch.cat([x, c], 1))
         mu, logvar = h.chunk(2, dim=1)
         logvar = logvar.clamp(-12, 8)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator).to(mu.device)
         xm = m.decoder(torch.cat([z, c], 1))
         ls = m.log_sigma(c).clamp(-6, 2)
         nll = (0.5 * ((x - xm) / torch.exp(ls)) ** 2 + ls + 0.5 * math.log(2 * math.pi)).sum(1)
@@ -107,8 +87,8 @@ class CaloVAE(ShowerGenerator):
         import torch
 
         m = self.module_
-        z = torch.randn(c.shape[0], int(self.latent_dim), generator=generator)
+        z = torch.randn(c.shape[0], int(self.latent_dim), generator=generator).to(c.device)
         x = m.decoder(torch.cat([z, c], 1))
         if self.decoder_noise:
-            x = x + torch.exp(m.log_sigma(c).clamp(-6, 2)) * torch.randn(x.shape, generator=generator)
+            x = x + torch.exp(m.log_sigma(c).clamp(-6, 2)) * torch.randn(x.shape, generator=generator).to(x.device)
         return x.clamp(-self.clip, self.clip)

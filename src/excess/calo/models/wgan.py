@@ -13,7 +13,6 @@ chosen by the chi2 of ``E_tot/E_inc`` (FastCaloGAN), as for every model here.
 from __future__ import annotations
 
 from .base import ShowerGenerator
-from .vae import _mlp
 
 __all__ = ["CaloWGAN"]
 
@@ -40,31 +39,20 @@ class CaloWGAN(ShowerGenerator):
         clip: float = 8.0,
         sparsity_calibration: bool = True,
         random_state: int | None = 0,
+        device="auto",
     ):
-        self.geometry = geometry
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.critic_hidden = critic_hidden
-        self.n_critic = n_critic
-        self.lambda_gp = lambda_gp
-        self.lambda_energy = lambda_energy
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.noise_mev = noise_mev
-        self.clip = clip
-        self.sparsity_calibration = sparsity_calibration
-        self.random_state = random_state
+        self._store_params(locals())
 
     def _build(self, n_features, n_energy, generator):
         import torch
 
-        from .._torch import init_linear_
+        from ...nn.mlp import mlp
+        from ...nn.training import reset_parameters
 
         m = torch.nn.Module()
-        m.generator = _mlp((int(self.latent_dim) + 1, *self.hidden, n_features))
-        m.critic = _mlp((n_features + 1, *self.critic_hidden, 1))
-        init_linear_(m, generator)
+        m.generator = mlp((int(self.latent_dim) + 1, *self.hidden, n_features), "leaky_relu")
+        m.critic = mlp((n_features + 1, *self.critic_hidden, 1), "leaky_relu")
+        reset_parameters(m, generator)
         return m
 
     def _make_optimizers(self):
@@ -84,7 +72,7 @@ class CaloWGAN(ShowerGenerator):
     def _fake(self, c, generator):
         import torch
 
-        z = torch.randn(c.shape[0], int(self.latent_dim), generator=generator)
+        z = torch.randn(c.shape[0], int(self.latent_dim), generator=generator).to(c.device)
         return self.module_.generator(torch.cat([z, c], 1))
 
     def _train_step(self, x, c, generator) -> float:
@@ -95,7 +83,7 @@ class CaloWGAN(ShowerGenerator):
         fake = self._fake(c, generator).detach()
         d_real = m.critic(torch.cat([x, c], 1)).mean()
         d_fake = m.critic(torch.cat([fake, c], 1)).mean()
-        eps = torch.rand(x.shape[0], 1, generator=generator)
+        eps = torch.rand(x.shape[0], 1, generator=generator).to(x.device)
         xi = (eps * x + (1 - eps) * fake).requires_grad_(True)
         di = m.critic(torch.cat([xi, c], 1))
         grad = torch.autograd.grad(di.sum(), xi, create_graph=True)[0]
