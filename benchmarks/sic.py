@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     fp = None
     if a.flow_params:
-        from excess.anomaly._flows import DEFAULT_FLOW
+        from excess.anomaly.density import DEFAULT_FLOW
 
         fp = {**DEFAULT_FLOW, **json.loads(a.flow_params)}
         fp["hidden"] = tuple(fp["hidden"])

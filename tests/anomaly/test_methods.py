@@ -30,7 +30,7 @@ def test_every_method_end_to_end(name, toy_signal, toy_background):
 
 
 def test_flow_methods_reuse_saved_background_flow(toy_signal, tmp_path):
-    from excess.anomaly._flows import FAST_FLOW, make_flow
+    from excess.anomaly.density import FAST_FLOW, make_flow
 
     X, m, y = toy_signal
     sb = ~in_sr(m, SR)

@@ -23,8 +23,8 @@ import numpy as np
 
 from .._util import spawn_seeds
 from ..errors import ConfigError
-from ._flows import FAST_FLOW, background_flow
 from .base import AnomalyMethod
+from .density import FAST_FLOW, background_flow
 
 __all__ = ["RANODE", "fit_signal_fraction"]
 

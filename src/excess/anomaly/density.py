@@ -1,4 +1,5 @@
-"""Shared pieces of the density-based methods (ANODE, CATHODE, R-ANODE)."""
+"""Shared pieces of the density-based methods (ANODE, CATHODE, R-ANODE): the sideband background flow,
+its default and fast settings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from .._util import spawn_seeds
 from ..errors import ConfigError, InputError
+
+__all__ = ["DEFAULT_FLOW", "FAST_FLOW", "make_flow", "background_flow"]
 
 # fast mode (tests, quick looks): a constant learning rate; a cosine schedule over 8 epochs undertrains
 FAST_FLOW: dict[str, Any] = {"kind": "maf", "transforms": 2, "hidden": (16, 16), "epochs": 8, "batch_size": 256,
@@ -20,6 +23,7 @@ DEFAULT_FLOW: dict[str, Any] = {"kind": "maf", "preprocessing": "quantile", "tra
 
 
 def make_flow(flow_params: dict | None, seed: int):
+    """An unfitted :class:`~excess.nn.flows.ConditionalFlow` with ``DEFAULT_FLOW`` updated by ``flow_params``."""
     from ..nn.flows import ConditionalFlow
 
     params = {**DEFAULT_FLOW, **(flow_params or {})}
