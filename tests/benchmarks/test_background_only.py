@@ -15,7 +15,7 @@ def test_background_only_generated_qcd_no_fake_bump(tmp_path):
     """
     from excess.benchmarks import SICBenchmarkConfig, background_only_check
     from excess.data.io import read_events, write_events
-    from excess.workflow import demo_dataset_path
+    from excess.data.inputs import demo_dataset_path
 
     df = read_events(demo_dataset_path())
     write_events(df[df["label"] == 0].reset_index(drop=True), tmp_path / "qcd.h5")
