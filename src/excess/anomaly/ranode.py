@@ -112,7 +112,7 @@ class RANODE(AnomalyMethod):
         lbg = bg.log_prob_latent(z, data.m_sr)
         tr, va = train_val_split(data.n_sr, self.validation_fraction, rng, min_val=10)
         zt = torch.as_tensor(z, dtype=torch.float32)
-        ct = bg._ctx(data.m_sr[:, None])
+        ct = bg.context_tensor(data.m_sr[:, None])
         lt = torch.as_tensor(lbg, dtype=torch.float32)
         theta0 = float(np.log(self.w_init) - np.log1p(-self.w_init))
 
@@ -149,7 +149,7 @@ class RANODE(AnomalyMethod):
 
         bg = self.background_flow_
         zt = torch.as_tensor(z, dtype=torch.float32)
-        ct = bg._ctx(np.asarray(m)[:, None])
+        ct = bg.context_tensor(np.asarray(m)[:, None])
         with torch.no_grad():
             ls = np.stack([torch.cat([f(ct[i : i + 65536]).log_prob(zt[i : i + 65536])
                                       for i in range(0, zt.shape[0], 65536)]).double().numpy()
