@@ -103,6 +103,38 @@ def _check_method_inputs(events, background_events, features, needs_labels: bool
         _check_events(background_events, features)
 
 
+def _check_counts(n_folds, global_toys: int, null_toys: int) -> None:
+    if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ConfigError(f"n_folds must be an integer >= 2, got {n_folds!r}")
+    if global_toys < 0 or null_toys < 0:
+        raise ConfigError(f"global_toys and null_toys must be >= 0, got {global_toys}, {null_toys}")
+
+
+def _background_estimate(fit_functions, function_test: str, alpha: float, min_selected: int) -> SidebandFit:
+    """The sideband fit of the selections, its options checked once, loudly, before any expensive work."""
+    if function_test not in ("lrt", "f-test"):
+        raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {function_test!r}")
+    if any(int(f) not in (3, 4) for f in fit_functions) or not fit_functions:
+        raise ConfigError(f"fit_functions must be a subset of (3, 4), got {fit_functions}")
+    return SidebandFit(tuple(fit_functions), function_test, alpha, int(min_selected))
+
+
+def _resolve_windows(windows, m_all: np.ndarray, window_options: dict | None) -> list[Window]:
+    """The windows given (checked against the data), or the default sliding windows over the data range."""
+    if windows is None:
+        wo = dict(window_options or {})
+        bw = float(wo.get("bin_width", 50.0))
+        windows = sliding_windows(data_range=default_data_range(m_all, bin_width=bw), **wo)
+    return validate_windows(windows, m_all)
+
+
+def _base_seed(random_state) -> int:
+    """The one seed of the scan: ``random_state`` itself when it is an int, else drawn from it."""
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    return int(check_random_state(random_state).integers(0, 2**31 - 1))
+
+
 def _fingerprint(payload: dict) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(payload), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -126,6 +158,17 @@ class _Table:
     jets: dict
     X_background: np.ndarray | None = None
     m_background: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, features: list[str], background_events: pd.DataFrame | None) -> _Table:
+        bg = background_events
+        return cls(
+            X=events[features].to_numpy(dtype=np.float64), m=events["mjj"].to_numpy(dtype=float),
+            labels=events["label"].to_numpy() if "label" in events.columns else None,
+            jets={c: events[c].to_numpy(dtype=float) for c in ("mj1", "mj2") if c in events.columns},
+            X_background=None if bg is None else bg[features].to_numpy(np.float64),
+            m_background=None if bg is None else bg["mjj"].to_numpy(dtype=float),
+        )
 
     def background_in(self, w: Window) -> dict:
         """``fit`` keywords of a method needing a background sample: its events in the window's fit range."""
@@ -329,38 +372,17 @@ def run_scan(
     features = list(features)
     _check_events(events, features)
     effs = _check_efficiencies(efficiencies)
-    if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ConfigError(f"n_folds must be an integer >= 2, got {n_folds!r}")
-    if global_toys < 0 or null_toys < 0:
-        raise ConfigError(f"global_toys and null_toys must be >= 0, got {global_toys}, {null_toys}")
-    # validate the fit options once, loudly, before any expensive work
-    if function_test not in ("lrt", "f-test"):
-        raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {function_test!r}")
-    if any(int(f) not in (3, 4) for f in fit_functions) or not fit_functions:
-        raise ConfigError(f"fit_functions must be a subset of (3, 4), got {fit_functions}")
-    background = SidebandFit(tuple(fit_functions), function_test, alpha, int(min_selected))
-
+    _check_counts(n_folds, global_toys, null_toys)
+    background = _background_estimate(fit_functions, function_test, alpha, min_selected)
     m_all = events["mjj"].to_numpy(dtype=float)
-    if windows is None:
-        wo = dict(window_options or {})
-        bw = float(wo.get("bin_width", 50.0))
-        windows = sliding_windows(data_range=default_data_range(m_all, bin_width=bw), **wo)
-    windows = validate_windows(windows, m_all)
-
-    rng = check_random_state(random_state)
-    base_seed = int(rng.integers(0, 2**31 - 1)) if not isinstance(random_state, (int, np.integer)) else int(random_state)
+    windows = _resolve_windows(windows, m_all, window_options)
+    base_seed = _base_seed(random_state)
 
     # method: check it can be built and what it needs, in this process
     proto = build_method(method, method_params)
     needs_labels, needs_background = method_needs(proto)
     _check_method_inputs(events, background_events, features, needs_labels, needs_background)
-    table = _Table(
-        X=events[features].to_numpy(dtype=np.float64), m=m_all,
-        labels=events["label"].to_numpy() if "label" in events.columns else None,
-        jets={c: events[c].to_numpy(dtype=float) for c in ("mj1", "mj2") if c in events.columns},
-        X_background=background_events[features].to_numpy(np.float64) if needs_background else None,
-        m_background=background_events["mjj"].to_numpy(dtype=float) if needs_background else None,
-    )
+    table = _Table.of(events, features, background_events if needs_background else None)
     settings = {
         "method": _method_description(method, method_params), "features": features, "efficiencies": list(effs),
         "n_folds": int(n_folds), "base_seed": base_seed,
@@ -372,7 +394,7 @@ def run_scan(
     }
     store = ResumeStore(resume_dir)
 
-    # ---- per window: reuse a finished result, flag what cannot be analysed, else plan its units ----
+    # per window: reuse a finished result, flag what cannot be analysed, else plan its units
     collector = _Collector(store, table, effs, background)
     units: list[_Unit] = []
     for w in windows:
@@ -390,31 +412,13 @@ def run_scan(
         collector.expect(w, null_toys)
         units += _units(w, m_all, n_folds, null_toys, seed, fp, store)
 
-    # ---- run the fold jobs --------------------------------------------------------------------
-    fit_kw = {u.window.key: table.background_in(u.window) for u in units if u.null is None}
-    jobs = [(u, k, job) for u in units for k, job in u.jobs(proto, table, fit_kw[u.window.key], needs_labels)]
     own_executor = executor is None
     if own_executor:
         from ..executor import get_executor
 
         executor = get_executor(n_workers=n_workers, address=address)
     try:
-        for u in units:
-            if u.done:
-                collector.finish(u)
-        if jobs:
-            bar = progress(total=len(jobs), desc="search folds", disable=None if show_progress else True)
-            try:
-                for i, out in executor.map_unordered(run_fold, [(job,) for _, _, job in jobs]):
-                    u, k, _ = jobs[i]
-                    u.folds[k] = out
-                    store.save_fold(u.key, k, out, u.fingerprint)
-                    bar.update(1)
-                    if u.done:
-                        collector.finish(u)
-            finally:
-                bar.close()
-
+        _score_units(units, proto, table, needs_labels, executor, collector, store, show_progress)
         window_results = tuple(collector.result(w, len(events)) for w in windows)
         window_results, gsig = with_global_toys(window_results, global_toys, base_seed, background.fit_kw(), executor,
                                                 store)
@@ -428,3 +432,26 @@ def run_scan(
                         n_events=int(len(events)), runtime_s=float(time.perf_counter() - t_start))
     store.save_scan(result)
     return result
+
+
+def _score_units(units: list[_Unit], method, table: _Table, needs_labels: bool, executor, collector: _Collector,
+                 store: ResumeStore, show_progress: bool) -> None:
+    """Run the fold jobs of every unit on ``executor``; hand each unit to ``collector`` once all its folds are in."""
+    fit_kw = {u.window.key: table.background_in(u.window) for u in units if u.null is None}
+    jobs = [(u, k, job) for u in units for k, job in u.jobs(method, table, fit_kw[u.window.key], needs_labels)]
+    for u in units:
+        if u.done:
+            collector.finish(u)
+    if not jobs:
+        return
+    bar = progress(total=len(jobs), desc="search folds", disable=None if show_progress else True)
+    try:
+        for i, out in executor.map_unordered(run_fold, [(job,) for _, _, job in jobs]):
+            u, k, _ = jobs[i]
+            u.folds[k] = out
+            store.save_fold(u.key, k, out, u.fingerprint)
+            bar.update(1)
+            if u.done:
+                collector.finish(u)
+    finally:
+        bar.close()
