@@ -167,7 +167,7 @@ class _Fraction:
 
 
 def test_out_of_fold_pieces():
-    from excess.anomaly import FoldJob, fresh_estimator, run_fold, stratified_folds
+    from excess.anomaly.base import FoldJob, fresh_estimator, run_fold, stratified_folds
 
     rng = np.random.default_rng(0)
     is_sr = rng.random(1000) < 0.3

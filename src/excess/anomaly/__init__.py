@@ -25,20 +25,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import ConfigError
-from .base import (
-    AnomalyMethod,
-    FoldJob,
-    FoldScores,
-    WindowData,
-    check_features,
-    check_sr,
-    check_window,
-    cross_val_scores,
-    fresh_estimator,
-    in_sr,
-    run_fold,
-    stratified_folds,
-)
+from .base import AnomalyMethod, WindowData, check_features, check_sr, check_window, cross_val_scores, in_sr
 
 __all__ = [
     "METHODS",
@@ -47,11 +34,6 @@ __all__ = [
     "AnomalyMethod",
     "WindowData",
     "cross_val_scores",
-    "stratified_folds",
-    "fresh_estimator",
-    "FoldJob",
-    "FoldScores",
-    "run_fold",
     "check_features",
     "check_sr",
     "check_window",

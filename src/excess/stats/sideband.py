@@ -71,27 +71,14 @@ class SidebandTest:
     def ok(self) -> bool:
         return self.status == STATUS_OK
 
-    @property
-    def b_hat(self) -> float:
-        """Predicted SR background (NaN without a result)."""
-        return self.significance.b_hat if self.ok else float("nan")
+    b_hat = property(lambda self: self._of_significance("b_hat"), doc="Predicted SR background (NaN without a result).")
+    sigma_b = property(lambda self: self._of_significance("sigma_b"), doc="Uncertainty of ``b_hat``.")
+    z = property(lambda self: self._of_significance("z"), doc="Local one-sided Z (NaN without a result).")
+    z_signed = property(lambda self: self._of_significance("z_signed"), doc="Signed local Z.")
+    p_value = property(lambda self: self._of_significance("p_value"), doc="Local one-sided p-value.")
 
-    @property
-    def sigma_b(self) -> float:
-        return self.significance.sigma_b if self.ok else float("nan")
-
-    @property
-    def z(self) -> float:
-        """Local one-sided Z (NaN without a result)."""
-        return self.significance.z if self.ok else float("nan")
-
-    @property
-    def z_signed(self) -> float:
-        return self.significance.z_signed if self.ok else float("nan")
-
-    @property
-    def p_value(self) -> float:
-        return self.significance.p_value if self.ok else float("nan")
+    def _of_significance(self, name: str) -> float:
+        return getattr(self.significance, name) if self.ok else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
