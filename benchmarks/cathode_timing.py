@@ -3,7 +3,7 @@
 The generated background is bootstrap-resampled (with replacement) to ``--n-events`` events and signal
 is injected at S/B = 0.64 % in the SR (LHCO nominal). Steps timed:
 
-1. SB flow training (the default CATHODE flow, ``excess.anomaly._flows.DEFAULT_FLOW``: quantile
+1. SB flow training (the default CATHODE flow, ``excess.anomaly.density.DEFAULT_FLOW``: quantile
    preprocessing + MAF 6 x (128, 128), 40 cosine-annealed epochs; once for the window, saved and
    shared by the folds; ``--flow-params`` JSON overrides it);
 2. per fold (``--folds``, the classifier is k-fold so every SR event is scored out of fold):
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from excess.anomaly import cross_val_scores, in_sr, make_method
-    from excess.anomaly._flows import make_flow
+    from excess.anomaly.density import make_flow
     from excess.data.io import read_events
     from excess.stats.roc import max_sic
 
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 
     import json
 
-    from excess.anomaly._flows import DEFAULT_FLOW
+    from excess.anomaly.density import DEFAULT_FLOW
 
     fp = {**DEFAULT_FLOW, **json.loads(a.flow_params)}
     print(f"# flow: {fp}", flush=True)

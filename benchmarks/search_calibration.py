@@ -20,11 +20,12 @@ import time
 import numpy as np
 from scipy import stats as sps
 
+from excess.data.schema import STANDARD_FEATURES
 from excess.search import run_scan
 from excess.search.synthetic import FeatureScorer, GaussianSRvsSB, toy_events
 from excess.stats.windows import LHCO_SR, Window
 
-FEATURES = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
+FEATURES = STANDARD_FEATURES
 
 
 def run(method, n_pseudo, n_events, eff, seed, null_toys=0, plot=None):

@@ -1,4 +1,4 @@
-"""Max SIC of every anomaly method on generated LHCO-like data (thin over excess.anomaly.benchmark).
+"""Max SIC of every anomaly method on generated LHCO-like data (thin over excess.benchmarks).
 
 Reproduce (the README's table was made with the full 1M generated QCD sample):
 
@@ -44,11 +44,11 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     from excess.anomaly import METHODS
-    from excess.anomaly.benchmark import SICBenchmarkConfig, run_sic_benchmark
+    from excess.benchmarks import SICBenchmarkConfig, run_sic_benchmark
 
     fp = None
     if a.flow_params:
-        from excess.anomaly._flows import DEFAULT_FLOW
+        from excess.anomaly.density import DEFAULT_FLOW
 
         fp = {**DEFAULT_FLOW, **json.loads(a.flow_params)}
         fp["hidden"] = tuple(fp["hidden"])
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         method_params=json.loads(a.method_params) if a.method_params else {},
     )
     if a.bkg_only_check:
-        from excess.anomaly.benchmark import background_only_check
+        from excess.benchmarks import background_only_check
 
         print("| seed | efficiency | frac SR data | frac samples | pull vs samples | frac SB low / high | "
               "SB interpolated | pull vs SB interp. | selected SR | dijet fit b ± db | Z (fit) | fit p | N data SR | N samples |")

@@ -20,6 +20,8 @@ __all__ = [
     "check_random_state",
     "spawn_seeds",
     "progress",
+    "set_quiet",
+    "is_quiet",
     "get_logger",
     "to_jsonable",
     "package_versions",
@@ -32,6 +34,11 @@ def set_quiet(quiet: bool) -> None:
     """Globally silence progress bars (the CLI's ``--quiet``)."""
     global _QUIET
     _QUIET = bool(quiet)
+
+
+def is_quiet() -> bool:
+    """Whether progress bars are silenced (``set_quiet``, the CLI's ``--quiet``)."""
+    return _QUIET
 
 
 def get_logger(name: str) -> logging.Logger:

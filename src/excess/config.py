@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .data.schema import STANDARD_FEATURES
 from .errors import ConfigError
 
 __all__ = ["SearchConfig", "load_config", "apply_overrides", "DEMO_CONFIG"]
@@ -81,7 +82,7 @@ class MethodConfig(_Strict):
 
 
 class ScanConfig(_Strict):
-    features: list[str] = Field(default_factory=lambda: ["mj1", "delta_mj", "tau21_j1", "tau21_j2"])
+    features: list[str] = Field(default_factory=lambda: list(STANDARD_FEATURES))
     efficiencies: list[float] = Field(default_factory=lambda: [0.1, 0.01, 0.002])
     n_folds: int = Field(5, ge=2, le=20)
     windows: list[list[float]] | None = Field(None, description="[[sr_lo, sr_hi], ...] or [[sr_lo, sr_hi, sb_lo, sb_hi], ...] in GeV")

@@ -15,14 +15,12 @@ Run directory layout::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -31,80 +29,12 @@ import pandas as pd
 from ._util import atomic_path, atomic_write_json, get_logger, package_versions, to_jsonable
 from ._version import __version__
 from .config import SearchConfig
+from .data.inputs import demo_dataset_path, input_sha256, load_events
 from .errors import ConfigError, InputError
 
-__all__ = ["run_search", "load_events_for", "demo_dataset_path", "SearchOutcome"]
+__all__ = ["run_search", "demo_dataset_path", "SearchOutcome"]
 
 log = get_logger(__name__)
-MASS_COLUMNS = ("mjj", "mj1", "mj2", "delta_mj")
-
-
-def demo_dataset_path() -> Path:
-    """The packaged LHCO-like demo dataset (generated with excess; see scripts/make_demo_dataset.py)."""
-    return Path(str(resources.files("excess") / "datasets" / "lhco_demo.h5"))
-
-
-def _read_root(path: Path, tree: str | None) -> pd.DataFrame:
-    import uproot
-
-    with uproot.open(path) as f:
-        trees = sorted({k.split(";")[0] for k, c in f.classnames().items()
-                        if c.startswith("TTree") or c == "ROOT::RNTuple"})
-        name = tree or (trees[0] if len(trees) == 1 else None)
-        if name is None:
-            raise InputError(f"{path}: give data.tree, the file holds trees {trees}")
-        if name not in trees:
-            raise InputError(f"{path}: no tree {name!r}; trees: {trees}")
-        return f[name].arrays(library="pd")
-
-
-def load_events_for(path: str | Path, data_cfg) -> pd.DataFrame:
-    """Read one input (any supported format or ROOT), apply the column mapping and unit scaling."""
-    from .data.io import read_events
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    if path.suffix.lower() == ".root":
-        df = _read_root(path, data_cfg.tree)
-    elif data_cfg.columns:
-        # a user's file: read raw columns, map them below
-        if path.suffix.lower() == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            df = read_events(path)
-    else:
-        df = read_events(path)
-    if data_cfg.columns:
-        missing = [src for src in data_cfg.columns.values() if src not in df.columns]
-        if missing:
-            raise InputError(f"{path}: column(s) {missing} from data.columns not in the file; available: {list(df.columns)}")
-        attrs = df.attrs
-        df = df.rename(columns={src: dst for dst, src in data_cfg.columns.items()})
-        df.attrs = attrs
-    if data_cfg.scale_to_gev != 1.0:
-        for c in MASS_COLUMNS:
-            if c in df.columns:
-                df[c] = df[c] * data_cfg.scale_to_gev
-    if "mj2" not in df.columns and {"mj1", "delta_mj"} <= set(df.columns):
-        df["mj2"] = df["mj1"] + df["delta_mj"]
-    if "label" not in df.columns:
-        df["label"] = np.int8(-1)
-    if data_cfg.max_events is not None:
-        attrs = df.attrs
-        df = df.iloc[: data_cfg.max_events].reset_index(drop=True)
-        df.attrs = attrs
-    return df
-
-
-def _hash_path(path: Path) -> str:
-    h = hashlib.sha256()
-    files = sorted(path.glob("chunk-*.h5")) if path.is_dir() else [path]
-    for f in files:
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 def _git_revision() -> str | None:
@@ -162,21 +92,25 @@ class SearchOutcome:
         return s + f".\nReport: {self.report}"
 
 
+def _load(path: Path, data) -> pd.DataFrame:
+    return load_events(path, tree=data.tree, columns=data.columns, scale_to_gev=data.scale_to_gev,
+                       max_events=data.max_events)
+
+
 def _resolve_inputs(cfg: SearchConfig):
     if cfg.data.demo:
         path = demo_dataset_path()
         if not path.exists():
             raise InputError(f"{path}: the packaged demo dataset is missing from this installation")
-        events = load_events_for(path, cfg.data)
     else:
         path = Path(cfg.data.path)
-        events = load_events_for(path, cfg.data)
+    events = _load(path, cfg.data)
     background = None
-    inputs = {str(path): _hash_path(path)}
+    inputs = {str(path): input_sha256(path)}
     if cfg.data.background_path:
         bpath = Path(cfg.data.background_path)
-        background = load_events_for(bpath, cfg.data)
-        inputs[str(bpath)] = _hash_path(bpath)
+        background = _load(bpath, cfg.data)
+        inputs[str(bpath)] = input_sha256(bpath)
     if cfg.method.name == "idealized" and background is None:
         raise ConfigError("method 'idealized' needs data.background_path (a background-only reference sample)")
     return events, background, inputs
@@ -319,15 +253,17 @@ def _write_predictions(result, events: pd.DataFrame, cfg: SearchConfig, run_dir:
     """predictions.h5: observer columns plus one out-of-fold score column per window (NaN outside it)."""
     from .data.io import write_events
 
+    from .search import ResumeStore
+
     keep = [c for c in ("mjj", *cfg.scan.features, "mj1", "mj2", "label") if c in events.columns]
     pred = events[list(dict.fromkeys(keep))].copy()
     n = len(pred)
+    store = ResumeStore(run_dir / "scan")
     for w in result.windows:
-        path = run_dir / "scan" / "windows" / f"{w.window.key}.scores.npz"
-        if not path.is_file():
+        idx_scores = store.window_scores(w.window)
+        if idx_scores is None:
             continue  # a window without a result has no scores
-        with np.load(path, allow_pickle=False) as z:
-            idx, scores = z["idx"], z["scores"]
+        idx, scores = idx_scores
         col = np.full(n, np.nan, dtype=np.float32)
         col[idx] = scores
         pred[f"score_{w.window.key}"] = col

@@ -149,3 +149,40 @@ def test_score_before_fit_and_wrong_width(toy_signal):
         est.score_samples(X[:, :3], m)
     with pytest.raises(InputError, match="2-d"):
         est.score_samples(X[:, 0], m)
+
+
+class _Fraction:
+    """A protocol object that is no scikit-learn estimator and estimates a signal fraction (like R-ANODE)."""
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    def fit(self, X, m, *, sr):
+        self.signal_fraction_ = 0.01 * (self.random_state % 7)
+        self.signal_fraction_err_ = 0.001
+        return self
+
+    def score_samples(self, X, m):
+        return np.asarray(X)[:, 0]
+
+
+def test_out_of_fold_pieces():
+    from excess.anomaly.base import FoldJob, fresh_estimator, run_fold, stratified_folds
+
+    rng = np.random.default_rng(0)
+    is_sr = rng.random(1000) < 0.3
+    fold = stratified_folds(is_sr, 4, np.random.default_rng(1))
+    for k in range(4):
+        assert abs((fold[is_sr] == k).sum() - is_sr.sum() / 4) <= 1
+        assert abs((fold[~is_sr] == k).sum() - (~is_sr).sum() / 4) <= 1
+    np.testing.assert_array_equal(fold, stratified_folds(is_sr, 4, np.random.default_rng(1)))
+    proto = _Fraction(random_state=1)
+    copy = fresh_estimator(proto, seed=12)
+    assert copy is not proto and copy.random_state == 12 and proto.random_state == 1
+    est = fresh_estimator(make_method("cwola", fast=True), seed=5)
+    assert est.random_state == 5 and not hasattr(est, "is_fitted_")
+    X = rng.normal(size=(50, 2))
+    m = rng.uniform(3000, 4000, 50)
+    out = run_fold(FoldJob(proto, 12, X[:40], m[:40], X[40:], m[40:], SR))
+    np.testing.assert_array_equal(out.scores, X[40:, 0])
+    assert out.signal_fraction == pytest.approx(0.05) and out.signal_fraction_err == 0.001 and out.runtime_s >= 0

@@ -97,7 +97,7 @@ def test_unknown_preprocessing_is_a_config_error():
 def test_flow_invertible(flow, data):
     X, c = data
     z, _ = flow.to_latent(X[:200])
-    zt, ct = torch.as_tensor(z, dtype=torch.float32), flow._ctx(c[:200, None])
+    zt, ct = torch.as_tensor(z, dtype=torch.float32), flow.context_tensor(c[:200, None])
     t = flow.flow_(ct).transform
     with torch.no_grad():
         back = t.inv(t(zt))
@@ -109,7 +109,7 @@ def test_flow_log_prob_includes_jacobian(flow, data):
     X, c = data
     x = torch.tensor(X[:8], dtype=torch.float64)
     z, logdet_pre = flow.scaler_.forward_torch(x)
-    ct = flow._ctx(c[:8, None])
+    ct = flow.context_tensor(c[:8, None])
     dist = flow.flow_(ct)
     with torch.no_grad():
         lz = dist.log_prob(z.float()).double()

@@ -107,7 +107,7 @@ def test_resume_skips_finished_windows(signal_events, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a finished fold was recomputed")
 
-    monkeypatch.setattr(scan_mod, "fit_score_fold", boom)
+    monkeypatch.setattr(scan_mod, "run_fold", boom)
     r2 = run_scan(signal_events, **kw)
     assert [t.z for _, t in r2.tests] == pytest.approx([t.z for _, t in r1.tests])
     assert ScanResult.load(tmp_path / "scan.json").best[1].z == pytest.approx(r1.best[1].z)
@@ -222,3 +222,37 @@ def test_cwola_integration(signal_events):
     w = r.windows[0]
     assert w.ok and w.tests[0].ok and np.isfinite(w.tests[0].z)
     assert w.max_sic is not None
+
+
+class _FractionScorer(FeatureScorer):
+    """A fixed scorer that also reports a signal fraction per fit (as R-ANODE does)."""
+
+    def __init__(self, weights=None, random_state=None):
+        super().__init__(weights)
+        self.random_state = random_state
+
+    def fit(self, X, m, *, sr, **kw):
+        self.signal_fraction_ = 0.02 + 0.01 * (self.random_state % 2)
+        self.signal_fraction_err_ = 0.005
+        return super().fit(X, m, sr=sr, **kw)
+
+
+def test_signal_fraction_of_the_method_reaches_the_window(signal_events):
+    r = run_scan(signal_events, method=_FractionScorer(weights=[0, 0, -1, -1]), windows=[Window.around(LHCO_SR)],
+                 efficiencies=(0.1,), n_folds=2, n_workers=1, random_state=0, global_toys=0, show_progress=False)
+    w = r.windows[0]
+    assert 0.02 <= w.signal_fraction <= 0.03 and w.signal_fraction_err == pytest.approx(0.005)
+
+
+def test_resume_store_without_root_keeps_nothing(tmp_path):
+    from excess.search import ResumeStore
+
+    store = ResumeStore(None)
+    w = Window.around(LHCO_SR)
+    store.save_window_scores(w, np.arange(3), np.zeros(3), "fp")
+    assert store.window(w, "fp") is None and store.window_scores(w) is None and store.fold("k", 0, "fp") is None
+    disk = ResumeStore(tmp_path)
+    disk.save_window_scores(w, np.arange(3), np.ones(3), "fp")
+    idx, scores = disk.window_scores(w)
+    np.testing.assert_array_equal(idx, np.arange(3))
+    np.testing.assert_array_equal(scores, np.ones(3))

@@ -13,7 +13,7 @@ import numpy as np
 from .._util import spawn_seeds
 from ._device import fit_device
 from .base import AnomalyMethod
-from ._flows import FAST_FLOW, background_flow, make_flow
+from .density import FAST_FLOW, background_flow, make_flow
 
 __all__ = ["ANODE"]
 

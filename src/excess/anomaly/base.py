@@ -17,8 +17,10 @@ saw it. This is what a bump hunt needs: the selection must not be tuned on the e
 
 from __future__ import annotations
 
+import copy
 import numbers
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +37,11 @@ __all__ = [
     "check_window",
     "in_sr",
     "cross_val_scores",
+    "stratified_folds",
+    "fresh_estimator",
+    "FoldJob",
+    "FoldScores",
+    "run_fold",
 ]
 
 log = get_logger(__name__)
@@ -269,14 +276,7 @@ class AnomalyMethod(BaseEstimator):
 # ---------------------------------------------------------------------------------------------
 # out-of-fold scoring
 # ---------------------------------------------------------------------------------------------
-def _fit_score_fold(method, X_tr, m_tr, X_te, m_te, sr, fit_kw):
-    """One fold (top level so executors can pickle it): fit a clone, score the held-out events."""
-    est = clone(method)
-    est.fit(X_tr, m_tr, sr=sr, **fit_kw)
-    return est.score_samples(X_te, m_te)
-
-
-def _fold_indices(is_sr: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+def stratified_folds(is_sr: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:
     """Fold id per event, stratified by region so every fold holds ~1/k of the SR and of the SB."""
     fold = np.empty(is_sr.size, dtype=np.int64)
     for mask in (is_sr, ~is_sr):
@@ -284,6 +284,65 @@ def _fold_indices(is_sr: np.ndarray, n_folds: int, rng: np.random.Generator) -> 
         perm = rng.permutation(idx.size)
         fold[idx[perm]] = np.arange(idx.size) % n_folds
     return fold
+
+
+def fresh_estimator(method, seed: int | None = None):
+    """An unfitted copy of ``method`` (``sklearn.base.clone`` for estimators, a deep copy for other
+    objects following the protocol) whose ``random_state``, if it has one, is ``seed``."""
+    if hasattr(method, "get_params") and hasattr(method, "set_params"):
+        est = clone(method)
+        if seed is not None and "random_state" in est.get_params(deep=False):
+            est.set_params(random_state=int(seed))
+        return est
+    est = copy.deepcopy(method)
+    if seed is not None and hasattr(est, "random_state"):
+        est.random_state = int(seed)
+    return est
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold of out-of-fold scoring, an executor task: fit a fresh copy of ``method`` (seeded with
+    ``seed``) on the training folds, score the held-out fold (``X_test``, ``m_test``)."""
+
+    method: Any
+    seed: int | None
+    X_train: np.ndarray
+    m_train: np.ndarray
+    X_test: np.ndarray
+    m_test: np.ndarray
+    sr: tuple[float, float]
+    fit_kw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FoldScores:
+    """Scores of a held-out fold, the signal fraction the fitted method estimated (R-ANODE's
+    ``signal_fraction_``/``signal_fraction_err_``; None for other methods) and the fit + score time."""
+
+    scores: np.ndarray
+    signal_fraction: float | None = None
+    signal_fraction_err: float | None = None
+    runtime_s: float = 0.0
+
+
+def run_fold(job: FoldJob) -> FoldScores:
+    """Run one :class:`FoldJob` (top level, so executors can pickle it)."""
+    t0 = time.perf_counter()
+    est = fresh_estimator(job.method, job.seed)
+    est.fit(job.X_train, job.m_train, sr=tuple(job.sr), **job.fit_kw)
+    scores = np.asarray(est.score_samples(job.X_test, job.m_test), dtype=np.float64).reshape(-1)
+    if scores.shape[0] != job.X_test.shape[0]:
+        raise InputError(f"method returned {scores.shape[0]} scores for {job.X_test.shape[0]} events")
+    w, w_err = (_as_float(getattr(est, name, None)) for name in ("signal_fraction_", "signal_fraction_err_"))
+    return FoldScores(scores, w, w_err, time.perf_counter() - t0)
+
+
+def _as_float(v) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def cross_val_scores(
@@ -337,23 +396,20 @@ def cross_val_scores(
             raise InputError(f"mismatched lengths: X has {X.shape[0]} events, y has shape {y.shape}")
 
     rng = check_random_state(random_state)
-    fold = _fold_indices(is_sr, n_folds, rng)
+    fold = stratified_folds(is_sr, n_folds, rng)
     seeds = spawn_seeds(rng, n_folds)
     tasks = []
     for k in range(n_folds):
         tr, te = fold != k, fold == k
-        est = clone(method)
-        if "random_state" in est.get_params(deep=False):
-            est.set_params(random_state=seeds[k])
         kw = dict(fit_kw)
         if y is not None:
             kw["y"] = y[tr]
-        tasks.append((est, X[tr], m[tr], X[te], m[te], sr, kw))
+        tasks.append((FoldJob(method, seeds[k], X[tr], m[tr], X[te], m[te], sr, kw),))
     if executor is None:
-        results = [_fit_score_fold(*t) for t in tasks]
+        results = [run_fold(*t) for t in tasks]
     else:
-        results = executor.map(_fit_score_fold, tasks)
+        results = executor.map(run_fold, tasks)
     scores = np.empty(X.shape[0], dtype=np.float64)
-    for k, s in enumerate(results):
-        scores[fold == k] = s
+    for k, r in enumerate(results):
+        scores[fold == k] = r.scores
     return scores

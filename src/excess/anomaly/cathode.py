@@ -20,7 +20,7 @@ import numpy as np
 from .._util import spawn_seeds
 from ..errors import ConfigError
 from ._classifier import FAST_CLASSIFIER, ClassifierMethod
-from ._flows import FAST_FLOW, background_flow
+from .density import FAST_FLOW, background_flow
 
 __all__ = ["CATHODE", "sample_sr_mass"]
 

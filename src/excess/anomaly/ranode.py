@@ -24,8 +24,8 @@ import numpy as np
 from .._util import spawn_seeds
 from ..errors import ConfigError
 from ._device import fit_device
-from ._flows import FAST_FLOW, background_flow
 from .base import AnomalyMethod
+from .density import FAST_FLOW, background_flow
 
 __all__ = ["RANODE", "fit_signal_fraction"]
 
@@ -120,7 +120,7 @@ class RANODE(AnomalyMethod):
         lbg = bg.log_prob_latent(z, data.m_sr)
         tr, va = train_val_split(data.n_sr, self.validation_fraction, rng, min_val=10)
         zt = torch.as_tensor(z, dtype=torch.float32)
-        ct = bg._ctx(data.m_sr[:, None])
+        ct = bg.context_tensor(data.m_sr[:, None])
         lt = torch.as_tensor(lbg, dtype=torch.float32)
         theta0 = float(np.log(self.w_init) - np.log1p(-self.w_init))
 
@@ -163,7 +163,7 @@ class RANODE(AnomalyMethod):
         bg = self.background_flow_
         device = resolve_device(self.device)
         zt = torch.as_tensor(z, dtype=torch.float32)
-        ct = bg._ctx(np.asarray(m)[:, None])
+        ct = bg.context_tensor(np.asarray(m)[:, None])
         ls = []
         for f in self.signal_flows_:
             f.to(device)

@@ -1,4 +1,4 @@
-"""``excess benchmark``: benchmarks of the anomaly methods (thin over excess.anomaly.benchmark)."""
+"""``excess benchmark``: benchmarks of the anomaly methods (thin over excess.benchmarks)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def sic(background, signal, sr, s_over_b, seeds, methods, noise, max_background,
     import os
 
     from ..anomaly import METHODS
-    from ..anomaly.benchmark import SICBenchmarkConfig, run_sic_benchmark
+    from ..benchmarks import SICBenchmarkConfig, run_sic_benchmark
 
     cfg = SICBenchmarkConfig(
         background=os.path.expanduser(background), signal=os.path.expanduser(signal), sr=tuple(sr),

@@ -11,10 +11,10 @@ from ..nn.device import DEVICE_HELP  # no torch import
 
 
 def _run(cfg, output, resume, quiet_json=False):
-    from .._util import _QUIET
+    from .._util import is_quiet
     from ..workflow import run_search
 
-    outcome = run_search(cfg, output=output, resume=resume, show_progress=not _QUIET, argv=sys.argv)
+    outcome = run_search(cfg, output=output, resume=resume, show_progress=not is_quiet(), argv=sys.argv)
     click.echo(outcome.summary(), err=True)
     click.echo(json.dumps(outcome.to_dict(), indent=2))
     return outcome

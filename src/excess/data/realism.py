@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .schema import RESONANT_FEATURE, STANDARD_FEATURES
 
 __all__ = ["LHCO_RD_SR_QUARTILES", "FeatureComparison", "RealismReport", "compare_samples", "compare_to_quartiles"]
 
-DEFAULT_FEATURES = ("mjj", "mj1", "delta_mj", "tau21_j1", "tau21_j2")
+DEFAULT_FEATURES = (RESONANT_FEATURE, *STANDARD_FEATURES)
 
 # Official LHCO R&D sample, SR 3.3-3.7 TeV (121,352 background, signal from the R&D signal file): p25/p50/p75.
 LHCO_RD_SR_QUARTILES = {

@@ -26,6 +26,8 @@ LABEL = "label"
 JET_QUANTITIES: tuple[str, ...] = ("pt", "eta", "phi", "m", "tau1", "tau2", "tau3")
 RAW_COLUMNS: tuple[str, ...] = tuple(f"jet{j}_{q}" for j in (1, 2) for q in JET_QUANTITIES) + ("n_jets",)
 DERIVED_COLUMNS: tuple[str, ...] = ("mjj", "mj1", "mj2", "delta_mj", "tau21_j1", "tau21_j2")
+MASS_COLUMNS: tuple[str, ...] = ("mjj", "mj1", "mj2", "delta_mj")
+"""The derived columns in GeV (what a unit scaling of an input multiplies)."""
 EXTENDED_BETAS: tuple[float, ...] = (0.5, 1.0, 2.0)
 MAX_N_SUBJETTINESS = 9
 

@@ -99,7 +99,8 @@ class ConditionalFlow(BaseEstimator):
     def _build(self):
         return build_zuko_flow(self.kind, self.n_features_in_, self.n_context_, self.transforms, self.hidden, self.bins)
 
-    def _ctx(self, c):
+    def context_tensor(self, c):
+        """The flow's context: ``c`` (n, n_context) standardised as in training, a float32 tensor."""
         import torch
 
         return torch.as_tensor((c - self.context_mean_) / self.context_std_, dtype=torch.float32)
@@ -148,7 +149,7 @@ class ConditionalFlow(BaseEstimator):
         self.context_std_[self.context_std_ == 0] = 1.0
         z, _ = self.scaler_.transform(X)
         zt = torch.as_tensor(z, dtype=torch.float32)
-        ct = self._ctx(c)
+        ct = self.context_tensor(c)
         tr, va = train_val_split(X.shape[0], self.validation_fraction, rng)
         tr, va = torch.as_tensor(tr), torch.as_tensor(va)
         flow = self._build()
@@ -177,7 +178,7 @@ class ConditionalFlow(BaseEstimator):
         self._check()
         c = _as_context(c, z.shape[0])
         zt = torch.as_tensor(z, dtype=torch.float32)
-        ct = self._ctx(c)
+        ct = self.context_tensor(c)
         if not zt.shape[0]:
             return np.empty(0)
         return batched_eval(lambda zb, cb: self.flow_(cb).log_prob(zb), (zt, ct),
@@ -199,7 +200,7 @@ class ConditionalFlow(BaseEstimator):
         c = _as_context(c)
         (seed,) = spawn_seeds(check_random_state(random_state), 1)
         g = torch_generator(seed)
-        ct = self._ctx(c)
+        ct = self.context_tensor(c)
         device = self._device()
         out = []
         with torch.no_grad():

@@ -5,8 +5,10 @@ fits with the dijet functions, local significance (profile likelihood) and globa
 (background-only pseudo-experiments). Entry point: :func:`run_scan`.
 """
 
+from .analysis import analyse_window
 from .results import Characterisation, CutResult, ScanResult, WindowResult
-from .scan import DEFAULT_EFFICIENCIES, DEFAULT_FEATURES, analyse_window, run_scan
+from .scan import DEFAULT_EFFICIENCIES, DEFAULT_FEATURES, run_scan
+from .store import ResumeStore
 
 __all__ = [
     "run_scan",
@@ -15,6 +17,7 @@ __all__ = [
     "WindowResult",
     "CutResult",
     "Characterisation",
+    "ResumeStore",
     "DEFAULT_EFFICIENCIES",
     "DEFAULT_FEATURES",
 ]

@@ -29,12 +29,11 @@ import numpy as np
 from .._util import atomic_write_json
 from ..errors import InputError
 from ..stats.fit import DijetFit, FunctionChoice
+from ..stats.sideband import STATUS_OK, SidebandTest
 from ..stats.significance import GlobalSignificance, LocalSignificance
 from ..stats.windows import Window
 
 __all__ = ["Characterisation", "CutResult", "WindowResult", "ScanResult", "STATUS_OK"]
-
-STATUS_OK = "ok"
 
 
 def _f(v):
@@ -88,6 +87,15 @@ class CutResult:
     n_null: int = 0
     null_z: tuple = ()
     warnings: tuple = ()
+
+    @classmethod
+    def from_test(cls, efficiency: float, thresholds, test: SidebandTest,
+                  characterisation: Characterisation | None = None) -> CutResult:
+        """The cut at ``efficiency`` (per-fold ``thresholds``) from the background test of its selection."""
+        return cls(efficiency=float(efficiency), status=test.status, reason=test.reason,
+                   thresholds=tuple(np.asarray(thresholds, float).tolist()), n_selected_sr=test.n_sr,
+                   n_selected_sb=test.n_sb, fit=test.fit, choice=test.choice, significance=test.significance,
+                   characterisation=characterisation, warnings=test.warnings)
 
     @property
     def ok(self) -> bool:

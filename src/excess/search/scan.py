@@ -9,24 +9,26 @@
 
 Procedure, per window (see :mod:`excess.stats.windows`):
 
-1. out-of-fold anomaly scores of every event of the window (:mod:`excess.search.selection`);
-   the window x fold fits are independent executor tasks (local processes, or Dask when a
-   scheduler ``address`` / ``distributed.Client`` is given);
-2. for each efficiency, a per-fold threshold keeping that fraction of the sideband events;
-3. the mjj histogram of the selected events, a binned Poisson fit of the sidebands with the
-   3- or 4-parameter dijet function (:func:`excess.stats.fit.fit_background`), the SR
-   prediction with its uncertainty from the fit covariance;
-4. local significance from the profile likelihood ratio with the prediction as a constrained
-   nuisance (:func:`excess.stats.significance.local_significance`);
-5. characterisation (resonance mass, mX / mY peaks, R-ANODE's signal fraction).
+1. out-of-fold anomaly scores of every event of the window: one
+   :class:`~excess.anomaly.base.FoldJob` per window x fold, independent executor tasks (local
+   processes, or Dask when a scheduler ``address`` / ``distributed.Client`` is given);
+2. for each efficiency, a per-fold threshold keeping that fraction of the sideband events
+   (:mod:`excess.search.selection`);
+3. the sideband test of the selected events (:func:`excess.stats.sideband.sideband_test`): the
+   mjj histogram fitted in the sidebands with the 3- or 4-parameter dijet function, the SR
+   prediction with its uncertainty from the fit covariance, the local significance from the
+   profile likelihood ratio with the prediction as a constrained nuisance;
+4. characterisation (resonance mass, mX / mY peaks, R-ANODE's signal fraction)
+   (:mod:`excess.search.analysis`).
 
 Then the global significance: background-only pseudo-experiments of every window's selected
 spectra (nested across efficiencies, independent across windows, which is conservative),
 refitted like the data; the largest local Z of each pseudo-scan gives the look-elsewhere
-correction. The same toys give a toy-based local p-value for each cut (``p_toys``).
+correction. The same toys give a toy-based local p-value for each cut (``p_toys``); permutation
+pseudo-windows give ``p_null`` (:mod:`excess.search.toys`).
 
-Results are saved per window (atomically) under ``resume_dir``; a rerun with the same settings
-skips finished windows and folds.
+Results are saved per window (atomically) under ``resume_dir`` (:class:`~excess.search.store.ResumeStore`);
+a rerun with the same settings skips finished windows and folds.
 """
 
 from __future__ import annotations
@@ -36,34 +38,35 @@ import hashlib
 import json
 import os
 import time
-import zlib
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._util import atomic_path, atomic_write_json, check_random_state, get_logger, progress, to_jsonable
-from ..errors import ConfigError, ExcessError, FitError, InputError
-from ..stats.fit import fit_background
-from ..stats.significance import global_significance, local_significance, p_to_z, pseudo_experiment_z
+from .._util import check_random_state, get_logger, progress, spawn_seeds, to_jsonable
+from ..anomaly.base import FoldJob, FoldScores, run_fold, stratified_folds
+from ..data.schema import STANDARD_FEATURES
+from ..errors import ConfigError, InputError
+from ..stats.sideband import SidebandFit
 from ..stats.windows import Window, default_data_range, sliding_windows, validate_windows
-from .characterise import characterise
-from .results import STATUS_OK, CutResult, ScanResult, WindowResult
-from .selection import build_method, fit_score_fold, fold_ids, fold_thresholds, method_needs, select
+from .analysis import analyse_window, precheck_window, window_seed
+from .results import ScanResult, WindowResult
+from .selection import build_method, method_needs
+from .store import ResumeStore
+from .toys import attach_null, permutation_global, with_global_toys
 
-__all__ = ["run_scan", "analyse_window", "DEFAULT_EFFICIENCIES", "DEFAULT_FEATURES"]
+__all__ = ["run_scan", "DEFAULT_EFFICIENCIES", "DEFAULT_FEATURES"]
 
 log = get_logger(__name__)
 
 DEFAULT_EFFICIENCIES = (0.1, 0.01, 0.002)
-DEFAULT_FEATURES = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
-_POOR_FIT_P = 0.01
+DEFAULT_FEATURES = STANDARD_FEATURES
 
 
 # ----------------------------------------------------------------------------------------------
-# helpers
+# checks of the inputs
 # ----------------------------------------------------------------------------------------------
 def _check_events(events: pd.DataFrame, features: Sequence[str]) -> None:
     if not isinstance(events, pd.DataFrame):
@@ -88,10 +91,48 @@ def _check_efficiencies(efficiencies) -> tuple[float, ...]:
     return effs
 
 
-def _window_seed(base: int, window: Window) -> int:
-    """Deterministic per-window seed (stable across reruns and window lists)."""
-    ss = np.random.SeedSequence([int(base), zlib.crc32(window.key.encode())])
-    return int(ss.generate_state(1)[0] % (2**31 - 1))
+def _check_method_inputs(events, background_events, features, needs_labels: bool, needs_background: bool) -> None:
+    if needs_labels:
+        if "label" not in events.columns:
+            raise ConfigError("the method needs truth labels, but events have no 'label' column")
+        if not np.isin(events["label"].to_numpy(), (0, 1)).all():
+            raise InputError("the method needs labels 0/1 for every event; some are unknown (-1)")
+    if needs_background:
+        if background_events is None:
+            raise ConfigError("the method needs a separate background sample: pass background_events=")
+        _check_events(background_events, features)
+
+
+def _check_counts(n_folds, global_toys: int, null_toys: int) -> None:
+    if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ConfigError(f"n_folds must be an integer >= 2, got {n_folds!r}")
+    if global_toys < 0 or null_toys < 0:
+        raise ConfigError(f"global_toys and null_toys must be >= 0, got {global_toys}, {null_toys}")
+
+
+def _background_estimate(fit_functions, function_test: str, alpha: float, min_selected: int) -> SidebandFit:
+    """The sideband fit of the selections, its options checked once, loudly, before any expensive work."""
+    if function_test not in ("lrt", "f-test"):
+        raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {function_test!r}")
+    if any(int(f) not in (3, 4) for f in fit_functions) or not fit_functions:
+        raise ConfigError(f"fit_functions must be a subset of (3, 4), got {fit_functions}")
+    return SidebandFit(tuple(fit_functions), function_test, alpha, int(min_selected))
+
+
+def _resolve_windows(windows, m_all: np.ndarray, window_options: dict | None) -> list[Window]:
+    """The windows given (checked against the data), or the default sliding windows over the data range."""
+    if windows is None:
+        wo = dict(window_options or {})
+        bw = float(wo.get("bin_width", 50.0))
+        windows = sliding_windows(data_range=default_data_range(m_all, bin_width=bw), **wo)
+    return validate_windows(windows, m_all)
+
+
+def _base_seed(random_state) -> int:
+    """The one seed of the scan: ``random_state`` itself when it is an int, else drawn from it."""
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    return int(check_random_state(random_state).integers(0, 2**31 - 1))
 
 
 def _fingerprint(payload: dict) -> str:
@@ -104,128 +145,161 @@ def _method_description(method, params) -> dict:
     return {"name": getattr(method, "name", type(method).__name__), "instance": repr(method)}
 
 
-def _load_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 # ----------------------------------------------------------------------------------------------
-# one window, after its scores exist
+# the units of work: a window (or one of its permutation pseudo-windows) x folds
 # ----------------------------------------------------------------------------------------------
-def _analyse_cut(efficiency, selected, m, in_sr, window, jets, fit_options, thresholds) -> CutResult:
-    edges = window.edges()
-    mask = window.sideband_bins()
-    sel_sr, sel_sb = selected & in_sr, selected & ~in_sr
-    n_sr, n_sb = int(sel_sr.sum()), int(sel_sb.sum())
-    base = dict(efficiency=float(efficiency), thresholds=tuple(np.asarray(thresholds, float).tolist()),
-                n_selected_sr=n_sr, n_selected_sb=n_sb)
-    min_sel = fit_options["min_selected"]
-    if n_sb < min_sel:
-        return CutResult(status="no_result", reason=f"too few selected sideband events: {n_sb} < {min_sel}", **base)
-    counts = np.histogram(m[selected], edges)[0]
-    try:
-        fit, choice = fit_background(
-            edges, counts, fit_mask=mask, functions=fit_options["functions"], test=fit_options["test"],
-            alpha=fit_options["alpha"], min_events=min_sel,
+@dataclass(frozen=True)
+class _Table:
+    """The scanned arrays of the event table (and of the background sample, for methods needing one)."""
+
+    X: np.ndarray
+    m: np.ndarray
+    labels: np.ndarray | None
+    jets: dict
+    X_background: np.ndarray | None = None
+    m_background: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, features: list[str], background_events: pd.DataFrame | None) -> _Table:
+        bg = background_events
+        return cls(
+            X=events[features].to_numpy(dtype=np.float64), m=events["mjj"].to_numpy(dtype=float),
+            labels=events["label"].to_numpy() if "label" in events.columns else None,
+            jets={c: events[c].to_numpy(dtype=float) for c in ("mj1", "mj2") if c in events.columns},
+            X_background=None if bg is None else bg[features].to_numpy(np.float64),
+            m_background=None if bg is None else bg["mjj"].to_numpy(dtype=float),
         )
-        b_hat, sigma_b = fit.integral(*window.sr)
-        sig = local_significance(n_sr, b_hat, sigma_b)
-    except FitError as exc:
-        return CutResult(status="fit_failed", reason=str(exc), **base)
-    warnings = []
-    if fit.p_value < _POOR_FIT_P:
-        warnings.append(
-            f"poor sideband fit: p = {fit.p_value:.2g} (chi2/ndf = {fit.chi2_ndf:.2f}); the background model may be "
-            "inadequate or the cut sculpts mjj"
+
+    def background_in(self, w: Window) -> dict:
+        """``fit`` keywords of a method needing a background sample: its events in the window's fit range."""
+        if self.m_background is None:
+            return {}
+        mask = (self.m_background >= w.sb_lo) & (self.m_background < w.sb_hi)
+        return {"X_background": self.X_background[mask], "m_background": self.m_background[mask]}
+
+
+@dataclass
+class _Unit:
+    """The out-of-fold scoring of one window (``null is None``) or of its permutation pseudo-window
+    ``null`` (``m`` permuted among the window's events); ``folds[k]`` fills in as fold k finishes."""
+
+    window: Window
+    key: str
+    null: int | None
+    idx: np.ndarray
+    m: np.ndarray
+    fold: np.ndarray
+    fold_seeds: list
+    seed: int
+    fingerprint: str
+    folds: list[FoldScores | None] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return all(f is not None for f in self.folds)
+
+    def scores(self) -> np.ndarray:
+        s = np.full(self.idx.size, np.nan)
+        for k, f in enumerate(self.folds):
+            s[self.fold == k] = f.scores
+        return s
+
+    def jobs(self, method, table: _Table, fit_kw: dict, needs_labels: bool) -> list[tuple[int, FoldJob]]:
+        """The fold jobs still to run: ``(k, FoldJob)``."""
+        X = table.X[self.idx]
+        out = []
+        for k, f in enumerate(self.folds):
+            if f is not None:
+                continue
+            tr, te = self.fold != k, self.fold == k
+            kw = dict(fit_kw)
+            if needs_labels:
+                kw["y"] = table.labels[self.idx][tr].astype(np.int8)
+            out.append((k, FoldJob(method, self.fold_seeds[k], X[tr], self.m[tr], X[te], self.m[te], self.window.sr, kw)))
+        return out
+
+
+def _units(w: Window, m_all: np.ndarray, n_folds: int, null_toys: int, seed: int, fp: str, store) -> list[_Unit]:
+    """The window and its ``null_toys`` pseudo-windows, with the folds found in ``store`` filled in."""
+    in_win, _, _ = w.masks(m_all)
+    idx = np.nonzero(in_win)[0]
+    wrng = np.random.default_rng(seed)
+    m_win = m_all[idx]
+    units = []
+    for t in [None, *range(null_toys)]:
+        m = m_win if t is None else m_win[wrng.permutation(m_win.size)]
+        fold = stratified_folds(w.masks(m)[1], n_folds, wrng)
+        key = w.key if t is None else f"{w.key}_null{t}"
+        unit = _Unit(w, key, t, idx, m, fold, spawn_seeds(wrng, n_folds), seed, fp)
+        unit.folds = [store.fold(key, k, fp) for k in range(n_folds)]
+        units.append(unit)
+    return units
+
+
+@dataclass
+class _Pending:
+    """A window waiting for its real unit and its null pseudo-windows."""
+
+    real: WindowResult | None = None
+    null_z: list = field(default_factory=list)
+
+    def complete(self) -> WindowResult | None:
+        """The window's result (with p_null) once every part is in, else None."""
+        if self.real is None or any(z is None for z in self.null_z):
+            return None
+        return attach_null(self.real, np.array(self.null_z, dtype=float)) if self.null_z else self.real
+
+
+class _Collector:
+    """Turns finished units into window results: analyses each unit, completes a window once its real
+    unit and its null pseudo-windows are in, and saves it."""
+
+    def __init__(self, store: ResumeStore, table: _Table, efficiencies, background: SidebandFit):
+        self.store, self.table, self.efficiencies, self.background = store, table, efficiencies, background
+        self.results: dict[str, WindowResult] = {}
+        self.scores: dict[str, tuple] = {}
+        self.pending: dict[str, _Pending] = {}
+
+    def add_finished(self, res: WindowResult, idx_scores=None) -> None:
+        self.results[res.window.key] = res
+        if idx_scores is not None:
+            self.scores[res.window.key] = idx_scores
+
+    def expect(self, w: Window, null_toys: int) -> None:
+        self.pending[w.key] = _Pending(null_z=[None] * null_toys)
+
+    def finish(self, unit: _Unit) -> None:
+        """Analyse a unit whose folds are all scored."""
+        real, table = unit.null is None, self.table
+        scores = unit.scores()
+        res = analyse_window(
+            unit.window, unit.m, scores, unit.fold, efficiencies=self.efficiencies, background=self.background,
+            jets={c: v[unit.idx] for c, v in table.jets.items()} if real else None,
+            labels=table.labels[unit.idx] if (real and table.labels is not None) else None,
+            characterise_cuts=real, folds=unit.folds, seed=unit.seed,
+            runtime_s=sum(f.runtime_s for f in unit.folds), fingerprint=unit.fingerprint,
         )
-    if sigma_b > 0.5 * b_hat:
-        warnings.append(f"background prediction very uncertain: {b_hat:.3g} +- {sigma_b:.2g}")
-    if n_sr < 10 or b_hat < 10:
-        warnings.append(f"few SR events (n = {n_sr}, b = {b_hat:.3g}): asymptotic Z approximate, see p_toys")
-    ch = None
-    if fit_options["characterise"]:
-        jets_sr = jets_sb = None
-        if jets:
-            jets_sr = {k: v[sel_sr] for k, v in jets.items()}
-            jets_sb = {k: v[sel_sb] for k, v in jets.items()}
-        ch = characterise(fit, window.sr, b_hat, jets_sr, jets_sb)
-    return CutResult(status=STATUS_OK, fit=fit, choice=choice, significance=sig, characterisation=ch,
-                     warnings=tuple(warnings), **base)
+        unit.folds = []  # free the fold scores (the unit is finished)
+        p = self.pending[unit.window.key]
+        if real:
+            p.real = res
+            self.scores[unit.window.key] = (unit.idx, scores.astype(np.float32))
+            self.store.save_window_scores(unit.window, unit.idx, scores.astype(np.float32), unit.fingerprint)
+        else:
+            p.null_z[unit.null] = [t.z for t in res.tests]
+        complete = p.complete()
+        if complete is not None:
+            self.results[unit.window.key] = complete
+            self.store.save_window(complete)
 
-
-def analyse_window(window: Window, m, scores, fold, *, efficiencies, jets=None, labels=None,
-                   fit_options=None, extras=None, seed=None, runtime_s=0.0, fingerprint="") -> WindowResult:
-    """Cuts, fits, significance and characterisation of one window from out-of-fold scores.
-
-    ``m``, ``scores``, ``fold``, ``jets`` (dict of arrays) and ``labels`` are per event *of the window*.
-    """
-    fo = _fit_options(fit_options)
-    m = np.asarray(m, float)
-    scores = np.asarray(scores, float)
-    _, in_sr, in_sb = window.masks(m)
-    tests = []
-    for eps in efficiencies:
-        thr = fold_thresholds(scores, fold, in_sb, eps)
-        tests.append(_analyse_cut(eps, select(scores, fold, thr), m, in_sr, window, jets, fo, thr))
-    baseline = _analyse_cut(1.0, np.ones(m.size, bool), m, in_sr, window, None, {**fo, "characterise": False},
-                            [-np.inf] * (int(fold.max()) + 1))
-    max_sic = sic = None
-    if labels is not None:
-        y = np.asarray(labels)[in_sr]
-        keep = (y == 0) | (y == 1)
-        if keep.any() and np.unique(y[keep]).size == 2:
-            try:
-                from ..stats.roc import sic_curve
-
-                c = sic_curve(y[keep].astype(int), scores[in_sr][keep])
-                max_sic = float(c.max_sic)
-                valid = np.asarray(c.valid)
-                idx = np.unique(np.linspace(0, c.tpr.size - 1, 200).astype(int))
-                sic = {"tpr": c.tpr[idx].tolist(), "fpr": c.fpr[idx].tolist(), "sic": c.sic[idx].tolist(),
-                       "valid": valid[idx].tolist(), "fpr_min": float(c.fpr_min), "n_bkg": int(c.n_bkg),
-                       "n_sig": int(c.n_sig)}
-            except (ImportError, ExcessError, AttributeError) as exc:  # roc module absent or degenerate labels
-                log.info("no SIC for %s: %s", window.label, exc)
-    w = w_err = None
-    if extras:
-        ws = [e["w_"] for e in extras if "w_" in e]
-        we = [e["w_err_"] for e in extras if "w_err_" in e]
-        if ws:
-            w = float(np.mean(ws))
-            # folds share most training events: their errors are not independent; quote the mean error
-            w_err = float(np.mean(we)) if we else float(np.std(ws, ddof=1)) if len(ws) > 1 else None
-    n_sr, n_sb = int(in_sr.sum()), int(in_sb.sum())
-    any_ok = any(t.ok for t in tests)
-    status = STATUS_OK if any_ok else "no_result"
-    reason = "" if any_ok else "; ".join(sorted({f"eff {t.efficiency:g}: {t.reason}" for t in tests}))
-    return WindowResult(window=window, status=status, reason=reason, n_events=int(m.size), n_sr=n_sr, n_sb=n_sb,
-                        seed=seed, n_folds=int(fold.max()) + 1, tests=tuple(tests), baseline=baseline,
-                        max_sic=max_sic, sic=sic, signal_fraction=w, signal_fraction_err=w_err,
-                        runtime_s=float(runtime_s), fingerprint=fingerprint)
-
-
-def _fit_options(fo: dict | None) -> dict:
-    out = {"functions": (3, 4), "test": "lrt", "alpha": 0.05, "min_selected": 20, "characterise": True}
-    out.update(fo or {})
-    return out
-
-
-def _precheck_window(window: Window, m_all: np.ndarray, n_folds: int, min_sideband_events: int) -> str:
-    """Reason why a window cannot be analysed, or '' if it can."""
-    lo, hi = float(m_all.min()), float(m_all.max())
-    if window.sb_lo < lo or window.sb_hi > hi:
-        return (f"window {window.sb_lo:.0f}-{window.sb_hi:.0f} GeV extends beyond the data range {lo:.0f}-{hi:.0f} GeV "
-                "(sidebands partly empty)")
-    _, in_sr, _ = window.masks(m_all)
-    n_lo = int(((m_all >= window.sb_lo) & (m_all < window.sr_lo)).sum())
-    n_hi = int(((m_all >= window.sr_hi) & (m_all < window.sb_hi)).sum())
-    if n_lo < min_sideband_events or n_hi < min_sideband_events:
-        return f"empty sideband: {n_lo} events below and {n_hi} above the SR, need >= {min_sideband_events} each"
-    if int(in_sr.sum()) < n_folds:
-        return f"only {int(in_sr.sum())} SR events for {n_folds} folds"
-    return ""
+    def result(self, w: Window, n_events: int) -> WindowResult:
+        """The window's result with the out-of-fold score of every event of the table (NaN outside it)."""
+        res, idx_scores = self.results[w.key], self.scores.get(w.key)
+        if idx_scores is None:
+            return res
+        full = np.full(n_events, np.nan, dtype=np.float32)
+        full[idx_scores[0]] = idx_scores[1]
+        return dataclasses.replace(res, scores=full)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,302 +372,86 @@ def run_scan(
     features = list(features)
     _check_events(events, features)
     effs = _check_efficiencies(efficiencies)
-    if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ConfigError(f"n_folds must be an integer >= 2, got {n_folds!r}")
-    if global_toys < 0 or null_toys < 0:
-        raise ConfigError(f"global_toys and null_toys must be >= 0, got {global_toys}, {null_toys}")
-    fit_options = _fit_options({"functions": tuple(fit_functions), "test": function_test, "alpha": alpha,
-                                "min_selected": int(min_selected)})
-    # validate the fit options once, loudly, before any expensive work
-    if function_test not in ("lrt", "f-test"):
-        raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {function_test!r}")
-    if any(int(f) not in (3, 4) for f in fit_functions) or not fit_functions:
-        raise ConfigError(f"fit_functions must be a subset of (3, 4), got {fit_functions}")
-
+    _check_counts(n_folds, global_toys, null_toys)
+    background = _background_estimate(fit_functions, function_test, alpha, min_selected)
     m_all = events["mjj"].to_numpy(dtype=float)
-    if windows is None:
-        wo = dict(window_options or {})
-        bw = float(wo.get("bin_width", 50.0))
-        windows = sliding_windows(data_range=default_data_range(m_all, bin_width=bw), **wo)
-    windows = validate_windows(windows, m_all)
-
-    rng = check_random_state(random_state)
-    base_seed = int(rng.integers(0, 2**31 - 1)) if not isinstance(random_state, (int, np.integer)) else int(random_state)
+    windows = _resolve_windows(windows, m_all, window_options)
+    base_seed = _base_seed(random_state)
 
     # method: check it can be built and what it needs, in this process
     proto = build_method(method, method_params)
     needs_labels, needs_background = method_needs(proto)
-    has_labels = "label" in events.columns
-    if needs_labels:
-        if not has_labels:
-            raise ConfigError("the method needs truth labels, but events have no 'label' column")
-        if not np.isin(events["label"].to_numpy(), (0, 1)).all():
-            raise InputError("the method needs labels 0/1 for every event; some are unknown (-1)")
-    if needs_background:
-        if background_events is None:
-            raise ConfigError("the method needs a separate background sample: pass background_events=")
-        _check_events(background_events, features)
-
-    X_all = events[features].to_numpy(dtype=np.float64)
-    jet_cols = [c for c in ("mj1", "mj2") if c in events.columns]
-    labels_all = events["label"].to_numpy() if has_labels else None
+    _check_method_inputs(events, background_events, features, needs_labels, needs_background)
+    table = _Table.of(events, features, background_events if needs_background else None)
     settings = {
         "method": _method_description(method, method_params), "features": features, "efficiencies": list(effs),
-        "n_folds": int(n_folds), "base_seed": base_seed, "fit": {k: v for k, v in fit_options.items()},
+        "n_folds": int(n_folds), "base_seed": base_seed,
+        "fit": {"functions": background.functions, "test": background.test, "alpha": background.alpha,
+                "min_selected": background.min_events, "characterise": True},
         "min_sideband_events": int(min_sideband_events), "null_toys": int(null_toys),
         "data": {"n": int(len(events)), "mjj_sum": float(np.round(m_all.sum(), 3)),
-                 "x_sum": float(np.round(X_all.sum(), 3))},
+                 "x_sum": float(np.round(table.X.sum(), 3))},
     }
+    store = ResumeStore(resume_dir)
 
-    resume = Path(resume_dir) if resume_dir is not None else None
-    if resume is not None:
-        (resume / "windows").mkdir(parents=True, exist_ok=True)
-        (resume / "folds").mkdir(parents=True, exist_ok=True)
-
-    # ---- per-window preparation, resume ---------------------------------------------------------
-    results: dict[str, WindowResult] = {}
-    prepared: dict[str, dict] = {}
-    pending: dict[str, dict] = {}
-    window_scores: dict[str, tuple] = {}
-    tasks, task_keys = [], []
+    # per window: reuse a finished result, flag what cannot be analysed, else plan its units
+    collector = _Collector(store, table, effs, background)
+    units: list[_Unit] = []
     for w in windows:
         fp = _fingerprint({**settings, "window": w.to_dict()})
-        if resume is not None:
-            d = _load_json(resume / "windows" / f"{w.key}.json")
-            if d is not None and d.get("fingerprint") == fp:
-                results[w.key] = WindowResult.from_dict(d)
-                sp = resume / "windows" / f"{w.key}.scores.npz"
-                if sp.is_file():
-                    with np.load(sp, allow_pickle=False) as z:
-                        window_scores[w.key] = (z["idx"], z["scores"])
-                log.info("resume: %s done", w.label)
-                continue
-        seed = _window_seed(base_seed, w)
-        reason = _precheck_window(w, m_all, n_folds, min_sideband_events)
-        if reason:
-            results[w.key] = WindowResult(window=w, status="no_result", reason=reason, seed=seed, fingerprint=fp)
+        done = store.window(w, fp)
+        if done is not None:
+            collector.add_finished(done, store.window_scores(w))
+            log.info("resume: %s done", w.label)
             continue
-        in_win, in_sr, _ = w.masks(m_all)
-        idx = np.nonzero(in_win)[0]
-        wrng = np.random.default_rng(seed)
-        X, m_win = X_all[idx], m_all[idx]
-        fit_kw_all: dict = {}
-        if needs_background:
-            mb = background_events["mjj"].to_numpy(dtype=float)
-            bmask = (mb >= w.sb_lo) & (mb < w.sb_hi)
-            fit_kw_all = {"X_background": background_events[features].to_numpy(np.float64)[bmask], "m_background": mb[bmask]}
-        pending[w.key] = {"null_z": [None] * null_toys}
-        # the real window, then null_toys pseudo-windows with mjj permuted among the window's events
-        for t in [None, *range(null_toys)]:
-            m = m_win if t is None else m_win[wrng.permutation(m_win.size)]
-            fold = fold_ids(w.masks(m)[1], n_folds, wrng)
-            fold_seeds = [int(s) for s in wrng.integers(0, 2**31 - 1, size=n_folds)]
-            pkey = w.key if t is None else f"{w.key}_null{t}"
-            prepared[pkey] = {"window": w, "idx": idx, "m": m, "fold": fold, "seed": seed, "fp": fp, "null": t,
-                              "parent": w.key, "scores": np.full(idx.size, np.nan), "extras": [None] * n_folds,
-                              "done": [False] * n_folds, "fold_runtime": 0.0}
-            for k in range(n_folds):
-                fpath = None if resume is None else resume / "folds" / f"{pkey}_f{k}.npz"
-                if fpath is not None and fpath.is_file():
-                    with np.load(fpath, allow_pickle=False) as z:
-                        if str(z["fingerprint"]) == fp:
-                            prepared[pkey]["scores"][fold == k] = z["scores"]
-                            prepared[pkey]["extras"][k] = json.loads(str(z["extras"]))
-                            prepared[pkey]["done"][k] = True
-                            continue
-                tr, te = fold != k, fold == k
-                kw = dict(fit_kw_all)
-                if needs_labels:
-                    kw["y"] = labels_all[idx][tr].astype(np.int8)
-                tasks.append((method, method_params, fold_seeds[k], X[tr], m[tr], X[te], m[te], w.sr, kw))
-                task_keys.append((pkey, k))
+        seed = window_seed(base_seed, w)
+        reason = precheck_window(w, m_all, n_folds, min_sideband_events)
+        if reason:
+            collector.add_finished(WindowResult(window=w, status="no_result", reason=reason, seed=seed, fingerprint=fp))
+            continue
+        collector.expect(w, null_toys)
+        units += _units(w, m_all, n_folds, null_toys, seed, fp, store)
 
-    # ---- run the fold tasks ---------------------------------------------------------------------
     own_executor = executor is None
     if own_executor:
         from ..executor import get_executor
 
         executor = get_executor(n_workers=n_workers, address=address)
     try:
-        def _complete(parent: str) -> None:
-            """Attach the null-toy p-values once the window and its pseudo-windows are done; save."""
-            pend = pending[parent]
-            if "real" not in pend or any(z is None for z in pend["null_z"]):
-                return
-            res = pend.pop("real")
-            if null_toys:
-                res = _attach_null(res, np.array(pend["null_z"], dtype=float))
-            results[parent] = res
-            if resume is not None:
-                atomic_write_json(resume / "windows" / f"{res.window.key}.json", res.to_dict())
-
-        def _finish(pkey: str) -> None:
-            p = prepared[pkey]
-            w, idx = p["window"], p["idx"]
-            real = p["null"] is None
-            jets = {c: events[c].to_numpy(dtype=float)[idx] for c in jet_cols} if real else {}
-            res = analyse_window(
-                w, p["m"], p["scores"], p["fold"], efficiencies=effs, jets=jets or None,
-                labels=None if (labels_all is None or not real) else labels_all[idx],
-                fit_options=fit_options if real else {**fit_options, "characterise": False},
-                extras=[e for e in p["extras"] if e], seed=p["seed"], runtime_s=p["fold_runtime"],
-                fingerprint=p["fp"],
-            )
-            if real:
-                pending[p["parent"]]["real"] = res
-                window_scores[w.key] = (idx, p["scores"].astype(np.float32))
-                if resume is not None:
-                    with atomic_path(resume / "windows" / f"{w.key}.scores.npz", suffix=".npz") as tmp:
-                        np.savez(tmp, idx=idx, scores=p["scores"].astype(np.float32), fingerprint=p["fp"])
-            else:
-                pending[p["parent"]]["null_z"][p["null"]] = [t.z for t in res.tests]
-            p["scores"] = None  # free memory
-            _complete(p["parent"])
-
-        for key, p in list(prepared.items()):
-            if all(p["done"]):
-                _finish(key)
-        if tasks:
-            bar = progress(total=len(tasks), desc="search folds", disable=None if show_progress else True)
-            try:
-                for i, out in executor.map_unordered(fit_score_fold, tasks):
-                    key, k = task_keys[i]
-                    p = prepared[key]
-                    p["scores"][p["fold"] == k] = out["scores"]
-                    p["extras"][k] = out["extras"]
-                    p["done"][k] = True
-                    p["fold_runtime"] += float(out["runtime_s"])
-                    if resume is not None:
-                        with atomic_path(resume / "folds" / f"{key}_f{k}.npz", suffix=".npz") as tmp:
-                            np.savez(tmp, scores=out["scores"], extras=json.dumps(out["extras"]), fingerprint=p["fp"])
-                    bar.update(1)
-                    if all(p["done"]):
-                        _finish(key)
-            finally:
-                bar.close()
-
-        window_results = tuple(_with_scores(results[w.key], window_scores.get(w.key), len(events)) for w in windows)
-        window_results, gsig = _global(window_results, global_toys, base_seed, fit_options, executor, resume)
+        _score_units(units, proto, table, needs_labels, executor, collector, store, show_progress)
+        window_results = tuple(collector.result(w, len(events)) for w in windows)
+        window_results, gsig = with_global_toys(window_results, global_toys, base_seed, background.fit_kw(), executor,
+                                                store)
         if null_toys:
-            gsig = _global_null(window_results, null_toys, gsig)
+            gsig = permutation_global(window_results, gsig)
     finally:
         if own_executor:
             executor.close()
 
     result = ScanResult(windows=window_results, global_significance=gsig, config=to_jsonable(settings),
                         n_events=int(len(events)), runtime_s=float(time.perf_counter() - t_start))
-    if resume is not None:
-        result.save(resume / "scan.json")
+    store.save_scan(result)
     return result
 
 
-def _window_toy_task(edges, expected, mask, sr, n_toys, seed, fit_kw):
-    """Executor task: background-only pseudo-experiments of one window's selected spectra."""
-    return pseudo_experiment_z(edges, expected, mask, sr, n_toys=n_toys, random_state=seed, nested=True, fit_kw=fit_kw)
-
-
-def _global(window_results, n_toys, base_seed, fit_options, executor, resume):
-    """Global significance (pseudo-experiments through the executor) and per-cut toy p-values."""
-    ok_pairs = [(w, t) for w in window_results for t in w.tests if t.ok]
-    if not ok_pairs:
-        log.warning("no window of the scan has a result")
-        return window_results, None
-    z_obs = max(t.z for _, t in ok_pairs)
-    if n_toys == 0:
-        return window_results, global_significance(z_obs, len(ok_pairs))
-    fit_kw = {"functions": fit_options["functions"], "test": fit_options["test"], "alpha": fit_options["alpha"],
-              "min_events": fit_options["min_selected"]}
-    jobs, owners, cached = [], [], {}
-    for w in window_results:
-        ok = [t for t in w.tests if t.ok]
-        if not ok:
-            continue
-        seed = _window_seed(base_seed + 1, w.window)
-        path = None if resume is None else resume / "windows" / f"{w.window.key}.toys{n_toys}.npz"
-        if path is not None and path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                if str(z["fingerprint"]) == w.fingerprint:
-                    cached[w.window.key] = z["z"]
-                    continue
-        expected = np.stack([np.asarray(t.fit.expected) for t in ok])
-        jobs.append((w.window.edges(), expected, w.window.sideband_bins(), w.window.sr, n_toys, seed, fit_kw))
-        owners.append(w)
-    toy_z = dict(cached)
-    if jobs:
-        for i, z in executor.map_unordered(_window_toy_task, jobs):
-            w = owners[i]
-            toy_z[w.window.key] = z
-            if resume is not None:
-                with atomic_path(resume / "windows" / f"{w.window.key}.toys{n_toys}.npz", suffix=".npz") as tmp:
-                    np.savez(tmp, z=z, fingerprint=w.fingerprint)
-    all_z = np.full((n_toys, len(ok_pairs)), np.nan)
-    col = 0
-    new_windows = []
-    for w in window_results:
-        ok = [t for t in w.tests if t.ok]
-        if not ok:
-            new_windows.append(w)
-            continue
-        z = toy_z[w.window.key]
-        all_z[:, col:col + len(ok)] = z
-        col += len(ok)
-        new_tests, j = [], 0
-        for t in w.tests:
-            if t.ok:
-                zt = z[:, j]
-                zt = zt[np.isfinite(zt)]
-                j += 1
-                if zt.size:
-                    k = int(np.sum(zt >= t.z - 1e-12))
-                    p = (k + 1) / (zt.size + 1) if t.z > 0 else 0.5
-                    t = dataclasses.replace(t, p_toys=float(p), z_toys=float(max(p_to_z(p), 0.0)), n_toys=int(zt.size))
-            new_tests.append(t)
-        new_windows.append(dataclasses.replace(w, tests=tuple(new_tests)))
-    with np.errstate(all="ignore"):
-        finite = np.isfinite(all_z).any(axis=1)
-        toy_max = np.where(finite, np.nanmax(np.where(np.isfinite(all_z), all_z, -np.inf), axis=1), np.nan)
-    g = global_significance(z_obs, len(ok_pairs), toy_max[finite], n_toys_failed=int((~finite).sum()))
-    return tuple(new_windows), g
-
-
-def _attach_null(res: WindowResult, null_z: np.ndarray) -> WindowResult:
-    """Per-cut p-values from the permutation pseudo-windows (``null_z``: (n_null, n_eff))."""
-    tests = []
-    for j, t in enumerate(res.tests):
-        if t.ok:
-            zall = null_z[:, j]
-            z = zall[np.isfinite(zall)]
-            if z.size:
-                k = int(np.sum(z >= t.z - 1e-12))
-                p = (k + 1) / (z.size + 1) if t.z > 0 else 0.5
-                t = dataclasses.replace(t, p_null=float(p), z_null=float(max(p_to_z(p), 0.0)), n_null=int(z.size),
-                                        null_z=tuple(np.round(zall, 6).tolist()))
-        tests.append(t)
-    return dataclasses.replace(res, tests=tuple(tests))
-
-
-def _global_null(window_results, n_null: int, gsig):
-    """Global significance from the permutation pseudo-scans: the largest Z over all cuts of all
-    windows of pseudo-scan t (windows permuted independently: conservative)."""
-    if gsig is None:
-        return None
-    cols = []
-    for w in window_results:
-        for t in w.tests:
-            if t.ok and t.n_null:
-                cols.append(np.asarray(t.null_z, dtype=float))
-    if not cols:
-        return gsig
-    allz = np.stack(cols, axis=1)
-    finite = np.isfinite(allz).any(axis=1)
-    tmax = np.nanmax(np.where(np.isfinite(allz), allz, -np.inf), axis=1)[finite]
-    g = global_significance(gsig.max_local_z, gsig.n_tests, tmax, n_toys_failed=int((~finite).sum()))
-    return dataclasses.replace(g, method="permutation")
-
-
-def _with_scores(res: WindowResult, idx_scores, n: int) -> WindowResult:
-    if idx_scores is None:
-        return res
-    full = np.full(n, np.nan, dtype=np.float32)
-    full[idx_scores[0]] = idx_scores[1]
-    return dataclasses.replace(res, scores=full)
+def _score_units(units: list[_Unit], method, table: _Table, needs_labels: bool, executor, collector: _Collector,
+                 store: ResumeStore, show_progress: bool) -> None:
+    """Run the fold jobs of every unit on ``executor``; hand each unit to ``collector`` once all its folds are in."""
+    fit_kw = {u.window.key: table.background_in(u.window) for u in units if u.null is None}
+    jobs = [(u, k, job) for u in units for k, job in u.jobs(method, table, fit_kw[u.window.key], needs_labels)]
+    for u in units:
+        if u.done:
+            collector.finish(u)
+    if not jobs:
+        return
+    bar = progress(total=len(jobs), desc="search folds", disable=None if show_progress else True)
+    try:
+        for i, out in executor.map_unordered(run_fold, [(job,) for _, _, job in jobs]):
+            u, k, _ = jobs[i]
+            u.folds[k] = out
+            store.save_fold(u.key, k, out, u.fingerprint)
+            bar.update(1)
+            if u.done:
+                collector.finish(u)
+    finally:
+        bar.close()

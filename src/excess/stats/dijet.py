@@ -29,6 +29,7 @@ __all__ = [
     "to_canonical",
     "from_canonical",
     "evaluate_pivoted",
+    "exp_linear",
     "bin_integrals",
     "sample_dijet",
 ]
@@ -41,7 +42,8 @@ DIJET_FUNCTIONS = {"dijet3": 3, "dijet4": 4}
 
 _N_GAUSS = 5
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(_N_GAUSS)
-_MAX_EXP = 700.0
+MAX_EXP = 700.0
+"""Exponents are clipped to ``[-MAX_EXP, MAX_EXP]`` before ``exp`` (no overflow for absurd parameters)."""
 
 
 def _check_n_params(n_params: int) -> int:
@@ -120,11 +122,16 @@ def from_canonical(params, pivot: float, *, sqrt_s: float = SQRT_S) -> np.ndarra
     return np.array([a, p2, q3] + ([p4] if n == 4 else []), dtype=float)
 
 
+def exp_linear(a, theta) -> np.ndarray:
+    """``exp(A @ theta)`` with the exponent clipped to ``+-MAX_EXP``: the density from a design matrix
+    of :func:`log_design_matrix` (``ln f`` is linear in the pivoted parameters)."""
+    return np.exp(np.clip(np.asarray(a) @ np.asarray(theta), -MAX_EXP, MAX_EXP))
+
+
 def evaluate_pivoted(mjj, theta, pivot: float, *, sqrt_s: float = SQRT_S) -> np.ndarray:
     """The dijet density at ``mjj`` from pivoted parameters."""
     theta = np.asarray(theta, dtype=float)
-    a = log_design_matrix(mjj, theta.size, pivot, sqrt_s=sqrt_s)
-    return np.exp(np.clip(a @ theta, -_MAX_EXP, _MAX_EXP))
+    return exp_linear(log_design_matrix(mjj, theta.size, pivot, sqrt_s=sqrt_s), theta)
 
 
 def quadrature_nodes(edges) -> tuple[np.ndarray, np.ndarray]:

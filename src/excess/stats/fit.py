@@ -45,7 +45,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ..errors import ConfigError, FitError, InputError
-from .dijet import SQRT_S, _MAX_EXP, log_design_matrix, quadrature_nodes, to_canonical
+from .dijet import SQRT_S, exp_linear, log_design_matrix, quadrature_nodes, to_canonical
 
 __all__ = ["DijetFit", "FunctionChoice", "fit_dijet", "fit_background", "poisson_deviance", "pearson_chi2"]
 
@@ -115,7 +115,7 @@ class DijetFit:
     def density(self, mjj) -> np.ndarray:
         """Fitted density (events/GeV) at ``mjj``."""
         a = log_design_matrix(mjj, self.n_params, self.pivot, sqrt_s=self.sqrt_s)
-        return np.exp(np.clip(a @ np.asarray(self.theta), -_MAX_EXP, _MAX_EXP))
+        return exp_linear(a, self.theta)
 
     def integral(self, lo: float, hi: float, *, max_step: float = 25.0) -> tuple[float, float]:
         """Expected events in ``[lo, hi]`` and its uncertainty from the fit covariance (delta method).
@@ -127,7 +127,7 @@ class DijetFit:
         n_sub = max(1, int(np.ceil((hi - lo) / max_step)))
         nodes, weights = quadrature_nodes(np.linspace(lo, hi, n_sub + 1))
         a = log_design_matrix(nodes.ravel(), self.n_params, self.pivot, sqrt_s=self.sqrt_s)
-        f = np.exp(np.clip(a @ np.asarray(self.theta), -_MAX_EXP, _MAX_EXP)) * weights.ravel()
+        f = exp_linear(a, self.theta) * weights.ravel()
         value = float(f.sum())
         grad = f @ a
         var = float(grad @ np.asarray(self.cov) @ grad)
@@ -253,7 +253,7 @@ def fit_dijet(
     wflat = w_f.ravel()
 
     def _mu_and_f(theta):
-        f = np.exp(np.clip(a_nodes @ theta, -_MAX_EXP, _MAX_EXP)) * wflat
+        f = exp_linear(a_nodes, theta) * wflat
         return f.reshape(-1, k).sum(axis=1), f
 
     def fcn(theta):
@@ -295,7 +295,7 @@ def fit_dijet(
         raise FitError(f"dijet{n_params} fit has no valid covariance")
     full_nodes, full_w = quadrature_nodes(edges)
     a_all = log_design_matrix(full_nodes.ravel(), n_params, pivot, sqrt_s=sqrt_s)
-    expected = (np.exp(np.clip(a_all @ theta, -_MAX_EXP, _MAX_EXP)) * full_w.ravel()).reshape(-1, k).sum(axis=1)
+    expected = (exp_linear(a_all, theta) * full_w.ravel()).reshape(-1, k).sum(axis=1)
     dev = poisson_deviance(n_obs, expected[mask])
     ndf = n_fit - n_params
     return DijetFit(

@@ -59,6 +59,7 @@ __all__ = [
     "GlobalSignificance",
     "global_significance",
     "sidak",
+    "toy_p_value",
     "pseudo_experiment_z",
 ]
 
@@ -71,6 +72,18 @@ def z_to_p(z):
 def p_to_z(p):
     """Gaussian significance of a one-sided p-value: ``Phi^-1(1 - p)``."""
     return sps.norm.isf(p)
+
+
+def toy_p_value(observed: float, toys) -> float:
+    """Pseudo-experiment p-value ``(k + 1) / (n + 1)``: ``k`` of the ``n`` toy statistics reach
+    ``observed`` (within 1e-12); NaN entries (failed toys) are dropped. Never 0: with ``k = 0`` it is
+    the bound ``1 / (n + 1)``."""
+    t = np.asarray(toys, dtype=float)
+    t = t[~np.isnan(t)]
+    if t.size == 0:
+        raise InputError("a toy p-value needs at least one pseudo-experiment that did not fail")
+    k = int(np.sum(t >= observed - 1e-12))
+    return (k + 1) / (t.size + 1)
 
 
 def _profiled_b(n, b_hat, sigma_b):
@@ -182,7 +195,7 @@ def local_significance(
         n_toy = rng.poisson(b, size=n_toys)
         aux = np.maximum(aux, 1e-12)
         q_toy, _ = q0_counting(n_toy, aux, np.full(n_toys, sigma_b))
-        p = float((np.sum(q_toy >= q0 - 1e-12) + 1) / (n_toys + 1)) if q0 > 0 else 0.5
+        p = float(toy_p_value(q0, q_toy)) if q0 > 0 else 0.5
         z = float(max(p_to_z(p), 0.0))
         nt = int(n_toys)
     return LocalSignificance(
@@ -248,11 +261,10 @@ def global_significance(max_local_z: float, n_tests: int, toy_max_z=None, *, n_t
     t = t[np.isfinite(t)]
     if t.size == 0:
         raise FitError("all global pseudo-experiments failed")
-    k = int(np.sum(t >= z_obs - 1e-12))
-    p = (k + 1) / (t.size + 1)
+    p = toy_p_value(z_obs, t)
     return GlobalSignificance(
         z_obs, p_min, int(n_tests), "toys", int(t.size), int(n_toys_failed), float(p),
-        float(max(p_to_z(p), 0.0)), k == 0, p_tr, z_tr, tuple(np.round(t, 6).tolist()),
+        float(max(p_to_z(p), 0.0)), p == 1 / (t.size + 1), p_tr, z_tr, tuple(np.round(t, 6).tolist()),
     )
 
 

@@ -14,7 +14,8 @@ Protocol (per injection and seed; all randomness from the seed):
 4. max SIC with the cutoff ``FPR >= 1/(N_bkg,test * max_rel_err^2)``, SIC at fixed FPR, AUC and wall time.
 
 Library first: :func:`run_sic_benchmark` returns a :class:`SICBenchmarkResult`; ``benchmarks/sic.py``
-and ``excess benchmark sic`` are thin wrappers.
+and ``excess benchmark sic`` are thin wrappers. The background-only check lives in
+:mod:`excess.benchmarks.background_only`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import dataclasses
 import json
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from .._util import atomic_write_json, get_logger, spawn_seeds
-from ..errors import ConfigError, InputError
-from . import METHODS, in_sr, make_method
+from ..anomaly import METHODS, in_sr, make_method
+from ..data.schema import STANDARD_FEATURES
+from ..errors import ConfigError
+from .common import flow_location, load_features, split_indices, timed, train_sb_flow
 
-__all__ = ["SICBenchmarkConfig", "SICBenchmarkResult", "run_sic_benchmark", "summarize", "LHCO_S_OVER_B"]
+__all__ = ["SICBenchmarkConfig", "SICBenchmarkResult", "run_sic_benchmark", "summarize", "summary_markdown",
+           "LHCO_S_OVER_B"]
 
 log = get_logger(__name__)
 
@@ -48,7 +51,7 @@ class SICBenchmarkConfig:
     background: str
     signal: str
     sr: tuple[float, float] = (3300.0, 3700.0)
-    features: tuple[str, ...] = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
+    features: tuple[str, ...] = STANDARD_FEATURES
     s_over_b: tuple[float, ...] = LHCO_S_OVER_B
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = METHODS
@@ -79,78 +82,16 @@ class SICBenchmarkResult:
         return summary_markdown(self.summary, self.sizes)
 
 
-def _load(path: str, features, max_events=None):
-    from ..data.io import read_events
-
-    df = read_events(path, columns=None, max_events=max_events)
-    missing = [c for c in (*features, "mjj") if c not in df.columns]
-    if missing:
-        raise InputError(f"{path}: missing columns {missing}")
-    df = df[[*features, "mjj"]].copy()
-    ok = np.isfinite(df.to_numpy(dtype=float)).all(axis=1)
-    if not ok.all():
-        log.warning("%s: dropping %d rows with NaN/inf features", path, int((~ok).sum()))
-        df = df[ok].reset_index(drop=True)
-    return df
-
-
-def _split(n: int, fractions: Sequence[float], rng) -> list[np.ndarray]:
-    perm = rng.permutation(n)
-    edges = np.cumsum([0, *[int(round(f * n)) for f in fractions[:-1]]])
-    return [perm[a:b] for a, b in zip(edges, [*edges[1:], n])]
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
-def _flow_location(cfg: SICBenchmarkConfig, flow_params, s_over_b, seed, n_noise, n_bkg, tmpdir: Path) -> Path:
-    """Where the SB flow of one configuration lives (``tmpdir`` unless ``cfg.flow_cache`` is set).
-
-    The cache key covers everything the flow depends on: injection, seed, noise columns, background
-    size, features, SR and the flow's hyperparameters; a flow trained under other settings is never reused.
-    """
-    import hashlib
-
-    if cfg.flow_cache is None:
-        return tmpdir / f"flow-{s_over_b}-{seed}-{n_noise}"
-    ident = json.dumps({"s_over_b": s_over_b, "seed": seed, "n_noise": n_noise, "n_bkg": n_bkg, "fast": cfg.fast,
-                        "features": list(cfg.features), "sr": list(cfg.sr), "flow": flow_params,
-                        "background": os.path.abspath(cfg.background), "signal": os.path.abspath(cfg.signal)},
-                       sort_keys=True, default=str)
-    return Path(cfg.flow_cache) / f"flow-{s_over_b}-{seed}-{n_noise}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
-
-
-def _sb_flow(path: Path, flow_params, seed, X, m, sr) -> tuple[float, int]:
-    """Train the SB flow on the sideband events of (X, m) and save it at ``path``, unless a cached one is
-    there (its ``benchmark_timing.json`` written last). Returns its training seconds and epochs."""
-    from ._flows import make_flow
-
-    timing = path / "benchmark_timing.json"
-    if timing.exists():
-        cached = json.loads(timing.read_text())
-        log.info("reusing the SB flow %s (trained in %.0f s)", path, cached["seconds"])
-        return cached["seconds"], cached["epochs"]
-    sb = ~in_sr(m, sr)
-    flow, seconds = _timed(lambda: make_flow(flow_params, seed).fit(X[sb], m[sb]))
-    epochs = flow.history_["stopped_epoch"] + 1
-    flow.save(path)
-    atomic_write_json(timing, {"seconds": seconds, "epochs": epochs})
-    return seconds, epochs
-
-
 def _run_config(bkg, sig, cfg: SICBenchmarkConfig, s_over_b: float, seed: int, n_noise: int, tmpdir: Path) -> list[dict]:
+    from ..anomaly.density import FAST_FLOW
     from ..data.mix import inject_signal
     from ..stats.roc import roc_auc, sic_at_fpr, sic_curve
-    from ._flows import FAST_FLOW
 
     rng = np.random.default_rng(seed)
     s_split, s_mix, s_noise, s_flow, s_methods = spawn_seeds(rng, 5)
     r = np.random.default_rng(s_split)
-    b_data, b_ref, b_test = _split(len(bkg), (0.5, 0.25, 0.25), r)
-    g_inj, g_sup, g_test = _split(len(sig), (0.4, 0.2, 0.4), r)
+    b_data, b_ref, b_test = split_indices(len(bkg), (0.5, 0.25, 0.25), r)
+    g_inj, g_sup, g_test = split_indices(len(sig), (0.4, 0.2, 0.4), r)
     data, info = inject_signal(bkg.iloc[b_data], sig.iloc[g_inj], s_over_b=s_over_b, sr=cfg.sr, random_state=s_mix)
     feats = list(cfg.features)
     noise_rng = np.random.default_rng(s_noise)
@@ -179,8 +120,8 @@ def _run_config(bkg, sig, cfg: SICBenchmarkConfig, s_over_b: float, seed: int, n
     flow_seconds = 0.0
     if any(mm in FLOW_METHODS for mm in cfg.methods):
         fp = cfg.flow_params if cfg.flow_params is not None else (FAST_FLOW if cfg.fast else None)
-        flow_path = _flow_location(cfg, fp, s_over_b, seed, n_noise, len(bkg), tmpdir)
-        flow_seconds, epochs = _sb_flow(flow_path, fp, s_flow, X, m, cfg.sr)
+        flow_path = flow_location(cfg, fp, s_over_b, seed, n_noise, len(bkg), tmpdir)
+        flow_seconds, epochs = train_sb_flow(flow_path, fp, s_flow, X, m, cfg.sr)
         rows.append({**base, "method": "flow", "seconds": flow_seconds, "epochs": epochs})
     method_seeds = spawn_seeds(np.random.default_rng(s_methods), len(cfg.methods))
     for name, ms in zip(cfg.methods, method_seeds):
@@ -199,8 +140,8 @@ def _run_config(bkg, sig, cfg: SICBenchmarkConfig, s_over_b: float, seed: int, n
             fit = lambda: est.fit(X, m, sr=cfg.sr, X_background=X_ref, m_background=m_ref)  # noqa: E731
         else:
             fit = lambda: est.fit(X, m, sr=cfg.sr)  # noqa: E731
-        _, t_fit = _timed(fit)
-        s, t_score = _timed(lambda: est.score_samples(X_test, m_test))
+        _, t_fit = timed(fit)
+        s, t_score = timed(lambda: est.score_samples(X_test, m_test))
         curve = sic_curve(y_test, s, max_rel_err=cfg.max_rel_err)
         row = {**base, "method": name, "max_sic": curve.max_sic, "auc": roc_auc(y_test, s),
                "fpr_min": curve.fpr_min, "seconds": t_fit + t_score,
@@ -270,10 +211,10 @@ def run_sic_benchmark(cfg: SICBenchmarkConfig, out_dir: str | os.PathLike | None
     unknown = set(cfg.methods) - set(METHODS)
     if unknown:
         raise ConfigError(f"unknown methods {sorted(unknown)}; known: {', '.join(METHODS)}")
-    bkg = _load(cfg.background, cfg.features, cfg.max_background)
+    bkg = load_features(cfg.background, cfg.features, cfg.max_background)
     if cfg.max_background is not None:
         bkg = bkg.iloc[: cfg.max_background]
-    sig = _load(cfg.signal, cfg.features)
+    sig = load_features(cfg.signal, cfg.features)
     sizes = {"n_background": len(bkg), "n_signal_available": len(sig),
              "n_background_sr": int(in_sr(bkg["mjj"].to_numpy(), cfg.sr).sum())}
     out = Path(out_dir) if out_dir is not None else None
@@ -313,94 +254,3 @@ def run_sic_benchmark(cfg: SICBenchmarkConfig, out_dir: str | os.PathLike | None
                 title=f"max SIC vs injection ({len(cfg.features)} features + {nn} noise)",
             )
     return result
-
-
-def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = "cathode",
-                          efficiencies: Sequence[float] = (0.2, 0.05, 0.01), sideband_width: float = 500.0,
-                          bin_width: float = 50.0) -> list[dict]:
-    """No fake excess without signal: fit ``method`` on background-only data, then compare the fraction of
-    independent SR background events and of fresh flow samples (at KDE-drawn SR masses) above cuts set
-    on the samples' score quantiles. Returns one row per efficiency with the pull (binomial errors).
-
-    Each row also holds what a bump hunt compares: the fraction of SR data above the cut vs the
-    fraction in the adjacent sidebands (``sideband_width`` on each side) interpolated linearly in ``m``
-    to the SR mean (``frac_sb_interp``, ``pull_sb_interp``). A flow that mismodels the background
-    globally fails the first comparison but not the second; an SR-specific excess fails both.
-
-    And the search's own verdict (``z_fit``, signed): the selected test events' m histogram
-    (``bin_width`` GeV bins over the SR and both adjacent sidebands) fitted in the sidebands with
-    the dijet function (f3/f4 by likelihood-ratio test, as the scan does), the SR prediction with
-    its uncertainty, and the local significance of the selected SR count against it.
-
-    With ``cfg.flow_cache`` the background-only SB flow is kept and reused like the benchmark's.
-    """
-    from ..stats.windows import Window
-    from ._flows import FAST_FLOW
-    from .cathode import sample_sr_mass
-
-    bkg = _load(cfg.background, cfg.features, cfg.max_background)
-    if cfg.max_background is not None:
-        bkg = bkg.iloc[: cfg.max_background]
-    rng = np.random.default_rng(seed)
-    s_split, s_m, s_fit, s_samp = spawn_seeds(rng, 4)
-    b_data, _, b_test = _split(len(bkg), (0.5, 0.25, 0.25), np.random.default_rng(s_split))
-    X = bkg[list(cfg.features)].to_numpy(float)
-    m = bkg["mjj"].to_numpy(float)
-    Xt, mt = X[b_test], m[b_test]
-    sr = in_sr(mt, cfg.sr)
-    lo, hi = cfg.sr
-    sb_lo = (mt >= lo - sideband_width) & (mt < lo)
-    sb_hi = (mt > hi) & (mt <= hi + sideband_width)
-    if not (sr.any() and sb_lo.any() and sb_hi.any()):
-        raise InputError(f"{cfg.background}: the test split needs events in the SR {cfg.sr} and in both adjacent "
-                         f"{sideband_width:g} GeV sidebands (got {int(sr.sum())}, {int(sb_lo.sum())}, {int(sb_hi.sum())})")
-    fp = cfg.flow_params if cfg.flow_params is not None else (FAST_FLOW if cfg.fast else None)
-    Xd, md = X[b_data], m[b_data]
-    with tempfile.TemporaryDirectory() as tmp:
-        flow_path = _flow_location(cfg, fp, "background-only", seed, 0, len(bkg), Path(tmp))
-        _sb_flow(flow_path, fp, s_fit, Xd, md, cfg.sr)
-        est = make_method(method, fast=cfg.fast, random_state=s_fit, flow_params=fp, background_flow=str(flow_path))
-        est.fit(Xd, md, sr=cfg.sr)
-    m_samp = sample_sr_mass(mt[sr], 4 * int(sr.sum()), np.random.default_rng(s_m))
-    X_samp = est.background_flow_.sample(m_samp, random_state=s_samp)
-    s_test = est.score_samples(Xt, mt)  # once for every test event; SR, SB and adjacent SBs are slices
-    s_data, s_sb, s_lo, s_hi = s_test[sr], s_test[~sr], s_test[sb_lo], s_test[sb_hi]
-    s_samp_ = est.score_samples(X_samp, m_samp)
-    t = (mt[sr].mean() - mt[sb_lo].mean()) / (mt[sb_hi].mean() - mt[sb_lo].mean())
-    window = Window.around(cfg.sr, sideband_width, bin_width)
-    edges, fit_mask = window.edges(), window.sideband_bins()
-    rows = []
-    for eff in efficiencies:
-        cut = np.quantile(s_samp_, 1 - eff)
-        fd, fs = float(np.mean(s_data > cut)), float(np.mean(s_samp_ > cut))
-        sigma = float(np.sqrt(eff * (1 - eff) * (1 / s_data.size + 1 / s_samp_.size)))
-        f_lo, f_hi = float(np.mean(s_lo > cut)), float(np.mean(s_hi > cut))
-        f_int = (1 - t) * f_lo + t * f_hi
-        var_int = (1 - t) ** 2 * f_lo * (1 - f_lo) / s_lo.size + t**2 * f_hi * (1 - f_hi) / s_hi.size
-        sigma_int = float(np.sqrt(fd * (1 - fd) / s_data.size + var_int))
-        rows.append({"efficiency": eff, "frac_data": fd, "frac_samples": fs, "sigma": sigma,
-                     "frac_sb_interp": f_int, "pull_sb_interp": (fd - f_int) / sigma_int,
-                     "frac_sb_low": f_lo, "frac_sb_high": f_hi,
-                     "frac_sb_data": float(np.mean(s_sb > cut)), "n_sb_data": int(s_sb.size),
-                     "pull": (fd - fs) / sigma, "n_data_sr": int(s_data.size), "n_samples": int(s_samp_.size),
-                     "seed": seed, **_bump_hunt(mt[s_test > cut], cfg.sr, edges, fit_mask)})
-    return rows
-
-
-def _bump_hunt(m_selected, sr, edges, fit_mask) -> dict:
-    """Sideband dijet fit of the selected events and the SR's local significance (signed), or why not."""
-    from ..errors import FitError
-    from ..stats.fit import fit_background
-    from ..stats.significance import local_significance
-
-    counts = np.histogram(m_selected, edges)[0]
-    n_sr = int(in_sr(m_selected, sr).sum())
-    try:
-        fit, _ = fit_background(edges, counts, fit_mask=fit_mask, min_events=20)
-        b_hat, sigma_b = fit.integral(*sr)
-        z = local_significance(n_sr, b_hat, sigma_b)
-    except FitError as exc:
-        return {"n_sel_sr": n_sr, "b_fit": float("nan"), "b_fit_err": float("nan"), "z_fit": float("nan"),
-                "fit_p_value": float("nan"), "fit_function": None, "fit_error": str(exc)}
-    return {"n_sel_sr": n_sr, "b_fit": float(b_hat), "b_fit_err": float(sigma_b), "z_fit": float(z.z_signed),
-            "fit_p_value": float(fit.p_value), "fit_function": fit.function}

@@ -1,4 +1,5 @@
-"""Shared pieces of the density-based methods (ANODE, CATHODE, R-ANODE)."""
+"""Shared pieces of the density-based methods (ANODE, CATHODE, R-ANODE): the sideband background flow,
+its default and fast settings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 from .._util import spawn_seeds
 from ..errors import ConfigError, InputError
 from ._device import with_device
+
+__all__ = ["DEFAULT_FLOW", "FAST_FLOW", "make_flow", "background_flow"]
 
 # fast mode (tests, quick looks): a constant learning rate; a cosine schedule over 8 epochs undertrains
 FAST_FLOW: dict[str, Any] = {"kind": "maf", "transforms": 2, "hidden": (16, 16), "epochs": 8, "batch_size": 256,

@@ -29,7 +29,7 @@ def files(tmp_path_factory):
 
 
 def test_sic_benchmark_library(files, tmp_path):
-    from excess.anomaly.benchmark import SICBenchmarkConfig, run_sic_benchmark
+    from excess.benchmarks import SICBenchmarkConfig, run_sic_benchmark
 
     cfg = SICBenchmarkConfig(background=str(files[0]), signal=str(files[1]), s_over_b=(0.2,), seeds=(0,),
                              methods=("supervised", "idealized", "cwola"), n_noise=(0, 2), fast=True)
@@ -59,7 +59,7 @@ def test_sic_benchmark_cli(files, tmp_path):
 
 
 def test_background_only_check_runs(files):
-    from excess.anomaly.benchmark import SICBenchmarkConfig, background_only_check
+    from excess.benchmarks import SICBenchmarkConfig, background_only_check
 
     cfg = SICBenchmarkConfig(background=str(files[0]), signal=str(files[1]), fast=True)
     rows = background_only_check(cfg, seed=0, efficiencies=(0.2,))
@@ -71,7 +71,7 @@ def test_background_only_check_runs(files):
 def test_flow_cache_reuses_flows_across_method_variants(files, tmp_path):
     """A second run with other classifier settings loads the cached SB flow instead of retraining it;
     other flow settings get their own cache entry."""
-    from excess.anomaly.benchmark import SICBenchmarkConfig, run_sic_benchmark
+    from excess.benchmarks import SICBenchmarkConfig, run_sic_benchmark
 
     cache = tmp_path / "flows"
     base = dict(background=str(files[0]), signal=str(files[1]), s_over_b=(0.2,), seeds=(0,), methods=("cathode",),
