@@ -143,10 +143,11 @@ def test_cli_device_reaches_provenance_and_the_fold_tasks(tiny_search, capsys):
 @needs_no_cuda
 def test_device_reaches_a_worker_process(toy):
     """A fold task in a spawned worker resolves the method's device there (here: fails for a missing GPU)."""
+    from excess.anomaly.base import FoldJob, run_fold
     from excess.executor import LocalExecutor
-    from excess.search.selection import fit_score_fold
+    from excess.search.selection import build_method
 
     X, m = toy[0], toy[1]
-    task = ("cwola", {"classifier": "mlp", "device": "cuda"}, 1, X, m, X, m, SR, {})
+    job = FoldJob(build_method("cwola", {"classifier": "mlp", "device": "cuda"}), 1, X, m, X, m, SR)
     with LocalExecutor(1) as ex, pytest.raises(ConfigError, match="cwola: device 'cuda'"):
-        ex.map(fit_score_fold, [task])
+        ex.map(run_fold, [(job,)])
