@@ -2,11 +2,12 @@
 
 * :mod:`~excess.nn.device` — ``device="auto"|"cpu"|"cuda[:N]"|"mps"``, resolved in one place
 * :mod:`~excess.nn.mlp` — the MLP builder
-* :mod:`~excess.nn.training` — the training loop (early stopping, best-epoch ensembling, progress, history),
-  seeded generators, initialisation, batched evaluation
+* :mod:`~excess.nn.training` — the training loop (``train_loop``, and ``fit_torch`` on it: early stopping,
+  best-epoch ensembling, progress, history), seeded generators, initialisation, batched evaluation
 * :mod:`~excess.nn.flows` — conditional normalizing flows (zuko) with :mod:`~excess.nn.preprocessing`
 * :mod:`~excess.nn.classifiers` — torch MLP and gradient-boosted-tree classifiers
 * :mod:`~excess.nn.autoencoders` — autoencoder and VAE
+* :mod:`~excess.nn.two_sample` — the calibrated classifier two-sample test (AUC, JSD)
 * :mod:`~excess.nn.io` — save/load as ``state_dict`` + JSON
 
 Torch is imported lazily inside functions: importing this package does not import torch.
