@@ -78,12 +78,7 @@ def plot_roc_sic(
         fig.text(0.5, 0.005, f"solid: {cut_text}; dashed: below the cutoff", ha="center", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, bottom=0.03)
 
 
 def plot_max_sic_summary(
@@ -123,7 +118,12 @@ def plot_max_sic_summary(
         fig.text(0.5, 0.005, note, ha="center", fontsize=8, wrap=True)
     if title:
         ax.set_title(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return _save(plt, fig, path, bottom=0.04)
+
+
+def _save(plt, fig, path, *, bottom: float) -> Path:
+    """Lay out (leaving ``bottom`` of the height for a note), write the PNG, close the figure."""
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
