@@ -47,13 +47,18 @@ def test_roc_summary_counts(toy):
 
 def test_evaluate_run_directory_with_shap(toy, tmp_path):
     train, test = toy
-    tg = ElectronTagger(model="hgb", hgb_members=1, random_state=0).fit(train)
-    m = evaluate_taggers({"hgb": tg}, test, tmp_path / "run", n_shap=20, random_state=1)
+    hgb = ElectronTagger(model="hgb", hgb_members=1, random_state=0).fit(train)
+    dnn = ElectronTagger(model="inclusive", hidden=(16,), epochs=2, random_state=0, device="cpu").fit(train)
+    m = evaluate_taggers({"hgb": hgb, "inclusive": dnn}, test, tmp_path / "run", n_shap=8, random_state=1)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["models"]["hgb"]["roc"]["combined"]["auc"] > 0.9
     assert abs(sum(saved["category_fractions_electrons"].values()) - 1) < 1e-9
-    shap_trt = saved["models"]["hgb"]["shap"]["trt_calo"]
+    shap_trt = saved["models"]["hgb"]["shap"]["trt_calo"]  # TreeSHAP
     assert len(shap_trt["features"]) == len(shap_trt["mean_abs_shap"]) and max(shap_trt["mean_abs_shap"]) > 0
+    perm = saved["models"]["inclusive"]["shap"]["all"]  # permutation SHAP of the network
+    assert perm["units"] == "probability" and len(perm["mean_abs_shap"]) == len(dnn.features_["all"])
+    assert max(perm["mean_abs_shap"]) > 0
+    assert (tmp_path / "run" / "plots" / "compare_models.png").exists()
     assert (tmp_path / "run" / "plots" / "shap_hgb_trt_calo.png").stat().st_size > 1000
     assert (tmp_path / "run" / "plots" / "efficiency_hgb.png").exists()
     html = (tmp_path / "run" / "report.html").read_text()

@@ -35,15 +35,13 @@ def test_settings_are_validated():
 
 
 @pytest.fixture(scope="module")
-def higgsino(tmp_path_factory):
-    out = tmp_path_factory.mktemp("hig") / "h"
-    generate_tracks(out, 40, process="higgsino", seed=7, chunk_size=40)
-    return read_tracks(out)
+def higgsino(higgsino_dir):
+    return read_tracks(higgsino_dir)
 
 
 def test_higgsino_sample_has_soft_prompt_electrons_and_events(higgsino):
     t, ev = higgsino
-    assert len(ev) == 40 and (ev["weight_fb"] > 0).all()
+    assert len(ev) == 40 and (ev["weight_fb"] > 0).all() and ev["met_phi"].abs().max() <= np.pi
     prompt = t[t["label"] == 1]
     assert len(prompt) > 10
     assert (np.abs(prompt["pid"]) == 11).all()

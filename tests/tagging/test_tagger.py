@@ -72,3 +72,4 @@ def test_input_errors(dnn, toy):
         ElectronTagger(model="dnn", random_state=1, **FAST).fit(empty)
     with pytest.raises(InputError, match="label"):
         ElectronTagger(**FAST).fit(train.drop(columns=["label"]))
+

@@ -8,7 +8,7 @@ finished chunks; other settings in an existing chunk are an error)::
       chunk-00000.h5     the track table (excess-events/1 HDF5): detector features of
                          :mod:`excess.data.tracks`, truth, ``label`` (1 = prompt electron), ``origin``,
                          ``event_id``, isolation ``ptcone30``, charge, z0
-      events-00000.h5    the event table: ``event_id``, ``met``, ``jet1_pt``, ``n_jets``, the leading
+      events-00000.h5    the event table: ``event_id``, ``met``, ``met_phi``, ``jet1_pt``, ``n_jets``, the leading
                          standard-electron candidate (pT > 4.5 GeV) and the event weight in fb
       manifest.json
 
@@ -183,7 +183,8 @@ def _gun_chunk(settings: TrackSampleSettings, n: int, seed: int, det_rng):
     t["event_id"] = np.arange(n, dtype=np.int64)
     t["ptcone30"] = 0.0
     t["z0"] = z0
-    events = pd.DataFrame({"event_id": np.arange(n, dtype=np.int64), "met": 0.0, "jet1_pt": 0.0, "n_jets": 0,
+    events = pd.DataFrame({"event_id": np.arange(n, dtype=np.int64), "met": 0.0, "met_phi": 0.0, "jet1_pt": 0.0,
+                           "n_jets": 0,
                            "weight_fb": 0.0})
     return t, events, {}
 
@@ -259,7 +260,8 @@ class _PythiaTracks:
 
         # ---- event quantities: MET from the visible particles, anti-kt 0.4 jets, leading electron ----
         vis_acc = visible & (np.abs(eta) < 4.9)
-        met = np.hypot(np.bincount(ev, px * vis_acc, n_ev), np.bincount(ev, py * vis_acc, n_ev))
+        mex, mey = -np.bincount(ev, px * vis_acc, n_ev), -np.bincount(ev, py * vis_acc, n_ev)
+        met, met_phi = np.hypot(mex, mey), np.arctan2(mey, mex)
         jet1_pt, n_jets = self._jets(px, py, pz, e, ev, vis_acc & ~((np.abs(ids) == 11) & (pt > 10)), n_ev)
         ele = final & (np.abs(ids) == 11) & (pt > s.electron_pt_min) & (np.abs(eta) < 2.47)
         lead = np.full(n_ev, -1)
@@ -272,7 +274,8 @@ class _PythiaTracks:
         has = lead >= 0
         li = np.where(has, lead, 0)
         events = pd.DataFrame({
-            "event_id": first_event + np.arange(n_ev, dtype=np.int64), "met": met, "jet1_pt": jet1_pt,
+            "event_id": first_event + np.arange(n_ev, dtype=np.int64), "met": met, "met_phi": met_phi,
+            "jet1_pt": jet1_pt,
             "n_jets": n_jets, "n_electrons": np.bincount(ev[ele], minlength=n_ev),
             "e1_pt": np.where(has, pt[li], np.nan), "e1_eta": np.where(has, eta[li], np.nan),
             "e1_phi": np.where(has, phi[li], np.nan), "e1_charge": np.where(has, charge[li], 0.0),
