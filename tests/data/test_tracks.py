@@ -159,3 +159,15 @@ def test_seeded_and_validated():
         simulate_tracks(np.ones(2), np.zeros(3), np.zeros(2), np.array([11, 11]))
     with pytest.raises(InputError, match="unknown track category"):
         category_features("calo_only")
+
+
+def test_overlapping_photon_energy_raises_e_over_p_and_widens_showers():
+    n = 4000
+    rng = np.random.default_rng(3)
+    args = (np.full(n, 2.0), np.full(n, 0.3), rng.uniform(-3, 3, n), np.full(n, 211))
+    alone = simulate_tracks(*args, random_state=4)
+    crowded = simulate_tracks(*args, e_overlap_gev=np.full(n, 2.0), random_state=4)
+    assert np.nanmedian(crowded["e_over_p"]) > np.nanmedian(alone["e_over_p"]) + 0.5
+    assert np.nanmedian(crowded["rphi"]) < np.nanmedian(alone["rphi"])
+    with pytest.raises(InputError, match="e_overlap_gev"):
+        simulate_tracks(*args, e_overlap_gev=np.full(n, -1.0))

@@ -7,7 +7,8 @@ finished chunks; other settings in an existing chunk are an error)::
     out/
       chunk-00000.h5     the track table (excess-events/1 HDF5): detector features of
                          :mod:`excess.data.tracks`, truth, ``label`` (1 = prompt electron), ``origin``,
-                         ``event_id``, isolation ``ptcone30``, charge, z0
+                         ``event_id``, isolation ``ptcone30``, charge, z0, ``e_overlap`` (EM energy of
+                         the event's photons in the track's 3x7 calorimeter window)
       events-00000.h5    the event table: ``event_id``, ``met``, ``met_phi``, ``jet1_pt``, ``n_jets``, the leading
                          standard-electron candidate (pT > 4.5 GeV) and the event weight in fb
       manifest.json
@@ -303,14 +304,27 @@ class _PythiaTracks:
                        d0_true_mm=conv["d0_true_mm"][keep], z0_true_mm=vz[gi], event=ev[gi],
                        origin=np.full(keep.sum(), "conversion", dtype=object))
         allt = {k: np.concatenate([trk[k], conv_tr[k]]) for k in trk}
+        # EM energy of the event's (unconverted) photons inside the 3x7 cluster window around each track's
+        # calorimeter impact; the track bends by asin(0.3 B R / 2 pT) in phi on its way there, photons do not
+        self_idx = np.concatenate([idx, np.full(keep.sum(), -1)])
+        r_calo = np.minimum(1.4, 3.7 / np.maximum(np.sinh(np.abs(allt["eta"])), 1e-9))
+        bend = np.arcsin(np.clip(0.3 * 2.0 * r_calo / (2.0 * allt["pt"]), 0.0, 1.0))
+        phi_calo = allt["phi"] - allt["charge"] * bend
+        unconverted = np.ones(ids.size, bool)
+        unconverted[gi] = False
+        photons = np.nonzero(final & (ids == 22) & unconverted & (np.abs(eta) < 2.5))[0]
+        e_ov = self._window_sum(allt["event"], allt["eta"], phi_calo, photons, ev, eta, phi, e,
+                                deta_max=1.5 * 0.025, dphi_max=3.5 * 0.0245)
         t = simulate_tracks(allt["pt"], allt["eta"], allt["phi"], allt["pid"], charge=allt["charge"],
                             r_prod_mm=allt["r_prod_mm"], d0_true_mm=allt["d0_true_mm"],
-                            z0_true_mm=allt["z0_true_mm"], random_state=det_rng)
+                            z0_true_mm=allt["z0_true_mm"], e_overlap_gev=e_ov, random_state=det_rng)
+        t["e_overlap"] = e_ov
         t["origin"] = allt["origin"]
         t["event_id"] = first_event + allt["event"]
         t["z0"] = allt["z0_true_mm"]
-        t["ptcone30"] = self._ptcone(allt, px, py, pt, eta, phi, ev, final & (charge != 0) & (np.abs(eta) < 2.5),
-                                     s.iso_track_pt_min)
+        iso_cand = np.nonzero(final & (charge != 0) & (np.abs(eta) < 2.5) & (pt > s.iso_track_pt_min))[0]
+        t["ptcone30"] = self._window_sum(allt["event"], allt["eta"], allt["phi"], iso_cand, ev, eta, phi, pt,
+                                         0.0, 0.0, dr_max=0.3, exclude=self_idx)
         return t, events
 
     @staticmethod
@@ -343,26 +357,28 @@ class _PythiaTracks:
         return names[self._origin(ids, mother, idx, ids[idx])]
 
     @staticmethod
-    def _ptcone(trk, px, py, pt, eta, phi, ev, charged, pt_min):
-        """Scalar pT sum of other charged particles (pT > pt_min) within dR < 0.3 of each track."""
-        cand = np.nonzero(charged & (pt > pt_min))[0]
-        out = np.zeros(trk["pt"].size)
+    def _window_sum(t_event, t_eta, t_phi, cand, ev, eta, phi, w, deta_max, dphi_max, *, dr_max=None, exclude=None):
+        """Sum of ``w`` over candidate particles of the same event inside a window around each track.
+
+        The window is ``|deta| < deta_max`` and ``|dphi| < dphi_max``, or ``dR < dr_max`` if given; ``exclude``
+        (per track, an index into the particle arrays) is left out of its own sum.
+        """
+        out = np.zeros(t_event.size)
         if cand.size == 0 or out.size == 0:
             return out
-        order = np.argsort(ev[cand], kind="stable")
-        cand = cand[order]
-        starts = np.searchsorted(ev[cand], trk["event"], side="left")
-        stops = np.searchsorted(ev[cand], trk["event"], side="right")
-        lens = stops - starts
+        cand = cand[np.argsort(ev[cand], kind="stable")]
+        starts = np.searchsorted(ev[cand], t_event, side="left")
+        lens = np.searchsorted(ev[cand], t_event, side="right") - starts
         rep = np.repeat(np.arange(out.size), lens)
         pos = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
         j = cand[pos]
-        deta = eta[j] - trk["eta"][rep]
-        dphi = np.angle(np.exp(1j * (phi[j] - trk["phi"][rep])))
-        dr2 = deta**2 + dphi**2
-        self_match = (np.abs(pt[j] - trk["pt"][rep]) < 1e-9) & (dr2 < 1e-12)
-        w = np.where((dr2 < 0.09) & ~self_match, pt[j], 0.0)
-        return np.bincount(rep, w, minlength=out.size)
+        deta = eta[j] - t_eta[rep]
+        dphi = np.angle(np.exp(1j * (phi[j] - t_phi[rep])))
+        inside = (deta**2 + dphi**2 < dr_max**2) if dr_max is not None else ((np.abs(deta) < deta_max)
+                                                                               & (np.abs(dphi) < dphi_max))
+        if exclude is not None:
+            inside &= j != exclude[rep]
+        return np.bincount(rep, np.where(inside, w[j], 0.0), minlength=out.size)
 
     @staticmethod
     def _jets(px, py, pz, e, ev, mask, n_ev):

@@ -351,6 +351,7 @@ def simulate_tracks(
     r_prod_mm=None,
     d0_true_mm=None,
     z0_true_mm=None,
+    e_overlap_gev=None,
     detector: TrackDetector | None = None,
     random_state=None,
 ) -> pd.DataFrame:
@@ -358,7 +359,11 @@ def simulate_tracks(
 
     Inputs are 1-d arrays: true ``pt`` [GeV], ``eta``, ``phi``, PDG ``pid``; optionally the ``charge``
     (default from the PDG id sign convention: negative ids of leptons are positive), the production radius
-    ``r_prod_mm``, and the true transverse/longitudinal impact parameters ``d0_true_mm``/``z0_true_mm``.
+    ``r_prod_mm``, the true transverse/longitudinal impact parameters ``d0_true_mm``/``z0_true_mm``, and
+    ``e_overlap_gev``, the EM energy of other particles (photons from pi0 decays in a jet, pile-up) inside
+    the 3x7 cluster window around the track's calorimeter impact: it showers like a photon, adds to every
+    layer and to E/p, and widens the lateral shapes (it lies in the 3x7 core but only 3/7 of it in the
+    3x3 of R_phi).
 
     Output columns: the features :data:`TRACK_FEATURES`, :data:`TRT_FEATURES`, :data:`CALO_FEATURES` (NaN
     where the sub-detector is absent), ``reco`` (the track is reconstructed), ``category`` (one of
@@ -372,9 +377,12 @@ def simulate_tracks(
     r_prod = None if r_prod_mm is None else np.asarray(r_prod_mm, dtype=float)
     d0_true = None if d0_true_mm is None else np.asarray(d0_true_mm, dtype=float)
     z0_true = None if z0_true_mm is None else np.asarray(z0_true_mm, dtype=float)
+    e_ov = None if e_overlap_gev is None else np.asarray(e_overlap_gev, dtype=float)
     q = None if charge is None else np.asarray(charge, dtype=float)
     n = _check_inputs(pt=pt, eta=eta, phi=phi, pid=pid, charge=q, r_prod_mm=r_prod, d0_true_mm=d0_true,
-                      z0_true_mm=z0_true)
+                      z0_true_mm=z0_true, e_overlap_gev=e_ov)
+    if e_ov is not None and np.any(e_ov < 0):
+        raise InputError("e_overlap_gev must be >= 0")
     if n and np.any(pt <= 0):
         raise InputError("pt must be positive")
     if q is None:
@@ -383,6 +391,7 @@ def simulate_tracks(
     r_prod = np.zeros(n) if r_prod is None else r_prod
     d0_true = np.zeros(n) if d0_true is None else d0_true
     z0_true = np.zeros(n) if z0_true is None else z0_true
+    e_ov = np.zeros(n) if e_ov is None else e_ov
 
     a = np.abs(eta)
     p = pt * np.cosh(eta)
@@ -495,6 +504,12 @@ def simulate_tracks(
     muon = np.abs(pid) == 13
     layers = np.where(is_e[None, :], em_layers, np.where(muon[None, :], mip, had_layers))
     leak = np.where(is_e, em_leak, np.where(muon, 0.0, had_leak))
+    # overlapping EM energy of other particles (photon showers, no upstream loss modelled)
+    ov_frac = _em_layer_fractions(np.maximum(e_ov, 1e-3), t_dead, det)
+    ov_layers = ov_frac[1:5] * e_ov[None, :]
+    r_ov = ov_layers[2] / np.maximum(ov_layers[2] + np.maximum(layers[2], 0.0), 1e-9)
+    layers = layers + ov_layers
+    leak = leak + ov_frac[5] * e_ov
     # sampling resolution on the total, then electronic noise per layer
     tot = layers.sum(axis=0)
     smear = 1.0 + np.sqrt(det.stochastic**2 / np.maximum(tot, 1e-3) + det.constant**2) * rng.standard_normal(n)
@@ -515,8 +530,9 @@ def simulate_tracks(
     e2 = layers[2]
     c = np.where(is_e, np.clip(0.94 + 0.01 * rng.standard_normal(n), 0, 1),
                  np.where(interacts, rng.beta(7.0, 3.0, n), 0.97))
-    core = c * np.maximum(e2, 0) + 0.5 * det.noise_gev[2] * rng.standard_normal(n)
-    wide = core + (1 - c) * np.maximum(e2, 0) + 0.5 * det.noise_gev[2] * rng.standard_normal(n)
+    c_core = c * (1 - r_ov) + r_ov  # overlap energy lies inside the 3x7 window by construction
+    core = c_core * np.maximum(e2, 0) + 0.5 * det.noise_gev[2] * rng.standard_normal(n)
+    wide = core + (1 - c_core) * np.maximum(e2, 0) + 0.5 * det.noise_gev[2] * rng.standard_normal(n)
     reta = np.clip(core / np.where(np.abs(wide) > 0.01, wide, 0.01), -1.0, 2.0)
     # R_phi: brem photons collected in the 7-cell window but outside the central 3 lower it
     # brem photons spread uniformly over [0, dphi] from the electron: those between 1.5 and 3.5 cells
@@ -526,10 +542,10 @@ def simulate_tracks(
     wing = np.where(is_e, ((coll_si - in3_si) * lost_si + (coll_rest - in3_rest) * lost_rest)
                     / np.maximum(e_em, 1e-6), 0.0)
     c_phi = np.where(is_e, 0.96 - wing, np.where(interacts, rng.beta(8.0, 2.0, n), 0.97))
-    c_phi = np.clip(c_phi + 0.01 * rng.standard_normal(n), 0, 1)
+    c_phi = np.clip(c_phi + 0.01 * rng.standard_normal(n), 0, 1) * (1 - r_ov) + 3.0 / 7.0 * r_ov
     rphi = np.clip((c_phi * core + 0.5 * det.noise_gev[2] * rng.standard_normal(n))
                    / np.where(np.abs(core) > 0.01, core, 0.01), -1.0, 2.0)
-    weta2 = 0.0065 + 0.012 * (1 - c) + 0.0005 * rng.standard_normal(n) + 0.0005 / np.sqrt(np.maximum(e2, 0.01))
+    weta2 = 0.0065 + 0.012 * (1 - c) * (1 - r_ov) + 0.01 * r_ov + 0.0005 * rng.standard_normal(n) + 0.0005 / np.sqrt(np.maximum(e2, 0.01))
     s1 = np.maximum(layers[1], 0.01)
     deta1 = np.where(is_e, 0.002, 0.006) / np.sqrt(s1 + 0.1) * rng.standard_normal(n)
     # phi match: the cluster sits where the particle hits; the extrapolation uses the fitted pT
