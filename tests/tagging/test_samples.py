@@ -52,3 +52,12 @@ def test_higgsino_sample_has_soft_prompt_electrons_and_events(higgsino):
     if len(conv):
         assert (np.abs(conv["pid"]) == 11).all() and np.median(np.abs(conv["d0"])) > 0.2
     assert (t["ptcone30"] >= 0).all()
+
+
+def test_gun_and_pythia_tracks_share_the_vertex_convention(tmp_path, higgsino):
+    # a tagger must not tell the samples apart by a convention: prompt tracks sit at the primary vertex
+    generate_tracks(tmp_path / "g", 500, process="gun", seed=2, chunk_size=500)
+    g, _ = read_tracks(tmp_path / "g")
+    t, _ = higgsino
+    pions = t[(t["origin"] == "hadron") & (t["d0"].abs() < 0.1)]
+    assert np.std(g["z0sintheta"]) < 3 * np.std(pions["z0sintheta"]) + 0.05

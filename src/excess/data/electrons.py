@@ -178,7 +178,7 @@ def _gun_chunk(settings: TrackSampleSettings, n: int, seed: int, det_rng):
     eta = rng.uniform(-settings.eta_max, settings.eta_max, n)
     phi = rng.uniform(-np.pi, np.pi, n)
     pid = rng.choice(np.array([11, -11]), n)
-    z0 = rng.normal(0.0, 45.0, n)  # beam-spot length ~45 mm
+    z0 = np.zeros(n)  # impact parameters are relative to the primary vertex, as for the Pythia samples
     t = simulate_tracks(pt, eta, phi, pid, z0_true_mm=z0, random_state=det_rng)
     t["origin"] = "prompt"
     t["event_id"] = np.arange(n, dtype=np.int64)
