@@ -55,7 +55,7 @@ def test_evaluate_run_directory_with_shap(toy, tmp_path):
     assert abs(sum(saved["category_fractions_electrons"].values()) - 1) < 1e-9
     shap_trt = saved["models"]["hgb"]["shap"]["trt_calo"]  # TreeSHAP
     assert len(shap_trt["features"]) == len(shap_trt["mean_abs_shap"]) and max(shap_trt["mean_abs_shap"]) > 0
-    perm = saved["models"]["inclusive"]["shap"]["all"]  # permutation SHAP of the network
+    perm = saved["models"]["inclusive"]["shap"]["all"]  # KernelSHAP of the network
     assert perm["units"] == "probability" and len(perm["mean_abs_shap"]) == len(dnn.features_["all"])
     assert max(perm["mean_abs_shap"]) > 0
     assert (tmp_path / "run" / "plots" / "compare_models.png").exists()
