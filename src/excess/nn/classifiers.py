@@ -128,7 +128,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Torch MLP classifier with early stopping and best-epoch ensembling.
 
     Inputs are standardised with training statistics; the loss is class-balanced BCE; the prediction
-    averages the probabilities of the ``n_best`` epochs with lowest validation loss.
+    averages the probabilities of the ``n_best`` epochs with lowest validation loss. ``dropout`` (> 0)
+    adds dropout after each hidden layer (active in training only).
     """
 
     def __init__(
@@ -144,8 +145,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         balance: bool = True,
         random_state=None,
         device: str = "auto",
+        dropout: float = 0.0,
     ):
         self.hidden = hidden
+        self.dropout = dropout
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -162,7 +165,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
         from .mlp import mlp
 
-        return mlp((d, *self.hidden, 1), "relu", dtype=torch.float64)
+        return mlp((d, *self.hidden, 1), "relu", dropout=self.dropout, dtype=torch.float64)
 
     def fit(self, X, y, sample_weight=None, *, validation=None):
         """Train on ``X``, ``y``; ``validation=(X_val, y_val)`` replaces the internal split (``validation_fraction``)
@@ -231,6 +234,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         xt = torch.from_numpy((X - self.mean_) / self.scale_)
         device = resolve_device(self.device)
         net = (getattr(self, "_net", None) or self._build(self.n_features_in_)).to(device)
+        net.eval()  # dropout off when predicting
         ps = []
         for s in self.states_:
             net.load_state_dict(s)

@@ -1,0 +1,165 @@
+"""Low-pT electron tagger benchmark: simulation throughput, training time, the study's figures.
+
+Prints (and writes to ``--out``): detector-model throughput (tracks/s), Pythia track-sample throughput,
+category fractions of higgsino electrons vs the study's 52.2 / 22.9 / 16.1 / 7.6 %, training time of the
+per-category DNN, the inclusive network and the HGB baseline, the efficiency at 5 % fake rate per pT bin
+and category for each (study: ~50 % at 1 GeV, 60-70 % at 2 GeV, > 80 % above 3 GeV), SHAP per category
+(run directory with report.html) and the impact table per mass point.
+
+Samples (make them first; sizes used for the README numbers)::
+
+    excess tag electrons simulate --process gun -n 200000 --chunk-size 50000 --seed 101 -o gen/gun
+    excess tag electrons simulate --process wenu -n 4000 --seed 101 -o gen/wenu
+    excess tag electrons simulate --process higgsino -n 3000 --seed 101 -o gen/higgsino_153_150
+    excess tag electrons simulate --process wenu -n 6000 --pthat-min 150 --seed 101 -o gen/wenu_impact
+    (and --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
+
+    python benchmarks/electron_tagger.py --gen gen --out bench_electrons
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+STUDY_FRACTIONS = {"trt_calo": 0.522, "notrt_calo": 0.229, "trt_nocalo": 0.161, "notrt_nocalo": 0.076}
+
+
+def throughput_detector(n=200_000, seed=0):
+    from excess.data.tracks import simulate_tracks
+
+    rng = np.random.default_rng(seed)
+    pid = rng.choice([11, -11, 211, -211, 321, 2212], n)
+    args = (rng.uniform(0.5, 5, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-3, 3, n), pid)
+    simulate_tracks(*(a[:1000] for a in args), random_state=1)  # warm-up (imports)
+    t0 = time.perf_counter()
+    simulate_tracks(*args, random_state=1)
+    return n / (time.perf_counter() - t0)
+
+
+def throughput_pythia(tmp: Path, n_events=200):
+    from excess.data.electrons import generate_tracks
+
+    t0 = time.perf_counter()
+    s = generate_tracks(tmp / "wenu_throughput", n_events, process="wenu", seed=777, chunk_size=n_events)
+    dt = time.perf_counter() - t0
+    return {"events_per_s": n_events / dt, "tracks_per_s": s.n_tracks / dt, "wall_s": dt, "n_tracks": s.n_tracks}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gen", type=Path, required=True, help="directory holding the samples listed above")
+    ap.add_argument("--out", type=Path, default=Path("bench_electrons"))
+    ap.add_argument("--max-per-class", type=int, default=60_000, help="training tracks per class (electrons, others)")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--models", default="dnn,inclusive,hgb")
+    ap.add_argument("--n-shap", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip-pythia", action="store_true")
+    args = ap.parse_args(argv)
+
+    from excess.nn.io import save_model
+    from excess.tagging import ElectronTagger
+    from excess.tagging.evaluate import evaluate_taggers
+    from excess.tagging.impact import impact_study
+    from excess.tagging.io import read_track_table
+    from excess.data.electrons import read_tracks
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    res = {"cpu_count": os.cpu_count(), "torch_threads": None}
+    import torch
+
+    res["torch_threads"] = torch.get_num_threads()
+    res["detector_tracks_per_s"] = throughput_detector()
+    print(f"detector model: {res['detector_tracks_per_s']:,.0f} tracks/s (simulate_tracks, 200k mixed particles, 1 process)")
+    if not args.skip_pythia:
+        res["pythia_wenu"] = throughput_pythia(out)
+        p = res["pythia_wenu"]
+        print(f"W->enu+jets sample: {p['events_per_s']:.1f} events/s, {p['tracks_per_s']:.0f} tracks/s "
+              f"(Pythia 8 + detector model, 200 events, 1 process)")
+
+    # ---- category fractions of higgsino electrons ----
+    hig = read_track_table(args.gen / "higgsino_153_150")
+    cats = hig.loc[hig["label"] == 1, "category"]
+    frac = cats.value_counts(normalize=True).reindex(list(STUDY_FRACTIONS), fill_value=0).to_dict()
+    res["higgsino_category_fractions"] = frac
+    res["higgsino_electrons"] = int(len(cats))
+    print("\ncategory fractions, reconstructed higgsino electrons pT 0.5-5 GeV (153/150 GeV), "
+          f"{len(cats)} electrons:")
+    for c, v in frac.items():
+        print(f"  {c:13s} {100 * v:5.1f} %   (study {100 * STUDY_FRACTIONS[c]:.1f} %)")
+
+    # ---- training data: gun electrons + W+jets background tracks ----
+    rng = np.random.default_rng(args.seed)
+    gun = read_track_table(args.gen / "gun")
+    bkg = read_track_table(args.gen / "wenu")
+    bkg = bkg[bkg["label"] == 0]
+    gun = gun.sample(n=min(args.max_per_class, len(gun)), random_state=args.seed)
+    is_test = rng.random(len(bkg)) < 0.3
+    bkg_train = bkg[~is_test].sample(n=min(args.max_per_class, int((~is_test).sum())), random_state=args.seed)
+    train = pd.concat([gun, bkg_train], ignore_index=True)
+    res["n_train"] = {"electrons": int(len(gun)), "others": int(len(bkg_train))}
+    print(f"\ntraining: {len(gun)} gun electrons + {len(bkg_train)} W+jets tracks "
+          f"(origins: {bkg_train['origin'].value_counts().to_dict()})")
+    taggers, res["train_s"] = {}, {}
+    for m in args.models.split(","):
+        t0 = time.perf_counter()
+        tg = ElectronTagger(model=m, epochs=args.epochs, random_state=args.seed, device="cpu").fit(train)
+        res["train_s"][m] = time.perf_counter() - t0
+        taggers[m] = tg
+        if m != "hgb":
+            save_model(tg, out / "models" / m)
+        print(f"  {m:10s} trained in {res['train_s'][m]:.1f} s")
+
+    # ---- evaluation: higgsino electrons vs held-out W+jets tracks and the higgsino events' own tracks ----
+    ev_tracks = pd.concat([hig, bkg[is_test]], ignore_index=True)
+    metrics = evaluate_taggers(taggers, ev_tracks, out / "evaluation", n_shap=args.n_shap, random_state=args.seed,
+                               config={"benchmark": "electron_tagger", **vars(args)})
+    res["evaluation"] = {m: {"auc": v["roc"], "efficiency": v["efficiency"]} for m, v in metrics["models"].items()}
+    print(f"\nefficiency at 5 % fake rate (true pT bins; signal = higgsino electrons, {int(ev_tracks['label'].sum())};"
+          f" background = {int((ev_tracks['label'] == 0).sum())} tracks)")
+    for m, v in metrics["models"].items():
+        print(f"  {m}: AUC combined {v['roc']['combined']['auc']:.4f}")
+        rows = {}
+        for e in v["efficiency"]:
+            rows.setdefault(e["category"], []).append(e)
+        for c, es in rows.items():
+            cells = "  ".join(
+                f"{e['pt_lo']:g}-{e['pt_hi']:g}: " + ("  n/a " if e["efficiency"] is None or e["efficiency"] != e["efficiency"]
+                                                     else f"{100 * e['efficiency']:5.1f}% (n={e['n_electrons']})")
+                for e in es)
+            print(f"    {c:13s} {cells}")
+
+    # ---- impact ----
+    from excess.data.io import read_metadata
+
+    if (args.gen / "wenu_impact").exists() and "dnn" in taggers:
+        sig = {}
+        for d in sorted(args.gen.glob("higgsino_*")):
+            st = read_metadata(d)["settings"]
+            sig[(st["m_chi20"], st["m_chi10"])] = read_tracks(d)
+        imp = impact_study(taggers["dnn"], sig, read_tracks(args.gen / "wenu_impact"), random_state=args.seed)
+        res["impact"] = imp
+        print("\nimpact (139 fb^-1, Asimov Z; S / B / Z; MC events in brackets; B floored at one event weight if 0):")
+        for p in imp["points"]:
+            cells = []
+            for k in ("no_tagger", "tagger", "threshold_4p5"):
+                r = p["selections"][k]
+                cells.append(f"{k}: {r['s']:.2f}/{r['b']:.1f}{'*' if r['b_is_floor'] else ''}/{r['z']:.3f} "
+                             f"[{r['n_sig_mc']},{r['n_bkg_mc']}]")
+            print(f"  {p['m_chi20']:g}/{p['m_chi10']:g}: " + "  ".join(cells))
+    from excess._util import atomic_write_json
+
+    atomic_write_json(out / "benchmark.json", res)
+    print(f"\nwritten: {out / 'benchmark.json'}, {out / 'evaluation' / 'report.html'}")
+
+
+if __name__ == "__main__":
+    main()

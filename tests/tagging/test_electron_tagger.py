@@ -1,0 +1,75 @@
+"""The electron taggers: scikit-learn conventions, per-category members, save/load, clear input errors."""
+
+import numpy as np
+import pytest
+
+from excess.data.tracks import CATEGORIES
+from excess.errors import ConfigError, InputError, NotFittedError
+from excess.nn.io import load_model, save_model
+from excess.stats.roc import roc_auc
+from excess.tagging import ElectronTagger
+
+FAST = dict(hidden=(16, 16), epochs=3, batch_size=256, lr=3e-3, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def dnn(toy):
+    train, _ = toy
+    return ElectronTagger(model="dnn", random_state=1, **FAST).fit(train)
+
+
+def test_dnn_per_category_separates_electrons(dnn, toy):
+    _, test = toy
+    assert set(dnn.members_) == set(CATEGORIES)
+    assert dnn.members_["trt_calo"].dropout == 0.5 and "f_ht" in dnn.features_["trt_calo"]
+    assert "e_over_p" not in dnn.features_["trt_nocalo"]
+    p = dnn.predict_proba(test)
+    assert p.shape == (len(test), 2) and np.allclose(p.sum(axis=1), 1)
+    assert roc_auc(test["label"].to_numpy(), dnn.decision_function(test)) > 0.9
+    assert ElectronTagger().get_params()["hidden"] == (128, 128)  # the study's network by default
+
+
+def test_inclusive_and_hgb(toy):
+    train, test = toy
+    inc = ElectronTagger(model="inclusive", random_state=2, **FAST).fit(train)
+    assert list(inc.members_) == ["all"] and inc.features_["all"][-1] == "is_notrt_nocalo"
+    hgb = ElectronTagger(model="hgb", hgb_members=1, random_state=2).fit(train)
+    y = test["label"].to_numpy()
+    assert roc_auc(y, inc.decision_function(test)) > 0.9
+    assert roc_auc(y, hgb.decision_function(test)) > 0.9
+    with pytest.raises(ConfigError, match="not saved"):
+        save_model(hgb, "/nonexistent/never-written")
+
+
+def test_seeded_and_save_load_round_trip(dnn, toy, tmp_path):
+    train, test = toy
+    again = ElectronTagger(model="dnn", random_state=1, **{**FAST, "dropout": 0.0, "epochs": 1}).fit(train)
+    same = ElectronTagger(model="dnn", random_state=1, **{**FAST, "dropout": 0.0, "epochs": 1}).fit(train)
+    np.testing.assert_allclose(again.predict_proba(test), same.predict_proba(test))
+    save_model(dnn, tmp_path / "m")
+    back = load_model(tmp_path / "m")
+    np.testing.assert_allclose(back.predict_proba(test), dnn.predict_proba(test), rtol=1e-10)
+
+
+def test_input_errors(dnn, toy):
+    train, test = toy
+    with pytest.raises(NotFittedError):
+        ElectronTagger().predict_proba(test)
+    with pytest.raises(ConfigError, match="unknown tagger model"):
+        ElectronTagger(model="bdt").fit(train)
+    with pytest.raises(InputError, match="missing variable.*f_ht"):
+        dnn.predict_proba(test.drop(columns=["f_ht"]))
+    bad = test.copy()
+    bad.loc[bad.index[bad["category"] == "trt_calo"][:3], "reta"] = np.nan
+    with pytest.raises(InputError, match="3 track.*'trt_calo'.*NaN.*'reta'"):
+        dnn.predict_proba(bad)
+    bad = test.copy()
+    bad.loc[bad.index[0], "category"] = "calo_only"
+    with pytest.raises(InputError, match="unknown category name.*calo_only"):
+        dnn.predict_proba(bad)
+    empty = train[train["category"] != "notrt_nocalo"]
+    with pytest.raises(InputError, match="category 'notrt_nocalo' has 0 electron and 0 other"):
+        ElectronTagger(model="dnn", random_state=1, **FAST).fit(empty)
+    with pytest.raises(InputError, match="label"):
+        ElectronTagger(**FAST).fit(train.drop(columns=["label"]))
+
