@@ -90,3 +90,17 @@ def test_old_module_name_in_saved_files_still_loads(tmp_path):
     del cfg["params"]["device"]  # written before the device setting existed
     cfg_file.write_text(json.dumps(cfg))
     np.testing.assert_allclose(load_model(tmp_path / "f").log_prob(X, c), flow.log_prob(X, c))
+
+
+def test_dropout_is_reproducible_and_leaves_the_global_generator_alone():
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(200, 3)), np.arange(200) % 2
+    after = []
+    for outer in (123, 124):  # if fit seeded torch's global generator, both draws after it would agree
+        torch.manual_seed(outer)
+        clf = MLPClassifier(hidden=(16,), dropout=0.5, epochs=3, random_state=5, device="cpu").fit(X, y)
+        after.append(torch.rand(4))
+        if outer == 123:
+            first = clf.predict_proba(X)
+    assert not torch.equal(after[0], after[1])
+    np.testing.assert_array_equal(first, clf.predict_proba(X))  # same seed, same dropout masks

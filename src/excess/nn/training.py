@@ -9,6 +9,7 @@ Torch is imported lazily.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable, Sequence
@@ -201,46 +202,63 @@ def train_loop(
     res = TrainResult()
     best = math.inf
     since_best = 0
-    bar = progress(range(epochs), desc=desc, leave=leave, disable=None if progress_bar else True)
-    for epoch in bar:
-        if on_epoch_start is not None:
-            on_epoch_start(epoch)
-        module.train()
-        perm = torch.randperm(n, generator=generator)
-        total, losses = 0.0, []
-        for i in starts:
-            idx = perm[i : i + batch_size]
-            value = step(idx)
-            if train_loss == "samples":
-                total += value * idx.shape[0]
+    with _scoped_global_rng(module, generator):
+        bar = progress(range(epochs), desc=desc, leave=leave, disable=None if progress_bar else True)
+        for epoch in bar:
+            if on_epoch_start is not None:
+                on_epoch_start(epoch)
+            module.train()
+            perm = torch.randperm(n, generator=generator)
+            total, losses = 0.0, []
+            for i in starts:
+                idx = perm[i : i + batch_size]
+                value = step(idx)
+                if train_loss == "samples":
+                    total += value * idx.shape[0]
+                else:
+                    losses.append(float(value))
+            loss = float(total) / n if train_loss == "samples" else (float(np.mean(losses)) if losses else math.nan)
+            res.train_loss.append(loss)
+            module.eval()
+            row = {"epoch": epoch, "train_loss": loss, **(evaluate(epoch, loss) if evaluate is not None else {})}
+            res.history.append(row)
+            res.stopped_epoch = epoch
+            score = row[select]
+            if math.isfinite(loss):
+                _keep(res.best_states, n_best, score, epoch, module)
+                for key in keep_also:
+                    kept = [res.best_by[key]] if key in res.best_by else []
+                    _keep(kept, 1, row[key], epoch, module)
+                    res.best_by[key] = kept[0]
+            if score < best - 1e-6 * abs(best if math.isfinite(best) else 1.0):
+                best, since_best = score, 0
             else:
-                losses.append(float(value))
-        loss = float(total) / n if train_loss == "samples" else (float(np.mean(losses)) if losses else math.nan)
-        res.train_loss.append(loss)
-        module.eval()
-        row = {"epoch": epoch, "train_loss": loss, **(evaluate(epoch, loss) if evaluate is not None else {})}
-        res.history.append(row)
-        res.stopped_epoch = epoch
-        score = row[select]
-        if math.isfinite(loss):
-            _keep(res.best_states, n_best, score, epoch, module)
-            for key in keep_also:
-                kept = [res.best_by[key]] if key in res.best_by else []
-                _keep(kept, 1, row[key], epoch, module)
-                res.best_by[key] = kept[0]
-        if score < best - 1e-6 * abs(best if math.isfinite(best) else 1.0):
-            best, since_best = score, 0
-        else:
-            since_best += 1
-        if postfix is not None and hasattr(bar, "set_postfix"):
-            bar.set_postfix(**postfix(row))
-        if patience is not None and since_best >= patience:
-            break
-    if hasattr(bar, "close"):
-        bar.close()
-    res.best_score = best
+                since_best += 1
+            if postfix is not None and hasattr(bar, "set_postfix"):
+                bar.set_postfix(**postfix(row))
+            if patience is not None and since_best >= patience:
+                break
+        if hasattr(bar, "close"):
+            bar.close()
+        res.best_score = best
     res.seconds = time.perf_counter() - t0
     return res
+
+
+@contextlib.contextmanager
+def _scoped_global_rng(module, generator):
+    """Layers that draw from torch's global generator (dropout) draw reproducibly, from a seed derived from
+    ``generator``, inside this scope only: the global state is saved and restored (``torch.random.fork_rng``),
+    so nothing outside sees a seeded global generator."""
+    import torch
+
+    if generator is None:
+        yield
+        return
+    devices = sorted({p.device.index or 0 for p in module.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed((generator.initial_seed() + 0x5EED) % 2**63)
+        yield
 
 
 def fit_torch(
