@@ -23,7 +23,7 @@ def test_end_to_end(tmp_path, capsys, monkeypatch):
     fit = json.loads((run / "metrics.json").read_text())["fit"]
     assert fit["n_stars"] == 2000 and fit["n_members"] == 2 and fit["seconds"] > 0
     assert main(["dynamics", "accelerations", str(run), "--n-radii", "3", "--n-directions", "2",
-                 "--n-velocities", "20", "--threads", "1"]) == 0
+                 "--n-velocities", "20", "--threads", "1", "--no-plots"]) == 0
     assert main(["dynamics", "density", str(run), "--n-radii", "3", "--n-directions", "1",
                  "--n-velocities", "20", "--threads", "1"]) == 0
     m = json.loads((run / "metrics.json").read_text())
@@ -37,14 +37,17 @@ def test_end_to_end(tmp_path, capsys, monkeypatch):
         assert f["rho_members"].shape == (2, 3) and f["rho_true"].shape == (3,)
         r = np.linalg.norm(f["positions"][...], axis=1)
     assert r.min() >= 4.6 and r.max() <= 185.0  # between the 10 % and 90 % mass radii of a = 10 kpc
-    for png in ("fit_losses.png", "accelerations_acc_profile.png", "density_profile.png", "density_error_map.png"):
+    for png in ("fit_losses.png", "density_acc_profile.png", "density_profile.png", "density_error_map.png"):
         assert (run / "plots" / png).stat().st_size > 1000
+    assert not (run / "plots" / "accelerations_acc_profile.png").exists()  # --no-plots
     html = (run / "report.html").read_text()
     assert "density |rho / rho_true - 1|" in html and "density_profile.png" in html
     # positions from a file; a file without z is refused with the column named
     pos = tmp_path / "pos.csv"
     pd.DataFrame({"x": [5.0, 0.0], "y": [0.0, 8.0], "z": [1.0, 0.0]}).to_csv(pos, index=False)
-    assert main(["dynamics", "accelerations", str(run), "--positions", str(pos), "--n-velocities", "10"]) == 0
+    assert main(["dynamics", "accelerations", str(run), "--positions", str(pos), "--n-velocities", "10",
+                 "--no-plots"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["accelerations"]["n_positions"] == 2
     pd.DataFrame({"x": [5.0], "y": [0.0]}).to_csv(pos, index=False)
     capsys.readouterr()
     assert main(["dynamics", "accelerations", str(run), "--positions", str(pos)]) == 1

@@ -68,7 +68,9 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch threads.")
-def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, jobs, device, seed, threads):
+@click.option("--no-plots", is_flag=True, help="Skip the loss-curve PNG.")
+def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, jobs, device, seed, threads,
+        no_plots):
     """Train an ensemble of flows f(x, v) = n(x) p(v|x) on the stars; writes RUN_DIR/model and report.html."""
     from ..astro.dynamics.run import fit_run
     from ..errors import ConfigError
@@ -80,7 +82,7 @@ def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radi
     rs = None if radial_scale == "none" else (radial_scale if radial_scale == "auto" else _float(radial_scale))
     params = dict(n_members=members, epochs=epochs, batch_size=batch_size, lr=lr, transforms=transforms, hidden=hid,
                   radial_scale=rs, n_jobs=jobs, device=device)
-    _echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads))
+    _echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads, plots=not no_plots))
 
 
 def _float(s: str) -> float:
@@ -104,6 +106,7 @@ def _field_options(f):
                      help="Velocities sampled per position for the least-squares solve."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--threads", type=click.IntRange(1), default=None),
+        click.option("--no-plots", is_flag=True, help="Skip the PNGs (metrics and report only)."),
     ]):
         f = opt(f)
     return f
@@ -125,23 +128,23 @@ def _read_positions(path):
 
 @dynamics.command()
 @_field_options
-def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, seed, threads):
+def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, seed, threads, no_plots):
     """Accelerations from the Boltzmann equation at query positions (vs truth for mocks)."""
     from ..astro.dynamics.run import field_run
 
     _echo_json(field_run(run_dir, what="accelerations", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
-                         random_state=seed, threads=threads))
+                         random_state=seed, threads=threads, plots=not no_plots))
 
 
 @dynamics.command()
 @_field_options
 @click.option("--baryons", type=click.Choice(["none", "mwpotential2014"]), default="none", show_default=True,
               help="Baryon model subtracted for the dark-matter density.")
-def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, seed, threads, baryons):
+def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, seed, threads, no_plots, baryons):
     """Mass density -div(a)/(4 pi G) by autograd (and minus a baryon model) at query positions."""
     from ..astro.dynamics.run import field_run
 
     _echo_json(field_run(run_dir, what="density", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
-                         baryons=baryons, random_state=seed, threads=threads))
+                         baryons=baryons, random_state=seed, threads=threads, plots=not no_plots))

@@ -50,7 +50,8 @@ def _update_json(path: Path, key: str, value) -> None:
     atomic_write_json(path, d)
 
 
-def fit_run(stars_path, run_dir, *, params: dict | None = None, random_state=0, threads: int | None = None) -> dict:
+def fit_run(stars_path, run_dir, *, params: dict | None = None, random_state=0, threads: int | None = None,
+            plots: bool = True) -> dict:
     """Train a :class:`~excess.astro.dynamics.model.PhaseSpaceFlow` on the stars in ``stars_path`` (HDF5 ``x``, ``v``)."""
     from ...nn.training import set_threads
     from ...report.search_plots import _plt, _save
@@ -76,6 +77,9 @@ def fit_run(stars_path, run_dir, *, params: dict | None = None, random_state=0, 
                "best_val_loss_v": [h[1]["val_loss"][h[1]["best_epochs"][0]] for h in hist],
                "epochs_run": [h[1]["stopped_epoch"] + 1 for h in hist]}
     _update_json(run_dir / "metrics.json", "fit", summary)
+    if not plots:
+        write_dynamics_report(run_dir)
+        return summary
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for k, (hn, hv) in enumerate(hist):
@@ -134,7 +138,7 @@ def compare_to_truth(est, truth, *, what: str, baryons=None) -> tuple[dict, dict
 
 def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: int = 12, n_directions: int = 4,
               n_positions: int = 64, n_velocities: int = 500, baryons: str = "none", random_state=0,
-              threads: int | None = None) -> dict:
+              threads: int | None = None, plots: bool = True) -> dict:
     """Accelerations (``what="accelerations"``) or accelerations and densities (``"density"``) of a fitted run."""
     import h5py
 
@@ -186,7 +190,8 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
                                                   "n_positions": n_positions, "n_velocities": n_velocities,
                                                   "baryons": baryons, "seed": random_state})
     _update_json(run_dir / "metrics.json", what, summary)
-    _field_plots(run_dir, what, est, arrays, spec)
+    if plots:
+        _field_plots(run_dir, what, est, arrays, spec)
     write_dynamics_report(run_dir)
     return summary
 
