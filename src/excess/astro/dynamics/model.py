@@ -71,7 +71,10 @@ class PhaseSpaceFlow(BaseEstimator):
         see :class:`~excess.nn.flows.ConditionalFlow`); "quantile" preprocessing is refused (piecewise-linear,
         its second derivatives vanish)
     radial_scale : ``None`` (no compression), ``"auto"`` (median radius) or a length in kpc
-    epochs, batch_size, lr, lr_schedule, patience, validation_fraction : training
+    epochs, batch_size, lr, lr_schedule, patience, validation_fraction : training; by default the learning rate
+        is cosine-annealed over all ``epochs`` with no early stopping (``patience=None``; stopping early leaves the
+        rate high: on the Hernquist benchmark the n(x) flows stopped at ~25 of 60 epochs and the members'
+        validation losses spread by 0.05 nats), and the best epoch on the validation split is kept
     n_jobs : members trained in parallel through :func:`excess.executor.get_executor` (1 = in this process)
     random_state : one seed; each member's flows get their own seeds drawn from it
     device : torch device for training and evaluation ("auto")
@@ -80,7 +83,7 @@ class PhaseSpaceFlow(BaseEstimator):
     def __init__(self, n_members: int = 4, kind: str = "maf", transforms: int = 4, hidden: tuple[int, ...] = (64, 64),
                  bins: int = 8, activation: str = "silu", preprocessing: str = "standard", radial_scale=None,
                  epochs: int = 50, batch_size: int = 1024, lr: float = 1e-3, lr_schedule: str = "cosine",
-                 patience: int = 10, validation_fraction: float = 0.2, n_jobs: int = 1, random_state=None,
+                 patience: int | None = None, validation_fraction: float = 0.2, n_jobs: int = 1, random_state=None,
                  device: str = "auto"):
         self.n_members = n_members
         self.kind = kind
