@@ -72,6 +72,7 @@ def main(argv=None) -> int:
         "n_stars": args.n_stars, "members": args.members, "epochs": args.epochs,
         "positions": dens["n_positions"], "velocities_per_position": args.n_velocities,
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
+        "acc_median_rel_error_radial_component": dens["acc"]["median_rel_error_radial"],
         "acc_rel_error_p16_p84": [dens["acc"]["p16_rel_error"], dens["acc"]["p84_rel_error"]],
         "acc_median_rel_spread": dens["acc"]["median_rel_spread"],
         "acc_coverage_1_2_sigma": [dens["acc"]["coverage_1sigma"], dens["acc"]["coverage_2sigma"]],

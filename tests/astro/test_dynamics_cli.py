@@ -28,7 +28,7 @@ def test_end_to_end(tmp_path, capsys, monkeypatch):
                  "--n-velocities", "20", "--threads", "1"]) == 0
     m = json.loads((run / "metrics.json").read_text())
     assert m["accelerations"]["n_positions"] == 6 and m["density"]["n_positions"] == 3
-    for key in ("median_rel_error", "coverage_1sigma"):
+    for key in ("median_rel_error", "coverage_1sigma", "median_rel_error_radial"):
         assert np.isfinite(m["accelerations"]["acc"][key])
     assert np.isfinite(m["density"]["rho"]["median_abs_rel_error"])
     import h5py

@@ -107,12 +107,13 @@ def query_positions(spec: dict, x_stars: np.ndarray | None = None, *, n_radii: i
     return x_stars[rng.choice(x_stars.shape[0], size=min(int(n_positions), x_stars.shape[0]), replace=False)]
 
 
-def compare_to_truth(est, truth, *, what: str, baryons=None) -> tuple[dict, dict]:
+def compare_to_truth(est, truth, *, what: str) -> tuple[dict, dict]:
     """Metrics of a :class:`~excess.astro.dynamics.estimate.FieldEstimate` against truth, and the truth arrays.
 
     Accelerations: relative error ``|a - a_true| / |a_true|`` (median, 16/84 %), and the coverage of the
     ensemble spread: the fraction of components within 1 and 2 standard deviations of the truth (0.68 and
-    0.95 if the spread were the whole error). Density: the same for ``rho / rho_true - 1``.
+    0.95 if the spread were the whole error); for spherical truths also the error of the radial component
+    alone, ``|a_r / a_r,true - 1|``. Density: the same for ``rho / rho_true - 1``.
     """
     x = est.positions
     a_true = truth.acceleration(x)
@@ -123,6 +124,10 @@ def compare_to_truth(est, truth, *, what: str, baryons=None) -> tuple[dict, dict
                   "p84_rel_error": float(np.percentile(rel, 84)), "coverage_1sigma": float(np.mean(z < 1)),
                   "coverage_2sigma": float(np.mean(z < 2)),
                   "median_rel_spread": float(np.median(np.linalg.norm(est.acc_std, axis=1) / np.linalg.norm(a_true, axis=1)))}
+    if truth.spec.get("kind") == "hernquist":
+        rhat = x / np.linalg.norm(x, axis=1, keepdims=True)
+        rel_r = np.abs((est.acc * rhat).sum(1) / (a_true * rhat).sum(1) - 1)
+        out["acc"]["median_rel_error_radial"] = float(np.median(rel_r))
     arrays = {"acc_true": a_true, "acc_rel_error": rel}
     if what == "density" and est.rho is not None:
         rho_true = truth.density(x)
