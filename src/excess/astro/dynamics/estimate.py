@@ -57,9 +57,11 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, b
     """Accelerations (and densities) at positions ``x`` (P, 3) kpc for every member of ``model``.
 
     ``batch_evaluations`` bounds the flow evaluations (positions x velocities) per autograd pass (memory).
+    Runs on the model's ``device`` (float64 inputs; the flows themselves compute in float32).
     """
     import torch
 
+    from ...nn.device import resolve_device
     from .boltzmann import accelerations_at, density_at
 
     x, _ = check_phase_space(x, who="query positions")
@@ -67,6 +69,7 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, b
     if n_v < 3:
         raise ConfigError(f"n_velocities must be >= 3 for the least-squares solve, got {n_v}")
     rng = check_random_state(random_state)
+    device = resolve_device(getattr(model, "device", "cpu"))
     M, P = model.n_members_, x.shape[0]
     chunk = max(1, int(batch_evaluations) // n_v)
     acc = np.empty((M, P, 3))
@@ -76,12 +79,12 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, b
     for (m, i), seed in progress(list(zip(steps, seeds)), desc="accelerations", leave=False):
         xs = x[i : i + chunk]
         v = model.sample_velocities(xs, n_v, member=m, random_state=seed)
-        xt, vt = torch.as_tensor(xs), torch.as_tensor(v)
+        xt, vt = torch.as_tensor(xs, device=device), torch.as_tensor(v, device=device)
         log_f = model.log_f_fn(m)
         if density:
             a, r = density_at(log_f, xt, vt)
-            rho[m, i : i + chunk] = r.numpy()
+            rho[m, i : i + chunk] = r.cpu().numpy()
         else:
             a = accelerations_at(log_f, xt, vt).detach()
-        acc[m, i : i + chunk] = a.numpy()
+        acc[m, i : i + chunk] = a.cpu().numpy()
     return FieldEstimate(positions=x, acc_members=acc, rho_members=rho, n_velocities=n_v)
