@@ -299,7 +299,7 @@ def write_dynamics_report(run_dir) -> Path:
     if (metrics.get("density") or {}).get("baryons"):
         d = metrics["density"]
         parts.append(f"<p>Baryon model: {html.escape(json.dumps(d['baryons']))}; median dark-matter density at the "
-                     f"query positions: {d['median_rho_dm_msun_pc3']:.4g} Msun/pc^3.</p>")
+                     f"query positions (total minus baryons): {d['median_rho_dm_msun_pc3']:.4g} Msun/pc^3.</p>")
     plots = sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").exists() else []
     if plots:
         parts.append("<h2>Plots</h2>")
