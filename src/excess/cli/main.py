@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("excess.cli.search", "report", "Regenerate the HTML report of a run directory."),
     "demo": ("excess.cli.search", "demo", "Run the complete search on the embedded default (make demo)."),
     "calo": ("excess.cli.calo", "calo", "Fast calorimeter simulation: simulate, train, generate, evaluate."),
+    "dynamics": ("excess.cli.dynamics", "dynamics", "Dark matter from stellar kinematics: flows, accelerations, density."),
     "benchmark": ("excess.cli.benchmark", "benchmark", "Benchmarks of anomaly methods (max SIC tables)."),
     "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers (simulate, train, evaluate, impact)."),
 }

@@ -18,24 +18,37 @@ from .._util import check_random_state, spawn_seeds
 from ..errors import ConfigError, InputError, NotFittedError
 from .preprocessing import PREPROCESSINGS, make_scaler, scaler_from_state
 
-__all__ = ["ConditionalFlow", "build_zuko_flow", "FLOW_KINDS"]
+__all__ = ["ConditionalFlow", "build_zuko_flow", "FLOW_KINDS", "FLOW_ACTIVATIONS"]
 
 FLOW_KINDS = ("nsf", "maf")
+#: hidden activations of the flows' networks; "relu" is zuko's default. Smooth ones (elu, silu, tanh) give
+#: densities with smooth second derivatives, which derivative-based uses (e.g. the Boltzmann equation) need.
+FLOW_ACTIVATIONS = ("relu", "elu", "silu", "tanh")
 
 
-def build_zuko_flow(kind: str, features: int, context: int, transforms: int, hidden, bins: int = 8):
+def build_zuko_flow(kind: str, features: int, context: int, transforms: int, hidden, bins: int = 8,
+                    activation: str = "relu"):
     """A zuko flow module: ``flow(c)`` is a torch distribution over ``features`` dimensions."""
+    import torch
     import zuko
 
     hidden = tuple(int(h) for h in hidden)
+    if activation not in FLOW_ACTIVATIONS:
+        raise ConfigError(f"unknown flow activation {activation!r}; known: {', '.join(FLOW_ACTIVATIONS)}")
+    # zuko's default (ReLU) is passed as nothing, so that default flows stay exactly as before
+    act = {} if activation == "relu" else {
+        "activation": {"elu": torch.nn.ELU, "silu": torch.nn.SiLU, "tanh": torch.nn.Tanh}[activation]}
     if kind == "nsf":
-        return zuko.flows.NSF(features, context, bins=int(bins), transforms=int(transforms), hidden_features=hidden)
+        return zuko.flows.NSF(features, context, bins=int(bins), transforms=int(transforms), hidden_features=hidden,
+                              **act)
     if kind == "maf":
-        return zuko.flows.MAF(features, context, transforms=int(transforms), hidden_features=hidden)
+        return zuko.flows.MAF(features, context, transforms=int(transforms), hidden_features=hidden, **act)
     raise ConfigError(f"unknown flow kind {kind!r}; known: {', '.join(FLOW_KINDS)}")
 
 
 def _as_context(c, n: int | None = None) -> np.ndarray:
+    if c is None and n is not None:  # an unconditional density: zero context columns
+        return np.empty((n, 0))
     c = np.asarray(c, dtype=np.float64)
     if c.ndim == 1:
         c = c[:, None]
@@ -55,6 +68,7 @@ class ConditionalFlow(BaseEstimator):
     ----------
     kind : "nsf" (rational-quadratic spline coupling-free autoregressive flow) or "maf" (affine)
     transforms, hidden, bins : architecture (``bins`` for NSF only)
+    activation : hidden activation of the flow's networks (:data:`FLOW_ACTIVATIONS`; "relu" is zuko's default)
     preprocessing : "logit" (box + logit + standardise), "quantile" (marginal Gaussianisation through the
         smoothed empirical CDF, :class:`~excess.nn.preprocessing.QuantileScaler`) or "standard"
     epochs, batch_size, lr, lr_schedule, weight_decay, patience, validation_fraction : training
@@ -79,6 +93,7 @@ class ConditionalFlow(BaseEstimator):
         validation_fraction: float = 0.2,
         random_state=None,
         device: str = "auto",
+        activation: str = "relu",
     ):
         self.kind = kind
         self.transforms = transforms
@@ -94,10 +109,12 @@ class ConditionalFlow(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.device = device
+        self.activation = activation
 
     # -- building blocks -------------------------------------------------------------------------
     def _build(self):
-        return build_zuko_flow(self.kind, self.n_features_in_, self.n_context_, self.transforms, self.hidden, self.bins)
+        return build_zuko_flow(self.kind, self.n_features_in_, self.n_context_, self.transforms, self.hidden, self.bins,
+                               self.activation)
 
     def context_tensor(self, c):
         """The flow's context: ``c`` (n, n_context) standardised as in training, a float32 tensor."""
@@ -183,6 +200,32 @@ class ConditionalFlow(BaseEstimator):
             return np.empty(0)
         return batched_eval(lambda zb, cb: self.flow_(cb).log_prob(zb), (zt, ct),
                             device=self._device()).double().numpy()
+
+    def log_prob_torch(self, x, c=None):
+        """``log p(x | c)`` of torch tensors, differentiable with respect to ``x`` and ``c``.
+
+        ``x``: (n, d), ``c``: (n, k) or ``None`` for an unconditional flow (fitted with ``c=None`` or an
+        (n, 0) context). The preprocessing's log-Jacobian is included (its torch version, without the
+        clipping of :meth:`log_prob`); the result has ``x``'s dtype and device (the flow runs in its own
+        dtype, float32, on ``x``'s device).
+        """
+        import torch
+
+        self._check()
+        if x.ndim != 2 or x.shape[1] != self.n_features_in_:
+            raise InputError(f"x must be (n, {self.n_features_in_}), got shape {tuple(x.shape)}")
+        if c is None:
+            c = x.new_zeros((x.shape[0], 0))
+        if c.ndim != 2 or c.shape != (x.shape[0], self.n_context_):
+            raise InputError(f"context must be ({x.shape[0]}, {self.n_context_}), got shape {tuple(c.shape)}")
+        dtype = next(self.flow_.parameters()).dtype
+        self.flow_.to(x.device)
+        z, logdet = self.scaler_.forward_torch(x.cpu())  # the scalers' torch versions build CPU tensors
+        z = z.to(x.device)
+        mean = torch.as_tensor(self.context_mean_, dtype=c.dtype, device=c.device)
+        std = torch.as_tensor(self.context_std_, dtype=c.dtype, device=c.device)
+        lp = self.flow_(((c - mean) / std).to(dtype)).log_prob(z.to(dtype))
+        return lp.to(x.dtype) + logdet.to(x.device)
 
     def log_prob(self, X, c) -> np.ndarray:
         """``log p(x | c)`` in the original variables (preprocessing Jacobian included)."""

@@ -1,0 +1,93 @@
+"""Accelerations and density of an isotropic Hernquist sphere recovered from its stars (flows + Boltzmann).
+
+Steps (the library calls behind ``excess dynamics mock | fit | density``, in one run directory):
+
+1. galpy mock: ``--n-stars`` stars of an isotropic Hernquist sphere (M = 1e12 Msun, a = 10 kpc);
+2. fit: a :class:`~excess.astro.dynamics.model.PhaseSpaceFlow` ensemble of ``--members`` members
+   (MAF, SiLU, radial compression at the median radius), ``--epochs`` cosine-annealed epochs;
+3. density: at ``--n-radii`` radii log-spaced between the 10 % and 90 % mass radii (4.6-185 kpc) times
+   ``--n-directions`` random directions, ``--n-velocities`` velocities per position from each member's
+   p(v|x), least-squares accelerations and -div(a)/(4 pi G) by autograd.
+
+Prints the median relative acceleration error, the median |rho/rho_true - 1|, the ensemble-spread
+coverage (fraction of values within 1 and 2 member standard deviations of the truth), wall times and
+peak memory (max RSS of this process). Goals (issue 19): <= 2 % acceleration error, density within 10 %;
+An et al. (arXiv:2106.05981) reach sub-percent with 1M stars and 20 flows.
+
+Reproduce (the numbers in the README):
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dynamics_hernquist.py --n-stars 100000 \
+        --members 4 --epochs 60 --n-velocities 1000 --out runs/dynamics_hernquist
+
+One torch thread: on the shared two cores (load 7-12) two threads were many times slower than one
+(OpenMP threads spin while waiting for a core).
+
+The run directory holds report.html with the profile plots against truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n-stars", type=int, default=100_000)
+    p.add_argument("--members", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--transforms", type=int, default=4)
+    p.add_argument("--hidden", default="64,64")
+    p.add_argument("--n-radii", type=int, default=12)
+    p.add_argument("--n-directions", type=int, default=4)
+    p.add_argument("--n-velocities", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/dynamics_hernquist")
+    args = p.parse_args(argv)
+
+    from excess.astro.dynamics.mocks import hernquist_mock, save_mock
+    from excess.astro.dynamics.run import field_run, fit_run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    mock = hernquist_mock(args.n_stars, mass=1e12, a=10.0, random_state=args.seed)
+    stars = save_mock(mock, out / "stars.h5")
+    t_mock = time.perf_counter() - t0
+    params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  transforms=args.transforms, hidden=tuple(int(h) for h in args.hidden.split(",")),
+                  radial_scale="auto", device="cpu")
+    fit = fit_run(stars, out, params=params, random_state=args.seed, threads=args.threads)
+    dens = field_run(out, what="density", n_radii=args.n_radii, n_directions=args.n_directions,
+                     n_velocities=args.n_velocities, random_state=args.seed + 1, threads=args.threads)
+    res = {
+        "n_stars": args.n_stars, "members": args.members, "epochs": args.epochs,
+        "positions": dens["n_positions"], "velocities_per_position": args.n_velocities,
+        "acc_median_rel_error": dens["acc"]["median_rel_error"],
+        "acc_median_rel_error_radial_component": dens["acc"]["median_rel_error_radial"],
+        "acc_rel_error_p16_p84": [dens["acc"]["p16_rel_error"], dens["acc"]["p84_rel_error"]],
+        "acc_median_rel_spread": dens["acc"]["median_rel_spread"],
+        "acc_coverage_1_2_sigma": [dens["acc"]["coverage_1sigma"], dens["acc"]["coverage_2sigma"]],
+        "rho_median_abs_rel_error": dens["rho"]["median_abs_rel_error"],
+        "rho_median_rel_bias": dens["rho"]["median_rel_bias"],
+        "rho_median_rel_spread": dens["rho"]["median_rel_spread"],
+        "rho_coverage_1_2_sigma": [dens["rho"]["coverage_1sigma"], dens["rho"]["coverage_2sigma"]],
+        "seconds_mock": t_mock, "seconds_fit": fit["seconds"], "seconds_accelerations_and_density": dens["seconds"],
+        "peak_rss_mb": dens["peak_rss_mb"], "load_average": os.getloadavg(), "machine": platform.processor() or platform.machine(),
+        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "report": str(out / "report.html"),
+    }
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The steady-state collisionless Boltzmann equation, solved for the acceleration field, and Poisson's equation.
+
+For a phase-space density ``f(x, v)`` in equilibrium in a potential ``Phi`` (acceleration ``a = -grad Phi``)::
+
+    v . grad_x f + a . grad_v f = 0          (for every v at each x)
+
+Dividing by ``f`` gives the same equation in ``log f`` (whose normalisation drops out)::
+
+    r_i(a) = v_i . grad_x log f(x, v_i) + a . grad_v log f(x, v_i) = 0
+
+At a position ``x``, with velocities ``v_i`` (i = 1..N) drawn from the model's ``p(v | x)``, the acceleration is
+the least-squares solution (An, Naik et al. 2021, arXiv:2106.05981; LocalFlows ``cbe.py``)::
+
+    a(x) = -(sum_i g_v,i g_v,i^T)^-1  sum_i (v_i . g_x,i) g_v,i,     g = grad log f(x, v_i)
+
+We use ``log f`` rather than ``f`` (which weights each velocity's equation by ``1/f^2``): for an exact
+equilibrium both give the exact ``a`` (every residual vanishes there), and the log form keeps the rows of
+comparable size. With the ``v_i`` held fixed, ``a(x)`` is a smooth function of ``x``; its divergence by
+automatic differentiation gives the mass density ``rho = -div(a) / (4 pi G)``
+(:func:`~excess.astro.dynamics.units.density_from_divergence`).
+
+``log_f`` below is any callable ``log_f(x, v) -> (n,)`` on torch tensors ``x, v`` of shape ``(n, 3)``
+(an analytic distribution function or a trained flow); everything is batched over positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...errors import InputError
+from .units import density_from_divergence
+
+__all__ = ["log_f_gradients", "boltzmann_residual", "solve_accelerations", "accelerations_at", "divergence",
+           "density_at"]
+
+
+def _check_shapes(x, v):
+    if x.ndim != 2 or x.shape[-1] != 3:
+        raise InputError(f"positions must have shape (P, 3), got {tuple(x.shape)}")
+    if v.ndim != 3 or v.shape[0] != x.shape[0] or v.shape[-1] != 3:
+        raise InputError(f"velocities must have shape (P, N, 3) with P = {x.shape[0]}, got {tuple(v.shape)}")
+    if v.shape[1] < 3:
+        raise InputError(f"the least-squares solve needs at least 3 velocities per position, got {v.shape[1]}")
+
+
+def log_f_gradients(log_f: Callable, x, v, *, create_graph: bool = False):
+    """``(grad_x log f, grad_v log f)`` at ``(x_p, v_pi)``, each of shape ``(P, N, 3)``.
+
+    ``x``: (P, 3) positions (if it requires grad and ``create_graph`` is set, the gradients stay
+    differentiable with respect to it); ``v``: (P, N, 3) velocities, treated as constants.
+    """
+    import torch
+
+    _check_shapes(x, v)
+    P, N, _ = v.shape
+    dx = torch.zeros((P, N, 3), dtype=x.dtype, device=x.device, requires_grad=True)
+    xs = x[:, None, :] + dx
+    vs = v.detach().to(x.dtype).requires_grad_(True)
+    lf = log_f(xs.reshape(P * N, 3), vs.reshape(P * N, 3))
+    gx, gv = torch.autograd.grad(lf.sum(), (dx, vs), create_graph=create_graph)
+    return gx, gv
+
+
+def boltzmann_residual(grad_x, grad_v, v, a):
+    """``v . grad_x log f + a . grad_v log f`` per velocity: shape (P, N) from (P, N, 3) inputs and ``a`` (P, 3)."""
+    return (v * grad_x).sum(-1) + (a[:, None, :] * grad_v).sum(-1)
+
+
+def solve_accelerations(grad_x, grad_v, v):
+    """The least-squares ``a`` (P, 3) that minimises ``sum_i residual_i^2`` at each position."""
+    import torch
+
+    A = torch.einsum("pni,pnj->pij", grad_v, grad_v)
+    b = torch.einsum("pn,pni->pi", (v * grad_x).sum(-1), grad_v)
+    return -torch.linalg.solve(A, b)
+
+
+def accelerations_at(log_f: Callable, x, v, *, create_graph: bool = False):
+    """Accelerations (P, 3) at positions ``x`` (P, 3) from velocities ``v`` (P, N, 3) sampled there."""
+    gx, gv = log_f_gradients(log_f, x, v, create_graph=create_graph)
+    return solve_accelerations(gx, gv, v.to(gx.dtype))
+
+
+def divergence(field: Callable, x):
+    """``div field`` at each row of ``x`` (P, 3) by autograd; ``field(x) -> (P, 3)`` must act row-wise.
+
+    Returns ``(field(x), div)`` detached, shapes (P, 3) and (P,).
+    """
+    import torch
+
+    xr = x.detach().clone().requires_grad_(True)
+    out = field(xr)
+    div = torch.zeros(x.shape[0], dtype=out.dtype, device=out.device)
+    for k in range(x.shape[-1]):
+        (g,) = torch.autograd.grad(out[:, k].sum(), xr, retain_graph=k < x.shape[-1] - 1)
+        div = div + g[:, k]
+    return out.detach(), div.detach()
+
+
+def density_at(log_f: Callable, x, v):
+    """``(a, rho)`` at positions ``x`` (P, 3) with velocities ``v`` (P, N, 3) held fixed: the acceleration
+    in (km/s)^2/kpc and the total mass density ``-div(a) / (4 pi G)`` in Msun/kpc^3."""
+    a, div = divergence(lambda xr: accelerations_at(log_f, xr, v, create_graph=True), x)
+    return a, density_from_divergence(div)

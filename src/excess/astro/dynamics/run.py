@@ -1,0 +1,318 @@
+"""A dynamics run directory: fit -> accelerations -> density, with metrics against truth and report.html.
+
+Layout (every file written atomically; each step adds its section to ``metrics.json`` and ``config.json``)::
+
+    RUN_DIR/
+      config.json        the resolved settings of each step, the stars file and its spec (truth, if any)
+      provenance.json    versions of the packages, excess's git revision
+      metrics.json       {"fit": ..., "accelerations": ..., "density": ...}
+      model/             the PhaseSpaceFlow ensemble (state dicts + JSON)
+      accelerations.h5   query positions, per-member accelerations [and densities], truth where known
+      density.h5
+      plots/*.png        training losses, profiles and maps against truth
+      report.html
+
+Query positions: for a spherical mock, ``n_radii`` radii log-spaced between the 10 % and 90 % mass radii
+(the range of the benchmark) times ``n_directions`` random directions; otherwise ``n_positions`` stars
+drawn from the training sample, or positions given by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..._util import atomic_path, atomic_write_json, check_random_state, get_logger, package_versions, to_jsonable
+from ...errors import InputError
+from .mocks import load_mock, truth_from_spec
+
+__all__ = ["fit_run", "field_run", "write_dynamics_report", "query_positions", "compare_to_truth"]
+
+log = get_logger(__name__)
+_VERSIONS = ("numpy", "torch", "zuko", "galpy", "astropy", "scipy")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _update_json(path: Path, key: str, value) -> None:
+    d = _read_json(path)
+    d[key] = to_jsonable(value)
+    atomic_write_json(path, d)
+
+
+def fit_run(stars_path, run_dir, *, params: dict | None = None, random_state=0, threads: int | None = None,
+            plots: bool = True) -> dict:
+    """Train a :class:`~excess.astro.dynamics.model.PhaseSpaceFlow` on the stars in ``stars_path`` (HDF5 ``x``, ``v``)."""
+    from ...nn.training import set_threads
+    from ...report.search_plots import _plt, _save
+    from .model import PhaseSpaceFlow
+
+    set_threads(threads)
+    run_dir = Path(run_dir)
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    stars = load_mock(stars_path)
+    model = PhaseSpaceFlow(random_state=random_state)
+    model.set_params(**(params or {}))
+    t0 = time.perf_counter()
+    model.fit(stars.x, stars.v)
+    seconds = time.perf_counter() - t0
+    model.save(run_dir / "model")
+    _update_json(run_dir / "config.json", "fit", {"stars": str(Path(stars_path).resolve()), "spec": stars.spec,
+                                                   "params": model.get_params(deep=False), "seed": random_state})
+    atomic_write_json(run_dir / "provenance.json", {"versions": package_versions(_VERSIONS)})
+    hist = [(m[0].history_, m[1].history_) for m in model.members_]
+    summary = {"n_stars": len(stars), "n_members": model.n_members_, "radial_scale_kpc": model.radial_scale_,
+               "seconds": seconds, "peak_rss_mb": _peak_rss_mb(),
+               "best_val_loss_n": [h[0]["val_loss"][h[0]["best_epochs"][0]] for h in hist],
+               "best_val_loss_v": [h[1]["val_loss"][h[1]["best_epochs"][0]] for h in hist],
+               "epochs_run": [h[1]["stopped_epoch"] + 1 for h in hist]}
+    _update_json(run_dir / "metrics.json", "fit", summary)
+    if not plots:
+        write_dynamics_report(run_dir)
+        return summary
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k, (hn, hv) in enumerate(hist):
+        axes[0].plot(hn["val_loss"], color=f"C{k}", label=f"member {k}")
+        axes[1].plot(hv["val_loss"], color=f"C{k}")
+    axes[0].set(xlabel="epoch", ylabel="validation NLL", title="n(x)")
+    axes[1].set(xlabel="epoch", ylabel="validation NLL", title="p(v | x)")
+    axes[0].legend(fontsize=8)
+    _save(fig, run_dir / "plots" / "fit_losses.png")
+    write_dynamics_report(run_dir)
+    return summary
+
+
+def query_positions(spec: dict, x_stars: np.ndarray | None = None, *, n_radii: int = 12, n_directions: int = 4,
+                    n_positions: int = 64, random_state=None) -> np.ndarray:
+    """Query positions (see the module docstring)."""
+    rng = check_random_state(random_state)
+    if spec.get("kind") == "hernquist":
+        truth = truth_from_spec(spec)
+        r = np.repeat(np.geomspace(*truth.mass_radius([0.1, 0.9]), int(n_radii)), int(n_directions))
+        d = rng.normal(size=(r.size, 3))
+        return d / np.linalg.norm(d, axis=1, keepdims=True) * r[:, None]
+    if x_stars is None:
+        raise InputError("query positions need either a spherical mock spec or the stars")
+    return x_stars[rng.choice(x_stars.shape[0], size=min(int(n_positions), x_stars.shape[0]), replace=False)]
+
+
+def compare_to_truth(est, truth, *, what: str) -> tuple[dict, dict]:
+    """Metrics of a :class:`~excess.astro.dynamics.estimate.FieldEstimate` against truth, and the truth arrays.
+
+    Accelerations: relative error ``|a - a_true| / |a_true|`` (median, 16/84 %), and the coverage of the
+    ensemble spread: the fraction of components within 1 and 2 standard deviations of the truth (0.68 and
+    0.95 if the spread were the whole error); for spherical truths also the error of the radial component
+    alone, ``|a_r / a_r,true - 1|``. Density: the same for ``rho / rho_true - 1``.
+    """
+    x = est.positions
+    a_true = truth.acceleration(x)
+    out = {}
+    rel = np.linalg.norm(est.acc - a_true, axis=1) / np.linalg.norm(a_true, axis=1)
+    z = np.abs(est.acc - a_true) / np.maximum(est.acc_std, 1e-300)
+    out["acc"] = {"median_rel_error": float(np.median(rel)), "p16_rel_error": float(np.percentile(rel, 16)),
+                  "p84_rel_error": float(np.percentile(rel, 84)), "coverage_1sigma": float(np.mean(z < 1)),
+                  "coverage_2sigma": float(np.mean(z < 2)),
+                  "median_rel_spread": float(np.median(np.linalg.norm(est.acc_std, axis=1) / np.linalg.norm(a_true, axis=1)))}
+    if truth.spec.get("kind") == "hernquist":
+        rhat = x / np.linalg.norm(x, axis=1, keepdims=True)
+        rel_r = np.abs((est.acc * rhat).sum(1) / (a_true * rhat).sum(1) - 1)
+        out["acc"]["median_rel_error_radial"] = float(np.median(rel_r))
+    arrays = {"acc_true": a_true, "acc_rel_error": rel}
+    if what == "density" and est.rho is not None:
+        rho_true = truth.density(x)
+        ratio = est.rho / rho_true - 1
+        zr = np.abs(est.rho - rho_true) / np.maximum(est.rho_std, 1e-300)
+        out["rho"] = {"median_abs_rel_error": float(np.median(np.abs(ratio))), "median_rel_bias": float(np.median(ratio)),
+                      "p16_rel_error": float(np.percentile(ratio, 16)), "p84_rel_error": float(np.percentile(ratio, 84)),
+                      "coverage_1sigma": float(np.mean(zr < 1)), "coverage_2sigma": float(np.mean(zr < 2)),
+                      "median_rel_spread": float(np.median(est.rho_std / rho_true))}
+        arrays.update(rho_true=rho_true, rho_rel_error=ratio)
+    return out, arrays
+
+
+def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: int = 12, n_directions: int = 4,
+              n_positions: int = 64, n_velocities: int = 500, baryons: str = "none", random_state=0,
+              threads: int | None = None, plots: bool = True) -> dict:
+    """Accelerations (``what="accelerations"``) or accelerations and densities (``"density"``) of a fitted run."""
+    import h5py
+
+    from ...nn.training import set_threads
+    from .baryons import baryon_model
+    from .estimate import estimate_field
+    from .model import PhaseSpaceFlow
+
+    if what not in ("accelerations", "density"):
+        raise InputError(f"what must be 'accelerations' or 'density', got {what!r}")
+    set_threads(threads)
+    run_dir = Path(run_dir)
+    cfg = _read_json(run_dir / "config.json").get("fit")
+    if not cfg or not (run_dir / "model" / "ensemble.json").exists():
+        raise InputError(f"{run_dir}: no fitted model (run `excess dynamics fit` first)")
+    model = PhaseSpaceFlow.load(run_dir / "model")
+    spec = cfg.get("spec", {})
+    rng = check_random_state(random_state)
+    if positions is None:
+        x_stars = None
+        if spec.get("kind") != "hernquist":
+            x_stars = load_mock(cfg["stars"]).x
+        positions = query_positions(spec, x_stars, n_radii=n_radii, n_directions=n_directions, n_positions=n_positions,
+                                    random_state=rng)
+    t0 = time.perf_counter()
+    est = estimate_field(model, positions, n_velocities=n_velocities, density=what == "density", random_state=rng)
+    seconds = time.perf_counter() - t0
+    bary = baryon_model(baryons)
+    summary = {"n_positions": int(est.positions.shape[0]), "n_velocities": int(n_velocities),
+               "n_members": model.n_members_, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+    arrays = {}
+    truth = truth_from_spec(spec) if spec.get("kind") in ("hernquist",) else None
+    if truth is not None:
+        metrics, arrays = compare_to_truth(est, truth, what=what)
+        summary.update(metrics)
+    if what == "density":
+        rho_b = bary.density(est.positions)
+        arrays["rho_baryons"] = rho_b
+        summary["baryons"] = bary.to_dict()
+        summary["median_rho_dm_msun_pc3"] = float(np.median(est.rho - rho_b) * 1e-9)
+    with atomic_path(run_dir / f"{what}.h5", suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            for k, val in est.to_dict().items():
+                if isinstance(val, np.ndarray):
+                    f.create_dataset(k, data=val)
+            for k, val in arrays.items():
+                f.create_dataset(k, data=val)
+    _update_json(run_dir / "config.json", what, {"n_radii": n_radii, "n_directions": n_directions,
+                                                  "n_positions": n_positions, "n_velocities": n_velocities,
+                                                  "baryons": baryons, "seed": random_state})
+    _update_json(run_dir / "metrics.json", what, summary)
+    if plots:
+        _field_plots(run_dir, what, est, arrays, spec)
+    write_dynamics_report(run_dir)
+    return summary
+
+
+def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> None:
+    from ...report.search_plots import _plt, _save
+
+    plt = _plt()
+    x = est.positions
+    r = np.linalg.norm(x, axis=1)
+    rhat = x / np.maximum(r, 1e-300)[:, None]
+    a_r = -(est.acc * rhat).sum(1)
+    a_r_std = np.sqrt(((est.acc_std * rhat) ** 2).sum(1))
+    has_truth = "acc_true" in arrays
+    fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    axes[0].errorbar(r, a_r, yerr=a_r_std, fmt="o", ms=3, label="flow ensemble (mean ± std)")
+    if has_truth:
+        at_r = -(arrays["acc_true"] * rhat).sum(1)
+        o = np.argsort(r)
+        axes[0].plot(r[o], at_r[o], "k-", label="truth (galpy)")
+        axes[1].errorbar(r, a_r / at_r - 1, yerr=a_r_std / at_r, fmt="o", ms=3)
+        axes[1].axhline(0, color="k", lw=1)
+        axes[1].axhspan(-0.02, 0.02, color="0.85", label="±2 %")
+    axes[0].set(xscale="log", yscale="log", ylabel=r"$-a_r$ [(km/s)$^2$/kpc]")
+    axes[1].set(xlabel="r [kpc]", ylabel="ratio - 1")
+    axes[0].legend(fontsize=9)
+    _save(fig, run_dir / "plots" / f"{what}_acc_profile.png")
+    if what == "density":
+        fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        axes[0].errorbar(r, est.rho * 1e-9, yerr=est.rho_std * 1e-9, fmt="o", ms=3, label="-div(a)/(4 pi G), ensemble")
+        if "rho_baryons" in arrays and np.any(arrays["rho_baryons"] > 0):
+            axes[0].plot(r, (est.rho - arrays["rho_baryons"]) * 1e-9, "s", ms=3, mfc="none", label="minus baryons")
+        if "rho_true" in arrays:
+            o = np.argsort(r)
+            axes[0].plot(r[o], arrays["rho_true"][o] * 1e-9, "k-", label="truth (galpy)")
+            axes[1].errorbar(r, arrays["rho_rel_error"], yerr=est.rho_std / arrays["rho_true"], fmt="o", ms=3)
+            axes[1].axhline(0, color="k", lw=1)
+            axes[1].axhspan(-0.1, 0.1, color="0.85")
+        axes[0].set(xscale="log", yscale="log", ylabel=r"$\rho$ [M$_\odot$/pc$^3$]")
+        axes[1].set(xlabel="r [kpc]", ylabel="ratio - 1")
+        axes[0].legend(fontsize=9)
+        _save(fig, run_dir / "plots" / "density_profile.png")
+    if has_truth:
+        key = "rho_rel_error" if what == "density" else "acc_rel_error"
+        vals = np.abs(arrays[key])
+        fig, ax = plt.subplots(figsize=(6.5, 5.5))
+        sc = ax.scatter(np.hypot(x[:, 0], x[:, 1]), x[:, 2], c=vals, cmap="viridis", s=25,
+                        vmin=0, vmax=max(np.percentile(vals, 95), 1e-6))
+        fig.colorbar(sc, ax=ax, label="|relative error|" + (" of rho" if what == "density" else " of a"))
+        ax.set(xlabel="R [kpc]", ylabel="z [kpc]", title=f"{what}: error map (query positions)")
+        _save(fig, run_dir / "plots" / f"{what}_error_map.png")
+
+
+_CAPTIONS = {
+    "fit_losses.png": "Validation negative log-likelihood per epoch of each member's n(x) and p(v|x) flows.",
+    "accelerations_acc_profile.png": "Radial acceleration at the query positions (ensemble mean ± member std) "
+                                     "against truth; lower panel: ratio - 1 (grey band ±2 %).",
+    "density_acc_profile.png": "Radial acceleration at the density step's query positions against truth.",
+    "density_profile.png": "Mass density -div(a)/(4 pi G) (ensemble mean ± std) against truth; lower panel: "
+                           "ratio - 1 (grey band ±10 %).",
+    "accelerations_error_map.png": "|relative acceleration error| at the query positions (R, z).",
+    "density_error_map.png": "|relative density error| at the query positions (R, z).",
+}
+
+
+def write_dynamics_report(run_dir) -> Path:
+    """``report.html`` from what the run saved (metrics.json, config.json, provenance.json, plots/)."""
+    import html
+
+    from ...report.html import _CSS
+
+    run_dir = Path(run_dir)
+    metrics = _read_json(run_dir / "metrics.json")
+    cfg = _read_json(run_dir / "config.json")
+    prov = _read_json(run_dir / "provenance.json")
+    spec = (cfg.get("fit") or {}).get("spec", {})
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess dynamics: {html.escape(run_dir.name)}</title>",
+             f"<style>{_CSS}</style></head><body>", "<h1>excess dynamics report</h1>",
+             f"<p class='sub'>run <code>{html.escape(str(run_dir))}</code> · stars: "
+             f"{html.escape(str(spec.get('kind', 'data')))} · {metrics.get('fit', {}).get('n_stars', '?')} stars</p>"]
+    rows = []
+    for step in ("accelerations", "density"):
+        m = metrics.get(step) or {}
+        if "acc" in m:
+            rows.append((step, "acceleration |a - a_true| / |a_true|", m["acc"]["median_rel_error"],
+                         m["acc"]["median_rel_spread"], m["acc"]["coverage_1sigma"], m["acc"]["coverage_2sigma"]))
+        if "rho" in m:
+            rows.append((step, "density |rho / rho_true - 1|", m["rho"]["median_abs_rel_error"],
+                         m["rho"]["median_rel_spread"], m["rho"]["coverage_1sigma"], m["rho"]["coverage_2sigma"]))
+    if rows:
+        parts.append("<div class='box'>Against truth at the query positions (between the 10 % and 90 % mass radii for "
+                     "spherical mocks). Coverage: fraction of values within 1 / 2 ensemble standard deviations of the "
+                     "truth (0.68 / 0.95 if the spread were the whole error).</div>")
+        parts.append("<table><tr><th class='l'>step</th><th class='l'>quantity</th><th>median rel. error</th>"
+                     "<th>median rel. spread</th><th>coverage 1σ</th><th>coverage 2σ</th></tr>")
+        for s, q, e, sp, c1, c2 in rows:
+            parts.append(f"<tr><td class='l'>{s}</td><td class='l'>{html.escape(q)}</td><td>{e:.4f}</td><td>{sp:.4f}</td>"
+                         f"<td>{c1:.2f}</td><td>{c2:.2f}</td></tr>")
+        parts.append("</table>")
+    if (metrics.get("density") or {}).get("baryons"):
+        d = metrics["density"]
+        parts.append(f"<p>Baryon model: {html.escape(json.dumps(d['baryons']))}; median dark-matter density at the "
+                     f"query positions (total minus baryons): {d['median_rho_dm_msun_pc3']:.4g} Msun/pc^3.</p>")
+    plots = sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").exists() else []
+    if plots:
+        parts.append("<h2>Plots</h2>")
+        for p in plots:
+            cap = _CAPTIONS.get(p.name, p.stem.replace("_", " "))
+            parts.append(f"<figure><a href='plots/{html.escape(p.name)}'><img src='plots/{html.escape(p.name)}' "
+                         f"alt='{html.escape(cap)}'></a><figcaption>{html.escape(cap)}</figcaption></figure>")
+    parts.append("<h2>Metrics</h2><pre>" + html.escape(json.dumps(metrics, indent=2)) + "</pre>")
+    parts.append("<h2>Settings</h2><pre>" + html.escape(json.dumps(cfg, indent=2)) + "</pre>")
+    if prov:
+        parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>")
+    parts.append("</body></html>")
+    out = run_dir / "report.html"
+    with atomic_path(out, suffix=".html") as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+    return out

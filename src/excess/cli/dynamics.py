@@ -1,0 +1,150 @@
+"""``excess dynamics``: dark matter from stellar kinematics (flows -> Boltzmann -> accelerations -> density)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _echo_json(obj) -> None:
+    from .._util import to_jsonable
+
+    click.echo(json.dumps(to_jsonable(obj), indent=2))
+
+
+@click.group()
+def dynamics():
+    """Dark matter from stellar kinematics: mocks, Gaia DR3, flow fit, accelerations, density."""
+
+
+@dynamics.command()
+@click.option("--kind", type=click.Choice(["hernquist"]), default="hernquist", show_default=True)
+@click.option("-n", "--n-stars", type=click.IntRange(1), required=True)
+@click.option("--mass", type=float, default=1e12, show_default=True, help="Total mass [Msun].")
+@click.option("--scale-radius", type=float, default=10.0, show_default=True, help="Hernquist scale radius a [kpc].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Stars (HDF5) to write.")
+def mock(kind, n_stars, mass, scale_radius, seed, output):
+    """Draw a mock with known truth (galpy)."""
+    from ..astro.dynamics.mocks import make_mock, save_mock
+
+    m = make_mock(kind, n_stars, random_state=seed, mass=mass, a=scale_radius)
+    save_mock(m, output)
+    _echo_json({"output": output, **m.spec})
+
+
+@dynamics.command()
+@click.argument("table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--min-parallax-over-error", type=float, default=5.0, show_default=True)
+@click.option("--max-ruwe", type=float, default=1.4, show_default=True, help="Applied when the file has a ruwe column.")
+@click.option("--max-distance", type=float, default=None, help="Maximum distance from the Sun [kpc].")
+@click.option("--drop-invalid", is_flag=True, help="Drop rows with NaN or non-positive parallaxes instead of failing.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Stars (HDF5) to write.")
+def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, output):
+    """Convert a Gaia DR3 table with radial velocities to Galactocentric stars (astropy)."""
+    from ..astro.dynamics.gaia import read_gaia
+    from ..astro.dynamics.mocks import Mock, save_mock
+
+    s = read_gaia(table, min_parallax_over_error=min_parallax_over_error, max_ruwe=max_ruwe,
+                  max_distance_kpc=max_distance, drop_invalid=drop_invalid)
+    save_mock(Mock(x=s.x, v=s.v, spec={"kind": "gaia", "source": str(table), "counts": s.counts, "solar": s.solar}), output)
+    _echo_json({"output": output, "counts": s.counts, "solar": s.solar})
+
+
+@dynamics.command()
+@click.argument("stars", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory.")
+@click.option("--members", type=click.IntRange(1), default=4, show_default=True, help="Ensemble size.")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--transforms", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--hidden", default="64,64", show_default=True, help="Hidden layer sizes, comma separated.")
+@click.option("--radial-scale", default="auto", show_default=True,
+              help="Radial compression of positions: 'auto' (median radius), 'none', or a length in kpc.")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Members trained in parallel.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch threads.")
+@click.option("--no-plots", is_flag=True, help="Skip the loss-curve PNG.")
+def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, jobs, device, seed, threads,
+        no_plots):
+    """Train an ensemble of flows f(x, v) = n(x) p(v|x) on the stars; writes RUN_DIR/model and report.html."""
+    from ..astro.dynamics.run import fit_run
+    from ..errors import ConfigError
+
+    try:
+        hid = tuple(int(h) for h in hidden.split(","))
+    except ValueError:
+        raise ConfigError(f"--hidden expects comma-separated integers, got {hidden!r}") from None
+    rs = None if radial_scale == "none" else (radial_scale if radial_scale == "auto" else _float(radial_scale))
+    params = dict(n_members=members, epochs=epochs, batch_size=batch_size, lr=lr, transforms=transforms, hidden=hid,
+                  radial_scale=rs, n_jobs=jobs, device=device)
+    _echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads, plots=not no_plots))
+
+
+def _float(s: str) -> float:
+    from ..errors import ConfigError
+
+    try:
+        return float(s)
+    except ValueError:
+        raise ConfigError(f"--radial-scale must be 'auto', 'none' or a number, got {s!r}") from None
+
+
+def _field_options(f):
+    for opt in reversed([
+        click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path)),
+        click.option("--positions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="CSV with columns x, y, z [kpc] (default: a radial profile for spherical mocks, else stars)."),
+        click.option("--n-radii", type=click.IntRange(1), default=12, show_default=True),
+        click.option("--n-directions", type=click.IntRange(1), default=4, show_default=True),
+        click.option("--n-positions", type=click.IntRange(1), default=64, show_default=True),
+        click.option("--n-velocities", type=click.IntRange(3), default=500, show_default=True,
+                     help="Velocities sampled per position for the least-squares solve."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--threads", type=click.IntRange(1), default=None),
+        click.option("--no-plots", is_flag=True, help="Skip the PNGs (metrics and report only)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _read_positions(path):
+    if path is None:
+        return None
+    import pandas as pd
+
+    from ..errors import InputError
+
+    df = pd.read_csv(path)
+    missing = [c for c in ("x", "y", "z") if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing columns {', '.join(missing)} (need x, y, z in kpc)")
+    return df[["x", "y", "z"]].to_numpy(dtype=float)
+
+
+@dynamics.command()
+@_field_options
+def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, seed, threads, no_plots):
+    """Accelerations from the Boltzmann equation at query positions (vs truth for mocks)."""
+    from ..astro.dynamics.run import field_run
+
+    _echo_json(field_run(run_dir, what="accelerations", positions=_read_positions(positions), n_radii=n_radii,
+                         n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
+                         random_state=seed, threads=threads, plots=not no_plots))
+
+
+@dynamics.command()
+@_field_options
+@click.option("--baryons", type=click.Choice(["none", "mwpotential2014"]), default="none", show_default=True,
+              help="Baryon model subtracted for the dark-matter density.")
+def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, seed, threads, no_plots, baryons):
+    """Mass density -div(a)/(4 pi G) by autograd (and minus a baryon model) at query positions."""
+    from ..astro.dynamics.run import field_run
+
+    _echo_json(field_run(run_dir, what="density", positions=_read_positions(positions), n_radii=n_radii,
+                         n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
+                         baryons=baryons, random_state=seed, threads=threads, plots=not no_plots))
