@@ -14,9 +14,9 @@ from pathlib import Path
 
 from .._util import atomic_path
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "CSS", "fmt"]
 
-_CSS = """
+CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:0.1em} .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:0.8em 0;font-size:0.92em} th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -28,7 +28,7 @@ pre{background:#f6f6f6;padding:0.8em;overflow-x:auto;font-size:0.85em}
 """
 
 
-def _fmt(x, nd=2):
+def fmt(x, nd=2):
     if x is None:
         return "–"
     if isinstance(x, str):
@@ -81,12 +81,12 @@ def _scan_table(metrics: dict) -> str:
             elif t.get("status") != "ok":
                 cells.append(f"<td class='flag' title='{html.escape(t.get('reason', ''))}'>no result</td>")
             else:
-                cells.append(f"<td>{_fmt(t.get('z'))}</td>")
+                cells.append(f"<td>{fmt(t.get('z'))}</td>")
         status = w.get("status", "")
         cls = " class='best'" if best.get("window") == label else ""
         st = f"<span class='ok'>ok</span>" if status == "ok" else f"<span class='flag' title='{html.escape(w.get('reason', ''))}'>{html.escape(status)}: {html.escape(w.get('reason', ''))}</span>"
         rows.append(f"<tr{cls}><td class='l'>{html.escape(str(label))}</td><td>{w.get('n_sr', 0)}</td><td>{w.get('n_sb', 0)}</td>"
-                    + "".join(cells) + f"<td>{_fmt(w.get('max_sic'))}</td><td class='l'>{st}</td></tr>")
+                    + "".join(cells) + f"<td>{fmt(w.get('max_sic'))}</td><td class='l'>{st}</td></tr>")
     return ("<table><tr><th class='l'>SR window (GeV)</th><th>N SR</th><th>N SB</th>" + head
             + "<th>max SIC</th><th class='l'>status</th></tr>" + "".join(rows) + "</table>")
 
@@ -102,20 +102,20 @@ def write_report(run_dir: str | Path) -> Path:
     best = metrics.get("best")
     glob = metrics.get("global_significance") or {}
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess report: {html.escape(run_dir.name)}</title>",
-             f"<style>{_CSS}</style></head><body>",
+             f"<style>{CSS}</style></head><body>",
              f"<h1>excess search report</h1><p class='sub'>run <code>{html.escape(str(run_dir))}</code> · "
              f"method <b>{html.escape(str(metrics.get('method', '?')))}</b> · {metrics.get('n_events', 0):,} events · "
-             f"runtime {_fmt(metrics.get('runtime_s'), 0)} s</p>"]
+             f"runtime {fmt(metrics.get('runtime_s'), 0)} s</p>"]
     if best:
         parts.append(
             "<div class='box'><b>Most significant:</b> window " + html.escape(str(best.get("window"))) + " GeV at background efficiency "
-            + _fmt(best.get("efficiency"), 4) + ": local Z = " + _fmt(best.get("z_local")) + " (p = " + _fmt_p(best.get("p_local")) + ")"
-            + "; global Z " + ("&gt; " if glob.get("z_global_is_limit") else "= ") + _fmt(glob.get("z_global"))
+            + fmt(best.get("efficiency"), 4) + ": local Z = " + fmt(best.get("z_local")) + " (p = " + _fmt_p(best.get("p_local")) + ")"
+            + "; global Z " + ("&gt; " if glob.get("z_global_is_limit") else "= ") + fmt(glob.get("z_global"))
             + " (p " + ("&lt; " if glob.get("z_global_is_limit") else "= ") + _fmt_p(glob.get("p_global")) + " from "
             + str(glob.get("n_toys", "")) + " background-only pseudo-experiments of the whole scan"
-            + (f"; trials-factor estimate Z = {_fmt(glob.get('z_trials'))}" if glob.get("z_trials") is not None else "") + ")."
-            + (f" Estimated resonance mass {_fmt(best.get('m_res'), 0)} GeV; jet masses m_X ≈ {_fmt(best.get('m_x'), 0)} GeV, m_Y ≈ {_fmt(best.get('m_y'), 0)} GeV." if best.get("m_res") else "")
-            + (f" Fitted signal fraction {_fmt(best.get('signal_fraction'), 5)} ± {_fmt(best.get('signal_fraction_err'), 5)}." if best.get("signal_fraction") is not None else "")
+            + (f"; trials-factor estimate Z = {fmt(glob.get('z_trials'))}" if glob.get("z_trials") is not None else "") + ")."
+            + (f" Estimated resonance mass {fmt(best.get('m_res'), 0)} GeV; jet masses m_X ≈ {fmt(best.get('m_x'), 0)} GeV, m_Y ≈ {fmt(best.get('m_y'), 0)} GeV." if best.get("m_res") else "")
+            + (f" Fitted signal fraction {fmt(best.get('signal_fraction'), 5)} ± {fmt(best.get('signal_fraction_err'), 5)}." if best.get("signal_fraction") is not None else "")
             + "</div>")
     else:
         parts.append("<div class='box'>No window produced a result: see the status column below.</div>")

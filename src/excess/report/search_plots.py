@@ -12,42 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .._util import atomic_path
+from .figures import pyplot, save_figure
 
 __all__ = ["plot_window_fits", "plot_significance_scan", "plot_jet_masses", "plot_sic", "plot_pvalue_calibration",
            "plot_scan", "write_scan_plots"]
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    try:
-        import mplhep
-
-        plt.style.use(mplhep.style.CMS)
-        plt.rcParams["text.usetex"] = False
-    except Exception:  # pragma: no cover - style is cosmetic
-        pass
-    return plt
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
 def plot_window_fits(window_result, path) -> Path:
     """One column per cut (no cut first): mjj of the selected events, the sideband fit
     extrapolated into the shaded SR, and the pulls ``(n - mu)/sqrt(mu)``."""
-    plt = _plt()
+    plt = pyplot()
     cuts = ([window_result.baseline] if window_result.baseline is not None else []) + list(window_result.tests)
     cuts = [c for c in cuts if c is not None]
     n = max(len(cuts), 1)
@@ -87,12 +61,12 @@ def plot_window_fits(window_result, path) -> Path:
             axp.set_ylabel("pull")
             ax.legend(fontsize=9, loc="lower left")
     fig.suptitle(f"{w.label} (sidebands {w.sb_lo:.0f}-{w.sb_hi:.0f} GeV)", fontsize=12)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_significance_scan(scan_result, path) -> Path:
     """Local Z vs SR centre, one line per efficiency; global significance in the legend."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
     effs = scan_result.config.get("efficiencies", [])
     for i, eff in enumerate(effs):
@@ -116,13 +90,13 @@ def plot_significance_scan(scan_result, path) -> Path:
     ax.set_xlabel("SR centre $m_{jj}$ [GeV]")
     ax.set_ylabel("local significance Z")
     ax.legend(fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_jet_masses(cut_result, path, *, title: str = "") -> Path:
     """Selected SR events' heavier/lighter jet masses with the scaled sideband expectation and the
     subtracted excess; mX / mY estimates marked."""
-    plt = _plt()
+    plt = pyplot()
     ch = cut_result.characterisation
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, key, lab, est in ((axes[0], "mj2", "heavier jet mass $m_{J,2}$", None if ch is None else ch.m_x),
@@ -141,12 +115,12 @@ def plot_jet_masses(cut_result, path, *, title: str = "") -> Path:
         ax.legend(fontsize=9)
     if title:
         fig.suptitle(title, fontsize=12)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sic(scan_result, path) -> Path | None:
     """SIC vs signal efficiency in each window with labels (None if no window has labels)."""
-    plt = _plt()
+    plt = pyplot()
     ws = [w for w in scan_result.windows if w.sic]
     if not ws:
         return None
@@ -159,14 +133,14 @@ def plot_sic(scan_result, path) -> Path | None:
     ax.set_ylabel("SIC = TPR / sqrt(FPR)")
     ax.set_title(f"SR events; FPR >= 1/(N_bkg 0.2^2) shown", fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pvalue_calibration(p_values, path, *, title: str = "") -> Path:
     """Histogram and empirical CDF of p-values against the uniform expectation, with the KS p-value."""
     from scipy import stats as sps
 
-    plt = _plt()
+    plt = pyplot()
     p = np.sort(np.asarray(p_values, dtype=float))
     ks = sps.kstest(p, "uniform")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -180,7 +154,7 @@ def plot_pvalue_calibration(p_values, path, *, title: str = "") -> Path:
     axes[1].set_ylabel("CDF")
     axes[1].legend(fontsize=9)
     fig.suptitle(f"{title} N = {p.size}, KS p = {ks.pvalue:.3f}", fontsize=12)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_scan(scan_result, outdir: str | os.PathLike) -> list[Path]:

@@ -8,33 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .figures import color, pyplot, save_figure
+
 __all__ = ["plot_roc_sic", "plot_max_sic_summary"]
 
 
 _MARKERS = "osD^vP*Xh<>"
-
-
-def _style(hep_style: bool = False):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    if hep_style:  # optional HEP look
-        try:
-            import mplhep
-
-            plt.style.use(mplhep.style.ATLAS)
-        except Exception:  # pragma: no cover - style is cosmetic
-            pass
-    plt.rcParams["text.usetex"] = False
-    return plt
-
-
-def _color(i: int):
-    import matplotlib.pyplot as plt
-
-    return plt.get_cmap("tab10")(i % 10)
 
 
 def plot_roc_sic(
@@ -52,13 +31,13 @@ def plot_roc_sic(
     """
     from ..stats.roc import sic_curve
 
-    plt = _style(hep_style)
+    plt = pyplot("atlas" if hep_style else None)
     fig, (ax_roc, ax_sic) = plt.subplots(1, 2, figsize=(13, 5.5))
     cut_text = None
     for i, (label, (y, s)) in enumerate(curves.items()):
         c = sic_curve(y, s, max_rel_err=max_rel_err)
         v = c.valid
-        (line,) = ax_roc.plot(c.tpr[v], 1 / c.fpr[v], label=label, color=_color(i))
+        (line,) = ax_roc.plot(c.tpr[v], 1 / c.fpr[v], label=label, color=color(i))
         ax_roc.plot(c.tpr[~v], 1 / c.fpr[~v], ls="--", color=line.get_color(), alpha=0.5)
         ax_sic.plot(c.tpr[v], c.sic[v], color=line.get_color(), label=f"{label} (max {c.max_sic:.2f})")
         ax_sic.plot(c.tpr[~v], c.sic[~v], ls="--", color=line.get_color(), alpha=0.5)
@@ -78,7 +57,7 @@ def plot_roc_sic(
         fig.text(0.5, 0.005, f"solid: {cut_text}; dashed: below the cutoff", ha="center", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=12)
-    return _save(plt, fig, path, bottom=0.03)
+    return save_figure(fig, path, rect=(0, 0.03, 1, 1))
 
 
 def plot_max_sic_summary(
@@ -95,7 +74,7 @@ def plot_max_sic_summary(
 
     ``table`` rows need ``group_key``, ``x_key``, ``max_sic_mean``, ``max_sic_min``, ``max_sic_max``.
     """
-    plt = _style(hep_style)
+    plt = pyplot("atlas" if hep_style else None)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     groups: dict[str, list] = {}
     for r in table:
@@ -106,7 +85,7 @@ def plot_max_sic_summary(
         mean = np.array([r["max_sic_mean"] for r in rows])
         lo = np.array([r["max_sic_min"] for r in rows])
         hi = np.array([r["max_sic_max"] for r in rows])
-        (line,) = ax.plot(x, mean, marker=_MARKERS[i % len(_MARKERS)], color=_color(i), label=g)
+        (line,) = ax.plot(x, mean, marker=_MARKERS[i % len(_MARKERS)], color=color(i), label=g)
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
     ax.axhline(1.0, color="gray", ls=":", lw=1)
     if x_key == "s_over_b":
@@ -118,14 +97,4 @@ def plot_max_sic_summary(
         fig.text(0.5, 0.005, note, ha="center", fontsize=8, wrap=True)
     if title:
         ax.set_title(title, fontsize=11)
-    return _save(plt, fig, path, bottom=0.04)
-
-
-def _save(plt, fig, path, *, bottom: float) -> Path:
-    """Lay out (leaving ``bottom`` of the height for a note), write the PNG, close the figure."""
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, rect=(0, 0.04, 1, 1))

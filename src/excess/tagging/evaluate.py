@@ -23,6 +23,7 @@ import pandas as pd
 from .._util import atomic_write_json, check_random_state, get_logger
 from ..data.tracks import CATEGORIES
 from ..errors import InputError
+from ..report.figures import pyplot, save_figure
 
 __all__ = ["PT_BINS", "clopper_pearson", "BinEfficiency", "efficiency_at_fake_rate", "roc_summary",
            "shap_importance", "evaluate_taggers"]
@@ -162,22 +163,10 @@ def shap_importance(tagger, tracks: pd.DataFrame, *, n_explain: int = 200, n_bac
 # plots
 
 
-def _plt():
-    from ..report.search_plots import _plt as plt_
-
-    return plt_()
-
-
-def _save(fig, path):
-    from ..report.search_plots import _save as save_
-
-    return save_(fig, path)
-
-
 def plot_roc(y, score, category, path, *, title=""):
     from ..stats.roc import roc_curve
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     y = np.asarray(y).astype(int)
     cats = np.asarray(category).astype(str)
@@ -193,11 +182,11 @@ def plot_roc(y, score, category, path, *, title=""):
     ax.axhline(0.05, color="grey", ls=":", lw=1)
     ax.legend(fontsize=11)
     ax.set_title(title, fontsize=13)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_efficiency(effs: list[dict], path, *, title="", key="category"):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5.5))
     groups = list(dict.fromkeys(e[key] for e in effs))
     for i, g in enumerate(groups):
@@ -213,11 +202,11 @@ def plot_efficiency(effs: list[dict], path, *, title="", key="category"):
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=10)
     ax.set_title(title, fontsize=13)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_shap(imp: dict, path, *, title=""):
-    plt = _plt()
+    plt = pyplot()
     order = np.argsort(imp["mean_abs_shap"])
     fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.5))
     ax.barh(np.array(imp["features"])[order], np.array(imp["mean_abs_shap"])[order])
@@ -225,7 +214,7 @@ def plot_shap(imp: dict, path, *, title=""):
     ax.set_title(title, fontsize=13)
     ax.tick_params(axis="y", labelsize=10)
     ax.minorticks_off()  # minor ticks on a categorical axis only cost drawing time
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------------

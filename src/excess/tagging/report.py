@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .._util import atomic_path
-from ..report.html import _CSS, _fmt
+from ..report.html import CSS, fmt
 
 __all__ = ["write_tagging_report"]
 
@@ -29,7 +29,7 @@ def _eff_table(effs: list[dict]) -> str:
                 cells.append(f"<td title='{e['n_electrons'] if e else 0} electrons'>–</td>")
             else:
                 cells.append(f"<td title='{e['n_electrons']} electrons, {e['n_others']} others'>"
-                             f"{_fmt(e['efficiency'])} <small>[{_fmt(e['eff_lo'])}, {_fmt(e['eff_hi'])}]</small></td>")
+                             f"{fmt(e['efficiency'])} <small>[{fmt(e['eff_lo'])}, {fmt(e['eff_hi'])}]</small></td>")
         rows.append(f"<tr><td class='l'>{html.escape(c)}</td>" + "".join(cells) + "</tr>")
     return "<table><tr><th class='l'>category</th>" + head + "</tr>" + "".join(rows) + "</table>"
 
@@ -40,7 +40,7 @@ def _impact_table(impact: dict) -> str:
         cells = []
         for sel in ("no_tagger", "tagger", "threshold_4p5"):
             r = p["selections"].get(sel, {})
-            cells.append(f"<td>{_fmt(r.get('s'), 2)}</td><td>{_fmt(r.get('b'), 2)}</td><td>{_fmt(r.get('z'), 3)}</td>")
+            cells.append(f"<td>{fmt(r.get('s'), 2)}</td><td>{fmt(r.get('b'), 2)}</td><td>{fmt(r.get('z'), 3)}</td>")
         rows.append(f"<tr><td class='l'>{p['m_chi20']:g}/{p['m_chi10']:g}</td>" + "".join(cells) + "</tr>")
     head = "".join(f"<th colspan='3'>{h}</th>" for h in ("no tagger", "tagger on the track", "4.5 GeV electron"))
     sub = "<th>S</th><th>B</th><th>Z</th>" * 3
@@ -56,10 +56,10 @@ def write_tagging_report(run_dir: str | Path) -> Path:
     plots = sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").exists() else []
     captions = metrics.get("plot_captions", {})
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess electron tagging: "
-             f"{html.escape(run_dir.name)}</title><style>{_CSS}</style></head><body>",
+             f"{html.escape(run_dir.name)}</title><style>{CSS}</style></head><body>",
              "<h1>excess low-pT electron identification</h1>"
              f"<p class='sub'>run <code>{html.escape(str(run_dir))}</code> · {metrics.get('n_tracks', 0):,} tracks "
-             f"({metrics.get('n_electrons', 0):,} electrons) · runtime {_fmt(metrics.get('runtime_s'), 0)} s</p>"]
+             f"({metrics.get('n_electrons', 0):,} electrons) · runtime {fmt(metrics.get('runtime_s'), 0)} s</p>"]
     fr = metrics.get("category_fractions_electrons")
     if fr:
         parts.append("<div class='box'><b>Electron category fractions:</b> "
@@ -69,7 +69,7 @@ def write_tagging_report(run_dir: str | Path) -> Path:
         parts.append(f"<h2>{html.escape(name)}</h2>")
         roc = m.get("roc", {})
         parts.append("<table><tr><th class='l'>category</th><th>AUC</th><th>electrons</th><th>others</th></tr>"
-                     + "".join(f"<tr><td class='l'>{html.escape(g)}</td><td>{_fmt(v.get('auc'), 4)}</td>"
+                     + "".join(f"<tr><td class='l'>{html.escape(g)}</td><td>{fmt(v.get('auc'), 4)}</td>"
                                f"<td>{v.get('n_electrons')}</td><td>{v.get('n_others')}</td></tr>" for g, v in roc.items())
                      + "</table>")
         if m.get("efficiency"):

@@ -54,7 +54,7 @@ def fit_run(stars_path, run_dir, *, params: dict | None = None, random_state=0, 
             plots: bool = True) -> dict:
     """Train a :class:`~excess.astro.dynamics.model.PhaseSpaceFlow` on the stars in ``stars_path`` (HDF5 ``x``, ``v``)."""
     from ...nn.training import set_threads
-    from ...report.search_plots import _plt, _save
+    from ...report.figures import pyplot, save_figure
     from .model import PhaseSpaceFlow
 
     set_threads(threads)
@@ -80,7 +80,7 @@ def fit_run(stars_path, run_dir, *, params: dict | None = None, random_state=0, 
     if not plots:
         write_dynamics_report(run_dir)
         return summary
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for k, (hn, hv) in enumerate(hist):
         axes[0].plot(hn["val_loss"], color=f"C{k}", label=f"member {k}")
@@ -88,7 +88,7 @@ def fit_run(stars_path, run_dir, *, params: dict | None = None, random_state=0, 
     axes[0].set(xlabel="epoch", ylabel="validation NLL", title="n(x)")
     axes[1].set(xlabel="epoch", ylabel="validation NLL", title="p(v | x)")
     axes[0].legend(fontsize=8)
-    _save(fig, run_dir / "plots" / "fit_losses.png")
+    save_figure(fig, run_dir / "plots" / "fit_losses.png")
     write_dynamics_report(run_dir)
     return summary
 
@@ -202,9 +202,9 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
 
 
 def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> None:
-    from ...report.search_plots import _plt, _save
+    from ...report.figures import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     x = est.positions
     r = np.linalg.norm(x, axis=1)
     rhat = x / np.maximum(r, 1e-300)[:, None]
@@ -223,7 +223,7 @@ def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> Non
     axes[0].set(xscale="log", yscale="log", ylabel=r"$-a_r$ [(km/s)$^2$/kpc]")
     axes[1].set(xlabel="r [kpc]", ylabel="ratio - 1")
     axes[0].legend(fontsize=9)
-    _save(fig, run_dir / "plots" / f"{what}_acc_profile.png")
+    save_figure(fig, run_dir / "plots" / f"{what}_acc_profile.png")
     if what == "density":
         fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         axes[0].errorbar(r, est.rho * 1e-9, yerr=est.rho_std * 1e-9, fmt="o", ms=3, label="-div(a)/(4 pi G), ensemble")
@@ -238,7 +238,7 @@ def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> Non
         axes[0].set(xscale="log", yscale="log", ylabel=r"$\rho$ [M$_\odot$/pc$^3$]")
         axes[1].set(xlabel="r [kpc]", ylabel="ratio - 1")
         axes[0].legend(fontsize=9)
-        _save(fig, run_dir / "plots" / "density_profile.png")
+        save_figure(fig, run_dir / "plots" / "density_profile.png")
     if has_truth:
         key = "rho_rel_error" if what == "density" else "acc_rel_error"
         vals = np.abs(arrays[key])
@@ -247,7 +247,7 @@ def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> Non
                         vmin=0, vmax=max(np.percentile(vals, 95), 1e-6))
         fig.colorbar(sc, ax=ax, label="|relative error|" + (" of rho" if what == "density" else " of a"))
         ax.set(xlabel="R [kpc]", ylabel="z [kpc]", title=f"{what}: error map (query positions)")
-        _save(fig, run_dir / "plots" / f"{what}_error_map.png")
+        save_figure(fig, run_dir / "plots" / f"{what}_error_map.png")
 
 
 _CAPTIONS = {
@@ -266,7 +266,7 @@ def write_dynamics_report(run_dir) -> Path:
     """``report.html`` from what the run saved (metrics.json, config.json, provenance.json, plots/)."""
     import html
 
-    from ...report.html import _CSS
+    from ...report.html import CSS
 
     run_dir = Path(run_dir)
     metrics = _read_json(run_dir / "metrics.json")
@@ -274,7 +274,7 @@ def write_dynamics_report(run_dir) -> Path:
     prov = _read_json(run_dir / "provenance.json")
     spec = (cfg.get("fit") or {}).get("spec", {})
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess dynamics: {html.escape(run_dir.name)}</title>",
-             f"<style>{_CSS}</style></head><body>", "<h1>excess dynamics report</h1>",
+             f"<style>{CSS}</style></head><body>", "<h1>excess dynamics report</h1>",
              f"<p class='sub'>run <code>{html.escape(str(run_dir))}</code> · stars: "
              f"{html.escape(str(spec.get('kind', 'data')))} · {metrics.get('fit', {}).get('n_stars', '?')} stars</p>"]
     rows = []
