@@ -26,6 +26,7 @@ __all__ = [
     "to_jsonable",
     "package_versions",
     "ensure_dir",
+    "check_writable",
     "read_json",
 ]
 
@@ -157,6 +158,26 @@ def progress(iterable=None, *, total: int | None = None, desc: str | None = None
     if disable is None:
         disable = _QUIET or os.environ.get("EXCESS_NO_PROGRESS", "") not in ("", "0")
     return tqdm(iterable, total=total, desc=desc, disable=disable, file=sys.stderr, dynamic_ncols=True, **kw)
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check, creating nothing, that ``path`` (a file or folder to be written) can be created: its nearest existing
+    ancestor is a writable folder. Raises :class:`~excess.errors.OutputError` naming the path; run it before the
+    work, so that hours of computing are not lost on a typo in ``-o``."""
+    from .errors import OutputError
+
+    path = Path(path)
+    if path.exists() and path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: folder is not writable; choose another output path or fix its permissions")
+    for p in path.parents:
+        if p.exists():
+            if not p.is_dir():
+                raise OutputError(f"{path}: {p} is a file, not a folder; choose another output path")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise OutputError(f"{path}: folder {p} is not writable; choose another output path or fix its "
+                                  "permissions")
+            break
+    return path
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
