@@ -31,6 +31,7 @@ Example (YAML)::
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -296,7 +297,7 @@ def resolve_relative_paths(raw: Any, folder: Path) -> Any:
         if isinstance(sec, dict) and isinstance(sec.get(key), str) and sec[key].strip():
             p = Path(sec[key]).expanduser()
             if not p.is_absolute():
-                sec[key] = str(folder / p)
+                sec[key] = os.path.normpath(folder / p)
     return out
 
 
