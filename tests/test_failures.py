@@ -329,3 +329,16 @@ def test_calo_output_under_a_file_fails_before_the_work(tmp_path, capsys):
                       tmp_path / "bad.h5", "-o", tmp_path / "ev")
     assert rc == 1 and "not a readable HDF5 file" in _one_error_line(err)
     assert not (tmp_path / "ev").exists()
+
+
+def test_readme_states_the_contract_and_its_exit_codes():
+    from pathlib import Path
+
+    import excess.errors as E
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "## What excess promises when things go wrong" in readme
+    section = readme.split("## What excess promises when things go wrong")[1].split("\n## ")[0]
+    for code in (E.EXIT_OK, E.EXIT_ERROR, E.EXIT_USAGE, E.EXIT_NO_RESULT, E.EXIT_INTERRUPTED):
+        assert f"| {code} |" in section
+    assert readme.index("## Command line") < readme.index("## What excess promises")
