@@ -342,3 +342,15 @@ def test_readme_states_the_contract_and_its_exit_codes():
     for code in (E.EXIT_OK, E.EXIT_ERROR, E.EXIT_USAGE, E.EXIT_NO_RESULT, E.EXIT_INTERRUPTED):
         assert f"| {code} |" in section
     assert readme.index("## Command line") < readme.index("## What excess promises")
+
+
+def test_damaged_resume_files_are_recomputed_not_fatal(tmp_path):
+    from excess.search.store import ResumeStore
+    from excess.stats.windows import Window
+
+    store = ResumeStore(tmp_path / "scan")
+    (tmp_path / "scan" / "folds" / "u_f0.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert store.fold("u", 0, "fp") is None
+    w = Window.around((3300, 3700))
+    (tmp_path / "scan" / "windows" / f"{w.key}.json").write_text("{")
+    assert store.window(w, "fp") is None
