@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         click.echo(f"error: internal error ({type(exc).__name__}: {exc}); this is a bug in excess: please report it "
                    "with the output of --debug", err=True)
         return EXIT_ERROR
-    return rv if isinstance(rv, int) else EXIT_OK
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
 
 
 def _how_to_continue(args: list[str]) -> str:
