@@ -354,3 +354,25 @@ def test_damaged_resume_files_are_recomputed_not_fatal(tmp_path):
     w = Window.around((3300, 3700))
     (tmp_path / "scan" / "windows" / f"{w.key}.json").write_text("{")
     assert store.window(w, "fp") is None
+
+
+def test_dropped_rows_are_recorded_in_provenance(tmp_path, good, monkeypatch):
+    from excess import workflow
+
+    df = good.copy()
+    df.loc[:5, "tau21_j2"] = np.nan
+    write_events(df, tmp_path / "ev.h5")
+    cfg = load_config(_cfg(tmp_path, tmp_path / "ev.h5", {"data": {"drop_nonfinite": True}}))
+    seen = {}
+
+    def probe(events, **kw):
+        seen["prov"] = json.loads((tmp_path / "run" / "provenance.json").read_text())
+        seen["n"] = len(events)
+        raise KeyboardInterrupt  # stop before any training: nothing finished, so the run directory goes
+
+    monkeypatch.setattr("excess.search.run_scan", probe)
+    with pytest.raises(KeyboardInterrupt):
+        workflow.run_search(cfg, output=tmp_path / "run")
+    assert seen["n"] == len(df) - 6 and seen["prov"]["n_events"] == len(df) - 6
+    assert seen["prov"]["dropped_nonfinite"] == {str(tmp_path / "ev.h5"): {"n_rows": 6, "per_column": {"tau21_j2": 6}}}
+    assert not (tmp_path / "run").exists()
