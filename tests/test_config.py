@@ -18,7 +18,7 @@ def test_demo_config_is_valid():
         ({"data": {"path": "x.h5"}, "scan": {"n_fold": 3}}, r"scan\.n_fold: unknown key"),
         ({"data": {"path": "x.h5"}, "bogus": 1}, r"bogus: unknown key"),
         ({"data": {"path": "x.h5"}, "scan": {"n_folds": "five"}}, r"scan\.n_folds"),
-        ({"data": {"path": "x.h5"}, "scan": {"efficiencies": [0.1, 1.5]}}, r"scan\.efficiencies: .*\(0, 1\)"),
+        ({"data": {"path": "x.h5"}, "scan": {"efficiencies": [0.1, 1.5]}}, r"scan\.efficiencies\.1: .*\(0, 1\]"),
         ({"data": {"path": "x.h5"}, "method": {"name": "magic"}}, r"method\.name: .*unknown method 'magic'"),
         ({"data": {}}, r"data: .*give data\.path"),
         ({"data": {"path": "x.h5"}, "scan": {"windows": [[1, 2, 3]]}}, r"scan\.windows"),

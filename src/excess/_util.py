@@ -25,6 +25,9 @@ __all__ = [
     "get_logger",
     "to_jsonable",
     "package_versions",
+    "ensure_dir",
+    "check_writable",
+    "read_json",
 ]
 
 _QUIET = False
@@ -54,10 +57,20 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     ``KeyboardInterrupt``) the temporary file is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else ".tmp", dir=path.parent
-    )
+    if path.is_dir():
+        from .errors import OutputError
+
+        raise OutputError(f"{path}: is a directory, cannot write a file there; choose another output path")
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=suffix if suffix is not None else ".tmp", dir=path.parent
+        )
+    except OSError as exc:
+        from .errors import OutputError
+
+        raise OutputError(f"{path}: cannot write here ({exc.strerror or exc}); choose another output path or fix "
+                          "the folder's permissions") from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -145,3 +158,62 @@ def progress(iterable=None, *, total: int | None = None, desc: str | None = None
     if disable is None:
         disable = _QUIET or os.environ.get("EXCESS_NO_PROGRESS", "") not in ("", "0")
     return tqdm(iterable, total=total, desc=desc, disable=disable, file=sys.stderr, dynamic_ncols=True, **kw)
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check, creating nothing, that ``path`` (a file or folder to be written) can be created: its nearest existing
+    ancestor is a writable folder. Raises :class:`~excess.errors.OutputError` naming the path; run it before the
+    work, so that hours of computing are not lost on a typo in ``-o``."""
+    from .errors import OutputError
+
+    path = Path(path)
+    if path.exists() and path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: folder is not writable; choose another output path or fix its permissions")
+    for p in path.parents:
+        if p.exists():
+            if not p.is_dir():
+                raise OutputError(f"{path}: {p} is a file, not a folder; choose another output path")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise OutputError(f"{path}: folder {p} is not writable; choose another output path or fix its "
+                                  "permissions")
+            break
+    return path
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` (and its parents), or raise :class:`~excess.errors.OutputError` naming the
+    path and why (a file in the way, no permission, a read-only file system)."""
+    from .errors import OutputError
+
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"{path}: {p} is a file, not a folder; choose another output path")
+        if p.exists():
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create this folder ({exc.strerror or exc}); choose another output path "
+                          "or fix the permissions") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: folder is not writable; choose another output path or fix its permissions")
+    return path
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """JSON of ``path``; a missing or corrupt file is an :class:`~excess.errors.InputError` naming it."""
+    from .errors import InputError
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read this {what} ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); the {what} is damaged or was not finished: "
+                         "rerun the step that writes it") from None

@@ -30,10 +30,12 @@ Example (YAML)::
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data.schema import STANDARD_FEATURES
 from .errors import ConfigError
@@ -53,12 +55,26 @@ class DataConfig(_Strict):
     scale_to_gev: float = Field(1.0, gt=0, description="Multiply mass columns by this (e.g. 1000 for TeV).")
     background_path: str | None = Field(None, description="Reference background sample (idealized AD only).")
     max_events: int | None = Field(None, gt=0)
+    drop_nonfinite: bool = Field(False, description="Drop events with NaN/inf in mjj or the features (the count per "
+                                 "column is recorded in provenance.json) instead of stopping with an error.")
 
     @model_validator(mode="after")
     def _need_input(self):
         if not self.demo and not self.path:
             raise ValueError("give data.path, or data.demo: true")
+        if self.demo and self.path:
+            raise ValueError("give data.path or data.demo: true, not both")
         return self
+
+    @field_validator("columns")
+    @classmethod
+    def _distinct_sources(cls, v):
+        seen: dict[str, str] = {}
+        for dst, src in v.items():
+            if src in seen:
+                raise ValueError(f"file column {src!r} is mapped twice (to {seen[src]!r} and {dst!r})")
+            seen[src] = dst
+        return v
 
 
 class MethodConfig(_Strict):
@@ -81,11 +97,46 @@ class MethodConfig(_Strict):
         return v
 
 
+def _efficiency(e: float) -> float:
+    if not (math.isfinite(e) and 0 < e <= 1):
+        raise ValueError(f"a background efficiency must be in (0, 1], got {e}")
+    return e
+
+
+def _window(w: list[float]) -> list[float]:
+    if len(w) not in (2, 4):
+        raise ValueError(f"a window is [sr_lo, sr_hi] or [sr_lo, sr_hi, sb_lo, sb_hi], got {w}")
+    if not all(math.isfinite(x) for x in w):
+        raise ValueError(f"window edges must be finite numbers (GeV), got {w}")
+    if not w[0] < w[1]:
+        raise ValueError(f"signal region [{w[0]:g}, {w[1]:g}] must have sr_lo < sr_hi (GeV); did you mean "
+                         f"[{w[1]:g}, {w[0]:g}]?")
+    if w[0] <= 0:
+        raise ValueError(f"window edges must be > 0 GeV, got {w}")
+    if len(w) == 4:
+        sr_lo, sr_hi, sb_lo, sb_hi = w
+        if not (0 <= sb_lo < sr_lo and sr_hi < sb_hi):
+            raise ValueError(f"the sidebands [{sb_lo:g}, {sr_lo:g}] and [{sr_hi:g}, {sb_hi:g}] must lie outside the "
+                             f"signal region and not overlap it: need 0 <= sb_lo < sr_lo < sr_hi < sb_hi, got {w}")
+    return w
+
+
+def _feature(f: str) -> str:
+    if f in ("mjj", "label"):
+        raise ValueError(f"{f!r} cannot be a feature: " + ("mjj is the resonant feature the windows cut on"
+                                                             if f == "mjj" else "the truth label would leak the answer"))
+    if not f.strip():
+        raise ValueError("empty feature name")
+    return f
+
+
 class ScanConfig(_Strict):
-    features: list[str] = Field(default_factory=lambda: list(STANDARD_FEATURES))
-    efficiencies: list[float] = Field(default_factory=lambda: [0.1, 0.01, 0.002])
+    features: list[Annotated[str, AfterValidator(_feature)]] = Field(default_factory=lambda: list(STANDARD_FEATURES),
+                                                                      min_length=1)
+    efficiencies: list[Annotated[float, AfterValidator(_efficiency)]] = Field(
+        default_factory=lambda: [0.1, 0.01, 0.002], min_length=1)
     n_folds: int = Field(5, ge=2, le=20)
-    windows: list[list[float]] | None = Field(None, description="[[sr_lo, sr_hi], ...] or [[sr_lo, sr_hi, sb_lo, sb_hi], ...] in GeV")
+    windows: list[Annotated[list[float], AfterValidator(_window)]] | None = Field(None, min_length=1, description="[[sr_lo, sr_hi], ...] or [[sr_lo, sr_hi, sb_lo, sb_hi], ...] in GeV")
     window_width: float | None = Field(None, gt=0, description="Width of default sliding SRs (GeV).")
     window_step: float | None = Field(None, gt=0)
     sideband_width: float | None = Field(None, gt=0)
@@ -97,21 +148,32 @@ class ScanConfig(_Strict):
     function_test: str = Field("lrt", pattern="^(lrt|f-test)$")
     min_selected: int = Field(20, ge=1)
 
+    @field_validator("features")
+    @classmethod
+    def _distinct_features(cls, v):
+        dup = sorted({f for f in v if v.count(f) > 1})
+        if dup:
+            raise ValueError(f"features must be distinct; {dup} appear more than once")
+        return v
+
     @field_validator("efficiencies")
     @classmethod
     def _effs(cls, v):
-        for e in v:
-            if not 0 < e < 1:
-                raise ValueError(f"efficiencies must be in (0, 1), got {e}")
+        dup = sorted({e for e in v if v.count(e) > 1})
+        if dup:
+            raise ValueError(f"efficiencies must be distinct; {dup} appear more than once")
         return v
 
     @field_validator("windows")
     @classmethod
     def _wins(cls, v):
         if v is not None:
-            for w in v:
-                if len(w) not in (2, 4):
-                    raise ValueError(f"a window is [sr_lo, sr_hi] or [sr_lo, sr_hi, sb_lo, sb_hi], got {w}")
+            seen = {}
+            for i, w in enumerate(v):
+                key = tuple(w)
+                if key in seen:
+                    raise ValueError(f"windows {seen[key]} and {i} are the same window {list(w)}")
+                seen[key] = i
         return v
 
     @field_validator("fit_functions")
@@ -149,6 +211,13 @@ class SearchConfig(_Strict):
     scan: ScanConfig = Field(default_factory=ScanConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
+    @model_validator(mode="after")
+    def _method_needs(self):
+        if self.method.name == "idealized" and not self.data.background_path:
+            raise ValueError("data.background_path: method 'idealized' needs a background-only reference sample; "
+                             "give its file here")
+        return self
+
 
 DEMO_CONFIG: dict = {
     "data": {"demo": True},
@@ -165,6 +234,10 @@ def _format_error(exc: ValidationError, source: str) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        msg = msg.removeprefix("Value error, ")
+        if not err["loc"] and ": " in msg:  # a rule across sections names its own key path
+            parts.append(msg)
+            continue
         parts.append(f"{loc}: {msg}")
     return f"{source}: invalid configuration: " + "; ".join(parts)
 
@@ -206,6 +279,28 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return out
 
 
+#: keys holding paths; relative values written in a config file are relative to the file's folder
+PATH_KEYS = (("data", "path"), ("data", "background_path"), ("run", "output"))
+
+
+def resolve_relative_paths(raw: Any, folder: Path) -> Any:
+    """Make the relative paths of a config file (``data.path``, ``data.background_path``, ``run.output``)
+    relative to ``folder`` (the config file's), so a search runs the same from any working directory.
+    Values given with ``--set`` are command-line arguments and stay relative to the working directory."""
+    import copy
+
+    if not isinstance(raw, dict):
+        return raw
+    out = copy.deepcopy(raw)
+    for section, key in PATH_KEYS:
+        sec = out.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get(key), str) and sec[key].strip():
+            p = Path(sec[key]).expanduser()
+            if not p.is_absolute():
+                sec[key] = os.path.normpath(folder / p)
+    return out
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> SearchConfig:
     """Read a YAML config (or the demo default when ``path`` is None), apply overrides, validate."""
     import yaml
@@ -216,11 +311,16 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"{p}: no such config file")
+        if p.is_dir():
+            raise ConfigError(f"{p}: is a folder; give the YAML config file")
         try:
             raw = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: cannot read the config file ({getattr(exc, 'strerror', None) or exc})") from None
         source = str(p)
+        raw = resolve_relative_paths(raw, p.resolve().parent)
     if overrides:
         raw = apply_overrides(raw, overrides)
     return parse_config(raw, source)

@@ -13,7 +13,22 @@ __all__ = [
     "GenerationError",
     "FitError",
     "NotFittedError",
+    "NonFiniteError",
+    "OutputError",
+    "RunDirectoryError",
+    "EXIT_OK",
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "EXIT_NO_RESULT",
+    "EXIT_INTERRUPTED",
 ]
+
+# Exit codes of the ``excess`` command (documented in the README, "What excess promises when things go wrong").
+EXIT_OK = 0  #: finished; a search found results
+EXIT_ERROR = 1  #: an error (bad input, config, output path, generator failure); one line on stderr
+EXIT_USAGE = 2  #: bad command-line usage (unknown option, missing argument), from click
+EXIT_NO_RESULT = 3  #: a search ran to the end but no window produced a result (the reasons are printed)
+EXIT_INTERRUPTED = 130  #: Ctrl-C; finished steps are kept (``--resume`` continues a search)
 
 
 class ExcessError(Exception):
@@ -38,3 +53,20 @@ class FitError(ExcessError, RuntimeError):
 
 class NotFittedError(ExcessError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class NonFiniteError(InputError):
+    """NaN or inf values in input columns; ``counts`` maps each column to its number of bad values."""
+
+    def __init__(self, message: str, counts: dict[str, int] | None = None, n_rows: int = 0):
+        super().__init__(message)
+        self.counts = dict(counts or {})
+        self.n_rows = int(n_rows)
+
+
+class OutputError(ExcessError, OSError):
+    """An output cannot be written: a path under a file, no permission, or an existing output without ``--force``."""
+
+
+class RunDirectoryError(InputError):
+    """A run directory that is not one (no ``metrics.json``), or whose saved files are unreadable."""

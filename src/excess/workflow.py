@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -26,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._util import atomic_path, atomic_write_json, get_logger, package_versions, to_jsonable
+from ._util import atomic_path, atomic_write_json, ensure_dir, get_logger, package_versions, to_jsonable
 from ._version import __version__
 from .config import SearchConfig
-from .data.inputs import demo_dataset_path, input_sha256, load_events
-from .errors import ConfigError, InputError
+from .data.inputs import check_events, demo_dataset_path, input_sha256, load_events
+from .errors import ConfigError, InputError, OutputError, RunDirectoryError
 
-__all__ = ["run_search", "demo_dataset_path", "SearchOutcome"]
+__all__ = ["run_search", "demo_dataset_path", "SearchOutcome", "no_result_reasons"]
 
 log = get_logger(__name__)
 
@@ -67,6 +68,7 @@ class SearchOutcome:
     m_x: float | None
     m_y: float | None
     runtime_s: float
+    no_result_reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         import dataclasses
@@ -75,7 +77,8 @@ class SearchOutcome:
 
     def summary(self) -> str:
         if self.best_window is None:
-            return f"No window produced a result. Report: {self.report}"
+            why = "".join(f"\n  {r}" for r in self.no_result_reasons)
+            return f"No window produced a result:{why}\nReport: {self.report}"
         s = (f"Most significant window: {self.best_window} GeV at background efficiency {self.best_efficiency:g}: "
              f"local Z = {self.z_local:.2f}")
         if self.z_global is not None:
@@ -92,9 +95,11 @@ class SearchOutcome:
         return s + f".\nReport: {self.report}"
 
 
-def _load(path: Path, data) -> pd.DataFrame:
-    return load_events(path, tree=data.tree, columns=data.columns, scale_to_gev=data.scale_to_gev,
-                       max_events=data.max_events)
+def _load(path: Path, data, cfg: SearchConfig, key: str) -> tuple[pd.DataFrame, dict]:
+    """Read one input and check it for the search (columns, numbers, NaN/inf); returns (events, dropped)."""
+    events = load_events(path, tree=data.tree, columns=data.columns, scale_to_gev=data.scale_to_gev,
+                         max_events=data.max_events)
+    return check_events(events, ["mjj", *cfg.scan.features], source=path, drop_nonfinite=data.drop_nonfinite, key=key)
 
 
 def _resolve_inputs(cfg: SearchConfig):
@@ -104,16 +109,55 @@ def _resolve_inputs(cfg: SearchConfig):
             raise InputError(f"{path}: the packaged demo dataset is missing from this installation")
     else:
         path = Path(cfg.data.path)
-    events = _load(path, cfg.data)
+    events, dropped = _load(path, cfg.data, cfg, "data.path")
     background = None
     inputs = {str(path): input_sha256(path)}
+    dropped_all = {str(path): dropped} if dropped else {}
     if cfg.data.background_path:
         bpath = Path(cfg.data.background_path)
-        background = _load(bpath, cfg.data)
+        background, bdropped = _load(bpath, cfg.data, cfg, "data.background_path")
         inputs[str(bpath)] = input_sha256(bpath)
+        if bdropped:
+            dropped_all[str(bpath)] = bdropped
     if cfg.method.name == "idealized" and background is None:
         raise ConfigError("method 'idealized' needs data.background_path (a background-only reference sample)")
-    return events, background, inputs
+    _check_against_data(cfg, events, path)
+    return events, background, inputs, dropped_all
+
+
+def _check_against_data(cfg: SearchConfig, events: pd.DataFrame, path: Path) -> None:
+    """What needs the data but no training: the windows against the mjj range, labels for supervised methods."""
+    from .stats.windows import default_data_range, sliding_windows, validate_windows
+
+    sc = cfg.scan
+    m = events["mjj"].to_numpy(dtype=float)
+    try:
+        if sc.windows:
+            validate_windows([tuple(w) for w in sc.windows], m)
+        else:
+            wo = {k: v for k, v in (("width", sc.window_width), ("step", sc.window_step),
+                                    ("sideband_width", sc.sideband_width)) if v is not None}
+            sliding_windows(data_range=default_data_range(m), **wo)
+    except (ConfigError, InputError) as exc:
+        key = "scan.windows" if sc.windows else "scan.window_width/window_step/sideband_width"
+        raise ConfigError(f"{key}: {exc} (data: {path}); change the windows or the data") from None
+    if cfg.method.name == "supervised":
+        labels = events["label"].to_numpy() if "label" in events.columns else None
+        if labels is None or not np.isin(labels, (0, 1)).all():
+            raise InputError(f"{path}: method 'supervised' needs a 'label' column of 0/1 for every event; "
+                             "use a labelled sample or another method")
+
+
+def _has_results(run_dir: Path) -> bool:
+    """Whether a run directory holds anything worth keeping: finished scan steps or the final metrics."""
+    if (run_dir / "metrics.json").exists():
+        return True
+    scan = run_dir / "scan"
+    return scan.is_dir() and any(p.is_file() and not p.name.startswith(".") for p in scan.rglob("*"))
+
+
+def _finished(run_dir: Path) -> bool:
+    return all((run_dir / n).exists() for n in ("metrics.json", "predictions.h5", "report.html"))
 
 
 def _best_summary(result) -> dict | None:
@@ -141,20 +185,78 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
     """Run the search described by ``cfg``; write the run directory; return a summary."""
     import yaml
 
-    from .search import run_scan
-
     t0 = time.perf_counter()
     run_dir = Path(output or cfg.run.output)
     device = _run_device(cfg)  # before any work: a device that is not here fails now
     resolved = cfg.model_dump(mode="json")
     cfg_text = yaml.safe_dump(resolved, sort_keys=False)
-    if run_dir.exists() and (run_dir / "config.yaml").exists():
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: exists and is a file, not a run directory; choose another --output")
+    if run_dir.is_dir() and (run_dir / "config.yaml").exists() and _has_results(run_dir):
         if not resume:
-            raise InputError(f"{run_dir}: run directory exists; pass --resume to continue it or choose another --output")
-        if (run_dir / "config.yaml").read_text() != cfg_text:
-            raise InputError(f"{run_dir}: --resume with a different configuration; use another --output")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    events, background, inputs = _resolve_inputs(cfg)
+            raise RunDirectoryError(f"{run_dir}: run directory exists; pass --resume to continue it or choose another "
+                                    "--output")
+        try:
+            same = (run_dir / "config.yaml").read_text() == cfg_text
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if not same:
+            raise RunDirectoryError(f"{run_dir}: --resume with a different configuration (compare {run_dir}/config.yaml); "
+                                    "use another --output")
+        if _finished(run_dir):
+            log.info("%s: the run is finished; nothing to do (delete it or choose another --output to rerun)", run_dir)
+            return _outcome_from_run(run_dir)
+    # read and check the inputs before the run directory exists: a bad input leaves nothing behind
+    events, background, inputs, dropped = _resolve_inputs(cfg)
+    created = not run_dir.exists()
+    ensure_dir(run_dir)
+    try:
+        return _run_in(run_dir, cfg, cfg_text, events, background, inputs, dropped, device, t0, resume, show_progress,
+                       argv)
+    except BaseException:
+        if created and not _has_results(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming: leave nothing in the way
+        raise
+
+
+def _outcome_from_run(run_dir: Path) -> SearchOutcome:
+    """The summary of a finished run, from its saved files (nothing is rewritten)."""
+    from ._util import read_json
+
+    metrics = read_json(run_dir / "metrics.json", "metrics file")
+    return _outcome(run_dir, run_dir / "report.html", metrics)
+
+
+def _outcome(run_dir: Path, report: Path, metrics: dict) -> SearchOutcome:
+    best = metrics.get("best") or {}
+    g = metrics.get("global_significance") or {}
+    return SearchOutcome(
+        run_dir=str(run_dir), report=str(report), best_window=best.get("window"), best_efficiency=best.get("efficiency"),
+        z_local=best.get("z_local"), z_global=g.get("z_global"),
+        z_global_is_limit=bool(g.get("z_global_is_limit", False)), z_trials=g.get("z_trials"), m_res=best.get("m_res"),
+        m_x=best.get("m_x"), m_y=best.get("m_y"), runtime_s=metrics.get("runtime_s") or 0.0,
+        no_result_reasons=tuple(no_result_reasons(metrics)) if not metrics.get("best") else (),
+    )
+
+
+def no_result_reasons(metrics: dict) -> list[str]:
+    """Why each window of a scan gave no result (``"SR 3300-3700: fewer than 20 events selected"``)."""
+    out = []
+    for w in metrics.get("windows") or []:
+        label = (w.get("window") or {}).get("label") or str(w.get("window"))
+        if w.get("status") not in (None, "ok"):
+            out.append(f"{label}: {w.get('status')}" + (f" ({w['reason']})" if w.get("reason") else ""))
+            continue
+        why = sorted({f"{t.get('status')}" + (f" ({t['reason']})" if t.get("reason") else "")
+                      for t in w.get("tests") or [] if t.get("status") not in (None, "ok")})
+        if why:
+            out.append(f"{label}: " + "; ".join(why))
+    return out or ["no window passed the selection and fit (see metrics.json)"]
+
+
+def _run_in(run_dir, cfg, cfg_text, events, background, inputs, dropped, device, t0, resume, show_progress, argv):
+    from .search import run_scan
+
     with atomic_path(run_dir / "config.yaml", suffix=".yaml") as tmp:
         tmp.write_text(cfg_text)
     prov = {
@@ -169,6 +271,7 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "n_events": len(events),
         "input_metadata": to_jsonable(events.attrs.get("excess", {})),
+        "dropped_nonfinite": dropped,
     }
     atomic_write_json(run_dir / "provenance.json", prov)
 
@@ -212,14 +315,7 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
     from .report.html import write_report
 
     report = write_report(run_dir)
-    best = metrics["best"] or {}
-    g = metrics.get("global_significance") or {}
-    return SearchOutcome(
-        run_dir=str(run_dir), report=str(report), best_window=best.get("window"), best_efficiency=best.get("efficiency"),
-        z_local=best.get("z_local"), z_global=g.get("z_global"),
-        z_global_is_limit=bool(g.get("z_global_is_limit", False)), z_trials=g.get("z_trials"), m_res=best.get("m_res"), m_x=best.get("m_x"),
-        m_y=best.get("m_y"), runtime_s=metrics["runtime_s"],
-    )
+    return _outcome(run_dir, report, metrics)
 
 
 def _run_device(cfg: SearchConfig) -> dict:

@@ -55,7 +55,11 @@ def _parse_params(items) -> dict:
 
 
 def _check_out(path: Path, force: bool) -> bool:
-    """True if ``path`` should be (re)written; a finished output is kept unless --force."""
+    """True if ``path`` should be (re)written; a finished output is kept unless --force. A path that cannot be
+    written (under a file, no permission) fails here, before any work."""
+    from .._util import check_writable
+
+    check_writable(path)
     if path.exists() and not force:
         click.echo(f"{path} exists: skipping (use --force to overwrite)", err=True)
         return False
@@ -266,6 +270,9 @@ def evaluate(reference, generated, geometry, classifiers, no_classifier, classif
     from ..calo.plots import plot_feature_histograms
     from ..errors import InputError
 
+    from .._util import check_writable
+
+    check_writable(output)  # before the work
     if not no_classifier:
         _check_device(device)
     set_threads(threads)
@@ -276,7 +283,9 @@ def evaluate(reference, generated, geometry, classifiers, no_classifier, classif
     gen = read_showers(generated, geom, max_showers=max_showers)
     res = evaluate_showers(ref, gen, geom, classifiers=() if no_classifier else tuple(dict.fromkeys(classifiers)),
                            classifier_kwargs={"epochs": classifier_epochs}, device=device, random_state=seed)
-    output.mkdir(parents=True, exist_ok=True)
+    from .._util import ensure_dir
+
+    ensure_dir(output)
     d = res.to_dict()
     d.update({"reference": str(reference), "generated": str(generated), "seed": seed})
     atomic_write_json(output / "summary.json", d)
@@ -312,6 +321,10 @@ def timing(model_dir, preset, batch_sizes, threads, device, energies_from, refer
     from ..calo.timing import time_generation
     from ..errors import ConfigError
 
+    if output is not None:
+        from .._util import check_writable
+
+        check_writable(output)  # before the work
     try:
         sizes = tuple(int(s) for s in batch_sizes.split(","))
     except ValueError:

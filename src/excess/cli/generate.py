@@ -36,8 +36,9 @@ def generate():
 @click.option("--extended-nsub", is_flag=True, help="Also store tau_N^beta for N <= 9, beta in {0.5, 1, 2}.")
 @click.option("--pythia", "extra", multiple=True, help="Extra raw Pythia setting (repeatable), e.g. 'Tune:pp = 14'.")
 @click.option("--keep-chunks", is_flag=True, help="Keep the chunk directory after merging into a single file.")
+@click.option("--force", is_flag=True, help="Replace an existing single-file output (a chunk directory resumes instead).")
 def dijet(n_events, output, process, preset, seed, chunk_size, workers, scheduler, pthat_min, mpi, detector, axes,
-          m_wprime, m_x, m_y, extended_nsub, extra, keep_chunks):
+          m_wprime, m_x, m_y, extended_nsub, extra, keep_chunks, force):
     """Generate LHC Olympics-style dijet events (QCD background or W' -> X Y signal).
 
     Chunks already on disk are skipped: rerun the same command to resume an interrupted job.
@@ -51,7 +52,8 @@ def dijet(n_events, output, process, preset, seed, chunk_size, workers, schedule
     if extra:
         overrides["extra"] = tuple(extra)
     summary = generate_dijet(output, n_events, process=process, preset=preset, seed=seed, chunk_size=chunk_size,
-                             n_workers=workers, address=scheduler, keep_chunks=keep_chunks, **overrides)
+                             n_workers=workers, address=scheduler, keep_chunks=keep_chunks, overwrite=force,
+                             **overrides)
     click.echo(json.dumps(summary.to_dict(), indent=2))
 
 

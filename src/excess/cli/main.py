@@ -73,18 +73,17 @@ def cli(ctx, debug, quiet, verbose):
 
 def main(argv=None) -> int:
     """Entry point: one-line errors (full traceback with --debug), non-zero exit on failure."""
-    from ..errors import ExcessError
+    from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, ExcessError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="excess", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return 130
+        rv = cli.main(args=args, prog_name="excess", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo(f"Interrupted. {_how_to_continue(args)}", err=True)
+        return EXIT_INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
@@ -92,13 +91,32 @@ def main(argv=None) -> int:
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
-        return 1
-    except Exception as exc:  # unexpected: still one line unless --debug
+        return EXIT_ERROR
+    except OSError as exc:  # a file system refusal not caught where it happened: still name the path
         if debug:
             raise
-        click.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
-        return 1
-    return 0
+        where = exc.filename or "a file"
+        click.echo(f"error: {where}: {exc.strerror or exc}; check the path and its permissions", err=True)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            raise
+        click.echo(f"error: internal error ({type(exc).__name__}: {exc}); this is a bug in excess: please report it "
+                   "with the output of --debug", err=True)
+        return EXIT_ERROR
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
+
+
+def _how_to_continue(args: list[str]) -> str:
+    """What a user does after Ctrl-C, per command: finished steps are on disk in every resumable one."""
+    words = [a for a in args if not a.startswith("-")]
+    cmd = words[0] if words else ""
+    if cmd in ("search", "demo"):
+        return ("Finished windows and folds are saved: rerun the same command with --resume to continue"
+                + (" (excess demo resumes by itself)." if cmd == "demo" else "."))
+    if cmd == "generate":
+        return "Finished chunks are saved: rerun the same command to continue."
+    return "Outputs are written atomically: nothing half-written was left; rerun the command."
 
 
 if __name__ == "__main__":  # pragma: no cover

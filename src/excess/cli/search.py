@@ -14,10 +14,13 @@ def _run(cfg, output, resume, quiet_json=False):
     from .._util import is_quiet
     from ..workflow import run_search
 
+    from ..errors import EXIT_NO_RESULT, EXIT_OK
+
     outcome = run_search(cfg, output=output, resume=resume, show_progress=not is_quiet(), argv=sys.argv)
     click.echo(outcome.summary(), err=True)
     click.echo(json.dumps(outcome.to_dict(), indent=2))
-    return outcome
+    # exit 3: the search ran to the end, but no window gave a result (the reasons are printed above)
+    return EXIT_OK if outcome.best_window is not None else EXIT_NO_RESULT
 
 
 @click.command("search")
@@ -50,12 +53,12 @@ def search(config, overrides, output, resume, scheduler, workers, device, check)
         import yaml
 
         click.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
-        return
-    _run(cfg, output, resume)
+        return 0
+    return _run(cfg, output, resume)
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=True))
 def report(run_dir):
     """Regenerate RUN_DIR/report.html (and its plots) from the saved results."""
     from pathlib import Path
@@ -87,4 +90,4 @@ def demo(output, method, fresh, device):
         shutil.rmtree(output)
     click.echo("excess demo: a sliding-window resonant anomaly search (method %s) on the packaged LHCO-like dataset." % method,
                err=True)
-    _run(cfg, output, resume=True)
+    return _run(cfg, output, resume=True)

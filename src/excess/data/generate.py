@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._util import atomic_write_json, get_logger, package_versions, progress
-from ..errors import ConfigError, GenerationError, InputError
+from .._util import atomic_write_json, ensure_dir, get_logger, package_versions, progress
+from ..errors import ConfigError, GenerationError, InputError, OutputError
 from .settings import SEED_MAX, SEED_MIN, GeneratorSettings, pythia_config
 
 __all__ = ["generate_dijet", "generate_chunk", "GenerationSummary", "chunk_seed", "PythiaSource"]
@@ -259,6 +259,7 @@ def generate_dijet(
     address=None,
     batch_size: int = 500,
     keep_chunks: bool = False,
+    overwrite: bool = False,
     **overrides,
 ) -> GenerationSummary:
     """Generate ``n_events`` selected dijet events into ``output``.
@@ -266,6 +267,8 @@ def generate_dijet(
     ``output`` is a dataset directory (chunk files + manifest) or a single ``.h5``/``.parquet``
     file; for a single file the chunks are staged in ``<output>.chunks/`` (resumable) and merged
     at the end. Settings come from ``preset`` (see :mod:`excess.data.settings`) plus ``overrides``.
+    An existing single-file ``output`` is an :class:`~excess.errors.OutputError` unless ``overwrite``; a failure
+    before any chunk is finished leaves no staging folder behind.
     """
     from ..executor import get_executor
 
@@ -279,9 +282,26 @@ def generate_dijet(
     output = Path(output)
     single = output.suffix.lower() in (".h5", ".hdf5", ".parquet")
     chunk_dir = output.with_name(output.name + ".chunks") if single else output
+    if single and output.exists() and not overwrite:
+        raise OutputError(f"{output}: exists; pass --force (overwrite=True) to replace it, or choose another output")
     if chunk_dir.exists() and not chunk_dir.is_dir():
         raise InputError(f"{chunk_dir}: exists and is not a directory")
-    chunk_dir.mkdir(parents=True, exist_ok=True)
+    created = not chunk_dir.exists()
+    ensure_dir(chunk_dir)
+    try:
+        return _generate_into(output, chunk_dir, single, n_events, settings, process, seed, chunk_size, n_workers,
+                              address, batch_size, keep_chunks)
+    except BaseException:
+        if created and chunk_dir.is_dir() and not any(chunk_dir.glob("chunk-*.h5")):
+            import shutil
+
+            shutil.rmtree(chunk_dir, ignore_errors=True)  # nothing finished: leave nothing in the way
+        raise
+
+
+def _generate_into(output, chunk_dir, single, n_events, settings, process, seed, chunk_size, n_workers, address,
+                   batch_size, keep_chunks) -> GenerationSummary:
+    from ..executor import get_executor
 
     n_chunks = (int(n_events) + chunk_size - 1) // chunk_size
     sizes = [chunk_size] * (n_chunks - 1) + [int(n_events) - chunk_size * (n_chunks - 1)]

@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import InputError
 from .schema import LABEL, MASS_COLUMNS
 
-__all__ = ["load_events", "read_root", "demo_dataset_path", "input_sha256"]
+__all__ = ["load_events", "check_events", "read_root", "demo_dataset_path", "input_sha256"]
 
 
 def demo_dataset_path() -> Path:
@@ -57,9 +57,16 @@ def load_events(path: str | Path, *, tree: str | None = None, columns: dict[str,
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if path.suffix.lower() == ".root":
-        df = read_root(path, tree)
+        try:
+            df = read_root(path, tree)
+        except InputError:
+            raise
+        except Exception as exc:  # uproot raises many types for a damaged file
+            raise InputError(f"{path}: not a readable ROOT file ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     elif columns and path.suffix.lower() == ".parquet":
-        df = pd.read_parquet(path)  # a user's file: raw columns, mapped below
+        from .io import read_parquet_table
+
+        df = read_parquet_table(path)  # a user's file: raw columns, mapped below
     else:
         df = read_events(path)
     if columns:
@@ -82,6 +89,50 @@ def load_events(path: str | Path, *, tree: str | None = None, columns: dict[str,
         df = df.iloc[:max_events].reset_index(drop=True)
         df.attrs = attrs
     return df
+
+
+def check_events(df: pd.DataFrame, columns, *, source: str | Path, drop_nonfinite: bool = False,
+                 key: str = "data.path") -> tuple[pd.DataFrame, dict]:
+    """Check an event table before a search: events present, ``columns`` present and numeric, no NaN/inf.
+
+    Returns the table (rows with NaN/inf in ``columns`` dropped when ``drop_nonfinite``) and a record of what
+    was dropped (``{"n_rows": ..., "per_column": {...}}``, empty when nothing). Every failure is an
+    :class:`~excess.errors.InputError` naming the file, the columns and what to do.
+    """
+    from ..errors import NonFiniteError
+
+    columns = list(dict.fromkeys(columns))
+    if len(df) == 0:
+        raise InputError(f"{source}: the file holds no events (0 rows); point {key} at a file with events")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {missing}; the file has {list(df.columns)[:30]}; "
+                         "map your file's names with data.columns (e.g. {mjj: Mjj}) or change scan.features")
+    for c in columns:
+        dt = df[c].dtype
+        if not (pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_complex_dtype(dt)) or pd.api.types.is_bool_dtype(dt):
+            example = next((v for v in df[c].head(3).tolist()), None)
+            raise InputError(f"{source}: column {c!r} holds {dt} values (e.g. {example!r}), not numbers; write it as a "
+                             "float column (excess does not convert text to numbers)")
+    values = df[columns].to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return df, {}
+    per_column = {c: int(n) for c, n in zip(columns, bad.sum(axis=0)) if n}
+    rows = bad.any(axis=1)
+    n_rows = int(rows.sum())
+    if not drop_nonfinite:
+        detail = ", ".join(f"{c}: {n}" for c, n in per_column.items())
+        raise NonFiniteError(
+            f"{source}: {n_rows} of {len(df)} events have NaN/inf values ({detail}); fix the file, or set "
+            "data.drop_nonfinite: true to drop those rows (the count is recorded in provenance.json)",
+            per_column, n_rows)
+    attrs = df.attrs
+    out = df.loc[~rows].reset_index(drop=True)
+    out.attrs = attrs
+    if len(out) == 0:
+        raise InputError(f"{source}: every event has NaN/inf values in {list(per_column)}; nothing is left to search")
+    return out, {"n_rows": n_rows, "per_column": per_column}
 
 
 def input_sha256(path: str | Path) -> str:

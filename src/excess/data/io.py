@@ -124,7 +124,13 @@ def read_events(path: str | os.PathLike, columns: list[str] | None = None, max_e
             raise InputError(f"{path}: directory holds no chunk-*.h5 event files")
         frames, metas, n = [], [], 0
         for p in files:
-            df = _read_excess_h5(p, columns)
+            try:
+                df = _read_excess_h5(p, columns)
+            except InputError:
+                raise
+            except (OSError, KeyError, ValueError, TypeError) as exc:
+                raise InputError(f"{p}: damaged chunk file ({_why(exc)}); delete it and rerun the generation to "
+                                 "remake it") from None
             frames.append(df)
             metas.append(df.attrs.get("excess", {}))
             n += len(df)
@@ -143,10 +149,7 @@ def read_events(path: str | os.PathLike, columns: list[str] | None = None, max_e
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path, columns=columns)
-        df = table.to_pandas()
-        md = table.schema.metadata or {}
-        df.attrs["excess"] = json.loads(md.get(b"excess", b"{}"))
+        df = read_parquet_table(path, columns)
     elif suffix in (".h5", ".hdf5", ".hdf"):
         import h5py
 
@@ -156,11 +159,21 @@ def read_events(path: str | os.PathLike, columns: list[str] | None = None, max_e
         except OSError as exc:
             raise InputError(f"{path}: not a readable HDF5 file ({exc})") from exc
         if is_excess:
-            df = _read_excess_h5(path, columns)
+            try:
+                df = _read_excess_h5(path, columns)
+            except InputError:
+                raise
+            except (OSError, KeyError, ValueError, TypeError) as exc:
+                raise InputError(f"{path}: damaged excess HDF5 file ({_why(exc)}); regenerate or re-copy it") from None
         else:
             from .lhco import read_lhco_features
 
-            df = read_lhco_features(path)
+            try:
+                df = read_lhco_features(path)
+            except InputError:
+                raise
+            except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
+                raise InputError(f"{path}: neither an excess event file nor an LHCO feature file ({_why(exc)})") from None
     else:
         raise InputError(f"{path}: unsupported input format {suffix!r} (.h5, .hdf5, .parquet, .npy or a chunk directory)")
     if columns is not None and suffix != ".parquet":
@@ -174,6 +187,31 @@ def read_events(path: str | os.PathLike, columns: list[str] | None = None, max_e
         attrs = df.attrs
         df = df.iloc[:max_events].reset_index(drop=True)
         df.attrs = attrs
+    return df
+
+
+def _why(exc: BaseException) -> str:
+    """An exception's message without its class name (the user needs what, not which Python type)."""
+    msg = str(exc).strip() or type(exc).__name__
+    return msg.splitlines()[0][:200]
+
+
+def read_parquet_table(path: Path, columns=None) -> pd.DataFrame:
+    """A Parquet file as a DataFrame (excess metadata in ``attrs``); an unreadable file is an :class:`InputError`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, columns=columns)
+        df = table.to_pandas()
+    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({_why(exc)}); check that the file is complete "
+                         "(re-copy or rewrite it)") from None
+    md = table.schema.metadata or {}
+    try:
+        df.attrs["excess"] = json.loads(md.get(b"excess", b"{}"))
+    except ValueError:
+        df.attrs["excess"] = {}
     return df
 
 

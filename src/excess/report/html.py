@@ -93,9 +93,24 @@ def _scan_table(metrics: dict) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.html`` from the saved results; returns its path."""
+    from .._util import read_json
+    from ..errors import RunDirectoryError
+
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    prov = json.loads((run_dir / "provenance.json").read_text()) if (run_dir / "provenance.json").exists() else {}
+    if not run_dir.exists():
+        raise RunDirectoryError(f"{run_dir}: no such run directory; give the -o folder of an `excess search` run")
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir}: is a file; give the -o folder of an `excess search` run")
+    if not (run_dir / "metrics.json").exists():
+        raise RunDirectoryError(f"{run_dir}: not a finished run directory (no metrics.json); give the -o folder of an "
+                                "`excess search` run, or finish the run with `excess search CONFIG -o "
+                                f"{run_dir} --resume`")
+    metrics = read_json(run_dir / "metrics.json", "metrics file of the run")
+    if not isinstance(metrics, dict):
+        raise RunDirectoryError(f"{run_dir / 'metrics.json'}: not a metrics file of excess (a JSON object expected)")
+    prov = read_json(run_dir / "provenance.json", "provenance file") if (run_dir / "provenance.json").exists() else {}
+    if not isinstance(prov, dict):
+        prov = {}
     cfg_text = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
     plots = sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").exists() else []
     captions = metrics.get("plot_captions", {})

@@ -27,6 +27,8 @@ from .results import ScanResult, WindowResult
 
 __all__ = ["ResumeStore"]
 
+_DAMAGED = (OSError, ValueError, KeyError, EOFError, __import__("zipfile").BadZipFile)
+
 
 class ResumeStore:
     """Per-window and per-fold results of a scan under ``root`` (None: a store that keeps nothing)."""
@@ -79,12 +81,15 @@ class ResumeStore:
         path = self._path("folds", f"{unit}_f{k}.npz")
         if path is None or not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["fingerprint"]) != fingerprint:
-                return None
-            extras = json.loads(str(z["extras"]))
-            runtime = float(z["runtime_s"]) if "runtime_s" in z.files else 0.0
-            return FoldScores(z["scores"], extras.get("signal_fraction"), extras.get("signal_fraction_err"), runtime)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["fingerprint"]) != fingerprint:
+                    return None
+                extras = json.loads(str(z["extras"]))
+                runtime = float(z["runtime_s"]) if "runtime_s" in z.files else 0.0
+                return FoldScores(z["scores"], extras.get("signal_fraction"), extras.get("signal_fraction_err"), runtime)
+        except _DAMAGED:
+            return None  # a damaged resume file: the fold is computed again
 
     def save_fold(self, unit: str, k: int, result: FoldScores, fingerprint: str) -> None:
         path = self._path("folds", f"{unit}_f{k}.npz")
@@ -100,8 +105,11 @@ class ResumeStore:
         path = self._path("windows", f"{result.window.key}.toys{n_toys}.npz")
         if path is None or not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            return z["z"] if str(z["fingerprint"]) == result.fingerprint else None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return z["z"] if str(z["fingerprint"]) == result.fingerprint else None
+        except _DAMAGED:
+            return None  # a damaged resume file: the pseudo-experiments are run again
 
     def save_toys(self, result: WindowResult, n_toys: int, z: np.ndarray) -> None:
         path = self._path("windows", f"{result.window.key}.toys{n_toys}.npz")
