@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._util import atomic_path
 
-__all__ = ["write_report", "CSS", "fmt"]
+__all__ = ["write_report", "CSS", "fmt", "page_head", "figure_gallery", "pre_section", "write_page"]
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -52,6 +52,43 @@ def _fmt_p(x):
 
 _FIRST = ("significance_scan.png", "jet_masses_best.png", "sic.png")
 
+
+
+def page_head(title: str, heading: str, subtitle_html: str = "") -> list[str]:
+    """The opening parts of a report page (house CSS); ``subtitle_html`` is inserted as given (escape it)."""
+    return [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+            f"<style>{CSS}</style></head><body>",
+            f"<h1>{html.escape(heading)}</h1>" + (f"<p class='sub'>{subtitle_html}</p>" if subtitle_html else "")]
+
+
+def figure_gallery(plots, captions: dict | None = None) -> str:
+    """A "Plots" section: each PNG of ``plots`` (under the run's ``plots/``) with its caption."""
+    if not plots:
+        return ""
+    captions = captions or {}
+    figs = []
+    for p in plots:
+        cap = captions.get(p.name, p.stem.replace("_", " "))
+        name = html.escape(p.name)
+        figs.append(f"<figure><a href='plots/{name}'><img src='plots/{name}' alt='{html.escape(cap)}'></a>"
+                    f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+    return "<h2>Plots</h2>" + "".join(figs)
+
+
+def pre_section(title: str, content) -> str:
+    """A titled preformatted block: text as given, anything else as indented JSON; empty content gives ""."""
+    if not content:
+        return ""
+    text = content if isinstance(content, str) else json.dumps(content, indent=2)
+    return f"<h2>{html.escape(title)}</h2><pre>" + html.escape(text) + "</pre>"
+
+
+def write_page(run_dir, parts: list[str]) -> Path:
+    """Close the page and write ``run_dir/report.html`` atomically; returns its path."""
+    out = Path(run_dir) / "report.html"
+    with atomic_path(out, suffix=".html") as tmp:
+        tmp.write_text("\n".join([*parts, "</body></html>"]), encoding="utf-8")
+    return out
 
 def _order_plots(plots: list[Path], best_window: str | None) -> list[Path]:
     """Headline plots first, then the most significant window's fits, then the other windows in mjj order."""
@@ -116,11 +153,10 @@ def write_report(run_dir: str | Path) -> Path:
     captions = metrics.get("plot_captions", {})
     best = metrics.get("best")
     glob = metrics.get("global_significance") or {}
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess report: {html.escape(run_dir.name)}</title>",
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>excess search report</h1><p class='sub'>run <code>{html.escape(str(run_dir))}</code> · "
-             f"method <b>{html.escape(str(metrics.get('method', '?')))}</b> · {metrics.get('n_events', 0):,} events · "
-             f"runtime {fmt(metrics.get('runtime_s'), 0)} s</p>"]
+    parts = page_head(f"excess report: {run_dir.name}", "excess search report",
+                      f"run <code>{html.escape(str(run_dir))}</code> · "
+                      f"method <b>{html.escape(str(metrics.get('method', '?')))}</b> · {metrics.get('n_events', 0):,} "
+                      f"events · runtime {fmt(metrics.get('runtime_s'), 0)} s")
     if best:
         parts.append(
             "<div class='box'><b>Most significant:</b> window " + html.escape(str(best.get("window"))) + " GeV at background efficiency "
@@ -135,17 +171,7 @@ def write_report(run_dir: str | Path) -> Path:
     else:
         parts.append("<div class='box'>No window produced a result: see the status column below.</div>")
     parts.append("<h2>Scan</h2>" + _scan_table(metrics))
-    if plots:
-        parts.append("<h2>Plots</h2>")
-        for p in _order_plots(plots, (best or {}).get("window")):
-            cap = captions.get(p.name, p.stem.replace("_", " "))
-            parts.append(f"<figure><a href='plots/{html.escape(p.name)}'><img src='plots/{html.escape(p.name)}' alt='{html.escape(cap)}'></a>"
-                         f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+    parts.append(figure_gallery(_order_plots(plots, (best or {}).get("window")), captions))
     parts.append("<h2>Settings</h2><pre>" + html.escape(cfg_text) + "</pre>")
-    if prov:
-        parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>")
-    parts.append("</body></html>")
-    out = run_dir / "report.html"
-    with atomic_path(out, suffix=".html") as tmp:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    parts.append(pre_section("Provenance", prov))
+    return write_page(run_dir, parts)

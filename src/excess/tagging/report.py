@@ -10,8 +10,7 @@ import html
 import json
 from pathlib import Path
 
-from .._util import atomic_path
-from ..report.html import CSS, fmt
+from ..report.html import figure_gallery, fmt, page_head, pre_section, write_page
 
 __all__ = ["write_tagging_report"]
 
@@ -55,11 +54,9 @@ def write_tagging_report(run_dir: str | Path) -> Path:
     cfg = (run_dir / "config.json").read_text() if (run_dir / "config.json").exists() else ""
     plots = sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").exists() else []
     captions = metrics.get("plot_captions", {})
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess electron tagging: "
-             f"{html.escape(run_dir.name)}</title><style>{CSS}</style></head><body>",
-             "<h1>excess low-pT electron identification</h1>"
-             f"<p class='sub'>run <code>{html.escape(str(run_dir))}</code> · {metrics.get('n_tracks', 0):,} tracks "
-             f"({metrics.get('n_electrons', 0):,} electrons) · runtime {fmt(metrics.get('runtime_s'), 0)} s</p>"]
+    parts = page_head(f"excess electron tagging: {run_dir.name}", "excess low-pT electron identification",
+                      f"run <code>{html.escape(str(run_dir))}</code> · {metrics.get('n_tracks', 0):,} tracks "
+                      f"({metrics.get('n_electrons', 0):,} electrons) · runtime {fmt(metrics.get('runtime_s'), 0)} s")
     fr = metrics.get("category_fractions_electrons")
     if fr:
         parts.append("<div class='box'><b>Electron category fractions:</b> "
@@ -80,16 +77,6 @@ def write_tagging_report(run_dir: str | Path) -> Path:
         imp = metrics["impact"]
         parts.append("<h2>Impact on the mock higgsino signal region</h2>"
                      f"<p>{html.escape(imp.get('description', ''))}</p>" + _impact_table(imp))
-    if plots:
-        parts.append("<h2>Plots</h2>")
-        for p in plots:
-            cap = captions.get(p.name, p.stem.replace("_", " "))
-            parts.append(f"<figure><a href='plots/{html.escape(p.name)}'><img src='plots/{html.escape(p.name)}' "
-                         f"alt='{html.escape(cap)}'></a><figcaption>{html.escape(cap)}</figcaption></figure>")
-    if cfg:
-        parts.append("<h2>Settings</h2><pre>" + html.escape(cfg) + "</pre>")
-    parts.append("</body></html>")
-    out = run_dir / "report.html"
-    with atomic_path(out, suffix=".html") as tmp:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    parts.append(figure_gallery(plots, captions))
+    parts.append(pre_section("Settings", cfg))
+    return write_page(run_dir, parts)

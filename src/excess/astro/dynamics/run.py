@@ -266,17 +266,16 @@ def write_dynamics_report(run_dir) -> Path:
     """``report.html`` from what the run saved (metrics.json, config.json, provenance.json, plots/)."""
     import html
 
-    from ...report.html import CSS
+    from ...report.html import figure_gallery, page_head, pre_section, write_page
 
     run_dir = Path(run_dir)
     metrics = _read_json(run_dir / "metrics.json")
     cfg = _read_json(run_dir / "config.json")
     prov = _read_json(run_dir / "provenance.json")
     spec = (cfg.get("fit") or {}).get("spec", {})
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess dynamics: {html.escape(run_dir.name)}</title>",
-             f"<style>{CSS}</style></head><body>", "<h1>excess dynamics report</h1>",
-             f"<p class='sub'>run <code>{html.escape(str(run_dir))}</code> · stars: "
-             f"{html.escape(str(spec.get('kind', 'data')))} · {metrics.get('fit', {}).get('n_stars', '?')} stars</p>"]
+    parts = page_head(f"excess dynamics: {run_dir.name}", "excess dynamics report",
+                      f"run <code>{html.escape(str(run_dir))}</code> · stars: "
+                      f"{html.escape(str(spec.get('kind', 'data')))} · {metrics.get('fit', {}).get('n_stars', '?')} stars")
     rows = []
     for step in ("accelerations", "density"):
         m = metrics.get(step) or {}
@@ -301,18 +300,6 @@ def write_dynamics_report(run_dir) -> Path:
         parts.append(f"<p>Baryon model: {html.escape(json.dumps(d['baryons']))}; median dark-matter density at the "
                      f"query positions (total minus baryons): {d['median_rho_dm_msun_pc3']:.4g} Msun/pc^3.</p>")
     plots = sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").exists() else []
-    if plots:
-        parts.append("<h2>Plots</h2>")
-        for p in plots:
-            cap = _CAPTIONS.get(p.name, p.stem.replace("_", " "))
-            parts.append(f"<figure><a href='plots/{html.escape(p.name)}'><img src='plots/{html.escape(p.name)}' "
-                         f"alt='{html.escape(cap)}'></a><figcaption>{html.escape(cap)}</figcaption></figure>")
-    parts.append("<h2>Metrics</h2><pre>" + html.escape(json.dumps(metrics, indent=2)) + "</pre>")
-    parts.append("<h2>Settings</h2><pre>" + html.escape(json.dumps(cfg, indent=2)) + "</pre>")
-    if prov:
-        parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>")
-    parts.append("</body></html>")
-    out = run_dir / "report.html"
-    with atomic_path(out, suffix=".html") as tmp:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    parts.append(figure_gallery(plots, _CAPTIONS))
+    parts += [pre_section("Metrics", metrics), pre_section("Settings", cfg), pre_section("Provenance", prov)]
+    return write_page(run_dir, parts)
