@@ -44,6 +44,20 @@ def test_hough_finds_an_injected_line_and_not_noise():
         hough_transform(x, y, xr[:1], yr[:1], extent=8.0)
 
 
+def test_a_compact_clump_is_not_a_line():
+    rng = np.random.default_rng(3)
+    xr, yr = _disc(5000, rng)
+    x, y = _disc(75, rng)
+    cx, cy = 5.0 + rng.normal(0, 0.15, 25), 4.0 + rng.normal(0, 0.15, 25)  # 25 stars in a 0.3-deg clump
+    xs, ys = np.r_[x, cx], np.r_[y, cy]
+    assert best_line(xs, ys, xr, yr, extent=8.0).significance > 6  # a plain Hough transform takes it for a line
+    line = best_line(xs, ys, xr, yr, extent=8.0, segment=2.0)
+    assert line.significance < 6 and line.clump_fraction <= 0.5
+    t = rng.uniform(-5, 5, 30)  # an extended line still passes
+    line = best_line(np.r_[x, t], np.r_[y, 0.5 * t + 1], xr, yr, extent=8.0, segment=2.0)
+    assert line.significance > 6 and line.clump_fraction < 0.3
+
+
 def test_background_b_follows_the_reference_density():
     rng = np.random.default_rng(1)
     xr, yr = _disc(20000, rng)

@@ -10,6 +10,11 @@ expectation from the finite reference sample. The significance is Via Machinae's
 
 (the ``+ 1`` keeps lines through nearly empty regions from scoring high). The grid has ``n_bins`` angles in
 [0, pi) and ``n_bins`` offsets in [-extent, extent].
+
+A stream is extended: with ``segment > 0``, a line holding more than ``max_clump`` (half) of its stars in one
+``segment``-long piece (2 deg in the search) is a compact clump, not a stream, and the next best line is taken.
+This keeps clumps from passing as lines, in particular the one a classifier makes where a smooth SR/SB gradient
+across the patch (the solar reflex motion) peaks at the patch edge.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 
 from ...errors import ConfigError, InputError
 
-__all__ = ["HoughLine", "line_significance", "hough_transform", "best_line", "distance_to_line"]
+__all__ = ["HoughLine", "line_significance", "hough_transform", "best_line", "distance_to_line", "clump_fraction"]
 
 
 def line_significance(S, B, sigma_B):
@@ -40,10 +45,12 @@ class HoughLine:
     sigma_B: float
     significance: float
     width: float
+    clump_fraction: float = float("nan")  # largest share of its stars in one segment (see best_line)
 
     def to_dict(self) -> dict:
         return {"theta_deg": float(np.degrees(self.theta)), "rho": self.rho, "S": self.S, "B": self.B,
-                "sigma_B": self.sigma_B, "significance": self.significance, "width": self.width}
+                "sigma_B": self.sigma_B, "significance": self.significance, "width": self.width,
+                "clump_fraction": self.clump_fraction}
 
 
 def distance_to_line(x, y, theta: float, rho: float) -> np.ndarray:
@@ -87,9 +94,36 @@ def hough_transform(x, y, x_ref, y_ref, *, extent: float, width: float = 1.0, n_
     return thetas, rhos, S, B, sigma_B, line_significance(S, B, sigma_B)
 
 
-def best_line(x, y, x_ref, y_ref, *, extent: float, width: float = 1.0, n_bins: int = 100) -> HoughLine:
-    """The most significant line (see :func:`hough_transform`)."""
+def clump_fraction(x, y, theta: float, rho: float, width: float, segment: float) -> float:
+    """Largest share of a line's stars (within ``width / 2``) that fall in one ``segment``-long piece of it."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    on = distance_to_line(x, y, theta, rho) <= width / 2
+    if on.sum() == 0:
+        return 1.0
+    t = np.sort(-x[on] * np.sin(theta) + y[on] * np.cos(theta))
+    counts = np.searchsorted(t, t + segment, side="right") - np.arange(len(t))
+    return float(counts.max() / len(t))
+
+
+def best_line(x, y, x_ref, y_ref, *, extent: float, width: float = 1.0, n_bins: int = 100,
+              segment: float = 0.0, max_clump: float = 0.5) -> HoughLine:
+    """The most significant line (see :func:`hough_transform`).
+
+    With ``segment > 0``, lines that hold more than ``max_clump`` of their stars in one ``segment``-long piece
+    are compact clumps, not streams, and are passed over.
+    """
     thetas, rhos, S, B, sB, sig = hough_transform(x, y, x_ref, y_ref, extent=extent, width=width, n_bins=n_bins)
-    i, j = np.unravel_index(int(np.argmax(sig)), sig.shape)
+    order = np.argsort(-sig, axis=None, kind="stable")
+    clump = float("nan")
+    for flat in order[: 2000 if segment > 0 else 1]:
+        i, j = np.unravel_index(int(flat), sig.shape)
+        if segment <= 0:
+            break
+        clump = clump_fraction(x, y, thetas[i], rhos[j], width, segment)
+        if clump <= max_clump or sig[i, j] <= 0:
+            break
+    else:  # every line examined is a clump
+        return HoughLine(theta=0.0, rho=0.0, S=0, B=0.0, sigma_B=0.0, significance=0.0, width=float(width))
     return HoughLine(theta=float(thetas[i]), rho=float(rhos[j]), S=int(S[i, j]), B=float(B[i, j]),
-                     sigma_B=float(sB[i, j]), significance=float(sig[i, j]), width=float(width))
+                     sigma_B=float(sB[i, j]), significance=float(sig[i, j]), width=float(width),
+                     clump_fraction=clump)

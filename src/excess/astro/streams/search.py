@@ -3,7 +3,10 @@
 For each signal region (SR) — a window in one coordinate, by default ``mu_lam`` — with sidebands (SB) on both
 sides, an anomaly method from :mod:`excess.anomaly` (CWoLa, CATHODE, ...) scores every SR star out of fold through
 :func:`excess.anomaly.cross_val_scores` on the GaiaCWoLa features (phi, lam, mu_phi, BP-RP, G). As in Via
-Machinae 2.0, the ``top_n`` stars of each window go to a Hough transform (:mod:`.hough`); a window whose best
+Machinae 2.0, the ``top_n`` stars of each window go to a Hough transform (:mod:`.hough`), with the expected
+background of a line taken from the sky distribution of a broader selection (by default the window's top
+``10 x top_n`` stars: the classifier's smooth sky preferences, e.g. for the side of the patch where the solar
+reflex motion makes background stars SR-like, are then part of ``B``, while a thin stream is diluted); a window whose best
 line reaches ``threshold`` gives a line candidate, and candidates that share stars (across windows, and across
 patches through ``source_id``) merge into protoclusters (:func:`merge_protoclusters`).
 """
@@ -49,8 +52,15 @@ class StreamSearchConfig:
     n_folds: int = 5
     top_n: int = 100
     line_width: float = 1.0  # deg
+    segment: float = 2.0  # deg: a line with more than max_clump of its stars in one such piece is a clump
+    max_clump: float = 0.5
     hough_bins: int = 100
     threshold: float = 6.0  # line significance for a candidate
+    # the sky distribution B is taken from: "top" = the window's top (reference_factor x top_n) stars, which
+    # carry the classifier's smooth preferences (e.g. for one side of the patch, from the solar reflex motion)
+    # without a thin line standing out; "sr" = all SR stars
+    reference: str = "top"
+    reference_factor: int = 10
     min_shared: float = 0.2  # protoclusters merge when they share this fraction of the smaller one's stars
     cuts: StreamCuts = field(default_factory=StreamCuts)
     seed: int = 0
@@ -63,6 +73,9 @@ class StreamSearchConfig:
             raise ConfigError(f"search: need top_n >= 5 and n_folds >= 2; got {self.top_n}, {self.n_folds}")
         if self.resonant in self.features:
             raise ConfigError(f"search: the resonant feature {self.resonant!r} cannot also be a classifier feature")
+        if self.reference not in ("top", "sr") or self.reference_factor < 2:
+            raise ConfigError(f"search: reference must be 'top' or 'sr' and reference_factor >= 2; got "
+                              f"{self.reference!r}, {self.reference_factor}")
         if not 0 < self.min_shared <= 1:
             raise ConfigError(f"search: min_shared must be in (0, 1], got {self.min_shared}")
         if isinstance(self.cuts, dict):
@@ -226,8 +239,13 @@ def search_patch(stars: pd.DataFrame, center, config: StreamSearchConfig | None 
         n_top = min(cfg.top_n, n_sr)
         order = np.argsort(-scores, kind="stable")[:n_top]
         top = sr_stars.iloc[order]
-        line = best_line(top["phi"].to_numpy(), top["lam"].to_numpy(), sr_stars["phi"].to_numpy(),
-                         sr_stars["lam"].to_numpy(), extent=extent, width=cfg.line_width, n_bins=cfg.hough_bins)
+        if cfg.reference == "top":
+            ref = sr_stars.iloc[np.argsort(-scores, kind="stable")[:cfg.reference_factor * n_top]]
+        else:
+            ref = sr_stars
+        line = best_line(top["phi"].to_numpy(), top["lam"].to_numpy(), ref["phi"].to_numpy(),
+                         ref["lam"].to_numpy(), extent=extent, width=cfg.line_width, n_bins=cfg.hough_bins,
+                         segment=cfg.segment, max_clump=cfg.max_clump)
         on = distance_to_line(top["phi"].to_numpy(), top["lam"].to_numpy(), line.theta, line.rho) <= cfg.line_width / 2
         ids = top["source_id"].to_numpy()
         line_ids = tuple(int(i) for i in ids[on]) if line.significance >= cfg.threshold else ()
