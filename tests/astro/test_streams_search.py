@@ -78,11 +78,13 @@ def test_sliding_windows_and_config_errors():
         StreamSearchConfig(windows=[(2, 1)])
 
 
-def _cand(index, ids, sig):
+def _cand(index, ids, sig, sr=None, theta=0.0, rho=0.0):
     from excess.astro.streams.hough import HoughLine
 
-    line = HoughLine(0.0, 0.0, len(ids), 1.0, 0.1, sig, 1.0)
-    return WindowResult(index, (0, 1), (-1, 2), 100, 100, "ok", line, tuple(ids), tuple(range(len(ids))), tuple(ids))
+    line = HoughLine(theta, rho, len(ids), 1.0, 0.1, sig, 1.0)
+    sr = sr or (10.0 * index, 10.0 * index + 1)  # disjoint windows unless given
+    return WindowResult(index, sr, (sr[0] - 1, sr[1] + 1), 100, 100, "ok", line, tuple(ids), tuple(range(len(ids))),
+                        tuple(ids))
 
 
 def test_protoclusters_merge_on_shared_stars_across_windows_and_patches():
@@ -96,6 +98,14 @@ def test_protoclusters_merge_on_shared_stars_across_windows_and_patches():
     assert set(pcs[0].windows) == {("p1", 0), ("p1", 1), ("p2", 0)} and len(pcs[0].members) == 90
     assert pcs[1].members == tuple(range(500, 540))
     assert len(merge_protoclusters({"p1": [a, b]}, min_shared=0.5)) == 2
+    # overlapping windows of one patch with matching lines merge without shared stars; distant lines do not
+    e = _cand(5, range(700, 720), 7.0, sr=(-13, -11), theta=np.radians(135.0), rho=-0.8)
+    f = _cand(6, range(800, 820), 8.0, sr=(-12, -10), theta=np.radians(138.6), rho=0.1)
+    g = _cand(7, range(900, 920), 8.0, sr=(-12.5, -10.5), theta=np.radians(60.0), rho=0.1)
+    h = _cand(8, range(950, 970), 8.0, sr=(-30, -28), theta=np.radians(135.0), rho=-0.8)
+    pcs = merge_protoclusters({"p1": [e, f, g, h]})
+    assert sorted(len(p.members) for p in pcs) == [20, 20, 40]
+    assert {("p1", 5), ("p1", 6)} == set(next(p for p in pcs if len(p.members) == 40).windows)
 
 
 def _toy_patch(seed=0, n=6000, n_stream=150):

@@ -62,6 +62,8 @@ class StreamSearchConfig:
     reference: str = "top"
     reference_factor: int = 10
     min_shared: float = 0.2  # protoclusters merge when they share this fraction of the smaller one's stars
+    max_dtheta: float = 10.0  # ... or come from overlapping windows with lines this close (deg)
+    max_drho: float = 1.5
     cuts: StreamCuts = field(default_factory=StreamCuts)
     seed: int = 0
 
@@ -253,17 +255,32 @@ def search_patch(stars: pd.DataFrame, center, config: StreamSearchConfig | None 
                                     tuple(float(s) for s in scores[order]), line_ids, time.perf_counter() - tw))
         log.info("%s window %d [%.1f, %.1f]: %d SR / %d SB stars, best line %.1f sigma (S=%d, B=%.1f)", patch, k,
                  *sr, n_sr, n_sb, line.significance, line.S, line.B)
-    clusters = merge_protoclusters({patch: results}, min_shared=cfg.min_shared)
+    clusters = merge_protoclusters({patch: results}, min_shared=cfg.min_shared, max_dtheta=cfg.max_dtheta,
+                                   max_drho=cfg.max_drho)
     return StreamSearchResult(cfg, tuple(map(float, center)), patch, int(len(sel)), flow, tuple(results),
                               tuple(clusters), time.perf_counter() - t0)
 
 
-def merge_protoclusters(windows_by_patch: dict[str, list[WindowResult]], *, min_shared: float = 0.2
-                        ) -> list[Protocluster]:
-    """Merge line candidates that share stars into protoclusters (union-find on shared ``source_id``).
+def _same_line(a, b, max_dtheta, max_drho) -> bool:
+    (pa, wa), (pb, wb) = a, b
+    if pa != pb or wa.sr[0] >= wb.sr[1] or wb.sr[0] >= wa.sr[1]:
+        return False
+    dth = abs(np.degrees(wa.line.theta - wb.line.theta)) % 180.0
+    if min(dth, 180.0 - dth) > max_dtheta:
+        return False
+    # the same line seen with theta near 0/180 flips the sign of rho
+    rho_b = wb.line.rho if abs(np.degrees(wa.line.theta - wb.line.theta)) <= 90 else -wb.line.rho
+    return abs(wa.line.rho - rho_b) <= max_drho
 
-    Two candidates merge when they share at least ``min_shared`` of the smaller one's line stars; this one
-    rule joins neighbouring windows of a patch and overlapping patches alike. Sorted by significance.
+
+def merge_protoclusters(windows_by_patch: dict[str, list[WindowResult]], *, min_shared: float = 0.2,
+                        max_dtheta: float = 10.0, max_drho: float = 1.5) -> list[Protocluster]:
+    """Merge line candidates into protoclusters (union-find).
+
+    Two candidates merge when they share at least ``min_shared`` of the smaller one's line stars (by
+    ``source_id``: neighbouring windows and overlapping patches alike), or when they come from overlapping SR
+    windows of the same patch and their lines agree within ``max_dtheta`` deg and ``max_drho`` deg (a stream's
+    proper motion changes along it, so neighbouring windows see neighbouring pieces of it). Sorted by significance.
     """
     cands = [(p, w) for p, ws in windows_by_patch.items() for w in ws if w.is_candidate]
     parent = list(range(len(cands)))
@@ -278,7 +295,8 @@ def merge_protoclusters(windows_by_patch: dict[str, list[WindowResult]], *, min_
     for i in range(len(cands)):
         for j in range(i + 1, len(cands)):
             shared = len(sets[i] & sets[j])
-            if shared and shared >= min_shared * min(len(sets[i]), len(sets[j])):
+            if (shared and shared >= min_shared * min(len(sets[i]), len(sets[j]))) or _same_line(
+                    cands[i], cands[j], max_dtheta, max_drho):
                 parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
     for i in range(len(cands)):
