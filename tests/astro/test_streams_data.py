@@ -21,7 +21,7 @@ def _stars(n=200, seed=0):
     })
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".fits", ".h5", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".ecsv", ".fits", ".h5", ".parquet"])
 def test_readers_round_trip(tmp_path, suffix):
     df = _stars()
     path = write_gaia(df, tmp_path / f"patch{suffix}", metadata={"seed": 3})

@@ -8,7 +8,6 @@ that passed the cuts.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ...errors import InputError

@@ -1,4 +1,4 @@
-"""Reading and writing Gaia star tables (CSV, FITS, HDF5, Parquet) with the archive's column names.
+"""Reading and writing Gaia star tables (CSV, ECSV, FITS, HDF5, Parquet) with the archive's column names.
 
 The Gaia archive (``gaiadr3.gaia_source``) names the columns a stream search needs ``ra``, ``dec``
 (deg), ``pmra``, ``pmdec`` (mas/yr; ``pmra`` is mu_alpha* = mu_alpha cos(dec)), ``parallax`` (mas),
@@ -25,7 +25,7 @@ __all__ = ["GAIA_COLUMNS", "read_gaia", "write_gaia", "check_gaia_table"]
 GAIA_COLUMNS: tuple[str, ...] = ("ra", "dec", "pmra", "pmdec", "parallax", "phot_g_mean_mag", "bp_rp", "ruwe")
 
 _SUFFIXES = {
-    ".csv": "csv", ".csv.gz": "csv", ".ecsv": "csv",
+    ".csv": "csv", ".csv.gz": "csv", ".ecsv": "ecsv",
     ".fits": "fits", ".fit": "fits", ".fits.gz": "fits",
     ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
     ".parquet": "parquet", ".pq": "parquet",
@@ -83,7 +83,7 @@ def _read_hdf5(path: Path) -> pd.DataFrame:
 
 
 def read_gaia(path: str | os.PathLike, *, required=GAIA_COLUMNS) -> pd.DataFrame:
-    """Read a Gaia star table from CSV, FITS (through astropy), HDF5 or Parquet.
+    """Read a Gaia star table from CSV, ECSV or FITS (through astropy), HDF5 or Parquet.
 
     >>> stars = read_gaia("gd1_patch.fits")   # doctest: +SKIP
     """
@@ -96,10 +96,10 @@ def read_gaia(path: str | os.PathLike, *, required=GAIA_COLUMNS) -> pd.DataFrame
             df = pd.read_csv(path, comment="#")
         elif kind == "parquet":
             df = pd.read_parquet(path)
-        elif kind == "fits":
+        elif kind in ("fits", "ecsv"):
             from astropy.table import Table
 
-            t = Table.read(path, format="fits")
+            t = Table.read(path, format="fits" if kind == "fits" else "ascii.ecsv")
             cols = [c for c in t.colnames if t[c].ndim == 1]
             df = t[cols].to_pandas()
         else:
@@ -129,11 +129,11 @@ def write_gaia(df: pd.DataFrame, path: str | os.PathLike, metadata: dict | None 
             table = pa.Table.from_pandas(df, preserve_index=False)
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"excess": meta.encode()})
             pq.write_table(table, tmp)
-        elif kind == "fits":
+        elif kind in ("fits", "ecsv"):
             from astropy.table import Table
 
             t = Table.from_pandas(df)
-            t.write(tmp, format="fits", overwrite=True)
+            t.write(tmp, format="fits" if kind == "fits" else "ascii.ecsv", overwrite=True)
         else:
             import h5py
 

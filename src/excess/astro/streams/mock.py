@@ -68,7 +68,7 @@ POPULATIONS = {
     "stream": ((10.08,), -2.19174),
 }
 # Juric et al. 2008 (bias-corrected): scale lengths/heights in kpc, normalisations at the Sun
-_R0, _ZSUN = 8.122, 0.0208
+_R0 = 8.122  # kpc, astropy's Galactocentric default
 _THIN = (2.6, 0.300)
 _THICK = (3.6, 0.900, 0.12)
 _HALO = (0.0051, 0.64, 2.77)
@@ -109,7 +109,8 @@ class MockConfig:
         if not 0 <= self.stream_fraction < 1:
             raise ConfigError(f"mock: stream_fraction must be in [0, 1), got {self.stream_fraction}")
         if not 0 < self.stream_age <= 10 or self.stream_particles < 1:
-            raise ConfigError(f"mock: need 0 < stream_age <= 10 Gyr and stream_particles >= 1")
+            raise ConfigError(f"mock: need 0 < stream_age <= 10 Gyr and stream_particles >= 1; got "
+                              f"{self.stream_age}, {self.stream_particles}")
 
     def resolved_center(self) -> tuple[float, float]:
         return tuple(map(float, self.center)) if self.center is not None else gd1_center()
@@ -214,7 +215,7 @@ def _distance_modulus(d_kpc):
 def _densities(x, y, z):
     """Thin, thick, halo number densities (Juric et al. 2008; thin disk = 1 at the Sun)."""
     R = np.hypot(x, y)
-    zz = z + _ZSUN * 0  # astropy's Galactocentric frame already puts the Sun at z = +20.8 pc
+    zz = z  # astropy's Galactocentric z is the height above the plane (the Sun sits at z = +20.8 pc)
     thin = np.exp(-(R - _R0) / _THIN[0] - np.abs(zz) / _THIN[1])
     thick = _THICK[2] * np.exp(-(R - _R0) / _THICK[0] - np.abs(zz) / _THICK[1])
     f, q, n = _HALO
@@ -352,7 +353,7 @@ def gd1_stream_particles(stream_age: float = 3.0, particles: int = 2, seed: int 
                          "pmdec_true": c.pm_dec.to_value(u.mas / u.yr)})
 
 
-def gd1_track(phi1, stream_age: float = 3.0) -> np.ndarray:
+def gd1_track(phi1) -> np.ndarray:
     """phi2 (deg) of the progenitor's orbit at ``phi1`` (GD-1 frame): the track the mock stream should follow."""
     import warnings
 
