@@ -30,6 +30,9 @@ __all__ = ["FEATURES", "StreamSearchConfig", "WindowResult", "Protocluster", "St
 
 log = get_logger(__name__)
 
+#: The classifier settings used when ``method_params`` is None and the method takes ``classifier_params``.
+STREAM_CLASSIFIER: dict = {"classifier_params": {"n_members": 1, "max_iter": 100}}
+
 #: GaiaCWoLa's classifier inputs (the resonant feature mu_lam is the fifth coordinate, used for the windows).
 FEATURES: tuple[str, ...] = ("phi", "lam", "mu_phi", "bp_rp", "phot_g_mean_mag")
 
@@ -39,8 +42,9 @@ class StreamSearchConfig:
     """Settings of a stream search in one patch (defaults: Via Machinae 2.0 / GaiaCWoLa choices)."""
 
     method: str = "cwola"
-    # one small gradient-boosted classifier per fold: a patch has ~10^4-10^5 stars per window and 2 CPU cores
-    method_params: dict = field(default_factory=lambda: {"classifier_params": {"n_members": 1, "max_iter": 100}})
+    # None: for classifier-based methods (cwola, cathode, ...) one small gradient-boosted classifier per fold,
+    # STREAM_CLASSIFIER (a patch has ~10^4-10^5 stars per window and 2 CPU cores); else the method's defaults
+    method_params: dict | None = None
     fast: bool = False  # the anomaly method's tiny FAST_PARAMS (tests, smoke runs)
     resonant: str = "mu_lam"
     features: tuple[str, ...] = FEATURES
@@ -88,9 +92,22 @@ class StreamSearchConfig:
             if any(not a < b for a, b in self.windows):
                 raise ConfigError(f"search: every window needs lo < hi, got {self.windows}")
 
+    def resolved_method_params(self) -> dict:
+        """``method_params``, or :data:`STREAM_CLASSIFIER` for classifier-based methods when None (not with fast)."""
+        if self.method_params is not None:
+            return dict(self.method_params)
+        if self.fast:
+            return {}
+        from ...anomaly import get_method_class
+
+        if "classifier_params" not in get_method_class(self.method)._get_param_names():
+            return {}
+        return {k: dict(v) for k, v in STREAM_CLASSIFIER.items()}
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["cuts"] = self.cuts.to_dict()
+        d["method_params"] = self.resolved_method_params()
         return d
 
 
@@ -201,7 +218,7 @@ def _score_window(stars, sr, sb_width, cfg, seed):
     sub = stars.loc[win]
     X = sub[list(cfg.features)].to_numpy(np.float64)
     mm = sub[cfg.resonant].to_numpy(np.float64)
-    method = make_method(cfg.method, fast=cfg.fast, **cfg.method_params)
+    method = make_method(cfg.method, fast=cfg.fast, **cfg.resolved_method_params())
     scores = cross_val_scores(method, X, mm, sr=sr, n_folds=cfg.n_folds, random_state=seed)
     is_sr = (mm >= sr[0]) & (mm <= sr[1])
     return sub.loc[is_sr], np.asarray(scores)[is_sr], int(is_sr.sum()), int((~is_sr).sum())
