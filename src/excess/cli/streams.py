@@ -61,7 +61,7 @@ def mock(output, center, radius, density, stream_fraction, no_stream, stream_age
     patch = make_mock_patch(cfg)
     meta = patch.to_dict()
     write_gaia(patch.stars, out, metadata=meta)
-    if out.suffix.lower() in (".csv", ".fits", ".fit", ".gz"):
+    if out.suffix.lower() in (".csv", ".ecsv", ".fits", ".fit", ".gz"):
         (out.parent / (out.name + ".json")).write_text(json.dumps(meta, indent=2))
     _echo_json({"output": str(out), **meta})
 

@@ -39,10 +39,14 @@ def _sha256(path: Path) -> str:
 
 
 def patch_center_of(path: str | Path, center=None) -> tuple[float, float]:
-    """The patch centre: given, else the ``center`` a mock file stored in its metadata."""
+    """The patch centre: given, else the ``center`` a mock stored in its metadata (or its ``.json`` sidecar)."""
     if center is not None:
         return tuple(map(float, center))
+    path = Path(path)
     meta = read_metadata(path)
+    sidecar = path.parent / (path.name + ".json")  # what `excess streams mock` writes next to CSV/FITS files
+    if "center" not in meta and sidecar.exists():
+        meta = json.loads(sidecar.read_text())
     if "center" not in meta:
         raise InputError(f"{path}: no patch centre in the file's metadata; pass --center RA DEC")
     return tuple(map(float, meta["center"]))
