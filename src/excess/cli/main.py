@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "dynamics": ("excess.cli.dynamics", "dynamics", "Dark matter from stellar kinematics: flows, accelerations, density."),
     "benchmark": ("excess.cli.benchmark", "benchmark", "Benchmarks of anomaly methods (max SIC tables)."),
     "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers (simulate, train, evaluate, impact)."),
+    "streams": ("excess.cli.streams", "streams", "Stellar streams in Gaia: mock patches, sliding-window search, evaluation."),
 }
 
 
