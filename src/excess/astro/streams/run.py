@@ -162,7 +162,7 @@ def _pc(x):
 
 def write_stream_report(run_dir: str | Path) -> Path:
     """``report.html`` from the saved files (the shared style of :mod:`excess.report.html`)."""
-    from ...report.html import _CSS, _fmt
+    from ...report.html import figure_gallery, fmt, page_head, pre_section, write_page
 
     run_dir = Path(run_dir)
     d = json.loads((run_dir / "search.json").read_text())
@@ -173,19 +173,18 @@ def write_stream_report(run_dir: str | Path) -> Path:
     captions = json.loads(caps_path.read_text()) if caps_path.exists() else {}
     cfg = d["config"]
     e = html.escape
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>excess streams: {e(run_dir.name)}</title>",
-             f"<style>{_CSS}</style></head><body><h1>excess stellar-stream search</h1>",
-             f"<p class='sub'>input <code>{e(conf['input'])}</code> · patch centre (ra, dec) = "
-             f"({_fmt(d['center'][0])}, {_fmt(d['center'][1])}) deg · method <b>{e(cfg['method'])}</b> · "
-             f"{d['n_stars']:,} stars after cuts · runtime {_fmt(d['runtime_s'], 0)} s</p>"]
+    parts = page_head(f"excess streams: {run_dir.name}", "excess stellar-stream search",
+                      f"input <code>{e(conf['input'])}</code> · patch centre (ra, dec) = "
+                      f"({fmt(d['center'][0])}, {fmt(d['center'][1])}) deg · method <b>{e(cfg['method'])}</b> · "
+                      f"{d['n_stars']:,} stars after cuts · runtime {fmt(d['runtime_s'], 0)} s")
     pcs = d["protoclusters"]
     if pcs:
         p = pcs[0]
         parts.append(f"<div class='box'><b>{len(pcs)} protocluster(s).</b> Most significant: {p['n_members']} stars "
-                     f"from {len(p['windows'])} window(s), line significance {_fmt(p['significance'], 1)} "
-                     f"(threshold {_fmt(cfg['threshold'], 1)}).</div>")
+                     f"from {len(p['windows'])} window(s), line significance {fmt(p['significance'], 1)} "
+                     f"(threshold {fmt(cfg['threshold'], 1)}).</div>")
     else:
-        parts.append(f"<div class='box'>No Hough line reached the threshold {_fmt(cfg['threshold'], 1)}: "
+        parts.append(f"<div class='box'>No Hough line reached the threshold {fmt(cfg['threshold'], 1)}: "
                      "no stream candidate in this patch.</div>")
     parts.append("<h2>Cut flow</h2><table><tr>" + "".join(f"<th>{e(k)}</th>" for k in d["cut_flow"]) + "</tr><tr>"
                  + "".join(f"<td>{v:,}</td>" for v in d["cut_flow"].values()) + "</tr></table>")
@@ -198,8 +197,8 @@ def write_stream_report(run_dir: str | Path) -> Path:
         ln = w["line"] or {}
         cls = " class='best'" if d.get("best_window") and d["best_window"]["index"] == w["index"] else ""
         cells = [str(w["index"]), f"{w['sr'][0]:.1f} – {w['sr'][1]:.1f}", f"{w['n_sr']:,}", f"{w['n_sb']:,}",
-                 str(ln.get("S", "–")), _fmt(ln.get("B"), 1), _fmt(ln.get("sigma_B"), 2),
-                 _fmt(ln.get("significance"), 1), "yes" if w["candidate"] else ("" if w["status"] == "ok" else e(w["status"]))]
+                 str(ln.get("S", "–")), fmt(ln.get("B"), 1), fmt(ln.get("sigma_B"), 2),
+                 fmt(ln.get("significance"), 1), "yes" if w["candidate"] else ("" if w["status"] == "ok" else e(w["status"]))]
         if ev:
             x = evw.get(w["index"], {})
             t = x.get("top100", {})
@@ -221,18 +220,6 @@ def write_stream_report(run_dir: str | Path) -> Path:
                          f"<td>{x['n_stream_selected']} / {x['n_stream']}</td><td>{_pc(x['purity'])}</td>"
                          f"<td>{_pc(x['completeness'])}</td></tr>")
         parts.append("</table>")
-    plots = sorted((run_dir / "plots").glob("*.png"))
-    if plots:
-        parts.append("<h2>Plots</h2>")
-        for p in sorted(plots, key=lambda p: (p.name != "scan.png", p.name)):
-            cap = captions.get(p.name, p.stem.replace("_", " "))
-            parts.append(f"<figure><a href='plots/{e(p.name)}'><img src='plots/{e(p.name)}' alt='{e(cap)}'></a>"
-                         f"<figcaption>{e(cap)}</figcaption></figure>")
-    parts.append("<h2>Settings</h2><pre>" + e(json.dumps(conf, indent=2)) + "</pre>")
-    if prov:
-        parts.append("<h2>Provenance</h2><pre>" + e(json.dumps(prov, indent=2)) + "</pre>")
-    parts.append("</body></html>")
-    out = run_dir / "report.html"
-    with atomic_path(out, suffix=".html") as tmp:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    plots = sorted((run_dir / "plots").glob("*.png"), key=lambda p: (p.name != "scan.png", p.name))
+    parts += [figure_gallery(plots, captions), pre_section("Settings", conf), pre_section("Provenance", prov)]
+    return write_page(run_dir, parts)
