@@ -1,0 +1,161 @@
+"""Properties of the track-level detector model (excess.data.tracks)."""
+
+import numpy as np
+import pytest
+
+from excess.data.tracks import (
+    CALO_FEATURES,
+    CATEGORIES,
+    TRT_FEATURES,
+    TrackDetector,
+    bethe_heitler_fraction,
+    category_features,
+    conversion_probability,
+    convert_photons,
+    p_ht,
+    radial_reach_mm,
+    resolution,
+    simulate_tracks,
+    tracking_efficiency,
+)
+from excess.errors import InputError
+
+DET = TrackDetector()
+
+
+def _gun(n, pid, pt, eta=0.0, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    pt = np.full(n, pt) if np.isscalar(pt) else pt
+    eta = np.full(n, eta) if np.isscalar(eta) else eta
+    return simulate_tracks(pt, eta, rng.uniform(-np.pi, np.pi, n), np.full(n, pid), random_state=seed + 1, **kw)
+
+
+def test_resolution_formula_values():
+    # JINST 3 S08003: sigma(d0) ~ 280/140/71/30 um at pT 0.5/1/2/5 GeV (central)
+    got = resolution(np.array([0.5, 1.0, 2.0, 5.0]), 0.010, 14.0) * 1000
+    np.testing.assert_allclose(got, [280, 140, 71, 30], rtol=0.03)
+
+
+@pytest.mark.parametrize("pt", [0.6, 1.5, 4.0])
+def test_d0_and_qpt_spread_follow_the_formula(pt):
+    t = _gun(40_000, 211, pt, eta=0.25, seed=3)
+    expect_d0 = resolution(pt, DET.d0_sigma_inf_mm[0], DET.d0_p_x[0])
+    assert np.std(t["d0"]) == pytest.approx(expect_d0, rel=0.03)
+    expect_z0 = resolution(pt, DET.z0_sigma_inf_mm, DET.z0_p_x)
+    assert np.std(t["z0sintheta"]) == pytest.approx(expect_z0, rel=0.03)
+    # q/pT of a hadron (no brem): spread of 1/pt_fit around 1/pt
+    inv = t["charge"].to_numpy() / t["pt"].to_numpy()
+    assert np.std(inv) == pytest.approx(resolution(pt, DET.qpt_sigma_inf, DET.qpt_p_x), rel=0.05)
+
+
+def test_resolution_grows_at_low_pt():
+    lo, hi = _gun(20_000, 211, 0.6, seed=1), _gun(20_000, 211, 4.0, seed=2)
+    assert np.std(lo["d0"]) > 3 * np.std(hi["d0"])
+
+
+def test_bethe_heitler_mean_is_exp_minus_t():
+    rng = np.random.default_rng(0)
+    for t in (0.2, 1.0):
+        z = bethe_heitler_fraction(np.full(200_000, t), rng)
+        assert z.mean() == pytest.approx(np.exp(-t), rel=0.01)
+    assert np.all(bethe_heitler_fraction(np.zeros(10), rng) == 1.0)
+
+
+def test_bremsstrahlung_lowers_fitted_momentum_of_electrons_only():
+    e, pi = _gun(20_000, 11, 3.0, eta=1.0, seed=4), _gun(20_000, 211, 3.0, eta=1.0, seed=5)
+    assert np.median(e["pt"]) < 0.9 * 3.0
+    assert np.median(pi["pt"]) == pytest.approx(3.0, rel=0.01)
+    assert np.median(e["dpoverp"]) > 0.2 > abs(np.median(pi["dpoverp"]))
+    # more material (higher |eta|) -> larger bias
+    e0 = _gun(20_000, 11, 3.0, eta=0.0, seed=6)
+    assert np.median(e["pt"]) < np.median(e0["pt"])
+    assert e["brem_fraction"].mean() > e0["brem_fraction"].mean() > 0
+
+
+def test_ht_probability_rises_with_gamma_and_matches_published_points():
+    gam = np.logspace(0, 5, 50)
+    p = p_ht(gam, DET.ht_barrel)
+    assert np.all(np.diff(p) >= 0) and p[-1] - p[0] > 0.1
+    me, mpi = 0.000511, 0.13957
+    assert p_ht(np.hypot(1.0, mpi) / mpi, DET.ht_barrel) == pytest.approx(0.074, abs=0.002)
+    got = [p_ht(np.hypot(x, me) / me, DET.ht_barrel) for x in (0.5, 1.0, 2.0, 5.0)]
+    np.testing.assert_allclose(got, [0.118, 0.167, 0.207, 0.226], atol=0.003)
+    # and the simulated HT fraction is higher for electrons than pions
+    e, pi = _gun(5000, 11, 2.0, seed=7), _gun(5000, 211, 2.0, seed=8)
+    assert np.nanmean(e["f_ht"]) > np.nanmean(pi["f_ht"]) + 0.05
+
+
+def test_curling_removes_low_pt_tracks_from_trt_and_calo():
+    # 2R = 2 pT / (0.3 B): 0.15 GeV reaches 500 mm (inside the TRT's 563 mm); 0.3 GeV does not reach 1.4 m
+    assert radial_reach_mm(0.15) == pytest.approx(500.0)
+    slow = _gun(3000, 211, 0.15, seed=9)
+    assert not slow["has_trt"].any() and not slow["has_calo"].any()
+    mid = _gun(3000, 211, 0.35, seed=10)
+    assert mid["has_trt"].mean() > 0.9 and not mid["has_calo"].any()
+    fast = _gun(3000, 211, 2.0, seed=11)
+    assert fast["has_trt"].mean() > 0.95 and fast["has_calo"].mean() > 0.99
+    # a curling track crosses fewer TRT straws
+    assert np.nanmean(_gun(3000, 211, 0.25, seed=12)["n_trt"]) < 0.8 * np.nanmean(fast["n_trt"])
+
+
+def test_acceptance_edges():
+    fwd = _gun(2000, 211, 3.0, eta=2.2, seed=13)  # beyond the TRT, inside the calorimeter
+    assert not fwd["has_trt"].any() and fwd["has_calo"].all()
+    crack = _gun(2000, 211, 3.0, eta=1.45, seed=14)
+    assert not crack["has_calo"].any()
+    assert tracking_efficiency(np.array([211]), np.array([3.0]), np.array([2.6]))[0] == 0.0
+
+
+def test_categories_exhaustive_and_consistent():
+    rng = np.random.default_rng(0)
+    n = 20_000
+    pid = rng.choice([11, -11, 211, -211, 321, 2212], n)
+    t = simulate_tracks(rng.uniform(0.1, 5, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-3, 3, n), pid,
+                        random_state=1)
+    assert set(t["category"].cat.categories) == set(CATEGORIES)
+    assert t["category"].notna().all() and len(t) == n
+    for cat in CATEGORIES:
+        sub = t[t["category"] == cat]
+        assert len(sub) > 0
+        assert (sub["has_trt"] == cat.startswith("trt")).all()
+        assert (sub["has_calo"] == cat.endswith("_calo")).all()
+        feats = category_features(cat)
+        assert sub[list(feats)].notna().all().all()
+        absent = [c for c in TRT_FEATURES + CALO_FEATURES if c not in feats]
+        assert sub[absent].isna().all().all()
+
+
+def test_electron_vs_pion_calorimeter_response():
+    e, pi = _gun(5000, 11, 3.0, eta=0.3, seed=15), _gun(5000, 211, 3.0, eta=0.3, seed=16)
+    assert np.nanmedian(e["e_over_p"]) > 0.8 > np.nanmedian(pi["e_over_p"])
+    assert np.nanmedian(e["rhad"]) < np.nanmedian(pi["rhad"])
+    assert np.nanmedian(e["reta"]) > np.nanmedian(pi["reta"])
+
+
+def test_conversions_are_displaced_and_miss_inner_hits():
+    rng = np.random.default_rng(1)
+    n = 50_000
+    conv = convert_photons(rng.uniform(1, 5, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-3, 3, n),
+                           random_state=2)
+    m = len(conv["pt"]) // 2
+    frac = m / n
+    assert 0.1 < frac < 0.6  # 1 - exp(-7 t/9) with t ~ 0.25-1.1 X0 of silicon material
+    assert conversion_probability(0.0) == 0.0
+    t = simulate_tracks(conv["pt"], conv["eta"], conv["phi"], conv["pid"], r_prod_mm=conv["r_prod_mm"],
+                        d0_true_mm=conv["d0_true_mm"], random_state=3)
+    late = conv["r_prod_mm"] > 60
+    assert (t["n_ibl"][late] == 0).all()
+    assert np.median(np.abs(t["d0"][late])) > 0.5
+    assert not t["reco"][conv["r_prod_mm"] > 380].any()  # fewer than 7 silicon hits
+
+
+def test_seeded_and_validated():
+    a = _gun(100, 11, 1.0, seed=3)
+    b = _gun(100, 11, 1.0, seed=3)
+    assert a.equals(b)
+    with pytest.raises(InputError, match="pt"):
+        simulate_tracks(np.array([1.0, np.nan]), np.zeros(2), np.zeros(2), np.array([11, 11]))
+    with pytest.raises(InputError, match="eta"):
+        simulate_tracks(np.ones(2), np.zeros(3), np.zeros(2), np.array([11, 11]))
+    with pytest.raises(InputError, match="unknown track category"):
+        category_features("calo_only")
