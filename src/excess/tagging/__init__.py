@@ -1,0 +1,1 @@
+"""Supervised identification: low-pT electrons and jets."""
