@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("excess.cli.search", "demo", "Run the complete search on the embedded default (make demo)."),
     "calo": ("excess.cli.calo", "calo", "Fast calorimeter simulation: simulate, train, generate, evaluate."),
     "benchmark": ("excess.cli.benchmark", "benchmark", "Benchmarks of anomaly methods (max SIC tables)."),
+    "jets": ("excess.cli.jets", "jets", "Jet tagging: q/g jets, CNN on jet images, PFN/EFN, tree baseline."),
 }
 
 
