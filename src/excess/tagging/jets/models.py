@@ -11,6 +11,11 @@ All share the rules of the house: ``fit(X, y)`` returns ``self``, ``random_state
 ``predict_proba`` gives ``(n, 2)``, ``decision_function`` the log-odds; the torch taggers train with
 :func:`excess.nn.training.fit_torch` (class-balanced BCE, a stratified validation split, early stopping) and
 keep the best epoch's ``state_dict`` in ``state_``. Save/load through :mod:`excess.nn.io`.
+
+The PFN and EFN see the centred angles multiplied by ``angle_scale`` (default 2.5 = 1/R for R = 0.4), so the
+inputs of ``Phi`` are of order one: with raw angles (~0.05) the untrained ``Phi`` is nearly constant and the
+loss stayed at ln 2 for 3 epochs on 8k jets, while with the scale it fell (0.6931 -> 0.6717; batch 500).
+The default batch of 128 gives ~60 optimiser steps per epoch on 8k jets (EnergyFlow's 500 suits 75k+).
 """
 
 from __future__ import annotations
@@ -155,15 +160,17 @@ class PFNTagger(_TorchTagger):
     """Particle-flow network tagger (EnergyFlow's example sizes by default; ``use_pid=True`` is PFN-ID)."""
 
     def __init__(self, use_pid: bool = True, phi_sizes=(100, 100, 128), f_sizes=(100, 100, 100),
-                 epochs: int = 20, batch_size: int = 500, lr: float = 1e-3, patience: int = 5,
-                 validation_fraction: float = 0.1, random_state=None, device: str = "auto"):
+                 angle_scale: float = 2.5, epochs: int = 20, batch_size: int = 128, lr: float = 1e-3,
+                 patience: int = 5, validation_fraction: float = 0.1, random_state=None, device: str = "auto"):
         self.use_pid = use_pid
+        self.angle_scale = angle_scale
         self.phi_sizes = phi_sizes
         self.f_sizes = f_sizes
         self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device)
 
     def _inputs(self, X):
         f, m = pp.particle_features(X, use_pid=self.use_pid)
+        f[..., 1:3] *= self.angle_scale
         return f, m
 
     def _build(self):
@@ -179,16 +186,17 @@ class PFNTagger(_TorchTagger):
 class EFNTagger(_TorchTagger):
     """Energy-flow network tagger (IRC safe): ``F(sum_i z_i Phi(dy_i, dphi_i))``."""
 
-    def __init__(self, phi_sizes=(100, 100, 128), f_sizes=(100, 100, 100), epochs: int = 20,
-                 batch_size: int = 500, lr: float = 1e-3, patience: int = 5, validation_fraction: float = 0.1,
-                 random_state=None, device: str = "auto"):
+    def __init__(self, phi_sizes=(100, 100, 128), f_sizes=(100, 100, 100), angle_scale: float = 2.5,
+                 epochs: int = 20, batch_size: int = 128, lr: float = 1e-3, patience: int = 5,
+                 validation_fraction: float = 0.1, random_state=None, device: str = "auto"):
+        self.angle_scale = angle_scale
         self.phi_sizes = phi_sizes
         self.f_sizes = f_sizes
         self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device)
 
     def _inputs(self, X):
         z, dy, dphi, mask = pp.centre(X)
-        return z.astype(np.float32), np.stack([dy, dphi], -1).astype(np.float32), mask
+        return z.astype(np.float32), (self.angle_scale * np.stack([dy, dphi], -1)).astype(np.float32), mask
 
     def _build(self):
         from ...nn.sets import energy_flow_network
