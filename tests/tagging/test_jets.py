@@ -128,6 +128,8 @@ def test_tagger_bad_input_and_save_load(tmp_path):
         m.fit(X, np.zeros_like(y))
     with pytest.raises(ConfigError, match="unknown tagger"):
         make_tagger("bdt")
+    nopid = make_tagger("pfn_nopid", use_pid=True)
+    assert nopid.use_pid is False and nopid._build().n_features == 3
     m.fit(X, y)
     save_model(m, tmp_path / "m")
     back = load_model(tmp_path / "m", device="cpu")

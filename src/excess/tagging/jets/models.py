@@ -288,8 +288,7 @@ class ObservableHGB(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
 
-TAGGERS = {"pfn": PFNTagger, "pfn_nopid": lambda **kw: PFNTagger(use_pid=False, **kw), "efn": EFNTagger,
-           "cnn": JetImageCNN, "hgb": ObservableHGB}
+TAGGERS = {"pfn": PFNTagger, "pfn_nopid": PFNTagger, "efn": EFNTagger, "cnn": JetImageCNN, "hgb": ObservableHGB}
 
 
 def make_tagger(name: str, **params):
@@ -298,4 +297,6 @@ def make_tagger(name: str, **params):
 
     if name not in TAGGERS:
         raise ConfigError(f"unknown tagger {name!r}; known: {', '.join(TAGGERS)}")
+    if name == "pfn_nopid":  # the PFN without particle identification (kinematics only)
+        params = {**params, "use_pid": False}
     return TAGGERS[name](**params)
