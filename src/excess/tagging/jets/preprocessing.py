@@ -100,13 +100,13 @@ def jet_images(X: np.ndarray, *, n_pixels: int = 33, width: float = 0.8, rotate:
     iv = np.floor((v + width / 2) / pix).astype(np.int64)
     inside = mask & (iu >= 0) & (iu < n_pixels) & (iv >= 0) & (iv < n_pixels)
     n = len(X)
-    img = np.zeros((n, 3, n_pixels, n_pixels))
+    img = np.zeros((n, 3, n_pixels, n_pixels), dtype=np.float32)
     jet = np.broadcast_to(np.arange(n)[:, None], mask.shape)
     ch = np.where(charged, 0, 1)
-    np.add.at(img, (jet[inside], ch[inside], iv[inside], iu[inside]), z[inside])
+    np.add.at(img, (jet[inside], ch[inside], iv[inside], iu[inside]), z[inside].astype(np.float32))
     sel = inside & charged
     np.add.at(img, (jet[sel], np.full(int(sel.sum()), 2), iv[sel], iu[sel]), 1.0)
-    return img.astype(np.float32)
+    return img
 
 
 def jet_observables(X: np.ndarray) -> np.ndarray:
