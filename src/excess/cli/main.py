@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "benchmark": ("excess.cli.benchmark", "benchmark", "Benchmarks of anomaly methods (max SIC tables)."),
     "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers (simulate, train, evaluate, impact)."),
     "streams": ("excess.cli.streams", "streams", "Stellar streams in Gaia: mock patches, sliding-window search, evaluation."),
+    "jets": ("excess.cli.jets", "jets", "Jet tagging: q/g jets, CNN on jet images, PFN/EFN, tree baseline."),
 }
 
 

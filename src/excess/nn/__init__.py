@@ -7,6 +7,7 @@
 * :mod:`~excess.nn.flows` — conditional normalizing flows (zuko) with :mod:`~excess.nn.preprocessing`
 * :mod:`~excess.nn.classifiers` — torch MLP and gradient-boosted-tree classifiers
 * :mod:`~excess.nn.autoencoders` — autoencoder and VAE
+* :mod:`~excess.nn.sets` — deep-set networks over particles: PFN and the IRC-safe EFN
 * :mod:`~excess.nn.two_sample` — the calibrated classifier two-sample test (AUC, JSD)
 * :mod:`~excess.nn.io` — save/load as ``state_dict`` + JSON
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 
-__all__ = ["SICCurve", "roc_curve", "roc_auc", "fpr_cutoff", "sic_curve", "max_sic", "sic_at_fpr"]
+__all__ = ["SICCurve", "roc_curve", "roc_auc", "fpr_cutoff", "sic_curve", "max_sic", "sic_at_fpr", "rejection_at"]
 
 
 def _check_labels_scores(y, s) -> tuple[np.ndarray, np.ndarray]:
@@ -156,3 +156,12 @@ def sic_at_fpr(y, s, fpr) -> float | np.ndarray:
     tpr = np.interp(f, fprs, tprs)
     out = tpr / np.sqrt(f)
     return float(out) if out.ndim == 0 else out
+
+
+def rejection_at(y, s, efficiency: float) -> float:
+    """Background rejection ``1 / FPR`` at signal efficiency ``efficiency`` (linear interpolation of the ROC)."""
+    if not 0 < efficiency <= 1:
+        raise ConfigError(f"efficiency must be in (0, 1], got {efficiency}")
+    fpr, tpr, _ = roc_curve(y, s)
+    f = float(np.interp(efficiency, tpr, fpr))
+    return float("inf") if f <= 0 else 1.0 / f

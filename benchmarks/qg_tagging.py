@@ -1,0 +1,98 @@
+"""Quark/gluon tagging benchmark: generation throughput and the AUCs of the CNN, PFN, EFN and tree baseline.
+
+1. Generates (or resumes) q/g jets in the EnergyFlow recipe with :func:`excess.data.qg.generate_qg` and reports
+   the generation throughput in jets/s per core from the chunks' own timing (every chunk in the directory,
+   including those of earlier runs).
+2. Trains every tagger with ``--seeds`` seeds on ``--n-train`` jets and tests on ``--n-test`` held-out jets
+   (:func:`excess.tagging.jets.evaluate_taggers`), writing a run directory with metrics.json, plots and
+   report.html, and prints AUC (mean +- std over seeds), gluon rejection at 50 % quark efficiency and the
+   training time per seed.
+
+Example (the figures in the README's "Jet tagging" section come from the command printed at the end)::
+
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/qg_tagging.py --data /tmp/qg --n-jets 12000 \
+        --out /tmp/qg_run --seeds 2 --epochs 15
+
+``--data`` may also point at the public EnergyFlow ``QG_jets*.npz`` files (``--n-jets 0`` skips generation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+
+def _seconds(m) -> float:
+    """CPU seconds of a chunk (older chunks recorded only their wall time, which over-counts on a busy machine)."""
+    return m["timing"].get("cpu_s", m["timing"]["total_s"])
+
+
+def throughput(data_dir: Path) -> dict:
+    metas = [json.loads(p.read_text()) for p in sorted(data_dir.glob("*.npz.json"))]
+    n = sum(m["n_jets"] for m in metas)
+    cpu = sum(_seconds(m) for m in metas)
+    by = {}
+    for f in ("quark", "gluon"):
+        ms = [m for m in metas if m["flavour"] == f]
+        nf, tf = sum(m["n_jets"] for m in ms), sum(_seconds(m) for m in ms)
+        by[f] = {"n_jets": nf, "seconds": tf, "jets_per_s": nf / tf if tf else None,
+                 "acceptance": nf / max(1, sum(m["n_pythia_events"] for m in ms))}
+    return {"n_jets": n, "process_seconds": cpu, "timing": "cpu" if all("cpu_s" in m["timing"] for m in metas) else "wall", "jets_per_s_per_core": n / cpu if cpu else None, **by}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="directory of q/g .npz chunks (generated if needed)")
+    ap.add_argument("--n-jets", type=int, default=12000, help="jets to generate there (0: only read)")
+    ap.add_argument("--chunk-size", type=int, default=1000)
+    ap.add_argument("--gen-seed", type=int, default=20261201)
+    ap.add_argument("--out", type=Path, required=True, help="run directory of the evaluation")
+    ap.add_argument("--taggers", default="hgb,efn,pfn,pfn_nopid,cnn")
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--n-test", type=int, default=None)
+    ap.add_argument("--max-jets", type=int, default=None)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--patience", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from excess.data.qg import generate_qg, load_qg
+    from excess.tagging.jets import evaluate_taggers
+
+    torch.set_num_threads(args.threads)
+    if args.n_jets > 0:
+        t0 = time.perf_counter()
+        r = generate_qg(args.data, args.n_jets, seed=args.gen_seed, chunk_size=args.chunk_size)
+        print(f"generation: {r['n_jets_generated']} new jets in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    thr = throughput(args.data)
+    d = load_qg(args.data, max_jets=args.max_jets)
+    taggers = [t for t in args.taggers.split(",") if t]
+    nn = {"epochs": args.epochs, "patience": args.patience}
+    params = {t: dict(nn) for t in taggers if t != "hgb"}
+    m = evaluate_taggers(d.X, d.y, args.out, taggers=taggers, n_train=args.n_train, n_test=args.n_test,
+                         n_seeds=args.seeds, params=params, data_files=d.files)
+    summary = {"command": shlex.join([sys.executable, *sys.argv]), "throughput": thr, "n_jets_read": len(d),
+               "n_train": m["n_train"], "n_test": m["n_test"],
+               "taggers": {k: {f: v[f] for f in ("auc_mean", "auc_std", "rejection_50_mean", "rejection_50_std",
+                                                 "train_seconds_mean", "auc")} for k, v in m["taggers"].items()}}
+    (args.out / "benchmark.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    t = thr
+    print(f"\ngeneration: {t['jets_per_s_per_core']:.2f} jets/s per core "
+          f"(quark {t['quark']['jets_per_s']:.2f}/s, acceptance {t['quark']['acceptance']:.3f}; "
+          f"gluon {t['gluon']['jets_per_s']:.2f}/s, acceptance {t['gluon']['acceptance']:.3f})")
+    print(f"training {m['n_train']} jets, testing {m['n_test']} jets, {m['n_seeds']} seeds:")
+    for k, v in m["taggers"].items():
+        print(f"  {k:10s} AUC {v['auc_mean']:.4f} +- {v['auc_std']:.4f}   R50 {v['rejection_50_mean']:.1f} "
+              f"+- {v['rejection_50_std']:.1f}   train {v['train_seconds_mean']:.0f} s/seed")
+
+
+if __name__ == "__main__":
+    main()
