@@ -90,7 +90,7 @@ def test_train_loop_batches_selection_and_stopping():
                      select="crit", keep_also=("other",), drop_small_last=True, train_loss="batches", progress_bar=False)
     assert seen[:2] == [4, 4] and len(seen) == 12  # 10 rows: the 2-row last batch is dropped
     assert res.train_loss[0] == 4.0 and res.best_epoch == 3 and res.best_score == 1.0
-    assert res.best_states[0][2]["bias"].item() == net.bias.item() - 4  # the state after epoch 3 (2 steps per epoch)
+    assert res.best_states[0][2]["bias"].item() == pytest.approx(net.bias.item() - 4)  # after epoch 3 (2 steps per epoch)
     assert res.best_by["other"][1] == 5 and [r["epoch"] for r in res.history] == list(range(6))
     # rows-weighted mean without dropping; patience stops after 2 epochs without improvement
     seen.clear()
