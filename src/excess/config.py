@@ -15,7 +15,7 @@ Example (YAML)::
       params: {}
     scan:
       features: [mj1, delta_mj, tau21_j1, tau21_j2]
-      efficiencies: [0.1, 0.01, 0.002]
+      efficiencies: [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]
       n_folds: 5
       windows: null              # null: sliding windows over the data range
       window_width: 400
@@ -74,7 +74,9 @@ class MethodConfig(_Strict):
 
 class ScanConfig(_Strict):
     features: list[str] = Field(default_factory=lambda: ["mj1", "delta_mj", "tau21_j1", "tau21_j2"])
-    efficiencies: list[float] = Field(default_factory=lambda: [0.1, 0.01, 0.002])
+    efficiencies: list[float] = Field(default_factory=lambda: [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001],
+                                      description="Background (sideband) efficiencies of the score cuts; cuts with "
+                                      "fewer than min_selected selected sideband events have no result.")
     n_folds: int = Field(5, ge=2, le=20)
     windows: list[list[float]] | None = Field(None, description="[[sr_lo, sr_hi], ...] or [[sr_lo, sr_hi, sb_lo, sb_hi], ...] in GeV")
     window_width: float | None = Field(None, gt=0, description="Width of default sliding SRs (GeV).")
@@ -87,6 +89,15 @@ class ScanConfig(_Strict):
     fit_functions: list[int] = Field(default_factory=lambda: [3, 4])
     function_test: str = Field("lrt", pattern="^(lrt|f-test)$")
     min_selected: int = Field(20, ge=1)
+    # sensitivity at the frontier (issue 22): decorrelation and the background model of the selection
+    decorrelation: str = Field("auto", pattern="^(auto|quantile|ratio|none)$",
+                               description="Features' decorrelation from mjj: auto = quantile for cwola, none for "
+                               "the conditional-density methods (excess.search.decorrelation).")
+    decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform.")
+    background_model: str = Field("efficiency", pattern="^(efficiency|sideband)$",
+                                  description="efficiency: inclusive dijet fit x sideband efficiency fit; "
+                                  "sideband: dijet fit of the selected events.")
+    efficiency_degree: int = Field(1, ge=0, le=3, description="Degree of the logit-polynomial efficiency fit.")
 
     @field_validator("efficiencies")
     @classmethod

@@ -17,7 +17,7 @@ WINDOWS = [Window.around((3100, 3500), 400), Window.around(LHCO_SR), Window.arou
 
 def test_injected_signal_found_in_right_window(signal_events):
     r = run_scan(signal_events, method=TAU_SCORER, windows=WINDOWS, efficiencies=(0.1, 0.02), n_folds=2,
-                 n_workers=1, random_state=0, global_toys=30, show_progress=False)
+                 n_workers=1, random_state=0, global_toys=30, show_progress=False, background_model="sideband")
     assert isinstance(r, ScanResult)
     w, t = r.best
     assert w.window.sr == LHCO_SR

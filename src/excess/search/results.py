@@ -6,6 +6,7 @@ Hierarchy::
       windows: tuple[WindowResult]          one per SR/SB window
         tests: tuple[CutResult]             one per score-threshold efficiency
           fit: DijetFit                     sideband fit (histogram, expectation, goodness of fit)
+          background: EfficiencyBackground  or: inclusive fit x efficiency fit (background_model="efficiency")
           choice: FunctionChoice            f3 vs f4 test
           significance: LocalSignificance   local Z, p (asymptotic), signed Z
           characterisation: Characterisation  resonance mass, mX / mY peaks
@@ -28,6 +29,7 @@ import numpy as np
 
 from .._util import atomic_write_json
 from ..errors import InputError
+from ..stats.efficiency import EfficiencyBackground
 from ..stats.fit import DijetFit, FunctionChoice
 from ..stats.significance import GlobalSignificance, LocalSignificance
 from ..stats.windows import Window
@@ -88,6 +90,7 @@ class CutResult:
     n_null: int = 0
     null_z: tuple = ()
     warnings: tuple = ()
+    background: EfficiencyBackground | None = None
 
     @property
     def ok(self) -> bool:
@@ -100,7 +103,7 @@ class CutResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for k in ("fit", "choice", "significance", "characterisation"):
+        for k in ("fit", "choice", "significance", "characterisation", "background"):
             d[k] = None if d[k] is None else d[k].to_dict()
         d["z"] = self.z
         return d
@@ -109,7 +112,7 @@ class CutResult:
     def from_dict(cls, d: dict[str, Any]) -> CutResult:
         d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
         conv = {"fit": DijetFit, "choice": FunctionChoice, "significance": LocalSignificance,
-                "characterisation": Characterisation}
+                "characterisation": Characterisation, "background": EfficiencyBackground}
         for k, c in conv.items():
             if d.get(k) is not None:
                 d[k] = c.from_dict(d[k])

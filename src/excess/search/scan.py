@@ -25,6 +25,16 @@ spectra (nested across efficiencies, independent across windows, which is conser
 refitted like the data; the largest local Z of each pseudo-scan gives the look-elsewhere
 correction. The same toys give a toy-based local p-value for each cut (``p_toys``).
 
+Sensitivity at the frontier (issue 22): ``decorrelation`` (default ``"auto"``: the conditional
+quantile transform for SR-vs-SB classifiers such as CWoLa, none for the conditional-density
+methods; :mod:`excess.search.decorrelation`) keeps the cut from sculpting mjj, and
+``background_model="efficiency"`` (default) predicts the selected SR background as the inclusive
+dijet fit times the selection efficiency fitted in the sidebands (:mod:`excess.stats.efficiency`),
+which stays honest when some sculpting remains and keeps its precision at tight cuts;
+``background_model="sideband"`` is the fit of the selected spectrum alone. The default grid of
+efficiencies reaches 1e-4; a cut with fewer than ``min_selected`` selected sideband events has no
+result, and the global toys cover every cut that has one.
+
 Results are saved per window (atomically) under ``resume_dir``; a rerun with the same settings
 skips finished windows and folds.
 """
@@ -46,18 +56,21 @@ import pandas as pd
 
 from .._util import atomic_path, atomic_write_json, check_random_state, get_logger, progress, to_jsonable
 from ..errors import ConfigError, ExcessError, FitError, InputError
+from ..stats.efficiency import efficiency_background, efficiency_pseudo_experiment_z
 from ..stats.fit import fit_background
 from ..stats.significance import global_significance, local_significance, p_to_z, pseudo_experiment_z
 from ..stats.windows import Window, default_data_range, sliding_windows, validate_windows
 from .characterise import characterise
 from .results import STATUS_OK, CutResult, ScanResult, WindowResult
+from .decorrelation import Decorrelated, make_transform, resolve_decorrelation
 from .selection import build_method, fit_score_fold, fold_ids, fold_thresholds, method_needs, select
 
 __all__ = ["run_scan", "analyse_window", "DEFAULT_EFFICIENCIES", "DEFAULT_FEATURES"]
 
 log = get_logger(__name__)
 
-DEFAULT_EFFICIENCIES = (0.1, 0.01, 0.002)
+DEFAULT_EFFICIENCIES = (0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4)
+BACKGROUND_MODELS = ("efficiency", "sideband")
 DEFAULT_FEATURES = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
 _POOR_FIT_P = 0.01
 
@@ -114,7 +127,7 @@ def _load_json(path: Path) -> dict | None:
 # ----------------------------------------------------------------------------------------------
 # one window, after its scores exist
 # ----------------------------------------------------------------------------------------------
-def _analyse_cut(efficiency, selected, m, in_sr, window, jets, fit_options, thresholds) -> CutResult:
+def _analyse_cut(efficiency, selected, m, in_sr, window, jets, fit_options, thresholds, inclusive=None) -> CutResult:
     edges = window.edges()
     mask = window.sideband_bins()
     sel_sr, sel_sb = selected & in_sr, selected & ~in_sr
@@ -125,17 +138,35 @@ def _analyse_cut(efficiency, selected, m, in_sr, window, jets, fit_options, thre
     if n_sb < min_sel:
         return CutResult(status="no_result", reason=f"too few selected sideband events: {n_sb} < {min_sel}", **base)
     counts = np.histogram(m[selected], edges)[0]
+    bg = None
     try:
-        fit, choice = fit_background(
-            edges, counts, fit_mask=mask, functions=fit_options["functions"], test=fit_options["test"],
-            alpha=fit_options["alpha"], min_events=min_sel,
-        )
-        b_hat, sigma_b = fit.integral(*window.sr)
+        if fit_options.get("background_model", "sideband") == "efficiency":
+            if isinstance(inclusive, FitError) or inclusive is None:
+                raise FitError(f"inclusive sideband fit failed: {inclusive}")
+            incl_counts, incl_fit, incl_choice = inclusive
+            bg = efficiency_background(edges, counts, incl_counts, window.sr, fit_mask=mask,
+                                       degree=fit_options["efficiency_degree"], inclusive_fit=incl_fit,
+                                       inclusive_choice=incl_choice, min_selected=min_sel)
+            fit = choice = None
+            b_hat, sigma_b = bg.b_hat, bg.sigma_b
+        else:
+            fit, choice = fit_background(
+                edges, counts, fit_mask=mask, functions=fit_options["functions"], test=fit_options["test"],
+                alpha=fit_options["alpha"], min_events=min_sel,
+            )
+            b_hat, sigma_b = fit.integral(*window.sr)
         sig = local_significance(n_sr, b_hat, sigma_b)
     except FitError as exc:
         return CutResult(status="fit_failed", reason=str(exc), **base)
     warnings = []
-    if fit.p_value < _POOR_FIT_P:
+    if bg is not None:
+        ef = bg.efficiency_fit
+        if ef.ndf > 0 and ef.p_value < _POOR_FIT_P:
+            warnings.append(f"poor sideband efficiency fit: p = {ef.p_value:.2g} (deviance {ef.deviance:.1f}/{ef.ndf})")
+        if ef.p_flat < _POOR_FIT_P:
+            warnings.append(f"the cut sculpts mjj: efficiency slope {ef.z_slope:.1f} sigma (p_flat = {ef.p_flat:.2g}); "
+                            "absorbed by the efficiency model, but check the decorrelation")
+    elif fit.p_value < _POOR_FIT_P:
         warnings.append(
             f"poor sideband fit: p = {fit.p_value:.2g} (chi2/ndf = {fit.chi2_ndf:.2f}); the background model may be "
             "inadequate or the cut sculpts mjj"
@@ -150,9 +181,20 @@ def _analyse_cut(efficiency, selected, m, in_sr, window, jets, fit_options, thre
         if jets:
             jets_sr = {k: v[sel_sr] for k, v in jets.items()}
             jets_sb = {k: v[sel_sb] for k, v in jets.items()}
-        ch = characterise(fit, window.sr, b_hat, jets_sr, jets_sb)
+        ch = characterise(fit if bg is None else bg, window.sr, b_hat, jets_sr, jets_sb)
     return CutResult(status=STATUS_OK, fit=fit, choice=choice, significance=sig, characterisation=ch,
-                     warnings=tuple(warnings), **base)
+                     warnings=tuple(warnings), background=bg, **base)
+
+
+def _inclusive_fit(m, window: Window, fo: dict):
+    """(counts, fit, choice) of the window's inclusive spectrum in the sidebands, or the FitError."""
+    counts = np.histogram(m, window.edges())[0]
+    try:
+        fit, choice = fit_background(window.edges(), counts, fit_mask=window.sideband_bins(), functions=fo["functions"],
+                                     test=fo["test"], alpha=fo["alpha"], min_events=fo["min_selected"])
+    except FitError as exc:
+        return exc
+    return counts, fit, choice
 
 
 def analyse_window(window: Window, m, scores, fold, *, efficiencies, jets=None, labels=None,
@@ -165,11 +207,13 @@ def analyse_window(window: Window, m, scores, fold, *, efficiencies, jets=None, 
     m = np.asarray(m, float)
     scores = np.asarray(scores, float)
     _, in_sr, in_sb = window.masks(m)
+    inclusive = _inclusive_fit(m, window, fo) if fo["background_model"] == "efficiency" else None
     tests = []
     for eps in efficiencies:
         thr = fold_thresholds(scores, fold, in_sb, eps)
-        tests.append(_analyse_cut(eps, select(scores, fold, thr), m, in_sr, window, jets, fo, thr))
-    baseline = _analyse_cut(1.0, np.ones(m.size, bool), m, in_sr, window, None, {**fo, "characterise": False},
+        tests.append(_analyse_cut(eps, select(scores, fold, thr), m, in_sr, window, jets, fo, thr, inclusive))
+    baseline = _analyse_cut(1.0, np.ones(m.size, bool), m, in_sr, window, None,
+                            {**fo, "characterise": False, "background_model": "sideband"},
                             [-np.inf] * (int(fold.max()) + 1))
     max_sic = sic = None
     if labels is not None:
@@ -207,7 +251,8 @@ def analyse_window(window: Window, m, scores, fold, *, efficiencies, jets=None, 
 
 
 def _fit_options(fo: dict | None) -> dict:
-    out = {"functions": (3, 4), "test": "lrt", "alpha": 0.05, "min_selected": 20, "characterise": True}
+    out = {"functions": (3, 4), "test": "lrt", "alpha": 0.05, "min_selected": 20, "characterise": True,
+           "background_model": "efficiency", "efficiency_degree": 1}
     out.update(fo or {})
     return out
 
@@ -255,6 +300,10 @@ def run_scan(
     min_sideband_events: int = 100,
     window_options: dict | None = None,
     show_progress: bool = True,
+    decorrelation: str = "auto",
+    decorrelation_params: dict | None = None,
+    background_model: str = "efficiency",
+    efficiency_degree: int = 1,
 ) -> ScanResult:
     """Scan SR/SB windows in mjj with an anomaly method and return local and global significances.
 
@@ -289,6 +338,12 @@ def run_scan(
     fit_functions, function_test, alpha : the dijet functions and the f3-vs-f4 test
     min_selected : fewer selected sideband events flag the cut as ``no_result``
     min_sideband_events : fewer events in either sideband (before cuts) flag the window as ``no_result``
+    decorrelation : ``"auto"`` (default), ``"quantile"``, ``"ratio"`` or ``"none"``: the features'
+        decorrelation from mjj before the method sees them (:mod:`excess.search.decorrelation`;
+        ``decorrelation_params`` go to the transform)
+    background_model : ``"efficiency"`` (default: inclusive dijet fit x sideband efficiency fit,
+        :mod:`excess.stats.efficiency`) or ``"sideband"`` (dijet fit of the selected events)
+    efficiency_degree : degree of the logit-polynomial efficiency fit
 
     Returns
     -------
@@ -302,8 +357,11 @@ def run_scan(
         raise ConfigError(f"n_folds must be an integer >= 2, got {n_folds!r}")
     if global_toys < 0 or null_toys < 0:
         raise ConfigError(f"global_toys and null_toys must be >= 0, got {global_toys}, {null_toys}")
+    if background_model not in BACKGROUND_MODELS:
+        raise ConfigError(f"background_model must be one of {BACKGROUND_MODELS}, got {background_model!r}")
     fit_options = _fit_options({"functions": tuple(fit_functions), "test": function_test, "alpha": alpha,
-                                "min_selected": int(min_selected)})
+                                "min_selected": int(min_selected), "background_model": background_model,
+                                "efficiency_degree": int(efficiency_degree)})
     # validate the fit options once, loudly, before any expensive work
     if function_test not in ("lrt", "f-test"):
         raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {function_test!r}")
@@ -323,6 +381,12 @@ def run_scan(
     # method: check it can be built and what it needs, in this process
     proto = build_method(method, method_params)
     needs_labels, needs_background = method_needs(proto)
+    method_desc = _method_description(method, method_params)
+    decor = resolve_decorrelation(decorrelation, method if isinstance(method, str) else proto)
+    if decor != "none":
+        make_transform(decor, features, decorrelation_params)  # fail early on a bad transform
+        method, method_params = Decorrelated(proto, transform=decor, features=tuple(features),
+                                             transform_params=decorrelation_params), None
     has_labels = "label" in events.columns
     if needs_labels:
         if not has_labels:
@@ -338,7 +402,8 @@ def run_scan(
     jet_cols = [c for c in ("mj1", "mj2") if c in events.columns]
     labels_all = events["label"].to_numpy() if has_labels else None
     settings = {
-        "method": _method_description(method, method_params), "features": features, "efficiencies": list(effs),
+        "method": method_desc, "decorrelation": {"kind": decor, "params": to_jsonable(decorrelation_params or {})},
+        "features": features, "efficiencies": list(effs),
         "n_folds": int(n_folds), "base_seed": base_seed, "fit": {k: v for k, v in fit_options.items()},
         "min_sideband_events": int(min_sideband_events), "null_toys": int(null_toys),
         "data": {"n": int(len(events)), "mjj_sum": float(np.round(m_all.sum(), 3)),
@@ -487,8 +552,15 @@ def run_scan(
     return result
 
 
-def _window_toy_task(edges, expected, mask, sr, n_toys, seed, fit_kw):
-    """Executor task: background-only pseudo-experiments of one window's selected spectra."""
+def _window_toy_task(edges, expected, mask, sr, n_toys, seed, fit_kw, efficiency=None):
+    """Executor task: background-only pseudo-experiments of one window's selected spectra.
+
+    ``efficiency``: ``(inclusive_expected, eps per cut and bin, degree, min_selected)`` for the
+    efficiency background model (then ``expected`` is unused)."""
+    if efficiency is not None:
+        incl, eps, degree, min_sel = efficiency
+        return efficiency_pseudo_experiment_z(edges, incl, eps, mask, sr, n_toys=n_toys, degree=degree,
+                                              random_state=seed, fit_kw=fit_kw, min_selected=min_sel)
     return pseudo_experiment_z(edges, expected, mask, sr, n_toys=n_toys, random_state=seed, nested=True, fit_kw=fit_kw)
 
 
@@ -515,8 +587,17 @@ def _global(window_results, n_toys, base_seed, fit_options, executor, resume):
                 if str(z["fingerprint"]) == w.fingerprint:
                     cached[w.window.key] = z["z"]
                     continue
-        expected = np.stack([np.asarray(t.fit.expected) for t in ok])
-        jobs.append((w.window.edges(), expected, w.window.sideband_bins(), w.window.sr, n_toys, seed, fit_kw))
+        eff_model = None
+        if ok[0].background is not None:
+            bgs = [t.background for t in ok]
+            e = w.window.edges()
+            cen = 0.5 * (e[1:] + e[:-1])
+            eff_model = (np.asarray(bgs[0].inclusive_fit.expected), np.stack([b.efficiency_fit.efficiency(cen) for b in bgs]),
+                         fit_options["efficiency_degree"], fit_options["min_selected"])
+            expected = None
+        else:
+            expected = np.stack([np.asarray(t.fit.expected) for t in ok])
+        jobs.append((w.window.edges(), expected, w.window.sideband_bins(), w.window.sr, n_toys, seed, fit_kw, eff_model))
         owners.append(w)
     toy_z = dict(cached)
     if jobs:
