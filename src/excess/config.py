@@ -30,7 +30,7 @@ Example (YAML)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -94,10 +94,14 @@ class ScanConfig(_Strict):
                                description="Features' decorrelation from mjj: auto = quantile for cwola, none for "
                                "the conditional-density methods (excess.search.decorrelation).")
     decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform.")
-    background_model: str = Field("efficiency", pattern="^(efficiency|sideband)$",
+    background_model: str = Field("efficiency", pattern="^(efficiency|signal_fit|sideband)$",
                                   description="efficiency: inclusive dijet fit x sideband efficiency fit; "
-                                  "sideband: dijet fit of the selected events.")
-    efficiency_degree: int = Field(1, ge=0, le=3, description="Degree of the logit-polynomial efficiency fit.")
+                                  "signal_fit: the efficiency model fitted over the whole window with a Gaussian "
+                                  "signal template; sideband: dijet fit of the selected events.")
+    signal_width: float = Field(0.04, gt=0, lt=0.5, description="signal_fit: template width / SR centre.")
+    efficiency_degree: Literal["auto"] | Annotated[int, Field(ge=0, le=3)] = Field(
+        "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0 or 1 by a "
+        "likelihood-ratio test in the sidebands.")
 
     @field_validator("efficiencies")
     @classmethod

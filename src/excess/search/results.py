@@ -7,6 +7,7 @@ Hierarchy::
         tests: tuple[CutResult]             one per score-threshold efficiency
           fit: DijetFit                     sideband fit (histogram, expectation, goodness of fit)
           background: EfficiencyBackground  or: inclusive fit x efficiency fit (background_model="efficiency")
+          signal_fit: SignalFit             and: the S+B fit over the window (background_model="signal_fit")
           choice: FunctionChoice            f3 vs f4 test
           significance: LocalSignificance   local Z, p (asymptotic), signed Z
           characterisation: Characterisation  resonance mass, mX / mY peaks
@@ -29,7 +30,7 @@ import numpy as np
 
 from .._util import atomic_write_json
 from ..errors import InputError
-from ..stats.efficiency import EfficiencyBackground
+from ..stats.efficiency import EfficiencyBackground, SignalFit
 from ..stats.fit import DijetFit, FunctionChoice
 from ..stats.significance import GlobalSignificance, LocalSignificance
 from ..stats.windows import Window
@@ -91,6 +92,7 @@ class CutResult:
     null_z: tuple = ()
     warnings: tuple = ()
     background: EfficiencyBackground | None = None
+    signal_fit: SignalFit | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,7 +105,7 @@ class CutResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for k in ("fit", "choice", "significance", "characterisation", "background"):
+        for k in ("fit", "choice", "significance", "characterisation", "background", "signal_fit"):
             d[k] = None if d[k] is None else d[k].to_dict()
         d["z"] = self.z
         return d
@@ -112,7 +114,7 @@ class CutResult:
     def from_dict(cls, d: dict[str, Any]) -> CutResult:
         d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
         conv = {"fit": DijetFit, "choice": FunctionChoice, "significance": LocalSignificance,
-                "characterisation": Characterisation, "background": EfficiencyBackground}
+                "characterisation": Characterisation, "background": EfficiencyBackground, "signal_fit": SignalFit}
         for k, c in conv.items():
             if d.get(k) is not None:
                 d[k] = c.from_dict(d[k])

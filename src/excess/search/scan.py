@@ -56,9 +56,11 @@ import pandas as pd
 
 from .._util import atomic_path, atomic_write_json, check_random_state, get_logger, progress, to_jsonable
 from ..errors import ConfigError, ExcessError, FitError, InputError
-from ..stats.efficiency import efficiency_background, efficiency_pseudo_experiment_z
+from ..stats.efficiency import (efficiency_background, efficiency_pseudo_experiment_z, fit_signal,
+                                signal_fit_pseudo_experiment_z)
 from ..stats.fit import fit_background
-from ..stats.significance import global_significance, local_significance, p_to_z, pseudo_experiment_z
+from ..stats.significance import (LocalSignificance, global_significance, local_significance, p_to_z,
+                                  pseudo_experiment_z, z_to_p)
 from ..stats.windows import Window, default_data_range, sliding_windows, validate_windows
 from .characterise import characterise
 from .results import STATUS_OK, CutResult, ScanResult, WindowResult
@@ -70,7 +72,7 @@ __all__ = ["run_scan", "analyse_window", "DEFAULT_EFFICIENCIES", "DEFAULT_FEATUR
 log = get_logger(__name__)
 
 DEFAULT_EFFICIENCIES = (0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4)
-BACKGROUND_MODELS = ("efficiency", "sideband")
+BACKGROUND_MODELS = ("efficiency", "signal_fit", "sideband")
 DEFAULT_FEATURES = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
 _POOR_FIT_P = 0.01
 
@@ -138,9 +140,10 @@ def _analyse_cut(efficiency, selected, m, in_sr, window, jets, fit_options, thre
     if n_sb < min_sel:
         return CutResult(status="no_result", reason=f"too few selected sideband events: {n_sb} < {min_sel}", **base)
     counts = np.histogram(m[selected], edges)[0]
-    bg = None
+    bg = sfit = None
+    model = fit_options.get("background_model", "sideband")
     try:
-        if fit_options.get("background_model", "sideband") == "efficiency":
+        if model in ("efficiency", "signal_fit"):
             if isinstance(inclusive, FitError) or inclusive is None:
                 raise FitError(f"inclusive sideband fit failed: {inclusive}")
             incl_counts, incl_fit, incl_choice = inclusive
@@ -149,13 +152,17 @@ def _analyse_cut(efficiency, selected, m, in_sr, window, jets, fit_options, thre
                                        inclusive_choice=incl_choice, min_selected=min_sel)
             fit = choice = None
             b_hat, sigma_b = bg.b_hat, bg.sigma_b
+            if model == "signal_fit":
+                sfit = fit_signal(edges, counts, incl_counts, window.sr, degree=fit_options["efficiency_degree"],
+                                  relative_width=fit_options["signal_width"], min_selected=min_sel)
+                b_hat, sigma_b = sfit.b_hat, sfit.sigma_b
         else:
             fit, choice = fit_background(
                 edges, counts, fit_mask=mask, functions=fit_options["functions"], test=fit_options["test"],
                 alpha=fit_options["alpha"], min_events=min_sel,
             )
             b_hat, sigma_b = fit.integral(*window.sr)
-        sig = local_significance(n_sr, b_hat, sigma_b)
+        sig = local_significance(n_sr, b_hat, sigma_b) if sfit is None else _signal_fit_significance(sfit)
     except FitError as exc:
         return CutResult(status="fit_failed", reason=str(exc), **base)
     warnings = []
@@ -183,7 +190,16 @@ def _analyse_cut(efficiency, selected, m, in_sr, window, jets, fit_options, thre
             jets_sb = {k: v[sel_sb] for k, v in jets.items()}
         ch = characterise(fit if bg is None else bg, window.sr, b_hat, jets_sr, jets_sb)
     return CutResult(status=STATUS_OK, fit=fit, choice=choice, significance=sig, characterisation=ch,
-                     warnings=tuple(warnings), background=bg, **base)
+                     warnings=tuple(warnings), background=bg, signal_fit=sfit, **base)
+
+
+def _signal_fit_significance(sf) -> LocalSignificance:
+    """The signal-plus-background fit's q0 in the shape of a counting-experiment result."""
+    z = sf.z
+    p = float(z_to_p(z)) if sf.q0 > 0 else 0.5
+    return LocalSignificance(n_obs=sf.n_sr, b_hat=sf.b_hat, sigma_b=sf.sigma_b, s_hat=max(sf.s_hat, 0.0),
+                             b_profiled=float("nan"), q0=sf.q0, z=z, p_value=p, z_asymptotic=z, p_asymptotic=p,
+                             z_signed=sf.z_signed, p_signed=float(z_to_p(sf.z_signed)), method="signal_fit")
 
 
 def _inclusive_fit(m, window: Window, fo: dict):
@@ -207,7 +223,7 @@ def analyse_window(window: Window, m, scores, fold, *, efficiencies, jets=None, 
     m = np.asarray(m, float)
     scores = np.asarray(scores, float)
     _, in_sr, in_sb = window.masks(m)
-    inclusive = _inclusive_fit(m, window, fo) if fo["background_model"] == "efficiency" else None
+    inclusive = _inclusive_fit(m, window, fo) if fo["background_model"] in ("efficiency", "signal_fit") else None
     tests = []
     for eps in efficiencies:
         thr = fold_thresholds(scores, fold, in_sb, eps)
@@ -252,7 +268,7 @@ def analyse_window(window: Window, m, scores, fold, *, efficiencies, jets=None, 
 
 def _fit_options(fo: dict | None) -> dict:
     out = {"functions": (3, 4), "test": "lrt", "alpha": 0.05, "min_selected": 20, "characterise": True,
-           "background_model": "efficiency", "efficiency_degree": 1}
+           "background_model": "efficiency", "efficiency_degree": "auto", "signal_width": 0.04}
     out.update(fo or {})
     return out
 
@@ -303,7 +319,8 @@ def run_scan(
     decorrelation: str = "auto",
     decorrelation_params: dict | None = None,
     background_model: str = "efficiency",
-    efficiency_degree: int = 1,
+    efficiency_degree: int | str = "auto",
+    signal_width: float = 0.04,
 ) -> ScanResult:
     """Scan SR/SB windows in mjj with an anomaly method and return local and global significances.
 
@@ -343,7 +360,10 @@ def run_scan(
         ``decorrelation_params`` go to the transform)
     background_model : ``"efficiency"`` (default: inclusive dijet fit x sideband efficiency fit,
         :mod:`excess.stats.efficiency`) or ``"sideband"`` (dijet fit of the selected events)
-    efficiency_degree : degree of the logit-polynomial efficiency fit
+        or ``"signal_fit"`` (the efficiency model fitted over the whole window together with a Gaussian
+        signal template of width ``signal_width`` x the SR centre; q0 from the fit)
+    efficiency_degree : degree of the logit-polynomial efficiency fit in ln mjj, or ``"auto"`` (default:
+        0 or 1, by a likelihood-ratio test in the sidebands; :func:`excess.stats.efficiency.choose_degree`)
 
     Returns
     -------
@@ -361,7 +381,8 @@ def run_scan(
         raise ConfigError(f"background_model must be one of {BACKGROUND_MODELS}, got {background_model!r}")
     fit_options = _fit_options({"functions": tuple(fit_functions), "test": function_test, "alpha": alpha,
                                 "min_selected": int(min_selected), "background_model": background_model,
-                                "efficiency_degree": int(efficiency_degree)})
+                                "efficiency_degree": efficiency_degree if efficiency_degree == "auto" else int(efficiency_degree),
+                                "signal_width": float(signal_width)})
     # validate the fit options once, loudly, before any expensive work
     if function_test not in ("lrt", "f-test"):
         raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {function_test!r}")
@@ -552,11 +573,15 @@ def run_scan(
     return result
 
 
-def _window_toy_task(edges, expected, mask, sr, n_toys, seed, fit_kw, efficiency=None):
+def _window_toy_task(edges, expected, mask, sr, n_toys, seed, fit_kw, efficiency=None, signal=None):
     """Executor task: background-only pseudo-experiments of one window's selected spectra.
 
     ``efficiency``: ``(inclusive_expected, eps per cut and bin, degree, min_selected)`` for the
     efficiency background model (then ``expected`` is unused)."""
+    if signal is not None:
+        n_incl, eps, degree, width, min_sel = signal
+        return signal_fit_pseudo_experiment_z(edges, n_incl, eps, sr, n_toys=n_toys, degree=degree,
+                                              relative_width=width, random_state=seed, min_selected=min_sel)
     if efficiency is not None:
         incl, eps, degree, min_sel = efficiency
         return efficiency_pseudo_experiment_z(edges, incl, eps, mask, sr, n_toys=n_toys, degree=degree,
@@ -587,8 +612,15 @@ def _global(window_results, n_toys, base_seed, fit_options, executor, resume):
                 if str(z["fingerprint"]) == w.fingerprint:
                     cached[w.window.key] = z["z"]
                     continue
-        eff_model = None
-        if ok[0].background is not None:
+        eff_model = sig_model = None
+        if ok[0].signal_fit is not None:
+            e = w.window.edges()
+            cen = 0.5 * (e[1:] + e[:-1])
+            sig_model = (np.asarray(ok[0].background.efficiency_fit.n_inclusive),
+                         np.stack([t.signal_fit.null_fit.efficiency(cen) for t in ok]), fit_options["efficiency_degree"],
+                         fit_options["signal_width"], fit_options["min_selected"])
+            expected = None
+        elif ok[0].background is not None:
             bgs = [t.background for t in ok]
             e = w.window.edges()
             cen = 0.5 * (e[1:] + e[:-1])
@@ -597,7 +629,8 @@ def _global(window_results, n_toys, base_seed, fit_options, executor, resume):
             expected = None
         else:
             expected = np.stack([np.asarray(t.fit.expected) for t in ok])
-        jobs.append((w.window.edges(), expected, w.window.sideband_bins(), w.window.sr, n_toys, seed, fit_kw, eff_model))
+        jobs.append((w.window.edges(), expected, w.window.sideband_bins(), w.window.sr, n_toys, seed, fit_kw, eff_model,
+                     sig_model))
         owners.append(w)
     toy_z = dict(cached)
     if jobs:
