@@ -67,8 +67,9 @@ def test_conditional_quantile_transform(correlated_background):
     xs = np.linspace(0, 2000, 500)
     zz = tr.transform(np.c_[xs, xs, np.full(500, 0.5), np.full(500, 0.5)], np.full(500, 3500.0))
     assert np.all(np.diff(zz[:, 0]) > 0) and np.all(np.diff(zz[:, 1]) > 0) and np.isfinite(zz).all()
-    with pytest.raises(InputError, match="need >= 20 per bin"):
-        ConditionalQuantileTransform().fit(X[:50], m[:50])
+    with pytest.raises(InputError, match="need >= 20 per mass bin"):
+        ConditionalQuantileTransform().fit(X[:30], m[:30])
+    assert np.isfinite(ConditionalQuantileTransform().fit(X[:60], m[:60]).transform(X[:5], m[:5])).all()
 
 
 def test_decorrelated_wrapper_and_defaults():

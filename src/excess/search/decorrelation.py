@@ -67,6 +67,7 @@ class ConditionalQuantileTransform(BaseEstimator):
     Parameters
     ----------
     n_mass_bins : equal-count mass bins of the fit events (e.g. the sidebands) in which quantiles are taken
+        (fewer when a bin would hold fewer than 20 events)
     n_levels : quantile levels, equally spaced in Gaussian ``z`` between ``+-z_max``
     z_max : outermost level (``Phi(z_max)``; lowered automatically when a bin holds too few events to
         estimate it: at least 10 events beyond the outermost quantile in each bin)
@@ -90,9 +91,11 @@ class ConditionalQuantileTransform(BaseEstimator):
             raise ConfigError(f"n_mass_bins ({nb}) must exceed degree ({deg}) and be >= 2")
         if int(self.n_levels) < 3:
             raise ConfigError(f"n_levels must be >= 3, got {self.n_levels}")
+        nb = min(nb, X.shape[0] // 20)  # small samples: fewer, fuller mass bins
+        if nb < max(deg + 1, 2):
+            raise InputError(f"conditional quantile transform: {X.shape[0]} sideband events; need >= 20 per mass bin "
+                             f"and {max(deg + 1, 2)} bins")
         per_bin = X.shape[0] // nb
-        if per_bin < 20:
-            raise InputError(f"conditional quantile transform: {X.shape[0]} events for {nb} mass bins; need >= 20 per bin")
         z_cap = float(sps.norm.isf(10.0 / per_bin))
         z_max = min(float(self.z_max), max(z_cap, 0.5))
         self.levels_ = np.linspace(-z_max, z_max, int(self.n_levels))
