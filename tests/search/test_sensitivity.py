@@ -240,3 +240,18 @@ def test_signal_fit_scan(signal_events):
     with pytest.raises(ConfigError, match="background_model"):
         run_scan(signal_events, method=FeatureScorer(), windows=[WINDOW], background_model="magic",
                  show_progress=False)
+
+
+def test_decorrelation_itself_does_not_sculpt():
+    """A transform fitted on the sidebands only leaves fit noise in the SR that a SR-vs-SB classifier
+    learns and carries into a mjj slope of the selection (measured on these 40 scans: slope/error mean
+    +1.31, std 1.43, with ``fit_on="sidebands"``); fitted on the whole training window it does not (+0.16)."""
+    rng = np.random.default_rng(99)
+    slopes = []
+    for i in range(40):
+        ev = toy_events(20_000, 0, random_state=rng)
+        r = run_scan(ev, method=GaussianSRvsSB(), features=FEATURES, windows=[WINDOW], efficiencies=(0.1,),
+                     n_folds=2, n_workers=1, random_state=i, global_toys=0, show_progress=False,
+                     decorrelation="quantile")
+        slopes.append(r.windows[0].tests[0].background.efficiency_fit.z_slope)
+    assert abs(np.mean(slopes)) < 0.7, np.mean(slopes)

@@ -100,7 +100,8 @@ class EfficiencyFit:
     ``n_selected``/``n_inclusive`` per bin of ``edges`` (all bins; only ``fit_mask`` bins fitted).
     ``deviance``/``ndf``/``p_value``: goodness of fit; ``z_slope``: the linear coefficient over its
     error (0 for ``degree=0``); ``p_flat``: p-value of "eps is constant" (likelihood ratio against
-    this fit, chi2 with ``degree`` dof; 1 for ``degree=0``).
+    this fit, chi2 with ``degree`` dof; for ``degree=0`` both come from an auxiliary degree-1 fit, so the
+    sculpting diagnostic is measured whatever degree the prediction uses).
     """
 
     degree: int
@@ -239,8 +240,15 @@ def fit_efficiency(edges, n_selected, n_inclusive, *, fit_mask=None, degree: int
         p0 = k[fit_bins].sum() / n[fit_bins].sum()
         dev0 = _binomial_deviance(k[fit_bins], n[fit_bins], np.full(int(fit_bins.sum()), p0))
         p_flat = float(sps.chi2.sf(max(dev0 - dev, 0.0), degree))
-    else:
-        z_slope, p_flat = 0.0, 1.0
+    else:  # the diagnostic always measures a slope, whatever degree the prediction uses
+        try:
+            a1 = _design(cen[fit_bins], 1, centre, scale)
+            th1, cov1 = _newton_logistic(a1, k[fit_bins], n[fit_bins])
+            z_slope = float(th1[1] / np.sqrt(cov1[1, 1]))
+            dev1 = _binomial_deviance(k[fit_bins], n[fit_bins], expit(a1 @ th1))
+            p_flat = float(sps.chi2.sf(max(dev - dev1, 0.0), 1))
+        except FitError:
+            z_slope, p_flat = float("nan"), float("nan")
     return EfficiencyFit(
         degree=degree, theta=tuple(theta.tolist()), cov=_tup2(cov), centre=centre, scale=scale,
         edges=tuple(edges.tolist()), n_selected=tuple(k.tolist()), n_inclusive=tuple(n.tolist()),
