@@ -196,6 +196,11 @@ def run_search(cfg: SearchConfig, *, output: str | Path | None = None, resume: b
         min_selected=sc.min_selected,
         window_options=window_options or None,
         show_progress=show_progress,
+        decorrelation=sc.decorrelation,
+        decorrelation_params=dict(sc.decorrelation_params) or None,
+        background_model=sc.background_model,
+        efficiency_degree=sc.efficiency_degree,
+        signal_width=sc.signal_width,
     )
     metrics = result.to_dict()
     metrics["method"] = cfg.method.name
