@@ -268,7 +268,7 @@ class SidebandFit:
 
     def settings(self) -> dict[str, Any]:
         """Everything that determines the estimate (for fingerprints and the saved configuration)."""
-        return {**self.fit_kw(), **{k: v for k, v in self.model_kw().items() if k != "inclusive"}}
+        return {**self.fit_kw(), "model": self.model}
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,7 @@ class EfficiencyModel(SidebandFit):
         return {"model": self.model, "inclusive": self.inclusive, "degree": self.degree}
 
     def settings(self) -> dict[str, Any]:
-        return {**self.fit_kw(), "model": self.model, "degree": self.degree}
+        return {**super().settings(), "degree": self.degree}
 
 
 @dataclass(frozen=True)
