@@ -15,7 +15,7 @@ Example (YAML)::
       params: {}
     scan:
       features: [mj1, delta_mj, tau21_j1, tau21_j2]
-      efficiencies: [0.1, 0.01, 0.002]
+      efficiencies: [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]
       n_folds: 5
       windows: null              # null: sliding windows over the data range
       window_width: 400
@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -134,7 +134,9 @@ class ScanConfig(_Strict):
     features: list[Annotated[str, AfterValidator(_feature)]] = Field(default_factory=lambda: list(STANDARD_FEATURES),
                                                                       min_length=1)
     efficiencies: list[Annotated[float, AfterValidator(_efficiency)]] = Field(
-        default_factory=lambda: [0.1, 0.01, 0.002], min_length=1)
+        default_factory=lambda: [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001], min_length=1,
+        description="Background (sideband) efficiencies of the score cuts; cuts with fewer than min_selected "
+        "selected sideband events have no result.")
     n_folds: int = Field(5, ge=2, le=20)
     windows: list[Annotated[list[float], AfterValidator(_window)]] | None = Field(None, min_length=1, description="[[sr_lo, sr_hi], ...] or [[sr_lo, sr_hi, sb_lo, sb_hi], ...] in GeV")
     window_width: float | None = Field(None, gt=0, description="Width of default sliding SRs (GeV).")
@@ -147,6 +149,19 @@ class ScanConfig(_Strict):
     fit_functions: list[int] = Field(default_factory=lambda: [3, 4])
     function_test: str = Field("lrt", pattern="^(lrt|f-test)$")
     min_selected: int = Field(20, ge=1)
+    # sensitivity at the frontier (issue 22): decorrelation and the background model of the selection
+    decorrelation: str = Field("auto", pattern="^(auto|quantile|ratio|none)$",
+                               description="Features' decorrelation from mjj: auto = quantile for cwola, none for "
+                               "the conditional-density methods (excess.search.decorrelation).")
+    decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform.")
+    background_model: str = Field("efficiency", pattern="^(efficiency|signal_fit|sideband)$",
+                                  description="efficiency: inclusive dijet fit x sideband efficiency fit; "
+                                  "signal_fit: the efficiency model fitted over the whole window with a Gaussian "
+                                  "signal template; sideband: dijet fit of the selected events.")
+    signal_width: float = Field(0.04, gt=0, lt=0.5, description="signal_fit: template width / SR centre.")
+    efficiency_degree: Literal["auto"] | Annotated[int, Field(ge=0, le=3)] = Field(
+        "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0 or 1 by a "
+        "likelihood-ratio test in the sidebands.")
 
     @field_validator("features")
     @classmethod
@@ -182,6 +197,16 @@ class ScanConfig(_Strict):
         if not v or any(f not in (3, 4) for f in v):
             raise ValueError(f"fit_functions must be a non-empty subset of [3, 4], got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _decorrelation_features(self):
+        if self.decorrelation == "ratio":
+            from .search.decorrelation import MASS_LIKE
+
+            if not any(f in MASS_LIKE for f in self.features):
+                raise ValueError(f"decorrelation 'ratio' divides mass-like features ({', '.join(MASS_LIKE)}) by mjj; "
+                                 f"features are {self.features}")
+        return self
 
 
 class RunConfig(_Strict):

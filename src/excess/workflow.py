@@ -299,6 +299,11 @@ def _run_in(run_dir, cfg, cfg_text, events, background, inputs, dropped, device,
         min_selected=sc.min_selected,
         window_options=window_options or None,
         show_progress=show_progress,
+        decorrelation=sc.decorrelation,
+        decorrelation_params=dict(sc.decorrelation_params) or None,
+        background_model=sc.background_model,
+        efficiency_degree=sc.efficiency_degree,
+        signal_width=sc.signal_width,
     )
     metrics = result.to_dict()
     metrics["method"] = cfg.method.name

@@ -17,7 +17,7 @@ WINDOWS = [Window.around((3100, 3500), 400), Window.around(LHCO_SR), Window.arou
 
 def test_injected_signal_found_in_right_window(signal_events):
     r = run_scan(signal_events, method=TAU_SCORER, windows=WINDOWS, efficiencies=(0.1, 0.02), n_folds=2,
-                 n_workers=1, random_state=0, global_toys=30, show_progress=False)
+                 n_workers=1, random_state=0, global_toys=30, show_progress=False, background_model="sideband")
     assert isinstance(r, ScanResult)
     w, t = r.best
     assert w.window.sr == LHCO_SR
@@ -61,7 +61,9 @@ def test_background_only_is_calibrated():
     ks = sps.kstest(res[:, 0], "uniform")
     assert ks.pvalue > 0.01, ks
     assert np.mean(res[:, 1] < 0.05) < 0.05 + 3 * np.sqrt(0.05 * 0.95 / 150)
-    assert np.all(res[:, 3] < 3)
+    # a calibrated procedure passes 3 sigma in 150 pseudo-experiments 18 % of the time: test the > 2 sigma
+    # tail at its nominal rate and rule out extreme claims (3.5 sigma: 3 % for 150)
+    assert np.mean(res[:, 3] > 2) < 0.023 + 3 * np.sqrt(0.023 * 0.977 / 150) and np.all(res[:, 3] < 3.5)
 
 
 def test_learned_selection_needs_null_toys():

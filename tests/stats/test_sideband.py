@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from excess._util import to_jsonable
-from excess.errors import InputError
+from excess.errors import ConfigError, InputError
 from excess.stats.dijet import sample_dijet
-from excess.stats.sideband import SidebandFit, SidebandTest, sideband_test
+from excess.stats.sideband import (EfficiencyModel, InclusiveFit, SidebandFit, SidebandTest, SignalFitModel,
+                                   background_estimate, sideband_test)
 from excess.stats.significance import toy_p_value
 from excess.stats.windows import Window
 
@@ -48,6 +49,28 @@ def test_no_result_and_bound_options(background):
     bound = SidebandFit(functions=(3,), min_events=20)
     assert bound(background, WINDOW).fit.function == "dijet3"
     assert bound.fit_kw() == {"functions": (3,), "test": "lrt", "alpha": 0.05, "min_events": 20}
+
+
+def test_background_models_share_the_test(background):
+    """The efficiency and signal-fit models are background estimates like the sideband fit: bound
+    once per window to the inclusive fit, then one sideband_test per selection."""
+    sel = background[np.random.default_rng(1).random(background.size) < 0.05]
+    assert isinstance(background_estimate("efficiency"), EfficiencyModel)
+    with pytest.raises(InputError, match="bind"):
+        EfficiencyModel()(sel, WINDOW)
+    with pytest.raises(ConfigError, match="background_model"):
+        background_estimate("magic")
+    eff = background_estimate("efficiency", degree=0).bind(background, WINDOW)
+    assert isinstance(eff.inclusive, InclusiveFit) and eff.inclusive.fit is not None
+    t = eff(sel, WINDOW)
+    assert t.ok and t.fit is None and t.background is not None and t.prediction is t.background
+    assert t.b_hat == pytest.approx(t.background.b_hat) and abs(t.z_signed) < 4
+    assert t.to_dict()["background"]["efficiency_fit"]["degree"] == 0
+    s = SignalFitModel().bind(background, WINDOW)(sel, WINDOW)
+    assert s.ok and s.signal_fit is not None and s.significance.method == "signal_fit"
+    # a failed inclusive fit is the selection's fit_failed, with the reason
+    bad = EfficiencyModel(inclusive=InclusiveFit(np.zeros(WINDOW.edges().size - 1), error="no events"))
+    assert bad(sel, WINDOW).status == "fit_failed" and "no events" in bad(sel, WINDOW).reason
 
 
 def test_toy_p_value():

@@ -21,6 +21,7 @@ class CWoLa(ClassifierMethod):
 
     name = "cwola"
     uses_sb = True
+    trains_sr_vs_sb = True  # learns any mjj correlation: the scan decorrelates its features by default
     min_sb = 20
 
     def _training_set(self, data: WindowData, rng):

@@ -3,7 +3,7 @@
 :func:`background_only_check` (``benchmarks/sic.py --bkg-only-check``) compares, at cuts set on the
 scores of fresh flow samples, the selected fraction of SR background with that of the samples and
 with that of the adjacent sidebands, and runs the search's own sideband test
-(:func:`excess.stats.sideband.sideband_test`) on the selected events.
+(:func:`excess.stats.sideband.sideband_test`, with the scan's background models) on the selected events.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from .._util import spawn_seeds
 from ..anomaly import in_sr, make_method
 from ..errors import InputError
-from ..stats.sideband import SidebandTest, sideband_test
+from ..stats.sideband import SidebandTest, background_estimate
 from ..stats.windows import Window
 from .common import flow_location, load_features, split_indices, train_sb_flow
 from .sic import SICBenchmarkConfig
@@ -27,7 +27,7 @@ __all__ = ["background_only_check"]
 
 def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = "cathode",
                           efficiencies: Sequence[float] = (0.2, 0.05, 0.01), sideband_width: float = 500.0,
-                          bin_width: float = 50.0) -> list[dict]:
+                          bin_width: float = 50.0, background_model: str = "sideband") -> list[dict]:
     """No fake excess without signal: fit ``method`` on background-only data, then compare the fraction of
     independent SR background events and of fresh flow samples (at KDE-drawn SR masses) above cuts set
     on the samples' score quantiles. Returns one row per efficiency with the pull (binomial errors).
@@ -41,6 +41,8 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
     (:func:`~excess.stats.sideband.sideband_test`: ``bin_width`` GeV bins over the SR and both adjacent
     sidebands, the dijet function fitted in the sidebands, f3/f4 by likelihood-ratio test as the scan
     does, the SR prediction with its uncertainty and the local significance of the selected SR count).
+    ``background_model``: the scan's background model of that test (``"sideband"``, the dijet fit of the
+    selected events; ``"efficiency"`` or ``"signal_fit"``, with the test events' inclusive spectrum).
 
     With ``cfg.flow_cache`` the background-only SB flow is kept and reused like the benchmark's.
     """
@@ -77,6 +79,7 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
     s_samp_ = est.score_samples(X_samp, m_samp)
     t = (mt[sr].mean() - mt[sb_lo].mean()) / (mt[sb_hi].mean() - mt[sb_lo].mean())
     window = Window.around(cfg.sr, sideband_width, bin_width)
+    background = background_estimate(background_model).bind(mt, window)  # the scan's test of a selection
     rows = []
     for eff in efficiencies:
         cut = np.quantile(s_samp_, 1 - eff)
@@ -91,15 +94,18 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
                      "frac_sb_low": f_lo, "frac_sb_high": f_hi,
                      "frac_sb_data": float(np.mean(s_sb > cut)), "n_sb_data": int(s_sb.size),
                      "pull": (fd - fs) / sigma, "n_data_sr": int(s_data.size), "n_samples": int(s_samp_.size),
-                     "seed": seed, **_fit_columns(sideband_test(mt[s_test > cut], window))})
+                     "seed": seed, **_fit_columns(background(mt[s_test > cut], window))})
     return rows
 
 
 def _fit_columns(test: SidebandTest) -> dict:
     """The sideband test as the check's columns (NaN and the reason when it has no result)."""
+    fit = test.fit if test.fit is not None else (test.background.inclusive_fit if test.ok else None)
     cols = {"n_sel_sr": test.n_sr, "b_fit": test.b_hat, "b_fit_err": test.sigma_b, "z_fit": test.z_signed,
-            "fit_p_value": test.fit.p_value if test.ok else float("nan"),
-            "fit_function": test.fit.function if test.ok else None}
+            "fit_p_value": fit.p_value if test.ok else float("nan"),
+            "fit_function": fit.function if test.ok else None}
+    if test.ok and test.background is not None:
+        cols["efficiency_p_value"] = test.background.efficiency_fit.p_value
     if not test.ok:
         cols["fit_error"] = test.reason
     return cols

@@ -31,6 +31,11 @@ def plot_window_fits(window_result, path) -> Path:
     for j, c in enumerate(cuts):
         ax, axp = axes[0, j], axes[1, j]
         title = "no cut" if c.efficiency >= 1 else f"eff {c.efficiency:g}"
+        if c.fit is None and getattr(c, "background", None) is not None:
+            from .efficiency_plots import draw_efficiency_background
+
+            draw_efficiency_background(ax, axp, c, w, title, legend=j == 0)
+            continue
         if c.fit is None:
             ax.text(0.5, 0.5, f"{c.status}\n{c.reason[:80]}", transform=ax.transAxes, ha="center", va="center",
                     fontsize=9, wrap=True)
@@ -168,6 +173,10 @@ def plot_scan(scan_result, outdir: str | os.PathLike) -> list[Path]:
     for w in scan_result.windows:
         if w.tests or w.baseline is not None:
             paths.append(plot_window_fits(w, out / f"fits_{w.window.key}.png"))
+        if any(getattr(t, "background", None) is not None for t in w.tests):
+            from .efficiency_plots import plot_efficiency_ratio
+
+            paths.append(plot_efficiency_ratio(w, out / f"efficiency_{w.window.key}.png"))
     best = scan_result.best
     if best is not None:
         w, t = best
@@ -187,6 +196,10 @@ def write_scan_plots(scan_result, events=None, plot_dir: str | os.PathLike = "pl
             cap = "Local significance vs SR centre for each cut efficiency; title: largest local and global Z."
         elif name == "sic.png":
             cap = "SIC of the out-of-fold scores on labelled SR events, per window (statistically trusted range only)."
+        elif name.startswith("efficiency_"):
+            cap = ("Sculpting diagnostic: selected / inclusive events vs mjj per cut (binomial errors) with the "
+                   "efficiency fit in the sidebands (band: 1 sigma) interpolated into the shaded SR; flat = no sculpting. "
+                   "z_slope: the fitted slope over its error; p_flat: p-value of a constant efficiency.")
         elif name == "jet_masses_best.png":
             cap = ("Most significant window: jet masses of the selected SR events, the scaled selected sideband "
                    "events and their difference; dashed: mX (heavier) / mY (lighter) estimates.")

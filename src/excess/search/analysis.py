@@ -3,7 +3,8 @@
 :func:`analyse_window` turns the scores of a window's events into a :class:`WindowResult`: for each
 background efficiency a per-fold score cut (:mod:`excess.search.selection`), the background test
 of the selected events (by default the dijet sideband fit, :func:`excess.stats.sideband.sideband_test`;
-any :class:`~excess.stats.sideband.BackgroundEstimate` can stand in), the characterisation of the
+any :class:`~excess.stats.sideband.BackgroundEstimate` can stand in, e.g. the efficiency model,
+bound once per window to its inclusive fit), the characterisation of the
 excess, the SIC where truth labels exist, and the signal fraction a method estimated (R-ANODE).
 """
 
@@ -58,7 +59,7 @@ def _cut(efficiency, selected, m, window, background, thresholds, jets) -> CutRe
         sel_sr, sel_sb = selected & in_sr, selected & ~in_sr
         jets_sr = {k: v[sel_sr] for k, v in jets.items()} if jets else None
         jets_sb = {k: v[sel_sb] for k, v in jets.items()} if jets else None
-        ch = characterise(test.fit, window.sr, test.b_hat, jets_sr, jets_sb)
+        ch = characterise(test.prediction, window.sr, test.b_hat, jets_sr, jets_sb)
     return CutResult.from_test(efficiency, thresholds, test, ch)
 
 
@@ -105,6 +106,10 @@ def analyse_window(window: Window, m, scores, fold, *, efficiencies: Sequence[fl
     """
     background = background if background is not None else SidebandFit()
     m = np.asarray(m, float)
+    # the uncut spectrum is tested with the dijet sideband fit (an efficiency of 1 has no efficiency to fit)
+    uncut = background.sideband() if isinstance(background, SidebandFit) else background
+    if hasattr(background, "bind"):  # what the window's selections share (the inclusive fit), computed once
+        background = background.bind(m, window)
     scores = np.asarray(scores, float)
     _, in_sr, in_sb = window.masks(m)
     n_folds = int(fold.max()) + 1
@@ -113,7 +118,7 @@ def analyse_window(window: Window, m, scores, fold, *, efficiencies: Sequence[fl
     for eps in efficiencies:
         thr = fold_thresholds(scores, fold, in_sb, eps)
         tests.append(_cut(eps, select(scores, fold, thr), m, window, background, thr, jets))
-    baseline = _cut(1.0, np.ones(m.size, bool), m, window, background, [-np.inf] * n_folds, None)
+    baseline = _cut(1.0, np.ones(m.size, bool), m, window, uncut, [-np.inf] * n_folds, None)
     max_sic, sic = _sic(labels, scores, in_sr, window.label) if labels is not None else (None, None)
     w, w_err = _signal_fraction(folds)
     any_ok = any(t.ok for t in tests)

@@ -6,6 +6,8 @@ Hierarchy::
       windows: tuple[WindowResult]          one per SR/SB window
         tests: tuple[CutResult]             one per score-threshold efficiency
           fit: DijetFit                     sideband fit (histogram, expectation, goodness of fit)
+          background: EfficiencyBackground  or: inclusive fit x efficiency fit (background_model="efficiency")
+          signal_fit: SignalFit             and: the S+B fit over the window (background_model="signal_fit")
           choice: FunctionChoice            f3 vs f4 test
           significance: LocalSignificance   local Z, p (asymptotic), signed Z
           characterisation: Characterisation  resonance mass, mX / mY peaks
@@ -28,6 +30,7 @@ import numpy as np
 
 from .._util import atomic_write_json
 from ..errors import InputError
+from ..stats.efficiency import EfficiencyBackground, SignalFit
 from ..stats.fit import DijetFit, FunctionChoice
 from ..stats.sideband import STATUS_OK, SidebandTest
 from ..stats.significance import GlobalSignificance, LocalSignificance
@@ -87,6 +90,8 @@ class CutResult:
     n_null: int = 0
     null_z: tuple = ()
     warnings: tuple = ()
+    background: EfficiencyBackground | None = None
+    signal_fit: SignalFit | None = None
 
     @classmethod
     def from_test(cls, efficiency: float, thresholds, test: SidebandTest,
@@ -95,7 +100,8 @@ class CutResult:
         return cls(efficiency=float(efficiency), status=test.status, reason=test.reason,
                    thresholds=tuple(np.asarray(thresholds, float).tolist()), n_selected_sr=test.n_sr,
                    n_selected_sb=test.n_sb, fit=test.fit, choice=test.choice, significance=test.significance,
-                   characterisation=characterisation, warnings=test.warnings)
+                   characterisation=characterisation, warnings=test.warnings, background=test.background,
+                   signal_fit=test.signal_fit)
 
     @property
     def ok(self) -> bool:
@@ -108,7 +114,7 @@ class CutResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for k in ("fit", "choice", "significance", "characterisation"):
+        for k in ("fit", "choice", "significance", "characterisation", "background", "signal_fit"):
             d[k] = None if d[k] is None else d[k].to_dict()
         d["z"] = self.z
         return d
@@ -117,7 +123,7 @@ class CutResult:
     def from_dict(cls, d: dict[str, Any]) -> CutResult:
         d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
         conv = {"fit": DijetFit, "choice": FunctionChoice, "significance": LocalSignificance,
-                "characterisation": Characterisation}
+                "characterisation": Characterisation, "background": EfficiencyBackground, "signal_fit": SignalFit}
         for k, c in conv.items():
             if d.get(k) is not None:
                 d[k] = c.from_dict(d[k])

@@ -3,7 +3,7 @@
 :func:`run_scan` is the library entry point (the ``excess search`` command wraps it)::
 
     from excess.search import run_scan
-    result = run_scan(events, method="cwola", efficiencies=(0.1, 0.01, 0.002), n_folds=5,
+    result = run_scan(events, method="cwola", efficiencies=(0.1, 0.01, 0.001), n_folds=5,
                       random_state=0, resume_dir="runs/search1")
     print(result.summary())
 
@@ -14,10 +14,13 @@ Procedure, per window (see :mod:`excess.stats.windows`):
    processes, or Dask when a scheduler ``address`` / ``distributed.Client`` is given);
 2. for each efficiency, a per-fold threshold keeping that fraction of the sideband events
    (:mod:`excess.search.selection`);
-3. the sideband test of the selected events (:func:`excess.stats.sideband.sideband_test`): the
-   mjj histogram fitted in the sidebands with the 3- or 4-parameter dijet function, the SR
-   prediction with its uncertainty from the fit covariance, the local significance from the
-   profile likelihood ratio with the prediction as a constrained nuisance;
+3. the sideband test of the selected events (:func:`excess.stats.sideband.sideband_test`) with the
+   ``background_model``: by default (``"efficiency"``) the window's inclusive mjj spectrum fitted in
+   the sidebands with the 3- or 4-parameter dijet function (once per window) times the selection
+   efficiency fitted in the sidebands (:mod:`excess.stats.efficiency`); ``"sideband"`` fits the
+   selected spectrum alone; ``"signal_fit"`` fits the efficiency model over the whole window with a
+   Gaussian signal template. The SR prediction with its uncertainty from the fits' covariances, the
+   local significance from the profile likelihood ratio with the prediction as a constrained nuisance;
 4. characterisation (resonance mass, mX / mY peaks, R-ANODE's signal fraction)
    (:mod:`excess.search.analysis`).
 
@@ -26,6 +29,13 @@ spectra (nested across efficiencies, independent across windows, which is conser
 refitted like the data; the largest local Z of each pseudo-scan gives the look-elsewhere
 correction. The same toys give a toy-based local p-value for each cut (``p_toys``); permutation
 pseudo-windows give ``p_null`` (:mod:`excess.search.toys`).
+
+Sensitivity at the frontier (issue 22): ``decorrelation`` (default ``"auto"``: the conditional
+quantile transform for SR-vs-SB classifiers such as CWoLa, none for the conditional-density
+methods; :mod:`excess.search.decorrelation`) keeps the cut from sculpting mjj, and the efficiency
+background model stays honest when some sculpting remains and keeps its precision at tight cuts.
+The default grid of efficiencies reaches 1e-4; a cut with fewer than ``min_selected`` selected
+sideband events has no result, and the global toys cover every cut that has one.
 
 Results are saved per window (atomically) under ``resume_dir`` (:class:`~excess.search.store.ResumeStore`);
 a rerun with the same settings skips finished windows and folds.
@@ -49,9 +59,10 @@ from .._util import check_random_state, get_logger, progress, spawn_seeds, to_js
 from ..anomaly.base import FoldJob, FoldScores, run_fold, stratified_folds
 from ..data.schema import STANDARD_FEATURES
 from ..errors import ConfigError, InputError
-from ..stats.sideband import SidebandFit
+from ..stats.sideband import SidebandFit, background_estimate
 from ..stats.windows import Window, default_data_range, sliding_windows, validate_windows
 from .analysis import analyse_window, precheck_window, window_seed
+from .decorrelation import Decorrelated, make_transform, resolve_decorrelation
 from .results import ScanResult, WindowResult
 from .selection import build_method, method_needs
 from .store import ResumeStore
@@ -61,7 +72,7 @@ __all__ = ["run_scan", "DEFAULT_EFFICIENCIES", "DEFAULT_FEATURES"]
 
 log = get_logger(__name__)
 
-DEFAULT_EFFICIENCIES = (0.1, 0.01, 0.002)
+DEFAULT_EFFICIENCIES = (0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4)
 DEFAULT_FEATURES = STANDARD_FEATURES
 
 
@@ -110,13 +121,14 @@ def _check_counts(n_folds, global_toys: int, null_toys: int) -> None:
         raise ConfigError(f"global_toys and null_toys must be >= 0, got {global_toys}, {null_toys}")
 
 
-def _background_estimate(fit_functions, function_test: str, alpha: float, min_selected: int) -> SidebandFit:
-    """The sideband fit of the selections, its options checked once, loudly, before any expensive work."""
-    if function_test not in ("lrt", "f-test"):
-        raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {function_test!r}")
-    if any(int(f) not in (3, 4) for f in fit_functions) or not fit_functions:
-        raise ConfigError(f"fit_functions must be a subset of (3, 4), got {fit_functions}")
-    return SidebandFit(tuple(fit_functions), function_test, alpha, int(min_selected))
+def _decorrelated(method, proto, decorrelation: str, features: list[str], params: dict | None):
+    """``(kind, method)``: the decorrelation ``"auto"`` resolves to for the method, and the method
+    wrapped in it (:class:`~excess.search.decorrelation.Decorrelated`; unchanged for ``"none"``)."""
+    kind = resolve_decorrelation(decorrelation, method if isinstance(method, str) else proto)
+    if kind == "none":
+        return kind, proto
+    make_transform(kind, features, params)  # fail early on a bad transform
+    return kind, Decorrelated(proto, transform=kind, features=tuple(features), transform_params=params)
 
 
 def _resolve_windows(windows, m_all: np.ndarray, window_options: dict | None) -> list[Window]:
@@ -329,6 +341,11 @@ def run_scan(
     min_sideband_events: int = 100,
     window_options: dict | None = None,
     show_progress: bool = True,
+    decorrelation: str = "auto",
+    decorrelation_params: dict | None = None,
+    background_model: str = "efficiency",
+    efficiency_degree: int | str = "auto",
+    signal_width: float = 0.04,
 ) -> ScanResult:
     """Scan SR/SB windows in mjj with an anomaly method and return local and global significances.
 
@@ -342,7 +359,8 @@ def run_scan(
         ``(sr_lo, sr_hi, sb_lo, sb_hi)`` or dicts; default :func:`sliding_windows` over
         :func:`default_data_range` (``window_options`` are passed to it: width, step, sideband_width,
         anchor, bin_width); the LHCO SR 3300-3700 GeV is one of the defaults
-    efficiencies : background (sideband) efficiencies of the score cuts
+    efficiencies : background (sideband) efficiencies of the score cuts (default down to 1e-4; cuts with
+        fewer than ``min_selected`` selected sideband events have no result)
     n_folds : k of the out-of-fold scoring (>= 2)
     executor / address / n_workers : an :class:`excess.executor.Executor`; or a Dask scheduler
         address or ``distributed.Client``; or the number of local worker processes (default: all cores)
@@ -363,6 +381,16 @@ def run_scan(
     fit_functions, function_test, alpha : the dijet functions and the f3-vs-f4 test
     min_selected : fewer selected sideband events flag the cut as ``no_result``
     min_sideband_events : fewer events in either sideband (before cuts) flag the window as ``no_result``
+    decorrelation : ``"auto"`` (default), ``"quantile"``, ``"ratio"`` or ``"none"``: the features'
+        decorrelation from mjj before the method sees them (:mod:`excess.search.decorrelation`;
+        ``decorrelation_params`` go to the transform)
+    background_model : ``"efficiency"`` (default: inclusive dijet fit x sideband efficiency fit,
+        :mod:`excess.stats.efficiency`) or ``"sideband"`` (dijet fit of the selected events)
+        or ``"signal_fit"`` (the efficiency model fitted over the whole window together with a Gaussian
+        signal template of width ``signal_width`` x the SR centre; q0 from the fit)
+        (:class:`~excess.stats.sideband.BackgroundEstimate` implementations of :mod:`excess.stats.sideband`)
+    efficiency_degree : degree of the logit-polynomial efficiency fit in ln mjj, or ``"auto"`` (default:
+        0 or 1, by a likelihood-ratio test in the sidebands; :func:`excess.stats.efficiency.choose_degree`)
 
     Returns
     -------
@@ -373,7 +401,9 @@ def run_scan(
     _check_events(events, features)
     effs = _check_efficiencies(efficiencies)
     _check_counts(n_folds, global_toys, null_toys)
-    background = _background_estimate(fit_functions, function_test, alpha, min_selected)
+    background = background_estimate(background_model, functions=tuple(fit_functions), test=function_test,
+                                     alpha=alpha, min_events=min_selected, degree=efficiency_degree,
+                                     signal_width=signal_width)
     m_all = events["mjj"].to_numpy(dtype=float)
     windows = _resolve_windows(windows, m_all, window_options)
     base_seed = _base_seed(random_state)
@@ -381,13 +411,14 @@ def run_scan(
     # method: check it can be built and what it needs, in this process
     proto = build_method(method, method_params)
     needs_labels, needs_background = method_needs(proto)
+    decor, proto = _decorrelated(method, proto, decorrelation, features, decorrelation_params)
     _check_method_inputs(events, background_events, features, needs_labels, needs_background)
     table = _Table.of(events, features, background_events if needs_background else None)
     settings = {
-        "method": _method_description(method, method_params), "features": features, "efficiencies": list(effs),
-        "n_folds": int(n_folds), "base_seed": base_seed,
-        "fit": {"functions": background.functions, "test": background.test, "alpha": background.alpha,
-                "min_selected": background.min_events, "characterise": True},
+        "method": _method_description(method, method_params),
+        "decorrelation": {"kind": decor, "params": to_jsonable(decorrelation_params or {})},
+        "features": features, "efficiencies": list(effs), "n_folds": int(n_folds), "base_seed": base_seed,
+        "fit": {**background.settings(), "characterise": True},
         "min_sideband_events": int(min_sideband_events), "null_toys": int(null_toys),
         "data": {"n": int(len(events)), "mjj_sum": float(np.round(m_all.sum(), 3)),
                  "x_sum": float(np.round(table.X.sum(), 3))},
@@ -420,8 +451,7 @@ def run_scan(
     try:
         _score_units(units, proto, table, needs_labels, executor, collector, store, show_progress)
         window_results = tuple(collector.result(w, len(events)) for w in windows)
-        window_results, gsig = with_global_toys(window_results, global_toys, base_seed, background.fit_kw(), executor,
-                                                store)
+        window_results, gsig = with_global_toys(window_results, global_toys, base_seed, background, executor, store)
         if null_toys:
             gsig = permutation_global(window_results, gsig)
     finally:

@@ -1,9 +1,12 @@
 """Synthetic event tables and cheap reference scorers, for tests, benchmarks and demos of the search.
 
 :func:`toy_events` draws a dijet-like sample: background mjj from the 3-parameter dijet
-function, jet masses and tau21 *independent of mjj* (so a correct procedure cannot sculpt),
-plus an optional W' -> X Y -> (qq)(qq)-like signal with a Gaussian mjj peak and jet masses
-at mX (heavier jet) and mY (lighter jet).
+function, jet masses and tau21 *independent of mjj* by default (so a correct procedure cannot
+sculpt), plus an optional W' -> X Y -> (qq)(qq)-like signal with a Gaussian mjj peak and jet masses
+at mX (heavier jet) and mY (lighter jet). ``mass_correlation=k`` makes the background jet masses
+grow like ``(mjj / 3500 GeV)^k`` (QCD jet masses scale with the jet pT, k ~ 1): a SR-vs-SB
+classifier then learns mjj and sculpts the selected spectrum unless the features are decorrelated
+(:mod:`excess.search.decorrelation`); the tests of that use it.
 
 The two scorers follow the anomaly protocol (``fit(X, m, *, sr, ...)``, ``score_samples``);
 they are test doubles for the statistics, not analysis methods:
@@ -32,14 +35,21 @@ def toy_events(
     background_params: tuple = (1.0, 10.0, 5.0),
     signal_masses: tuple[float, float, float] = (3500.0, 500.0, 100.0),
     signal_mjj_width: float = 120.0,
+    mass_correlation: float = 0.0,
     random_state=None,
 ) -> pd.DataFrame:
-    """A synthetic event table with the columns of :mod:`excess.data.schema` used by the search."""
+    """A synthetic event table with the columns of :mod:`excess.data.schema` used by the search.
+
+    ``mass_correlation``: exponent ``k`` of the background jet masses' scaling ``(mjj / 3500)^k``.
+    """
     rng = check_random_state(random_state)
     nb, ns = int(n_background), int(n_signal)
     mjj_b = sample_dijet(nb, background_params, mjj_range, random_state=rng)
     light_b = rng.lognormal(np.log(80.0), 0.6, nb)
     heavy_b = light_b + rng.lognormal(np.log(60.0), 0.8, nb)
+    if mass_correlation:
+        scale = (mjj_b / 3500.0) ** float(mass_correlation)
+        light_b, heavy_b = light_b * scale, heavy_b * scale
     t1_b, t2_b = rng.beta(5, 3, nb), rng.beta(5, 3, nb)
     mres, mx, my = signal_masses
     mjj_s = rng.normal(mres, signal_mjj_width, ns)
@@ -61,7 +71,7 @@ def toy_events(
     })
     df = df.iloc[rng.permutation(len(df))].reset_index(drop=True)
     df.attrs["excess"] = {"generator": "excess.search.synthetic.toy_events", "n_background": nb, "n_signal": ns,
-                          "signal_masses": list(signal_masses)}
+                          "signal_masses": list(signal_masses), "mass_correlation": float(mass_correlation)}
     return df
 
 
@@ -90,6 +100,7 @@ class GaussianSRvsSB:
     (standardised) SR and SB training events. Cheap enough for hundreds of pseudo-experiments."""
 
     name = "gaussian_sr_vs_sb"
+    trains_sr_vs_sb = True
     needs_labels = False
     needs_background = False
 

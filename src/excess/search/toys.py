@@ -2,7 +2,11 @@
 
 * :func:`with_global_toys`: background-only pseudo-experiments of every window's selected spectra
   (nested across efficiencies, independent across windows: conservative), refitted like the data
-  (:func:`excess.stats.significance.pseudo_experiment_z`), one executor task per window. The largest
+  with the scan's background model, one executor task (:class:`ToyJob`) per window: the dijet fits of
+  the selected spectra (``"sideband"``, :func:`excess.stats.significance.pseudo_experiment_z`), the
+  inclusive fit x efficiency fits (``"efficiency"``,
+  :func:`excess.stats.efficiency.efficiency_pseudo_experiment_z`) or the signal-plus-background fits
+  (``"signal_fit"``, :func:`excess.stats.efficiency.signal_fit_pseudo_experiment_z`). The largest
   local Z of each pseudo-scan gives the look-elsewhere correction; each cut gets ``p_toys``.
 * :func:`attach_null` / :func:`permutation_global`: the permutation pseudo-windows (the whole
   procedure rerun with ``m`` permuted among the window's events) give each cut ``p_null`` and the
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._util import get_logger
+from ..stats.efficiency import efficiency_pseudo_experiment_z, signal_fit_pseudo_experiment_z
+from ..stats.sideband import SidebandFit
 from ..stats.significance import GlobalSignificance, global_significance, p_to_z, pseudo_experiment_z, toy_p_value
 from .analysis import window_seed
 from .results import CutResult, WindowResult
@@ -47,7 +53,14 @@ def _largest_per_toy(z: np.ndarray) -> tuple[np.ndarray, int]:
 
 @dataclass(frozen=True)
 class ToyJob:
-    """Background-only pseudo-experiments of one window's selected spectra (an executor task)."""
+    """Background-only pseudo-experiments of one window's selected spectra (an executor task).
+
+    ``model="sideband"``: ``expected`` is (n_cuts, n_bins), the selected spectra's fitted expectation.
+    ``"efficiency"``: ``expected`` is the inclusive fit's expectation (n_bins,) and ``efficiencies``
+    (n_cuts, n_bins) the fitted efficiency of each cut. ``"signal_fit"``: ``expected`` is the observed
+    inclusive spectrum (the toys thin it) and ``efficiencies`` the background-only fits'.
+    ``fit_kw``: the dijet-fit options; ``degree``, ``signal_width``: the efficiency model's.
+    """
 
     edges: np.ndarray
     expected: np.ndarray
@@ -56,17 +69,50 @@ class ToyJob:
     n_toys: int
     seed: int
     fit_kw: dict
+    model: str = "sideband"
+    efficiencies: np.ndarray | None = None
+    degree: int | str = "auto"
+    signal_width: float = 0.04
+
+    @classmethod
+    def of(cls, w: WindowResult, n_toys: int, seed: int, background) -> ToyJob:
+        """The pseudo-experiments of window ``w`` (its cuts with a result) under ``background``."""
+        ok = [t for t in w.tests if t.ok]
+        edges = w.window.edges()
+        cen = 0.5 * (edges[1:] + edges[:-1])
+        model = getattr(background, "model", "sideband")
+        fit_kw = background.fit_kw() if isinstance(background, SidebandFit) else SidebandFit().fit_kw()
+        opts = {"degree": getattr(background, "degree", "auto"), "signal_width": getattr(background, "signal_width", 0.04)}
+        if model == "signal_fit":
+            expected = np.asarray(ok[0].background.efficiency_fit.n_inclusive)
+            eff = np.stack([t.signal_fit.null_fit.efficiency(cen) for t in ok])
+        elif model == "efficiency":
+            expected = np.asarray(ok[0].background.inclusive_fit.expected)
+            eff = np.stack([t.background.efficiency_fit.efficiency(cen) for t in ok])
+        else:
+            expected, eff = np.stack([np.asarray(t.fit.expected) for t in ok]), None
+        return cls(edges, expected, w.window.sideband_bins(), w.window.sr, n_toys, seed, fit_kw, model, eff, **opts)
 
 
 def run_toy_job(job: ToyJob) -> np.ndarray:
     """(n_toys, n_cuts) local Z of the refitted pseudo-experiments (NaN where a fit failed)."""
+    min_sel = int(job.fit_kw.get("min_events", 1))
+    if job.model == "signal_fit":
+        return signal_fit_pseudo_experiment_z(job.edges, job.expected, job.efficiencies, job.sr, n_toys=job.n_toys,
+                                              degree=job.degree, relative_width=job.signal_width,
+                                              random_state=job.seed, min_selected=min_sel)
+    if job.model == "efficiency":
+        return efficiency_pseudo_experiment_z(job.edges, job.expected, job.efficiencies, job.fit_mask, job.sr,
+                                              n_toys=job.n_toys, degree=job.degree, random_state=job.seed,
+                                              fit_kw=job.fit_kw, min_selected=min_sel)
     return pseudo_experiment_z(job.edges, job.expected, job.fit_mask, job.sr, n_toys=job.n_toys,
                                random_state=job.seed, nested=True, fit_kw=job.fit_kw)
 
 
-def with_global_toys(window_results, n_toys: int, base_seed: int, fit_kw: dict, executor, store):
+def with_global_toys(window_results, n_toys: int, base_seed: int, background, executor, store):
     """Global significance (pseudo-experiments through ``executor``, kept in ``store``) and the per-cut
-    toy p-values. Returns ``(window_results with p_toys, GlobalSignificance or None)``."""
+    toy p-values; ``background``: the scan's :class:`~excess.stats.sideband.BackgroundEstimate` (the toys
+    are refitted with its model and options). Returns ``(window_results with p_toys, GlobalSignificance or None)``."""
     ok_pairs = [(w, t) for w in window_results for t in w.tests if t.ok]
     if not ok_pairs:
         log.warning("no window of the scan has a result")
@@ -76,16 +122,13 @@ def with_global_toys(window_results, n_toys: int, base_seed: int, fit_kw: dict, 
         return window_results, global_significance(z_obs, len(ok_pairs))
     toy_z, jobs, owners = {}, [], []
     for w in window_results:
-        ok = [t for t in w.tests if t.ok]
-        if not ok:
+        if not any(t.ok for t in w.tests):
             continue
         cached = store.toys(w, n_toys)
         if cached is not None:
             toy_z[w.window.key] = cached
             continue
-        expected = np.stack([np.asarray(t.fit.expected) for t in ok])
-        jobs.append((ToyJob(w.window.edges(), expected, w.window.sideband_bins(), w.window.sr, n_toys,
-                            window_seed(base_seed + 1, w.window), fit_kw),))
+        jobs.append((ToyJob.of(w, n_toys, window_seed(base_seed + 1, w.window), background),))
         owners.append(w)
     for i, z in executor.map_unordered(run_toy_job, jobs) if jobs else ():
         toy_z[owners[i].window.key] = z

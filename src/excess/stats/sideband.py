@@ -12,10 +12,19 @@ region, compared with what is observed there.
    (:func:`excess.stats.significance.local_significance`).
 
 The answer is a :class:`SidebandTest` (frozen, ``to_dict()``) that says ``status`` and ``reason``
-when there is no trustworthy number. Another background estimate (e.g. one for selections that
-sculpt ``m``) plugs in beside it by following :class:`BackgroundEstimate`: a callable
-``(m, window, *, weights=None) -> SidebandTest``; :class:`SidebandFit` is the dijet fit with its
-options bound, in that form.
+when there is no trustworthy number. A background estimate plugs into the search by following
+:class:`BackgroundEstimate`: a callable ``(m, window, *, weights=None) -> SidebandTest``, optionally
+with ``bind(m_window, window)`` that precomputes what every selection of one window shares.
+
+Three background models (``model=``), one code path (counts, minimum events, warnings):
+
+* ``"sideband"`` (:class:`SidebandFit`): the dijet fit of the selected events, steps 1-4 above;
+* ``"efficiency"`` (:class:`EfficiencyModel`): the window's *inclusive* spectrum fitted in the
+  sidebands (once per window, :class:`InclusiveFit`) times the selection efficiency fitted in the
+  sidebands (:func:`excess.stats.efficiency.efficiency_background`): honest when the cut sculpts
+  ``m``, precise at tight cuts (issue 22);
+* ``"signal_fit"`` (:class:`SignalFitModel`): the efficiency model fitted over the whole window with a
+  Gaussian signal template (:func:`excess.stats.efficiency.fit_signal`); ``q0`` from that fit.
 
 Example
 -------
@@ -36,16 +45,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import FitError
+from ..errors import ConfigError, FitError, InputError
+from .efficiency import EfficiencyBackground, SignalFit, efficiency_background, fit_signal
 from .fit import DijetFit, FunctionChoice, fit_background
 from .significance import LocalSignificance, local_significance
 from .windows import Window
 
-__all__ = ["STATUS_OK", "POOR_FIT_P", "SidebandTest", "BackgroundEstimate", "sideband_test", "SidebandFit"]
+__all__ = ["STATUS_OK", "POOR_FIT_P", "BACKGROUND_MODELS", "SidebandTest", "BackgroundEstimate", "InclusiveFit",
+           "sideband_test", "SidebandFit", "EfficiencyModel", "SignalFitModel", "background_estimate"]
 
 STATUS_OK = "ok"
 POOR_FIT_P = 0.01
 """A sideband fit with a goodness-of-fit p-value below this is flagged with a warning."""
+BACKGROUND_MODELS = ("efficiency", "signal_fit", "sideband")
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class SidebandTest:
     with the ``reason``. ``n_sr``/``n_sb``: selected events in the SR / sidebands (sums of weights
     when weighted). ``fit``/``choice``: the sideband fit and the f3-vs-f4 choice. ``significance``:
     the local significance of ``n_sr`` over the prediction (``b_hat``, ``sigma_b`` inside it).
+    ``background``: the inclusive-fit x efficiency prediction (models ``"efficiency"`` and
+    ``"signal_fit"``; then ``fit`` is None); ``signal_fit``: the signal-plus-background fit.
     """
 
     status: str
@@ -66,10 +80,17 @@ class SidebandTest:
     choice: FunctionChoice | None = None
     significance: LocalSignificance | None = None
     warnings: tuple = ()
+    background: EfficiencyBackground | None = None
+    signal_fit: SignalFit | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == STATUS_OK
+
+    @property
+    def prediction(self) -> DijetFit | EfficiencyBackground | None:
+        """The binned prediction (``edges``, ``counts``, ``expected``): the fit or the efficiency model."""
+        return self.fit if self.fit is not None else self.background
 
     b_hat = property(lambda self: self._of_significance("b_hat"), doc="Predicted SR background (NaN without a result).")
     sigma_b = property(lambda self: self._of_significance("sigma_b"), doc="Uncertainty of ``b_hat``.")
@@ -82,16 +103,41 @@ class SidebandTest:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for k in ("fit", "choice", "significance"):
+        for k in ("fit", "choice", "significance", "background", "signal_fit"):
             d[k] = None if d[k] is None else d[k].to_dict()
         d.update(b_hat=self.b_hat, sigma_b=self.sigma_b, z=self.z, z_signed=self.z_signed, p_value=self.p_value)
         return d
 
 
 class BackgroundEstimate(Protocol):
-    """What the search needs of a background estimate: the test of one selection in one window."""
+    """What the search needs of a background estimate: the test of one selection in one window.
+
+    An estimate may also have ``bind(m_window, window) -> BackgroundEstimate``: the estimate for the
+    selections of one window (``m_window``: all its events), computing once what they share."""
 
     def __call__(self, m: np.ndarray, window: Window, *, weights: np.ndarray | None = None) -> SidebandTest: ...
+
+
+@dataclass(frozen=True)
+class InclusiveFit:
+    """The sideband fit of a window's inclusive (uncut) spectrum, shared by its selections;
+    ``error`` says why there is no ``fit``."""
+
+    counts: np.ndarray
+    fit: DijetFit | None = None
+    choice: FunctionChoice | None = None
+    error: str = ""
+
+    @classmethod
+    def of(cls, m, window: Window, *, functions: tuple[int, ...] = (3, 4), test: str = "lrt", alpha: float = 0.05,
+           min_events: int = 20) -> InclusiveFit:
+        counts = np.histogram(np.asarray(m, float), window.edges())[0]
+        try:
+            fit, choice = fit_background(window.edges(), counts, fit_mask=window.sideband_bins(), functions=functions,
+                                         test=test, alpha=alpha, min_events=min_events)
+        except FitError as exc:
+            return cls(counts, error=str(exc))
+        return cls(counts, fit, choice)
 
 
 def sideband_test(
@@ -103,17 +149,30 @@ def sideband_test(
     test: str = "lrt",
     alpha: float = 0.05,
     min_events: int = 20,
+    model: str = "sideband",
+    inclusive: InclusiveFit | None = None,
+    degree: int | str = "auto",
+    signal_width: float = 0.04,
 ) -> SidebandTest:
-    """Fit the selected events' ``m`` spectrum in the sidebands of ``window`` and test its SR.
+    """Predict the selected events' background in the SR of ``window`` from its sidebands and test the SR.
 
     Parameters
     ----------
     m : resonant feature (GeV) of the selected events (events outside the window are ignored)
     window : the SR and sidebands, and the binning (:class:`~excess.stats.windows.Window`)
-    weights : optional per-event weights (the histogram and the counts are sums of weights)
+    weights : optional per-event weights (the histogram and the counts are sums of weights; model
+        ``"sideband"`` only)
     functions, test, alpha : the dijet functions and the f3-vs-f4 test (:func:`~excess.stats.fit.fit_background`)
     min_events : fewer selected sideband events give ``status="no_result"``
+    model : ``"sideband"``, ``"efficiency"`` or ``"signal_fit"`` (module docstring)
+    inclusive : the window's :class:`InclusiveFit` (models ``"efficiency"``/``"signal_fit"``)
+    degree : the efficiency polynomial's degree in ln m, or ``"auto"`` (:func:`~excess.stats.efficiency.choose_degree`)
+    signal_width : ``"signal_fit"``: the signal template's width over the SR centre
     """
+    if model not in BACKGROUND_MODELS:
+        raise ConfigError(f"background model must be one of {BACKGROUND_MODELS}, got {model!r}")
+    if model != "sideband" and (inclusive is None or weights is not None):
+        raise InputError(f"background model {model!r} needs the window's inclusive fit and unweighted events")
     m = np.asarray(m, dtype=float)
     _, in_sr, in_sb = window.masks(m)
     if weights is None:
@@ -123,40 +182,152 @@ def sideband_test(
         n_sr, n_sb = float(weights[in_sr].sum()), float(weights[in_sb].sum())
     if n_sb < min_events:
         return SidebandTest("no_result", f"too few selected sideband events: {n_sb} < {min_events}", n_sr, n_sb)
-    counts = np.histogram(m, window.edges(), weights=weights)[0]
+    edges, mask = window.edges(), window.sideband_bins()
+    counts = np.histogram(m, edges, weights=weights)[0]
+    fit = choice = bg = sfit = None
     try:
-        fit, choice = fit_background(window.edges(), counts, fit_mask=window.sideband_bins(), functions=functions,
-                                     test=test, alpha=alpha, min_events=min_events)
-        b_hat, sigma_b = fit.integral(*window.sr)
-        sig = local_significance(n_sr, b_hat, sigma_b)
+        if model == "sideband":
+            fit, choice = fit_background(edges, counts, fit_mask=mask, functions=functions, test=test, alpha=alpha,
+                                         min_events=min_events)
+            b_hat, sigma_b = fit.integral(*window.sr)
+        else:
+            if inclusive.fit is None:
+                raise FitError(f"inclusive sideband fit failed: {inclusive.error}")
+            bg = efficiency_background(edges, counts, inclusive.counts, window.sr, fit_mask=mask, degree=degree,
+                                       inclusive_fit=inclusive.fit, inclusive_choice=inclusive.choice,
+                                       min_selected=min_events)
+            b_hat, sigma_b = bg.b_hat, bg.sigma_b
+        if model == "signal_fit":
+            sfit = fit_signal(edges, counts, inclusive.counts, window.sr, degree=degree, relative_width=signal_width,
+                              min_selected=min_events)
+            sig = sfit.local_significance()
+            b_hat, sigma_b = sfit.b_hat, sfit.sigma_b
+        else:
+            sig = local_significance(n_sr, b_hat, sigma_b)
     except FitError as exc:
         return SidebandTest("fit_failed", str(exc), n_sr, n_sb)
-    warnings = []
-    if fit.p_value < POOR_FIT_P:
-        warnings.append(
-            f"poor sideband fit: p = {fit.p_value:.2g} (chi2/ndf = {fit.chi2_ndf:.2f}); the background model may be "
-            "inadequate or the cut sculpts mjj"
-        )
+    warnings = _fit_warnings(fit, bg) + _prediction_warnings(n_sr, b_hat, sigma_b)
+    return SidebandTest(STATUS_OK, "", n_sr, n_sb, fit, choice, sig, tuple(warnings), bg, sfit)
+
+
+def _fit_warnings(fit: DijetFit | None, bg: EfficiencyBackground | None) -> list[str]:
+    """Goodness of the fit that predicts the background (and, for the efficiency model, the sculpting)."""
+    if bg is None:
+        if fit.p_value < POOR_FIT_P:
+            return [f"poor sideband fit: p = {fit.p_value:.2g} (chi2/ndf = {fit.chi2_ndf:.2f}); the background model "
+                    "may be inadequate or the cut sculpts mjj"]
+        return []
+    ef, out = bg.efficiency_fit, []
+    if ef.ndf > 0 and ef.p_value < POOR_FIT_P:
+        out.append(f"poor sideband efficiency fit: p = {ef.p_value:.2g} (deviance {ef.deviance:.1f}/{ef.ndf})")
+    if ef.p_flat < POOR_FIT_P:
+        out.append(f"the cut sculpts mjj: efficiency slope {ef.z_slope:.1f} sigma (p_flat = {ef.p_flat:.2g}); "
+                   "absorbed by the efficiency model, but check the decorrelation")
+    return out
+
+
+def _prediction_warnings(n_sr, b_hat: float, sigma_b: float) -> list[str]:
+    out = []
     if sigma_b > 0.5 * b_hat:
-        warnings.append(f"background prediction very uncertain: {b_hat:.3g} +- {sigma_b:.2g}")
+        out.append(f"background prediction very uncertain: {b_hat:.3g} +- {sigma_b:.2g}")
     if n_sr < 10 or b_hat < 10:
-        warnings.append(f"few SR events (n = {n_sr}, b = {b_hat:.3g}): asymptotic Z approximate, see p_toys")
-    return SidebandTest(STATUS_OK, "", n_sr, n_sb, fit, choice, sig, tuple(warnings))
+        out.append(f"few SR events (n = {n_sr}, b = {b_hat:.3g}): asymptotic Z approximate, see p_toys")
+    return out
 
 
 @dataclass(frozen=True)
 class SidebandFit:
-    """:func:`sideband_test` with its options bound: the search's default :class:`BackgroundEstimate`."""
+    """:func:`sideband_test` with its options bound: the dijet fit of the selected events (``model="sideband"``)."""
 
     functions: tuple[int, ...] = (3, 4)
     test: str = "lrt"
     alpha: float = 0.05
     min_events: int = 20
 
+    model = "sideband"
+
     def __call__(self, m, window: Window, *, weights=None) -> SidebandTest:
-        return sideband_test(m, window, weights=weights, **self.fit_kw())
+        return sideband_test(m, window, weights=weights, **self.fit_kw(), **self.model_kw())
+
+    def bind(self, m_window, window: Window) -> SidebandFit:
+        """The estimate for the selections of ``window`` (nothing to share for the sideband fit)."""
+        return self
+
+    def sideband(self) -> SidebandFit:
+        """The dijet sideband fit with the same options (the test of the uncut spectrum)."""
+        return SidebandFit(**self.fit_kw())
 
     def fit_kw(self) -> dict[str, Any]:
-        """The options as keyword arguments of :func:`sideband_test` (and of ``fit_background``)."""
+        """The dijet-fit options as keyword arguments of :func:`sideband_test` (and of ``fit_background``)."""
         return {"functions": tuple(self.functions), "test": self.test, "alpha": self.alpha,
                 "min_events": int(self.min_events)}
+
+    def model_kw(self) -> dict[str, Any]:
+        """The background model and its options, as keyword arguments of :func:`sideband_test`."""
+        return {"model": self.model}
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that determines the estimate (for fingerprints and the saved configuration)."""
+        return {**self.fit_kw(), "model": self.model}
+
+
+@dataclass(frozen=True)
+class EfficiencyModel(SidebandFit):
+    """Inclusive dijet fit x sideband efficiency fit (``model="efficiency"``); :meth:`bind` fits the
+    window's inclusive spectrum once for all its selections."""
+
+    degree: int | str = "auto"
+    inclusive: InclusiveFit | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    model = "efficiency"
+
+    def bind(self, m_window, window: Window) -> EfficiencyModel:
+        return dataclasses.replace(self, inclusive=InclusiveFit.of(m_window, window, **self.fit_kw()))
+
+    def model_kw(self) -> dict[str, Any]:
+        if self.inclusive is None:
+            raise InputError(f"the {self.model!r} background model is bound to a window first: .bind(m_window, window)")
+        return {"model": self.model, "inclusive": self.inclusive, "degree": self.degree}
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "degree": self.degree}
+
+
+@dataclass(frozen=True)
+class SignalFitModel(EfficiencyModel):
+    """The efficiency model fitted over the whole window with a Gaussian signal template of width
+    ``signal_width`` x the SR centre (``model="signal_fit"``)."""
+
+    signal_width: float = 0.04
+
+    model = "signal_fit"
+
+    def model_kw(self) -> dict[str, Any]:
+        return {**super().model_kw(), "signal_width": float(self.signal_width)}
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "signal_width": float(self.signal_width)}
+
+
+def background_estimate(model: str = "sideband", *, functions: tuple[int, ...] = (3, 4), test: str = "lrt",
+                        alpha: float = 0.05, min_events: int = 20, degree: int | str = "auto",
+                        signal_width: float = 0.04) -> SidebandFit:
+    """The :class:`BackgroundEstimate` of a background model name, its options checked."""
+    if model not in BACKGROUND_MODELS:
+        raise ConfigError(f"background_model must be one of {BACKGROUND_MODELS}, got {model!r}")
+    if test not in ("lrt", "f-test"):
+        raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {test!r}")
+    if not functions or any(int(f) not in (3, 4) for f in functions):
+        raise ConfigError(f"fit_functions must be a subset of (3, 4), got {functions}")
+    if degree != "auto" and (isinstance(degree, str) or not 0 <= int(degree) <= 3):
+        raise ConfigError(f"efficiency_degree must be 0..3 or 'auto', got {degree!r}")
+    if not 0 < float(signal_width) < 0.5:
+        raise ConfigError(f"signal_width must be in (0, 0.5), got {signal_width}")
+    fit_kw = {"functions": tuple(int(f) for f in functions), "test": test, "alpha": float(alpha),
+              "min_events": int(min_events)}
+    degree = degree if degree == "auto" else int(degree)
+    if model == "sideband":
+        return SidebandFit(**fit_kw)
+    if model == "efficiency":
+        return EfficiencyModel(**fit_kw, degree=degree)
+    return SignalFitModel(**fit_kw, degree=degree, signal_width=float(signal_width))

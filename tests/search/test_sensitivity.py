@@ -1,0 +1,257 @@
+"""Issue 22: the cut must not sculpt mjj, the background estimate must stay honest when it does,
+and the efficiency grid reaches the tight working points. These tests fail when sculpting returns."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from excess.errors import ConfigError, FitError, InputError
+from excess.search import ScanResult, run_scan
+from excess.search.decorrelation import (ConditionalQuantileTransform, Decorrelated, default_decorrelation,
+                                         make_transform, resolve_decorrelation)
+from excess.search.synthetic import FeatureScorer, GaussianSRvsSB, toy_events
+from excess.stats.dijet import sample_dijet
+from excess.stats.efficiency import efficiency_background, efficiency_pseudo_experiment_z, fit_efficiency
+from excess.stats.significance import local_significance
+from excess.stats.windows import LHCO_SR, Window
+
+FEATURES = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
+WINDOW = Window.around(LHCO_SR)
+
+
+@pytest.fixture(scope="module")
+def correlated_background():
+    """Background only, jet masses growing like mjj (the failure mode of issue 22)."""
+    return toy_events(60_000, 0, mass_correlation=1.0, random_state=11)
+
+
+# ---------------------------------------------------------------------------------------------
+# the toy really sculpts, and the decorrelation removes it
+# ---------------------------------------------------------------------------------------------
+def _slopes(ev, **kw):
+    r = run_scan(ev, method=GaussianSRvsSB(), features=FEATURES, windows=[WINDOW], efficiencies=(0.1, 0.01),
+                 n_folds=2, n_workers=1, random_state=0, global_toys=0, show_progress=False, **kw)
+    tests = r.windows[0].tests
+    assert all(t.ok for t in tests), [t.reason for t in tests]
+    return r, [t.background.efficiency_fit.z_slope for t in tests]
+
+
+def test_cwola_like_cut_sculpts_without_decorrelation(correlated_background):
+    _, slopes = _slopes(correlated_background, decorrelation="none")
+    assert abs(slopes[0]) > 8, slopes  # the selection efficiency runs with mjj: the toy reproduces the issue
+
+
+def test_default_decorrelation_keeps_the_selection_flat(correlated_background):
+    r, slopes = _slopes(correlated_background)  # auto -> quantile for a SR-vs-SB scorer
+    assert r.config["decorrelation"]["kind"] == "quantile"
+    assert max(abs(s) for s in slopes) < 3, slopes
+    t = r.windows[0].tests[0]
+    assert not any("sculpts" in w for w in t.warnings)
+
+
+def test_conditional_quantile_transform(correlated_background):
+    ev = correlated_background
+    X, m = ev[list(FEATURES)].to_numpy(), ev.mjj.to_numpy()
+    in_win, in_sr, in_sb = WINDOW.masks(m)
+    tr = ConditionalQuantileTransform().fit(X[in_sb], m[in_sb])
+    rho_raw = sps.spearmanr(X[in_win, 0], m[in_win]).statistic
+    zw = tr.transform(X[in_win], m[in_win])
+    rho_win = [sps.spearmanr(zw[:, j], m[in_win]).statistic for j in range(2)]
+    assert rho_raw > 0.1 and max(map(abs, rho_win)) < 0.02, (rho_raw, rho_win)
+    # about standard normal in the SR (interpolated, never fitted there)
+    z = tr.transform(X[in_sr], m[in_sr])
+    assert abs(np.median(z[:, 0])) < 0.05 and 0.9 < np.std(z[:, 1]) < 1.1
+    # strictly increasing in x at fixed m, tails kept in order (extrapolated, not clamped)
+    xs = np.linspace(0, 2000, 500)
+    zz = tr.transform(np.c_[xs, xs, np.full(500, 0.5), np.full(500, 0.5)], np.full(500, 3500.0))
+    assert np.all(np.diff(zz[:, 0]) > 0) and np.all(np.diff(zz[:, 1]) > 0) and np.isfinite(zz).all()
+    with pytest.raises(InputError, match="need >= 20 per mass bin"):
+        ConditionalQuantileTransform().fit(X[:30], m[:30])
+    assert np.isfinite(ConditionalQuantileTransform().fit(X[:60], m[:60]).transform(X[:5], m[:5])).all()
+
+
+def test_decorrelated_wrapper_and_defaults():
+    assert default_decorrelation("cwola") == "quantile"
+    for name in ("cathode", "anode", "ranode", "supervised", "idealized", "autoencoder"):
+        assert default_decorrelation(name) == "none"
+    assert default_decorrelation(GaussianSRvsSB()) == "quantile" and default_decorrelation(FeatureScorer()) == "none"
+    assert resolve_decorrelation("ratio", "cwola") == "ratio"
+    with pytest.raises(ConfigError, match="unknown decorrelation 'pca'"):
+        resolve_decorrelation("pca", "cwola")
+    with pytest.raises(ConfigError, match="mass-like feature"):
+        make_transform("ratio", ["tau21_j1"])
+    ev = toy_events(8000, 0, random_state=2)
+    X, m = ev[list(FEATURES)].to_numpy(), ev.mjj.to_numpy()
+    d = Decorrelated(GaussianSRvsSB(), transform="ratio", features=FEATURES, random_state=3)
+    assert not d.needs_labels and not d.needs_background
+    s = d.fit(X, m, sr=LHCO_SR).score_samples(X, m)
+    assert s.shape == (len(ev),) and np.isfinite(s).all()
+    assert np.allclose(d.transform_.transform(X, m)[:, 0], X[:, 0] / m)
+    from sklearn.base import clone
+
+    assert not hasattr(clone(d), "method_")
+
+
+# ---------------------------------------------------------------------------------------------
+# the efficiency background model
+# ---------------------------------------------------------------------------------------------
+def test_fit_efficiency_recovers_slope_and_rejects_bad_input():
+    edges = WINDOW.edges()
+    cen = 0.5 * (edges[1:] + edges[:-1])
+    n = np.full(cen.size, 20_000)
+    true = 1 / (1 + np.exp(-(np.log(0.01 / 0.99) + 0.5 * (cen - 3500) / 700)))
+    k = np.random.default_rng(0).binomial(n, true)
+    f = fit_efficiency(edges, k, n, fit_mask=WINDOW.sideband_bins(), degree=1)
+    assert f.theta[1] / 0.5 == pytest.approx(1.0, abs=3 * np.sqrt(f.cov[1][1]) / 0.5)
+    assert f.z_slope > 5 and f.p_flat < 1e-6 and 0.001 < f.p_value <= 1
+    eps, s = f.efficiency_band(3500.0)
+    assert abs(eps - true[cen.searchsorted(3500)]) < 3 * s + 2e-4
+    with pytest.raises(InputError, match="n_selected <= n_inclusive"):
+        fit_efficiency(edges, n + 1, n)
+    with pytest.raises(FitError, match="selected events"):
+        fit_efficiency(edges, np.zeros_like(n), n)
+    with pytest.raises(ConfigError, match="degree"):
+        fit_efficiency(edges, k, n, degree=7)
+
+
+def test_efficiency_background_calibrated_when_the_cut_sculpts():
+    """Background only, a selection whose efficiency rises with mjj (a sculpting cut): the
+    inclusive-fit x efficiency prediction gives uniform signed p-values in the SR."""
+    rng = np.random.default_rng(5)
+    edges, mask = WINDOW.edges(), WINDOW.sideband_bins()
+    p = []
+    for _ in range(150):
+        m = sample_dijet(40_000, (1, 10, 5), WINDOW.fit_range, random_state=rng)
+        sel = rng.random(m.size) < 0.003 * np.exp((m - 3500) / 700)
+        ni, ns = np.histogram(m, edges)[0], np.histogram(m[sel], edges)[0]
+        bg = efficiency_background(edges, ns, ni, WINDOW.sr, fit_mask=mask)
+        p.append(local_significance(ns[~mask].sum(), bg.b_hat, bg.sigma_b).p_signed)
+    assert sps.kstest(p, "uniform").pvalue > 0.01
+    assert bg.sigma_b_efficiency > bg.sigma_b_inclusive > 0
+
+
+def test_efficiency_toys_background_only():
+    edges, mask = WINDOW.edges(), WINDOW.sideband_bins()
+    m = sample_dijet(50_000, (1, 10, 5), WINDOW.fit_range, random_state=1)
+    from excess.stats.fit import fit_background
+
+    fit, _ = fit_background(edges, np.histogram(m, edges)[0], fit_mask=mask)
+    cen = 0.5 * (edges[1:] + edges[:-1])
+    eps = np.stack([np.full(cen.size, 0.1), 0.01 * (cen / 3500) ** 2])
+    z = efficiency_pseudo_experiment_z(edges, np.asarray(fit.expected), eps, mask, WINDOW.sr, n_toys=200,
+                                       random_state=3, min_selected=10)
+    assert z.shape == (200, 2) and np.isfinite(z).mean() > 0.95
+    frac = np.nanmean(z > 1.645, axis=0)  # one-sided 5 % tail
+    assert np.all(frac < 0.05 + 3 * np.sqrt(0.05 * 0.95 / 200)) and np.all(frac > 0.005)
+
+
+# ---------------------------------------------------------------------------------------------
+# the scan with the defaults
+# ---------------------------------------------------------------------------------------------
+def test_fixed_mass_cut_background_only_calibrated():
+    """A fixed cut on a jet mass that grows with mjj sculpts by construction; with the efficiency
+    model the background-only local p-values stay uniform and the global significances are calibrated."""
+    rng = np.random.default_rng(77)
+    p, g = [], []
+    for i in range(100):
+        ev = toy_events(12_000, 0, mass_correlation=1.0, random_state=rng)
+        r = run_scan(ev, method=FeatureScorer(weights=[1, 0, 0, 0]), features=FEATURES, windows=[WINDOW],
+                     efficiencies=(0.2, 0.05), n_folds=2, n_workers=1, random_state=i, global_toys=0,
+                     show_progress=False)
+        t = r.windows[0].tests[0]
+        assert t.ok, t.reason
+        p.append(t.significance.p_signed)
+        g.append(r.global_significance.z_global)
+    assert sps.kstest(p, "uniform").pvalue > 0.01
+    # global Z (trials bound over the two nested cuts): the > 2 sigma tail at its nominal 2.3 %, and no
+    # extreme claim (a calibrated procedure exceeds 3 sigma in 100 scans 13 % of the time, 3.5 sigma 2 %)
+    g = np.asarray(g)
+    assert np.mean(g > 2) < 0.023 + 3 * np.sqrt(0.023 * 0.977 / g.size) and g.max() < 3.5
+
+
+def test_default_grid_reaches_tight_cuts_and_global_covers_them(signal_events):
+    r = run_scan(signal_events, method=FeatureScorer(weights=[0, 0, -1, -1]), features=FEATURES,
+                 windows=[WINDOW, Window.around((3500, 3900))], n_folds=2, n_workers=1, random_state=0,
+                 global_toys=20, min_selected=10, show_progress=False)
+    effs = [t.efficiency for t in r.windows[0].tests]
+    assert min(effs) == pytest.approx(1e-4) and len(effs) == 7
+    ok = [(w, t) for w, t in r.tests]
+    assert any(t.efficiency <= 1e-3 for _, t in ok)  # tight cuts analysed where the sidebands allow
+    for w in r.windows:  # the rest say why
+        for t in w.tests:
+            assert t.ok or "too few selected sideband events" in t.reason
+    assert r.global_significance.n_tests == len(ok)
+    w, t = r.best
+    assert w.window.sr == LHCO_SR and t.z > 3 and t.background is not None
+    assert abs(t.characterisation.m_res - 3500) < 150
+    d = json.loads(json.dumps(r.to_dict(), default=str))
+    assert ScanResult.from_dict(d).best[1].background.b_hat == pytest.approx(t.background.b_hat)
+
+
+def test_efficiency_plot(signal_events, tmp_path):
+    from excess.report.search_plots import write_scan_plots
+
+    r = run_scan(signal_events, method=FeatureScorer(weights=[0, 0, -1, -1]), features=FEATURES, windows=[WINDOW],
+                 efficiencies=(0.1, 0.01), n_folds=2, n_workers=1, random_state=0, global_toys=0,
+                 show_progress=False)
+    caps = write_scan_plots(r, None, tmp_path)
+    name = f"efficiency_{WINDOW.key}.png"
+    assert name in caps and "sculpting" in caps[name]
+    assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_choose_degree_and_signal_fit():
+    from excess.stats.efficiency import choose_degree, fit_signal, signal_fit_pseudo_experiment_z
+
+    rng = np.random.default_rng(4)
+    edges, mask = WINDOW.edges(), WINDOW.sideband_bins()
+    cen = 0.5 * (edges[1:] + edges[:-1])
+    m = sample_dijet(60_000, (1, 10, 5), WINDOW.fit_range, random_state=rng)
+    ni = np.histogram(m, edges)[0]
+    flat = rng.binomial(ni, 0.01)
+    steep = rng.binomial(ni, 0.01 * (cen / 3500) ** 6)
+    assert choose_degree(edges, flat, ni, fit_mask=mask) == 0
+    assert choose_degree(edges, steep, ni, fit_mask=mask) == 1
+    # a narrow signal leaking into the sidebands: the S+B fit attributes it to the signal, the
+    # sideband-only efficiency fit is pulled up by it and over-predicts the SR background
+    sig = np.histogram(rng.normal(3500, 120, 80), edges)[0]
+    k = flat + sig
+    b_true = (ni * 0.01)[~mask].sum()
+    sf = fit_signal(edges, k, ni + sig, WINDOW.sr, degree="auto")
+    eb = efficiency_background(edges, k, ni + sig, WINDOW.sr, fit_mask=mask, degree="auto")
+    assert abs(sf.b_hat - b_true) < abs(eb.b_hat - b_true) and sf.s_hat == pytest.approx(80, abs=4 * sf.s_err)
+    assert sf.z > 3 and sf.z_signed == pytest.approx(sf.z)
+    z = signal_fit_pseudo_experiment_z(edges, ni, np.full((1, cen.size), 0.01), WINDOW.sr, n_toys=60,
+                                       random_state=1, degree="auto")
+    assert np.isfinite(z).all() and np.mean(z > 1.645) < 0.05 + 3 * np.sqrt(0.05 * 0.95 / 60)
+
+
+def test_signal_fit_scan(signal_events):
+    r = run_scan(signal_events, method=FeatureScorer(weights=[0, 0, -1, -1]), features=FEATURES,
+                 windows=[WINDOW, Window.around((3500, 3900))], efficiencies=(0.1, 0.01), n_folds=2, n_workers=1,
+                 random_state=0, global_toys=10, show_progress=False, background_model="signal_fit")
+    w, t = r.best
+    assert w.window.sr == LHCO_SR and t.z > 3 and t.signal_fit is not None and t.significance.method == "signal_fit"
+    assert r.global_significance.n_toys == 10
+    d = json.loads(json.dumps(r.to_dict(), default=str))
+    assert ScanResult.from_dict(d).best[1].signal_fit.s_hat == pytest.approx(t.signal_fit.s_hat)
+    with pytest.raises(ConfigError, match="background_model"):
+        run_scan(signal_events, method=FeatureScorer(), windows=[WINDOW], background_model="magic",
+                 show_progress=False)
+
+
+def test_decorrelation_itself_does_not_sculpt():
+    """A transform fitted on the sidebands only leaves fit noise in the SR that a SR-vs-SB classifier
+    learns and carries into a mjj slope of the selection (measured on these 40 scans: slope/error mean
+    +1.31, std 1.43, with ``fit_on="sidebands"``); fitted on the whole training window it does not (+0.16)."""
+    rng = np.random.default_rng(99)
+    slopes = []
+    for i in range(40):
+        ev = toy_events(20_000, 0, random_state=rng)
+        r = run_scan(ev, method=GaussianSRvsSB(), features=FEATURES, windows=[WINDOW], efficiencies=(0.1,),
+                     n_folds=2, n_workers=1, random_state=i, global_toys=0, show_progress=False,
+                     decorrelation="quantile")
+        slopes.append(r.windows[0].tests[0].background.efficiency_fit.z_slope)
+    assert abs(np.mean(slopes)) < 0.7, np.mean(slopes)
