@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from ..nn.device import DEVICE_HELP
+from .common import echo_json, parse_params
 
 _SPECTRA = "'discrete' (ds1: 2^8..2^22 MeV), 'log-uniform' (ds2/3: e-min..e-max) or a fixed energy in MeV"
 
@@ -29,29 +29,6 @@ def _torch_options(f):
     f = click.option("--threads", type=click.IntRange(1), default=None,
                      help="torch CPU threads (default: torch's, honours OMP_NUM_THREADS).")(f)
     return click.option("--seed", type=int, default=0, show_default=True)(f)
-
-
-def _echo_json(obj) -> None:
-    from .._util import to_jsonable
-
-    click.echo(json.dumps(to_jsonable(obj), indent=2))
-
-
-def _parse_params(items) -> dict:
-    """``key=value`` pairs; values parsed as JSON (numbers, lists, booleans), else kept as strings."""
-    from ..errors import ConfigError
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--param expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            val = json.loads(v)
-        except ValueError:
-            val = v
-        out[k.strip().replace("-", "_")] = tuple(val) if isinstance(val, list) else val
-    return out
 
 
 def _check_out(path: Path, force: bool) -> bool:
@@ -110,7 +87,7 @@ def simulate(preset, geometry, particle, n_showers, spectrum, e_min, e_max, samp
     showers = np.concatenate(parts)
     meta = {"generator": "excess.calo.gflash", "seed": seed, "spectrum": spectrum, "e_min": e_min, "e_max": e_max, **sim.describe()}
     write_showers(output, energies, showers, geometry=sim.geometry, metadata=meta)
-    _echo_json({"output": output, "n_showers": n_showers, "geometry": sim.geometry.name, "n_voxels": sim.geometry.n_voxels,
+    echo_json({"output": output, "n_showers": n_showers, "geometry": sim.geometry.name, "n_voxels": sim.geometry.n_voxels,
                 "mean_E_ratio": float((showers.sum(1) / energies).mean())})
 
 
@@ -152,7 +129,7 @@ def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers,
     if validation is not None:
         v = read_showers(validation, d.geometry)
         val = (v.showers, v.incident_energies)
-    kw = _parse_params(params)
+    kw = parse_params(params, tuples=True)
     for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
         if v is not None:
             kw[k] = v
@@ -169,7 +146,7 @@ def train(kind, data, validation, geometry, epochs, batch_size, lr, max_showers,
                "best_chi2_etot": min(h["chi2_etot"] for h in model.history_),
                "train_seconds": sum(h["seconds"] for h in model.history_)}
     atomic_write_json(output / "train_summary.json", summary)
-    _echo_json(summary)
+    echo_json(summary)
 
 
 @calo.command()
@@ -194,7 +171,7 @@ def calibrate(model_dir, data, max_showers, seed, threads, device):
     model.calibrate_sparsity(d.showers, d.incident_energies, max_showers=max_showers, random_state=seed)
     model.save(model_dir)
     pre = model.preprocessor_
-    _echo_json({"model_dir": model_dir, "n_showers": int(min(max_showers, len(d.incident_energies))),
+    echo_json({"model_dir": model_dir, "n_showers": int(min(max_showers, len(d.incident_energies))),
                 "energy_groups": len(pre.threshold_log_e_)})
 
 
@@ -245,7 +222,7 @@ def generate(model_dir, n_showers, spectrum, e_min, e_max, energies_from, batch_
     showers = model.sample(energies, batch_size=batch_size, random_state=seed, **({"compile": True} if compile_ else {}))
     dt = time.perf_counter() - t0
     write_showers(output, energies, showers, geometry=model.geometry_, metadata={"generator": f"excess.calo.models.{model.name}", "model_dir": str(model_dir), "seed": seed})
-    _echo_json({"output": output, "n_showers": len(energies), "ms_per_shower": 1e3 * dt / max(len(energies), 1)})
+    echo_json({"output": output, "n_showers": len(energies), "ms_per_shower": 1e3 * dt / max(len(energies), 1)})
 
 
 @calo.command()
@@ -292,7 +269,7 @@ def evaluate(reference, generated, geometry, classifiers, no_classifier, classif
     atomic_write_json(output / "histograms.json", [h.to_dict() for h in res.histograms])
     if not no_plots:
         plot_feature_histograms(res.histograms, output)
-    _echo_json({"summary": output / "summary.json", "mean_separation_power": res.mean_separation_power,
+    echo_json({"summary": output / "summary.json", "mean_separation_power": res.mean_separation_power,
                 "separation_E_ratio": res.separation_powers.get("E_ratio"),
                 "classifiers": {k: {"auc": v.auc, "jsd": v.jsd} for k, v in res.classifiers.items()}})
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-
-def _echo_json(obj) -> None:
-    from .._util import to_jsonable
-
-    click.echo(json.dumps(to_jsonable(obj), indent=2))
+from .common import echo_json
 
 
 @click.group()
@@ -32,7 +27,7 @@ def mock(kind, n_stars, mass, scale_radius, seed, output):
 
     m = make_mock(kind, n_stars, random_state=seed, mass=mass, a=scale_radius)
     save_mock(m, output)
-    _echo_json({"output": output, **m.spec})
+    echo_json({"output": output, **m.spec})
 
 
 @dynamics.command()
@@ -50,7 +45,7 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
     s = read_gaia(table, min_parallax_over_error=min_parallax_over_error, max_ruwe=max_ruwe,
                   max_distance_kpc=max_distance, drop_invalid=drop_invalid)
     save_mock(Mock(x=s.x, v=s.v, spec={"kind": "gaia", "source": str(table), "counts": s.counts, "solar": s.solar}), output)
-    _echo_json({"output": output, "counts": s.counts, "solar": s.solar})
+    echo_json({"output": output, "counts": s.counts, "solar": s.solar})
 
 
 @dynamics.command()
@@ -82,7 +77,7 @@ def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radi
     rs = None if radial_scale == "none" else (radial_scale if radial_scale == "auto" else _float(radial_scale))
     params = dict(n_members=members, epochs=epochs, batch_size=batch_size, lr=lr, transforms=transforms, hidden=hid,
                   radial_scale=rs, n_jobs=jobs, device=device)
-    _echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads, plots=not no_plots))
+    echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads, plots=not no_plots))
 
 
 def _float(s: str) -> float:
@@ -132,7 +127,7 @@ def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velo
     """Accelerations from the Boltzmann equation at query positions (vs truth for mocks)."""
     from ..astro.dynamics.run import field_run
 
-    _echo_json(field_run(run_dir, what="accelerations", positions=_read_positions(positions), n_radii=n_radii,
+    echo_json(field_run(run_dir, what="accelerations", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
                          random_state=seed, threads=threads, plots=not no_plots))
 
@@ -145,6 +140,6 @@ def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities
     """Mass density -div(a)/(4 pi G) by autograd (and minus a baryon model) at query positions."""
     from ..astro.dynamics.run import field_run
 
-    _echo_json(field_run(run_dir, what="density", positions=_read_positions(positions), n_radii=n_radii,
+    echo_json(field_run(run_dir, what="density", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
                          baryons=baryons, random_state=seed, threads=threads, plots=not no_plots))

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import click
 
-
-def _echo_json(obj) -> None:
-    from .._util import to_jsonable
-
-    click.echo(json.dumps(to_jsonable(obj), indent=2))
+from .common import echo_json
 
 
 def _params(items) -> dict:
@@ -49,7 +45,7 @@ def generate(out, n_jets, seed, chunk_size, workers, no_mpi):
     """Generate q/g jets in the EnergyFlow recipe (Z + jet at 14 TeV, anti-kt 0.4, pT 500-550 GeV, |y| < 1.7)."""
     from ..data.qg import QGSettings, generate_qg
 
-    _echo_json(generate_qg(out, n_jets, seed=seed, chunk_size=chunk_size, n_workers=workers,
+    echo_json(generate_qg(out, n_jets, seed=seed, chunk_size=chunk_size, n_workers=workers,
                            settings=QGSettings(mpi=not no_mpi)))
 
 
@@ -78,7 +74,7 @@ def train(data, max_jets, tagger, out, seed, params, device):
     d = load_qg(data, max_jets=max_jets)
     model = make_tagger(tagger, random_state=seed, device=device, **kw).fit(d.X, d.y)
     save_model(model, out)
-    _echo_json({"model": str(out), "tagger": tagger, "n_train": len(d), "history": model.history_})
+    echo_json({"model": str(out), "tagger": tagger, "n_train": len(d), "history": model.history_})
 
 
 @jets.command()
@@ -99,6 +95,6 @@ def evaluate(data, max_jets, out, taggers, n_train, n_test, n_seeds, seed, param
     m = evaluate_taggers(d.X, d.y, out, taggers=[t.strip() for t in taggers.split(",") if t.strip()],
                          n_train=n_train, n_test=n_test, n_seeds=n_seeds, seed=seed, params=_params(params),
                          data_files=d.files)
-    _echo_json({name: {"auc": f"{r['auc_mean']:.4f} +- {r['auc_std']:.4f}",
+    echo_json({name: {"auc": f"{r['auc_mean']:.4f} +- {r['auc_std']:.4f}",
                        "rejection_50": f"{r['rejection_50_mean']:.2f} +- {r['rejection_50_std']:.2f}"}
                 for name, r in m["taggers"].items()} | {"report": str(out / "report.html")})

@@ -7,26 +7,7 @@ from pathlib import Path
 
 import click
 
-
-def _echo_json(obj) -> None:
-    from .._util import to_jsonable
-
-    click.echo(json.dumps(to_jsonable(obj), indent=2))
-
-
-def _parse_params(items) -> dict:
-    from ..errors import ConfigError
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--param expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip().replace("-", "_")] = json.loads(v)
-        except ValueError:
-            out[k.strip().replace("-", "_")] = v
-    return out
+from .common import echo_json, parse_params
 
 
 @click.group()
@@ -63,7 +44,7 @@ def mock(output, center, radius, density, stream_fraction, no_stream, stream_age
     write_gaia(patch.stars, out, metadata=meta)
     if out.suffix.lower() in (".csv", ".ecsv", ".fits", ".fit", ".gz"):
         (out.parent / (out.name + ".json")).write_text(json.dumps(meta, indent=2))
-    _echo_json({"output": str(out), **meta})
+    echo_json({"output": str(out), **meta})
 
 
 @streams.command()
@@ -91,7 +72,7 @@ def search(input, output, center, method, params, fast, resonant, sr_width, step
 
     kw = {}
     if params:
-        kw["method_params"] = _parse_params(params)
+        kw["method_params"] = parse_params(params)
     cfg = StreamSearchConfig(method=method, fast=fast, resonant=resonant, sr_width=sr_width, step=step,
                              sb_width=sb_width, scan_range=tuple(scan_range) if scan_range else None,
                              windows=tuple(map(tuple, windows)) if windows else None, top_n=top_n, threshold=threshold,
@@ -113,4 +94,4 @@ def evaluate(run_dir, truth):
     out = {"n_stream_after_cuts": ev["n_stream_after_cuts"],
            "best_window": {k: b[k] for k in ("index", "sr", "n_stream_sr", "top100", "top250", "line") if k in b},
            "protoclusters": ev["protoclusters"]}
-    _echo_json(out)
+    echo_json(out)

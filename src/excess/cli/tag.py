@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-
-def _echo_json(obj) -> None:
-    from .._util import to_jsonable
-
-    click.echo(json.dumps(to_jsonable(obj), indent=2))
+from .common import echo_json
 
 
 def _columns(items) -> dict:
@@ -78,7 +73,7 @@ def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, m
     if process == "wenu":
         kw["pthat_min"] = pthat_min
     s = generate_tracks(output, n_events, process=process, seed=seed, chunk_size=chunk_size, **kw)
-    _echo_json(s.to_dict())
+    echo_json(s.to_dict())
 
 
 @electrons.command()
@@ -120,7 +115,7 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
             click.echo("note: the HGB baseline has no state_dict and is not saved", err=True)
         summary["models"][m] = info
     atomic_write_json(output / "training.json", summary)
-    _echo_json(summary)
+    echo_json(summary)
 
 
 @electrons.command()
@@ -145,7 +140,7 @@ def evaluate(model_dirs, inputs, columns, tree, fake_rate, shap, n_shap, seed, o
            "fake_rate": fake_rate, "shap": shap, "n_shap": n_shap, "seed": seed}
     m = evaluate_taggers(taggers, df, output, fake_rate=fake_rate, shap=shap, n_shap=n_shap, random_state=seed,
                          config=cfg)
-    _echo_json({"output": str(output), "report": str(output / "report.html"),
+    echo_json({"output": str(output), "report": str(output / "report.html"),
                 "auc": {k: v["roc"]["combined"]["auc"] for k, v in m["models"].items()}})
 
 
@@ -192,6 +187,6 @@ def impact(model_dir, signals, background, lumi, fake_rate, seed, output):
                                                "background": str(background), "lumi_fb": lumi,
                                                "fake_rate": fake_rate, "seed": seed})
     write_tagging_report(output)
-    _echo_json({"output": str(output), "points": [
+    echo_json({"output": str(output), "points": [
         {"m_chi20": p["m_chi20"], "m_chi10": p["m_chi10"],
          **{k: round(v["z"], 4) for k, v in p["selections"].items()}} for p in res["points"]]})
