@@ -49,7 +49,7 @@ import pandas as pd
 
 from .._util import atomic_write_json, get_logger, package_versions, progress
 from ..errors import ConfigError, GenerationError, InputError
-from .settings import SEED_MAX, SEED_MIN
+from .settings import INVISIBLE_PDG_IDS, QUIET_PYTHIA, SEED_MAX, SEED_MIN
 from .tracks import CATEGORIES
 
 __all__ = ["TrackSampleSettings", "PROCESSES", "ORIGINS", "MASS_POINTS", "higgsino_slha", "pythia_config",
@@ -60,7 +60,6 @@ log = get_logger(__name__)
 PROCESSES = ("gun", "wenu", "softqcd", "higgsino")
 #: the study's mass points m(chi20), m(chi10) in GeV
 MASS_POINTS = ((103.0, 100.0), (128.0, 125.0), (153.0, 150.0), (155.0, 150.0))
-_INVISIBLE = (12, 14, 16, 1000022, 1000039)
 ORIGINS = ("prompt", "heavy_flavour", "conversion", "dalitz", "hadron", "muon")
 _PROMPT_PARENTS = (15, 23, 24, 1000022, 1000023, 1000024, 1000025, 1000035, 1000037)
 
@@ -146,8 +145,7 @@ def higgsino_slha(m_chi20: float, m_chi10: float) -> str:
 def pythia_config(settings: TrackSampleSettings, seed: int, slha_path: str | None = None) -> list[str]:
     """The Pythia 8 configuration strings of a sample (not used by the particle gun)."""
     cfg = [f"Beams:eCM = {settings.ecm}", "Random:setSeed = on", f"Random:seed = {int(seed)}",
-           "Next:numberCount = 0", "Next:numberShowEvent = 0", "Next:numberShowInfo = 0",
-           "Next:numberShowProcess = 0", "Init:showChangedSettings = off", "Init:showProcesses = off",
+           *QUIET_PYTHIA, "Init:showChangedSettings = off", "Init:showProcesses = off",
            "Init:showChangedParticleData = off", f"PartonLevel:MPI = {'on' if settings.mpi else 'off'}"]
     if settings.process == "wenu":
         cfg += ["WeakBosonAndParton:qqbar2Wg = on", "WeakBosonAndParton:qg2Wq = on", "24:onMode = off",
@@ -257,7 +255,7 @@ class _PythiaTracks:
         phi = np.arctan2(py, px)
         charge = np.zeros(ids.size)
         charge[final] = self.charges(ids[final])
-        visible = final & ~np.isin(np.abs(ids), _INVISIBLE)
+        visible = final & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
 
         # ---- event quantities: MET from the visible particles, anti-kt 0.4 jets, leading electron ----
         vis_acc = visible & (np.abs(eta) < 4.9)

@@ -26,14 +26,11 @@ import numpy as np
 
 from .._util import atomic_write_json, ensure_dir, get_logger, package_versions, progress
 from ..errors import ConfigError, GenerationError, InputError, OutputError
-from .settings import SEED_MAX, SEED_MIN, GeneratorSettings, pythia_config
+from .settings import INVISIBLE_PDG_IDS, SEED_MAX, SEED_MIN, GeneratorSettings, pythia_config
 
 __all__ = ["generate_dijet", "generate_chunk", "GenerationSummary", "chunk_seed", "PythiaSource"]
 
 log = get_logger(__name__)
-
-_INVISIBLE = (12, 14, 16, 1000022, 1000039, 4900211, 51, 52, 53)
-
 
 @contextlib.contextmanager
 def silence_stdout():
@@ -54,6 +51,22 @@ def silence_stdout():
         os.dup2(saved, fd)
         os.close(saved)
         os.close(devnull)
+
+
+def visible_particles(prt):
+    """The visible final-state particles of a Pythia batch's particle record (``batch.prt``, awkward), flat:
+    ``(counts per event, px, py, pz, e, pdg ids)`` as numpy arrays; invisible ids are
+    :data:`~excess.data.settings.INVISIBLE_PDG_IDS`."""
+    import awkward as ak
+
+    counts = ak.to_numpy(ak.num(prt, axis=1))
+    status = ak.to_numpy(ak.flatten(prt.status))
+    ids = ak.to_numpy(ak.flatten(prt.id))
+    keep = (status > 0) & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
+    p = prt.p
+    px, py, pz, e = (ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e"))
+    ev = np.repeat(np.arange(len(counts)), counts)[keep]
+    return np.bincount(ev, minlength=len(counts)), px, py, pz, e, ids[keep]
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -127,21 +140,10 @@ class PythiaSource:
 
     def next_batch(self, n: int) -> FlatBatch:
         """``n`` events of visible final-state particles as flat numpy arrays plus per-event counts."""
-        import awkward as ak
-
         with silence_stdout():
             batch = self.pythia.nextBatch(int(n))
-        prt = batch.prt
-        counts = ak.to_numpy(ak.num(prt, axis=1))
-        status = ak.to_numpy(ak.flatten(prt.status))
-        ids = ak.to_numpy(ak.flatten(prt.id))
-        keep = (status > 0) & ~np.isin(np.abs(ids), _INVISIBLE)
-        p = prt.p
-        cols = [ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e")]
-        ev = np.repeat(np.arange(len(counts)), counts)[keep]
-        new_counts = np.bincount(ev, minlength=len(counts))
-        ids = ids[keep]
-        return FlatBatch(new_counts, *cols, ids, self.charges(ids))
+        counts, px, py, pz, e, ids = visible_particles(batch.prt)
+        return FlatBatch(counts, px, py, pz, e, ids, self.charges(ids))
 
     def sigma(self) -> tuple[float, float]:
         info = self.pythia.infoPython()

@@ -29,13 +29,13 @@ import numpy as np
 
 from .._util import atomic_path, atomic_write_json, get_logger
 from ..errors import ConfigError, GenerationError, InputError
+from .settings import QUIET_PYTHIA
 
 __all__ = ["QGSettings", "qg_pythia_config", "generate_qg_chunk", "generate_qg", "load_qg", "write_qg_npz",
            "QGData"]
 
 log = get_logger(__name__)
 
-_INVISIBLE = (12, 14, 16)
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,7 @@ def qg_pythia_config(s: QGSettings, flavour: str, seed: int) -> list[str]:
         f"PhaseSpace:pTHatMax = {s.pthat_max:g}",
         f"PartonLevel:MPI = {'on' if s.mpi else 'off'}",
         f"HadronLevel:all = {'on' if s.hadronization else 'off'}",
-        "Print:quiet = on",
-        "Next:numberCount = 0",
-        "Next:numberShowEvent = 0",
-        "Next:numberShowInfo = 0",
-        "Next:numberShowProcess = 0",
+        *QUIET_PYTHIA,
     ]
 
 
@@ -99,18 +95,10 @@ def _leading_jets(batch, s: QGSettings) -> tuple[np.ndarray, list[np.ndarray]]:
     import awkward as ak
     import fastjet
 
+    from .generate import visible_particles
     from .jets import _kinematics
 
-    prt = batch.prt
-    counts = ak.to_numpy(ak.num(prt, axis=1))
-    status = ak.to_numpy(ak.flatten(prt.status))
-    ids = ak.to_numpy(ak.flatten(prt.id))
-    keep = (status > 0) & ~np.isin(np.abs(ids), _INVISIBLE)
-    p = prt.p
-    px, py, pz, e = (ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e"))
-    ev = np.repeat(np.arange(len(counts)), counts)[keep]
-    counts = np.bincount(ev, minlength=len(counts))
-    ids = ids[keep]
+    counts, px, py, pz, e, ids = visible_particles(batch.prt)
     parts = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}, with_name="Momentum4D"), counts)
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, s.jet_radius)
     with warnings.catch_warnings():

@@ -121,6 +121,15 @@ PRESETS: dict[str, dict] = {
 }
 
 
+#: Pythia settings that keep stdout clean (no banners, listings or counters); every generator appends them
+QUIET_PYTHIA = ("Print:quiet = on", "Next:numberCount = 0", "Next:numberShowEvent = 0", "Next:numberShowInfo = 0",
+                "Next:numberShowProcess = 0")
+
+#: PDG ids that leave no trace in a detector (neutrinos, the lightest neutralino, the gravitino, dark-sector
+#: stable states of Pythia's Hidden Valley); "visible" everywhere in excess means final state and not one of these
+INVISIBLE_PDG_IDS = (12, 14, 16, 1000022, 1000039, 4900211, 51, 52, 53)
+
+
 def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
@@ -135,12 +144,7 @@ def pythia_config(s: GeneratorSettings, seed: int) -> list[str]:
         f"Random:seed = {int(seed)}",
         f"PartonLevel:MPI = {'on' if s.mpi else 'off'}",
         f"HadronLevel:all = {'on' if s.hadronization else 'off'}",
-        # keep stdout clean: no banners, listings or counters
-        "Print:quiet = on",
-        "Next:numberCount = 0",
-        "Next:numberShowEvent = 0",
-        "Next:numberShowInfo = 0",
-        "Next:numberShowProcess = 0",
+        *QUIET_PYTHIA,
     ]
     if s.process == "qcd":
         cfg += ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {_fmt(s.pthat_min)}"]
