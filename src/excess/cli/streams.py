@@ -68,8 +68,10 @@ def search(input, output, center, method, params, fast, resonant, sr_width, step
            threshold, n_folds, seed):
     """Search a patch of Gaia stars for streams; writes RUN_DIR with report.html."""
     from ..astro.streams.run import run_stream_search
+    from .._util import check_writable
     from ..astro.streams.search import StreamSearchConfig
 
+    check_writable(output)
     kw = {}
     if params:
         kw["method_params"] = parse_params(params)
