@@ -182,6 +182,8 @@ PROBES = [
     ("streams search", "empty .csv", lambda d: ["streams", "search", empty(d, "p.csv"), "-o", "run", "--fast"]),
     ("streams search", "csv lacking columns", lambda d: ["streams", "search", gaia_csv(d), "-o", "run", "--fast"]),
     ("streams search", "-o under a file", lambda d: ["streams", "search", stream_mock(d), "-o", f"{regular_file(d)}/run", "--fast"]),
+    ("streams search", "-o existing run", lambda d: ((d / "run").mkdir(), (d / "run" / "search.json").write_text("{}"),
+                                                     ["streams", "search", stream_mock(d), "-o", "run", "--fast"])[2]),
     ("streams search", "unknown method", lambda d: ["streams", "search", stream_mock(d), "-o", "run", "--method", "nosuch", "--fast"]),
     ("streams evaluate", "dir not a run", lambda d: (os.mkdir(d / "dd"), ["streams", "evaluate", "dd"])[1]),
     # generate mix / convert

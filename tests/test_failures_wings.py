@@ -67,8 +67,8 @@ def test_inclusive_tagger_accepts_a_table_without_absent_feature_blocks():
     (["tag", "electrons", "train", "-i", "{tracks}", "-o", "{out}"], "training.json"),
     (["tag", "electrons", "evaluate", "-m", "{model}", "-i", "{tracks}", "-o", "{out}"], "metrics.json"),
     (["jets", "train", "{npz}", "-o", "{out}"], "hyperparameters.json"),
-    (["jets", "evaluate", "{npz}", "-o", "{out}", "-t", "hgb"], "metrics.json"),
     (["dynamics", "fit", "{stars}", "-o", "{out}"], "model"),
+    (["streams", "search", "{stars}", "-o", "{out}"], "search.json"),
 ])
 def test_finished_output_directory_needs_force(tmp_path, capsys, cmd, marker):
     out = tmp_path / "out"

@@ -90,13 +90,13 @@ def train(data, max_jets, tagger, out, seed, params, device, force):
 @click.option("--seeds", "n_seeds", type=click.IntRange(1), default=3, show_default=True, help="Trainings per tagger.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the trainings.")
 @click.option("--param", "params", multiple=True, help="tagger.key=value, e.g. pfn.epochs=10 (JSON values).")
-@click.option("--force", is_flag=True, help="Replace the results of an existing run directory OUT.")
-def evaluate(data, max_jets, out, taggers, n_train, n_test, n_seeds, seed, params, force):
+def evaluate(data, max_jets, out, taggers, n_train, n_test, n_seeds, seed, params):
     """Train and compare taggers over seeds on DATA; write metrics.json, plots and report.html to OUT."""
+    from .._util import check_writable
     from ..data.qg import load_qg
     from ..tagging.jets.evaluate import evaluate_taggers
 
-    check_output(out, force, marker="metrics.json", what="evaluation")
+    check_writable(out)  # a rerun into OUT resumes from the saved scores (other settings are refused)
     d = load_qg(data, max_jets=max_jets)
     m = evaluate_taggers(d.X, d.y, out, taggers=[t.strip() for t in taggers.split(",") if t.strip()],
                          n_train=n_train, n_test=n_test, n_seeds=n_seeds, seed=seed, params=_params(params),
