@@ -70,5 +70,5 @@ def test_gaia_command(tmp_path, capsys):
     assert s.x.shape == (2, 3) and s.spec["kind"] == "gaia"
     pd.DataFrame({"ra": [10.0], "dec": [5.0]}).to_csv(t, index=False)
     capsys.readouterr()
-    assert main(["dynamics", "gaia", str(t), "-o", str(out)]) == 1
+    assert main(["dynamics", "gaia", str(t), "-o", str(out), "--force"]) == 1  # an existing output needs --force
     assert "missing columns parallax" in capsys.readouterr().err

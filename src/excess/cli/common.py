@@ -6,7 +6,7 @@ import json
 
 import click
 
-__all__ = ["echo_json", "parse_params"]
+__all__ = ["echo_json", "parse_params", "check_output"]
 
 
 def echo_json(obj) -> None:
@@ -32,3 +32,21 @@ def parse_params(items, *, option: str = "--param", tuples: bool = False) -> dic
             val = v
         out[k.strip().replace("-", "_")] = tuple(val) if tuples and isinstance(val, list) else val
     return out
+
+
+def check_output(path, force: bool, marker: str | None = None, what: str = "output"):
+    """Before the work: ``path`` can be written (nothing in the way), and a finished output there (the file
+    itself, or ``path/marker`` for a directory output) is not replaced without ``--force``. Raises
+    :class:`~excess.errors.OutputError` naming the path and what to do; creates nothing."""
+    from pathlib import Path
+
+    from .._util import check_writable
+    from ..errors import OutputError
+
+    path = Path(path)
+    check_writable(path)
+    done = path / marker if marker else path
+    if done.exists() and not force:
+        raise OutputError(f"{path}: a finished {what} exists here; pass --force to replace it or choose another "
+                          "output path")
+    return path

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json
+from .common import check_output, echo_json
 
 
 @click.group()
@@ -21,10 +21,12 @@ def dynamics():
 @click.option("--scale-radius", type=float, default=10.0, show_default=True, help="Hernquist scale radius a [kpc].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Stars (HDF5) to write.")
-def mock(kind, n_stars, mass, scale_radius, seed, output):
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+def mock(kind, n_stars, mass, scale_radius, seed, output, force):
     """Draw a mock with known truth (galpy)."""
     from ..astro.dynamics.mocks import make_mock, save_mock
 
+    check_output(output, force, what="star file")
     m = make_mock(kind, n_stars, random_state=seed, mass=mass, a=scale_radius)
     save_mock(m, output)
     echo_json({"output": output, **m.spec})
@@ -37,11 +39,13 @@ def mock(kind, n_stars, mass, scale_radius, seed, output):
 @click.option("--max-distance", type=float, default=None, help="Maximum distance from the Sun [kpc].")
 @click.option("--drop-invalid", is_flag=True, help="Drop rows with NaN or non-positive parallaxes instead of failing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Stars (HDF5) to write.")
-def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, output):
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, output, force):
     """Convert a Gaia DR3 table with radial velocities to Galactocentric stars (astropy)."""
     from ..astro.dynamics.gaia import read_gaia
     from ..astro.dynamics.mocks import Mock, save_mock
 
+    check_output(output, force, what="star file")
     s = read_gaia(table, min_parallax_over_error=min_parallax_over_error, max_ruwe=max_ruwe,
                   max_distance_kpc=max_distance, drop_invalid=drop_invalid)
     save_mock(Mock(x=s.x, v=s.v, spec={"kind": "gaia", "source": str(table), "counts": s.counts, "solar": s.solar}), output)
@@ -64,8 +68,9 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch threads.")
 @click.option("--no-plots", is_flag=True, help="Skip the loss-curve PNG.")
+@click.option("--force", is_flag=True, help="Replace the fitted model of an existing run directory.")
 def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, jobs, device, seed, threads,
-        no_plots):
+        no_plots, force):
     """Train an ensemble of flows f(x, v) = n(x) p(v|x) on the stars; writes RUN_DIR/model and report.html."""
     from ..astro.dynamics.run import fit_run
     from ..errors import ConfigError
@@ -74,6 +79,7 @@ def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radi
         hid = tuple(int(h) for h in hidden.split(","))
     except ValueError:
         raise ConfigError(f"--hidden expects comma-separated integers, got {hidden!r}") from None
+    check_output(output, force, marker="model", what="fit (model/)")
     rs = None if radial_scale == "none" else (radial_scale if radial_scale == "auto" else _float(radial_scale))
     params = dict(n_members=members, epochs=epochs, batch_size=batch_size, lr=lr, transforms=transforms, hidden=hid,
                   radial_scale=rs, n_jobs=jobs, device=device)

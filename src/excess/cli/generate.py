@@ -67,7 +67,8 @@ def dijet(n_events, output, process, preset, seed, chunk_size, workers, schedule
 @click.option("--reserve-background", type=float, default=None,
               help="Fraction of the background kept apart as a reference sample (idealized AD), written to OUTPUT with suffix '.reference'.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def mix(background, signal, output, n_signal, s_over_b, sr, reserve_background, seed):
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+def mix(background, signal, output, n_signal, s_over_b, sr, reserve_background, seed, force):
     """Inject signal into background reproducibly, keeping truth labels for evaluation."""
     from pathlib import Path
 
@@ -75,7 +76,12 @@ def mix(background, signal, output, n_signal, s_over_b, sr, reserve_background, 
 
     from ..data.io import read_events, write_events
     from ..data.mix import inject_signal, split_background
+    from .common import check_output
 
+    check_output(output, force, what="event file")
+    if reserve_background:
+        out = Path(output)
+        check_output(out.with_name(out.stem + ".reference" + out.suffix), force, what="reference file")
     rng = np.random.default_rng(seed)
     bkg = read_events(background)
     sig = read_events(signal)
@@ -94,11 +100,14 @@ def mix(background, signal, output, n_signal, s_over_b, sr, reserve_background, 
 @click.argument("output", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["excess", "lhco", "cathode"]), default="excess", show_default=True,
               help="excess: .h5/.parquet event table; lhco: official feature-file layout; cathode: .npy in TeV.")
-def convert(source, output, fmt):
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+def convert(source, output, fmt, force):
     """Convert between event formats (excess HDF5/Parquet, LHCO feature file, CATHODE .npy)."""
     from ..data.io import read_events, write_events
     from ..data.lhco import write_cathode_npy, write_lhco_features
+    from .common import check_output
 
+    check_output(output, force, what="event file")
     df = read_events(source)
     if fmt == "excess":
         write_events(df, output)

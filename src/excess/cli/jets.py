@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json
+from .common import check_output, echo_json
 
 
 def _params(items) -> dict:
@@ -43,8 +43,10 @@ def jets():
 @click.option("--no-mpi", is_flag=True, help="Switch multiparton interactions off (the recipe has them on).")
 def generate(out, n_jets, seed, chunk_size, workers, no_mpi):
     """Generate q/g jets in the EnergyFlow recipe (Z + jet at 14 TeV, anti-kt 0.4, pT 500-550 GeV, |y| < 1.7)."""
+    from .._util import check_writable
     from ..data.qg import QGSettings, generate_qg
 
+    check_writable(out)
     echo_json(generate_qg(out, n_jets, seed=seed, chunk_size=chunk_size, n_workers=workers,
                            settings=QGSettings(mpi=not no_mpi)))
 
@@ -61,7 +63,8 @@ def _data_options(f):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--param", "params", multiple=True, help="Constructor argument, e.g. epochs=10 (JSON values).")
 @click.option("--device", default="auto", show_default=True)
-def train(data, max_jets, tagger, out, seed, params, device):
+@click.option("--force", is_flag=True, help="Replace an existing saved model in OUT.")
+def train(data, max_jets, tagger, out, seed, params, device, force):
     """Train one tagger on DATA (an .npz file or a directory of them) and save it (state_dict + JSON)."""
     from ..data.qg import load_qg
     from ..errors import ConfigError
@@ -70,6 +73,7 @@ def train(data, max_jets, tagger, out, seed, params, device):
 
     if tagger == "hgb":
         raise ConfigError("the tree baseline is not saved as a state_dict; use `excess jets evaluate` for it")
+    check_output(out, force, marker="hyperparameters.json", what="model")
     kw = _params([f"{tagger}.{p}" for p in params]).get(tagger, {})
     d = load_qg(data, max_jets=max_jets)
     model = make_tagger(tagger, random_state=seed, device=device, **kw).fit(d.X, d.y)
@@ -88,9 +92,11 @@ def train(data, max_jets, tagger, out, seed, params, device):
 @click.option("--param", "params", multiple=True, help="tagger.key=value, e.g. pfn.epochs=10 (JSON values).")
 def evaluate(data, max_jets, out, taggers, n_train, n_test, n_seeds, seed, params):
     """Train and compare taggers over seeds on DATA; write metrics.json, plots and report.html to OUT."""
+    from .._util import check_writable
     from ..data.qg import load_qg
     from ..tagging.jets.evaluate import evaluate_taggers
 
+    check_writable(out)  # a rerun into OUT resumes from the saved scores (other settings are refused)
     d = load_qg(data, max_jets=max_jets)
     m = evaluate_taggers(d.X, d.y, out, taggers=[t.strip() for t in taggers.split(",") if t.strip()],
                          n_train=n_train, n_test=n_test, n_seeds=n_seeds, seed=seed, params=_params(params),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json, parse_params
+from .common import check_output, echo_json, parse_params
 
 
 @click.group()
@@ -64,12 +64,14 @@ def mock(output, center, radius, density, stream_fraction, no_stream, stream_age
 @click.option("--threshold", type=float, default=6.0, show_default=True, help="Line significance for a candidate.")
 @click.option("--n-folds", type=int, default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace the results of an existing run directory.")
 def search(input, output, center, method, params, fast, resonant, sr_width, step, sb_width, scan_range, windows, top_n,
-           threshold, n_folds, seed):
+           threshold, n_folds, seed, force):
     """Search a patch of Gaia stars for streams; writes RUN_DIR with report.html."""
     from ..astro.streams.run import run_stream_search
     from ..astro.streams.search import StreamSearchConfig
 
+    check_output(output, force, marker="search.json", what="stream search")
     kw = {}
     if params:
         kw["method_params"] = parse_params(params)

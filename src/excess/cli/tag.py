@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json
+from .common import check_output, echo_json
 
 
 def _columns(items) -> dict:
@@ -65,8 +65,10 @@ def electrons():
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
 def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, mpi, output):
     """Generate a track sample (Pythia 8 + the track-level detector model); resumable."""
+    from .._util import check_writable
     from ..data.electrons import generate_tracks
 
+    check_writable(output)
     kw = {"mpi": mpi}
     if process == "higgsino":
         kw.update(m_chi20=m_chi20, m_chi10=m_chi10)
@@ -91,7 +93,9 @@ def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, m
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
-def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks, min_tracks, seed, device, output):
+@click.option("--force", is_flag=True, help="Replace the results of an existing OUTPUT.")
+def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks, min_tracks, seed, device, output,
+          force):
     """Train taggers on labelled tracks; networks are saved under OUTPUT/models/<model>."""
     import time
 
@@ -99,9 +103,9 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
     from ..nn.io import save_model
     from ..tagging import ElectronTagger
 
+    check_output(output, force, marker="training.json", what="training")
     df = _load_tracks(inputs, columns, tree, max_tracks, seed)
     hid = tuple(int(h) for h in hidden.split(",") if h.strip())
-    output.mkdir(parents=True, exist_ok=True)
     summary = {"n_tracks": len(df), "n_electrons": int(df["label"].sum()) if "label" in df else None, "models": {}}
     for m in models:
         t0 = time.perf_counter()
@@ -129,11 +133,13 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
 @click.option("--n-shap", type=click.IntRange(5), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
-def evaluate(model_dirs, inputs, columns, tree, fake_rate, shap, n_shap, seed, output):
+@click.option("--force", is_flag=True, help="Replace the results of an existing OUTPUT.")
+def evaluate(model_dirs, inputs, columns, tree, fake_rate, shap, n_shap, seed, output, force):
     """ROC, efficiency at fixed fake rate per pT bin and category, SHAP; writes a run directory."""
     from ..nn.io import load_model
     from ..tagging.evaluate import evaluate_taggers
 
+    check_output(output, force, marker="metrics.json", what="evaluation")
     df = _load_tracks(inputs, columns, tree)
     taggers = {p.name: load_model(p) for p in model_dirs}
     cfg = {"models": [str(p) for p in model_dirs], "inputs": [str(p) for p in inputs], "columns": list(columns),
@@ -155,7 +161,8 @@ def evaluate(model_dirs, inputs, columns, tree, fake_rate, shap, n_shap, seed, o
 @click.option("--fake-rate", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
-def impact(model_dir, signals, background, lumi, fake_rate, seed, output):
+@click.option("--force", is_flag=True, help="Replace the results of an existing OUTPUT.")
+def impact(model_dir, signals, background, lumi, fake_rate, seed, output, force):
     """Expected significance in the mock higgsino SR: with the tagger, without it, with a 4.5 GeV electron."""
     import time
 
@@ -167,6 +174,7 @@ def impact(model_dir, signals, background, lumi, fake_rate, seed, output):
     from ..tagging.impact import impact_study
     from ..tagging.report import write_tagging_report
 
+    check_output(output, force, marker="metrics.json", what="impact study")
     t0 = time.perf_counter()
     tagger = load_model(model_dir)
     sig = {}

@@ -319,11 +319,16 @@ def load_qg(source, *, max_jets: int | None = None) -> QGData:
     for f in files:
         try:
             with np.load(f, allow_pickle=False) as d:
-                if "X" not in d or "y" not in d:
-                    raise InputError(f"{f}: needs arrays 'X' and 'y', has {sorted(d.files)}")
+                names = list(getattr(d, "files", []))
+                if not hasattr(d, "files") or "X" not in names or "y" not in names:
+                    raise InputError(f"{f}: needs arrays 'X' and 'y', has {sorted(names)}; write it with "
+                                     "np.savez(path, X=..., y=...)")
                 X, y = d["X"], d["y"]
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{f}: not a readable .npz file ({exc})") from None
+        except InputError:
+            raise
+        except (OSError, ValueError, EOFError) as exc:
+            why = "not a .npz archive" if "pickle" in str(exc) else str(exc)
+            raise InputError(f"{f}: not a readable .npz file ({why}); write it with np.savez(path, X=..., y=...)") from None
         X, y = check_jets(X, y, name=str(f))
         if max_jets is not None:
             X, y = X[: max_jets - n], y[: max_jets - n]

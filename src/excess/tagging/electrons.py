@@ -75,7 +75,7 @@ def check_tracks(tracks: pd.DataFrame, *, source: str = "tracks", require_label:
 
 def inclusive_matrix(tracks: pd.DataFrame) -> np.ndarray:
     """All features (absent blocks and NaN filled with 0) followed by the one-hot category."""
-    X = np.nan_to_num(tracks[list(ALL_FEATURES)].to_numpy(dtype=float), nan=0.0)
+    X = np.nan_to_num(tracks.reindex(columns=list(ALL_FEATURES)).to_numpy(dtype=float), nan=0.0)  # absent: 0
     cats = tracks["category"].astype(str).to_numpy()
     onehot = np.stack([(cats == c).astype(float) for c in CATEGORIES], axis=1)
     return np.hstack([X, onehot])

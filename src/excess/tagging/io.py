@@ -51,7 +51,11 @@ def read_track_table(path: str | os.PathLike, *, columns: dict | None = None, tr
     elif suffix == ".root":
         df = _read_root(path, tree)
     elif suffix == ".parquet":
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:200]}); check the "
+                             "file or write it again") from None
     elif suffix in (".h5", ".hdf5", ".hdf"):
         import h5py
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._util import atomic_path, atomic_write_json, check_random_state, get_logger, package_versions, to_jsonable
+from ..._util import (atomic_path, atomic_write_json, check_random_state, check_writable, get_logger,
+                      package_versions, to_jsonable)
 from ...errors import InputError
 from .mocks import load_mock, truth_from_spec
 
@@ -59,13 +60,14 @@ def fit_run(stars_path, run_dir, *, params: dict | None = None, random_state=0, 
 
     set_threads(threads)
     run_dir = Path(run_dir)
-    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
-    stars = load_mock(stars_path)
+    stars = load_mock(stars_path)  # read and checked before the run directory exists: a bad file leaves nothing
+    check_writable(run_dir)
     model = PhaseSpaceFlow(random_state=random_state)
     model.set_params(**(params or {}))
     t0 = time.perf_counter()
     model.fit(stars.x, stars.v)
     seconds = time.perf_counter() - t0
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)  # only once a result exists
     model.save(run_dir / "model")
     _update_json(run_dir / "config.json", "fit", {"stars": str(Path(stars_path).resolve()), "spec": stars.spec,
                                                    "params": model.get_params(deep=False), "seed": random_state})
