@@ -66,7 +66,7 @@ def test_inclusive_tagger_accepts_a_table_without_absent_feature_blocks():
 @pytest.mark.parametrize("cmd,marker", [
     (["tag", "electrons", "train", "-i", "{tracks}", "-o", "{out}"], "training.json"),
     (["tag", "electrons", "evaluate", "-m", "{model}", "-i", "{tracks}", "-o", "{out}"], "metrics.json"),
-    (["jets", "train", "{npz}", "-o", "{out}"], "hyperparameters.json"),
+    (["tag", "jets", "train", "{npz}", "-o", "{out}"], "hyperparameters.json"),
     (["dynamics", "fit", "{stars}", "-o", "{out}"], "model"),
     (["streams", "search", "{stars}", "-o", "{out}"], "search.json"),
 ])
@@ -112,18 +112,18 @@ def test_dynamics_fit_bad_stars_leave_no_run_directory(tmp_path, capsys):
 
 def test_jets_npz_messages_name_the_file_once(tmp_path, capsys):
     f = _npz(tmp_path / "qg.npz", keys=("X", "z"))
-    rc, err = _excess(capsys, "jets", "train", f, "-o", tmp_path / "m")
+    rc, err = _excess(capsys, "tag", "jets", "train", f, "-o", tmp_path / "m")
     assert rc == 1 and "needs arrays 'X' and 'y'" in err and "not a readable" not in err
     bad = tmp_path / "x.npz"
     bad.write_bytes(b"\x00garbage\n" * 4)
-    rc, err = _excess(capsys, "jets", "train", bad, "-o", tmp_path / "m")
+    rc, err = _excess(capsys, "tag", "jets", "train", bad, "-o", tmp_path / "m")
     assert rc == 1 and f"{bad}: not a readable .npz file" in err and "pickle" not in err
 
 
 @pytest.mark.parametrize("cmd", [
     ["tag", "electrons", "simulate", "-n", "5", "-o", "{out}"],
-    ["jets", "generate", "-n", "4", "-o", "{out}"],
-    ["jets", "evaluate", "{npz}", "-o", "{out}", "-t", "hgb", "--seeds", "1"],
+    ["tag", "jets", "generate", "-n", "4", "-o", "{out}"],
+    ["tag", "jets", "evaluate", "{npz}", "-o", "{out}", "-t", "hgb", "--seeds", "1"],
     ["streams", "search", "{csv}", "-o", "{out}"],
 ])
 def test_output_under_a_file_is_refused_before_the_work(tmp_path, capsys, cmd):

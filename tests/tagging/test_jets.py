@@ -145,7 +145,7 @@ def test_cli_end_to_end(tmp_path):
     X, y = toy_jets(200, rng)
     write_qg_npz(tmp_path / "data" / "toy.npz", X, y)
     r = CliRunner().invoke(cli, [
-        "jets", "evaluate", str(tmp_path / "data"), "-o", str(tmp_path / "run"), "-t", "hgb,efn", "--seeds", "2",
+        "tag", "jets", "evaluate", str(tmp_path / "data"), "-o", str(tmp_path / "run"), "-t", "hgb,efn", "--seeds", "2",
         "--n-test", "80", "--param", "hgb.n_members=1", "--param", "hgb.max_iter=30", "--param", "efn.epochs=2", "--param", "efn.batch_size=16",
         "--param", "efn.phi_sizes=[8,8]", "--param", "efn.f_sizes=[8]", "--param", "efn.device=\"cpu\""])
     assert r.exit_code == 0, r.output
@@ -157,11 +157,11 @@ def test_cli_end_to_end(tmp_path):
         assert (run / f).is_file(), f
     assert "gluon rejection" in (run / "report.html").read_text()
     # rerun resumes from the saved scores; other settings in the same directory are refused
-    r2 = CliRunner().invoke(cli, ["jets", "evaluate", str(tmp_path / "data"), "-o", str(run), "-t", "hgb", "--seeds",
+    r2 = CliRunner().invoke(cli, ["tag", "jets", "evaluate", str(tmp_path / "data"), "-o", str(run), "-t", "hgb", "--seeds",
                                   "1", "--n-test", "80"])
     assert r2.exit_code != 0 and "other settings" in str(r2.exception)
     # train + save a model through the CLI
-    r3 = CliRunner().invoke(cli, ["jets", "train", str(tmp_path / "data" / "toy.npz"), "-t", "efn", "-o",
+    r3 = CliRunner().invoke(cli, ["tag", "jets", "train", str(tmp_path / "data" / "toy.npz"), "-t", "efn", "-o",
                                   str(tmp_path / "model"), "--param", "epochs=1", "--device", "cpu"])
     assert r3.exit_code == 0, r3.output
     assert (tmp_path / "model" / "state_dict.pt").is_file()

@@ -1,4 +1,4 @@
-"""``excess jets``: quark/gluon jet generation, tagger training and evaluation (thin layer over the library)."""
+"""``excess tag jets``: quark/gluon jet generation, tagger training and evaluation (thin layer over the library)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def train(data, max_jets, tagger, out, seed, params, device, force):
     from ..tagging.jets.models import make_tagger
 
     if tagger == "hgb":
-        raise ConfigError("the tree baseline is not saved as a state_dict; use `excess jets evaluate` for it")
+        raise ConfigError("the tree baseline is not saved as a state_dict; use `excess tag jets evaluate` for it")
     check_output(out, force, marker="hyperparameters.json", what="model")
     kw = _params([f"{tagger}.{p}" for p in params]).get(tagger, {})
     d = load_qg(data, max_jets=max_jets)

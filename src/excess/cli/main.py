@@ -24,9 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "calo": ("excess.cli.calo", "calo", "Fast calorimeter simulation: simulate, train, generate, evaluate."),
     "dynamics": ("excess.cli.dynamics", "dynamics", "Dark matter from stellar kinematics: flows, accelerations, density."),
     "benchmark": ("excess.cli.benchmark", "benchmark", "Benchmarks of anomaly methods (max SIC tables)."),
-    "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers (simulate, train, evaluate, impact)."),
+    "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers and q/g jet taggers (tag electrons | tag jets)."),
     "streams": ("excess.cli.streams", "streams", "Stellar streams in Gaia: mock patches, sliding-window search, evaluation."),
-    "jets": ("excess.cli.jets", "jets", "Jet tagging: q/g jets, CNN on jet images, PFN/EFN, tree baseline."),
 }
 
 

@@ -45,7 +45,7 @@ _tree = click.option("--tree", default=None, help="TTree name for ROOT inputs.")
 
 @click.group()
 def tag():
-    """Supervised identification (low-pT electrons)."""
+    """Supervised identification: low-pT electrons and quark/gluon jets."""
 
 
 @tag.group()
@@ -198,3 +198,12 @@ def impact(model_dir, signals, background, lumi, fake_rate, seed, output, force)
     echo_json({"output": str(output), "points": [
         {"m_chi20": p["m_chi20"], "m_chi10": p["m_chi10"],
          **{k: round(v["z"], 4) for k, v in p["selections"].items()}} for p in res["points"]]})
+
+
+def _add_jets() -> None:
+    from .jets import jets
+
+    tag.add_command(jets)
+
+
+_add_jets()
