@@ -163,20 +163,12 @@ class ScanConfig(_Strict):
         "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0 or 1 by a "
         "likelihood-ratio test in the sidebands.")
 
-    @field_validator("features")
+    @field_validator("features", "efficiencies")
     @classmethod
-    def _distinct_features(cls, v):
-        dup = sorted({f for f in v if v.count(f) > 1})
+    def _distinct(cls, v, info):
+        dup = sorted({x for x in v if v.count(x) > 1})
         if dup:
-            raise ValueError(f"features must be distinct; {dup} appear more than once")
-        return v
-
-    @field_validator("efficiencies")
-    @classmethod
-    def _effs(cls, v):
-        dup = sorted({e for e in v if v.count(e) > 1})
-        if dup:
-            raise ValueError(f"efficiencies must be distinct; {dup} appear more than once")
+            raise ValueError(f"{info.field_name} must be distinct; {dup} appear more than once")
         return v
 
     @field_validator("windows")

@@ -272,8 +272,6 @@ def generate_dijet(
     An existing single-file ``output`` is an :class:`~excess.errors.OutputError` unless ``overwrite``; a failure
     before any chunk is finished leaves no staging folder behind.
     """
-    from ..executor import get_executor
-
     if int(n_events) <= 0:
         raise ConfigError(f"n_events must be positive, got {n_events}")
     if int(chunk_size) <= 0:

@@ -147,8 +147,6 @@ def read_events(path: str | os.PathLike, columns: list[str] | None = None, max_e
 
         df = read_cathode_npy(path)
     elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         df = read_parquet_table(path, columns)
     elif suffix in (".h5", ".hdf5", ".hdf"):
         import h5py

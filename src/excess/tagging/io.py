@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.io import read_parquet_table
 from ..data.tracks import CATEGORIES
 from ..errors import InputError
 
@@ -51,11 +52,7 @@ def read_track_table(path: str | os.PathLike, *, columns: dict | None = None, tr
     elif suffix == ".root":
         df = _read_root(path, tree)
     elif suffix == ".parquet":
-        try:
-            df = pd.read_parquet(path)
-        except (OSError, ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:200]}); check the "
-                             "file or write it again") from None
+        df = read_parquet_table(path)
     elif suffix in (".h5", ".hdf5", ".hdf"):
         import h5py
 
