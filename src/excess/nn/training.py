@@ -69,10 +69,14 @@ def to_device(tensors: Sequence, device):
 
 
 def reset_parameters(module, generator) -> None:
-    """Re-initialise every ``nn.Linear`` (zuko's masked ones included) from ``generator``.
+    """Re-initialise every ``nn.Linear`` (zuko's masked ones included), convolution (``Conv1d/2d/3d`` and the
+    transposed ones) and recurrent layer (``RNN``, ``GRU``, ``LSTM``) from ``generator``.
 
-    Torch's default scheme, U(+-1/sqrt(fan_in)) for weights and biases, drawn from a local generator:
-    reproducible without touching torch's global random state. Call it before moving the module to a device.
+    Torch's default schemes, drawn from a local generator: U(+-1/sqrt(fan_in)) for the weights and biases of
+    linear and convolution layers (``fan_in = in_channels / groups * prod(kernel_size)``; for transposed
+    convolutions torch's ``fan_in`` is computed from ``weight.shape[1]``), U(+-1/sqrt(hidden_size)) for every
+    parameter of a recurrent layer. Reproducible without touching torch's global random state. Modules are
+    visited in ``module.modules()`` order. Call it before moving the module to a device.
     """
     import torch
 
@@ -80,9 +84,18 @@ def reset_parameters(module, generator) -> None:
         for mod in module.modules():
             if isinstance(mod, torch.nn.Linear):
                 bound = 1.0 / math.sqrt(max(1, mod.in_features))
-                mod.weight.uniform_(-bound, bound, generator=generator)
-                if mod.bias is not None:
-                    mod.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(mod, torch.nn.modules.conv._ConvNd):
+                bound = 1.0 / math.sqrt(max(1, mod.weight.shape[1] * math.prod(mod.kernel_size)))
+            elif isinstance(mod, torch.nn.RNNBase):
+                bound = 1.0 / math.sqrt(max(1, mod.hidden_size))
+                for w in mod.parameters(recurse=False):
+                    w.uniform_(-bound, bound, generator=generator)
+                continue
+            else:
+                continue
+            mod.weight.uniform_(-bound, bound, generator=generator)
+            if mod.bias is not None:
+                mod.bias.uniform_(-bound, bound, generator=generator)
 
 
 def train_val_split(n: int, val_fraction: float, rng: np.random.Generator, *, min_val: int = 1):

@@ -20,8 +20,6 @@ The default batch of 128 gives ~60 optimiser steps per epoch on 8k jets (EnergyF
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -48,20 +46,6 @@ def _stratified_split(y, fraction, rng):
         tr.append(idx[a])
         va.append(idx[b])
     return np.concatenate(tr), np.concatenate(va)
-
-
-def _init_convs(module, generator) -> None:
-    """Seeded U(+-1/sqrt(fan_in)) initialisation of Conv2d layers (reset_parameters covers Linear only)."""
-    import torch
-
-    with torch.no_grad():
-        for mod in module.modules():
-            if isinstance(mod, torch.nn.Conv2d):
-                fan_in = mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1]
-                bound = 1.0 / math.sqrt(fan_in)
-                mod.weight.uniform_(-bound, bound, generator=generator)
-                if mod.bias is not None:
-                    mod.bias.uniform_(-bound, bound, generator=generator)
 
 
 class _TorchTagger(ClassifierMixin, BaseEstimator):
@@ -100,8 +84,7 @@ class _TorchTagger(ClassifierMixin, BaseEstimator):
         wt = torch.from_numpy(w)
         net = self._build()
         gen = torch_generator(seed_init)
-        reset_parameters(net, gen)
-        _init_convs(net, gen)
+        reset_parameters(net, gen)  # Linear and Conv2d layers
         fwd = self._forward
 
         def loss_fn(module, *batch):
