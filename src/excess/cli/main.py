@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "calo": ("excess.cli.calo", "calo", "Fast calorimeter simulation: simulate, train, generate, evaluate."),
     "dynamics": ("excess.cli.dynamics", "dynamics", "Dark matter from stellar kinematics: flows, accelerations, density."),
     "benchmark": ("excess.cli.benchmark", "benchmark", "Benchmarks of anomaly methods (max SIC tables)."),
-    "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers and q/g jet taggers (tag electrons | tag jets)."),
+    "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers, q/g jet taggers and b-taggers (tag electrons | tag jets | tag btag)."),
     "streams": ("excess.cli.streams", "streams", "Stellar streams in Gaia: mock patches, sliding-window search, evaluation."),
 }
 

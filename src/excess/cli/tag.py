@@ -45,7 +45,7 @@ _tree = click.option("--tree", default=None, help="TTree name for ROOT inputs.")
 
 @click.group()
 def tag():
-    """Supervised identification: low-pT electrons and quark/gluon jets."""
+    """Supervised identification: low-pT electrons, quark/gluon jets and b-tagging."""
 
 
 @tag.group()
@@ -204,6 +204,9 @@ def _add_jets() -> None:
     from .jets import jets
 
     tag.add_command(jets)
+    from .btag import btag
+
+    tag.add_command(btag)
 
 
 _add_jets()
