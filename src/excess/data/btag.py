@@ -17,7 +17,8 @@ Generation
     b-tagged with track taggers; the fraction dropped is in the chunk metadata).
 
 Truth flavour (hadron cone labelling, as ATLAS's ``HadronConeExclTruthLabelID``)
-    Weakly decaying ("last in chain") b hadrons -- hadrons with a b quark none of whose daughters has one --
+    Weakly decaying ("last in chain") b hadrons -- open-b hadrons (:func:`has_quark`; quarkonia excluded) none
+    of whose daughters is one --
     with pT > 5 GeV are matched to the nearest jet within Delta R < 0.4 (each hadron to one jet at most); a jet
     with one is ``b`` (label 5). Otherwise the same with last-in-chain c hadrons gives ``c`` (4); every other
     jet is ``light`` (0). :data:`FLAVOURS` maps the names to labels.
@@ -131,14 +132,15 @@ def btag_pythia_config(s: BTagSettings, process: str, seed: int) -> list[str]:
 
 
 def has_quark(pid, quark: int) -> np.ndarray:
-    """Whether each PDG id is a hadron (meson or baryon, excited states included) containing ``quark`` (4 or 5)."""
+    """Whether each PDG id is an open-flavour hadron (meson or baryon, excited states included) containing ``quark``
+    (4 or 5); quarkonia (J/psi, Upsilon: no net flavour, no lifetime), quarks and diquarks are not."""
     a = np.abs(np.asarray(pid, dtype=np.int64)) % 10000
     n1, n2, n3 = (a // 1000) % 10, (a // 100) % 10, (a // 10) % 10
     meson = (n1 == 0) & (n2 > 0) & (n3 > 0)
     baryon = (n1 > 0) & (n2 > 0) & (n3 > 0)
     if quark not in (4, 5):
         raise ConfigError(f"quark must be 4 (c) or 5 (b), got {quark}")
-    in_meson = meson & ((n2 == quark) | (n3 == quark))
+    in_meson = meson & ((n2 == quark) != (n3 == quark))  # open flavour: quarkonia (c cbar, b bbar) are not
     in_baryon = baryon & ((n1 == quark) | (n2 == quark) | (n3 == quark))
     return (in_meson | in_baryon) & (np.abs(np.asarray(pid)) > 100)
 
