@@ -547,11 +547,14 @@ def tracks_to_inputs(jets: dict, tracks: dict, max_tracks: int = 25) -> np.ndarr
 
 
 def load_btag(source, *, max_jets: int | None = None, max_tracks: int = 25) -> BTagData:
-    """Read b-tagging chunk files: a ``.npz`` file, a directory (all ``btag_*.npz`` in it, sorted) or a list."""
+    """Read b-tagging chunk files: a ``.npz`` file, a directory (every ``*.npz`` in it, sorted; hidden names, the
+    temporary files of chunks still being written, are skipped) or a list. ``max_tracks`` per jet are kept
+    (the largest ``|S_d0|``); bad files raise :class:`~excess.errors.InputError` naming the file."""
     if isinstance(source, (str, os.PathLike)):
         src = Path(source)
         if src.is_dir():
-            files = sorted(src.glob("*.npz"))
+            # hidden names are files being written (atomic_path's temporary names)
+            files = sorted(p for p in src.glob("*.npz") if not p.name.startswith("."))
             if not files:
                 raise InputError(f"{src}: no .npz files in this directory")
         elif src.is_file():
