@@ -6,7 +6,8 @@ Steps (the library calls behind ``excess dynamics mock --kind disk | fit | densi
    delta = 0.45; h_R = 2.67 kpc, sigma_R = 44 km/s, sigma_z = 22 km/s at R0, dispersion scale lengths 8 kpc) in
    galpy's MWPotential2014 (bulge + Miyamoto-Nagai disk + NFW halo; R0 = 8 kpc, v_c = 220 km/s), kept in a
    ball of ``--radius`` kpc around (8, 0, 0) kpc (rejection sampling from the DF itself);
-2. fit: a :class:`~excess.astro.dynamics.model.PhaseSpaceFlow` ensemble (no radial map: a local sample);
+2. fit: a :class:`~excess.astro.dynamics.model.PhaseSpaceFlow` ensemble (no radial map: a local sample;
+   velocities scaled by a fitted dispersion profile s(r));
 3. density: at R = 8 kpc, ``--n-heights`` heights in |z| <= 1 kpc times ``--n-azimuths`` azimuths within
    +-0.05 rad: accelerations (ensemble gradients averaged) and the density averaged over a ball of
    ``--ball-radius`` kpc (Gauss's theorem), minus the MWPotential2014 baryons for the dark matter.
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-velocities", type=int, default=1000)
     p.add_argument("--ball-radius", default="0.1")
     p.add_argument("--combine", default="gradients", choices=["gradients", "accelerations"])
+    p.add_argument("--velocity-scale", default="auto", choices=["auto", "none"])
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
         n = len(mock)
     t_mock, c_mock = time.perf_counter() - t0, time.process_time() - c0
     params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  radial_scale=None, n_jobs=args.jobs, device="cpu")
+                  radial_scale=None, velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale,
+                  n_jobs=args.jobs, device="cpu")
     c0, ch0 = time.process_time(), _children_cpu()
     fit = fit_run(stars, out, params=params, random_state=args.seed, threads=args.threads)
     cpu_fit = time.process_time() - c0 + _children_cpu() - ch0

@@ -94,4 +94,5 @@ def test_disk_end_to_end(tmp_path, monkeypatch):
     np.testing.assert_allclose(np.unique(x[:, 2]), [-1.0, 0.0, 1.0])
     assert 0.09 < m["rho"]["local_true_msun_pc3"] < 0.11 and np.isfinite(m["rho"]["local_msun_pc3"])
     assert np.isfinite(m["acc"]["vertical_median_rel_error_abs_z_ge_0.2"])
+    assert (run / "plots" / "density_rho_z.png").stat().st_size > 1000 and (run / "report.html").exists()
     assert main(["dynamics", "density", str(run), "--ball-radius", "-1", "--n-radii", "2", "--n-directions", "1"]) != 0

@@ -292,6 +292,9 @@ def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> Non
 
     plt = pyplot()
     x = est.positions
+    if spec.get("kind") == "disk":
+        _disk_plots(run_dir, what, est, arrays, plt, save_figure)
+        return
     r = np.linalg.norm(x, axis=1)
     rhat = x / np.maximum(r, 1e-300)[:, None]
     a_r = -(est.acc * rhat).sum(1)
@@ -336,6 +339,39 @@ def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> Non
         save_figure(fig, run_dir / "plots" / f"{what}_error_map.png")
 
 
+def _disk_plots(run_dir: Path, what: str, est, arrays: dict, plt, save_figure) -> None:
+    """Vertical acceleration and density against height for the disk mock's column at the solar radius."""
+    z = est.positions[:, 2]
+    o = np.argsort(z)
+    fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    axes[0].errorbar(z, est.acc[:, 2], yerr=est.acc_std[:, 2], fmt="o", ms=3, label="flow ensemble (mean ± std)")
+    if "acc_true" in arrays:
+        at = arrays["acc_true"][:, 2]
+        axes[0].plot(z[o], at[o], "k-", label="truth (galpy MWPotential2014)")
+        far = np.abs(z) >= 0.2
+        axes[1].errorbar(z[far], est.acc[far, 2] / at[far] - 1, yerr=est.acc_std[far, 2] / np.abs(at[far]), fmt="o", ms=3)
+        axes[1].axhline(0, color="k", lw=1)
+        axes[1].axhspan(-0.02, 0.02, color="0.85")
+    axes[0].set(ylabel=r"$a_z$ [(km/s)$^2$/kpc]", title="R = 8 kpc")
+    axes[1].set(xlabel="z [kpc]", ylabel="ratio - 1 (|z| >= 0.2)")
+    axes[0].legend(fontsize=9)
+    save_figure(fig, run_dir / "plots" / f"{what}_az_profile.png")
+    if what == "density" and est.rho is not None:
+        fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        axes[0].errorbar(z, est.rho * 1e-9, yerr=est.rho_std * 1e-9, fmt="o", ms=3, label="ball-averaged -div(a)/(4 pi G)")
+        if "rho_baryons" in arrays and np.any(arrays["rho_baryons"] > 0):
+            axes[0].plot(z[o], arrays["rho_baryons"][o] * 1e-9, "--", color="0.5", label="baryon model")
+        if "rho_true" in arrays:
+            axes[0].plot(z[o], arrays["rho_true"][o] * 1e-9, "k-", label="truth (total)")
+            axes[1].errorbar(z, arrays["rho_rel_error"], yerr=est.rho_std / arrays["rho_true"], fmt="o", ms=3)
+            axes[1].axhline(0, color="k", lw=1)
+            axes[1].axhspan(-0.1, 0.1, color="0.85")
+        axes[0].set(ylabel=r"$\rho$ [M$_\odot$/pc$^3$]", title="R = 8 kpc")
+        axes[1].set(xlabel="z [kpc]", ylabel="ratio - 1")
+        axes[0].legend(fontsize=9)
+        save_figure(fig, run_dir / "plots" / "density_rho_z.png")
+
+
 _CAPTIONS = {
     "fit_losses.png": "Validation negative log-likelihood per epoch of each member's n(x) and p(v|x) flows.",
     "accelerations_acc_profile.png": "Radial acceleration at the query positions (ensemble mean ± member std) "
@@ -344,6 +380,9 @@ _CAPTIONS = {
     "density_profile.png": "Mass density -div(a)/(4 pi G) (ensemble mean ± std) against truth; lower panel: "
                            "ratio - 1 (grey band ±10 %).",
     "accelerations_error_map.png": "|relative acceleration error| at the query positions (R, z).",
+    "accelerations_az_profile.png": "Disk: vertical acceleration at R = 8 kpc against truth (ratio for |z| >= 0.2 kpc).",
+    "density_az_profile.png": "Disk: vertical acceleration at R = 8 kpc against truth (ratio for |z| >= 0.2 kpc).",
+    "density_rho_z.png": "Disk: ball-averaged density at R = 8 kpc against the total density of the potential.",
     "density_error_map.png": "|relative density error| at the query positions (R, z).",
 }
 
