@@ -115,3 +115,20 @@ def test_disk_mock_sanity():
     assert abs(a[2, 0] + 220.0**2 / 8.0) < 0.01 * 220.0**2 / 8.0  # v_c = 220 km/s at R0 = 8 kpc
     rho = truth.density(np.array([[8.0, 0, 0]]))[0] * 1e-9
     assert 0.08 < rho < 0.12  # MWPotential2014: ~0.10 Msun/pc^3 in the plane at R0
+
+
+def test_trim_velocities_drops_the_tails():
+    from excess.astro.dynamics.estimate import trim_velocities
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(2, 200, 3)) * [10.0, 20.0, 30.0] + [0.0, 200.0, 0.0]
+    v[0, 7] = [500.0, 200.0, 0.0]  # an outlier
+    t = trim_velocities(v, 0.1)
+    assert t.shape == (2, 180, 3)
+    assert not np.any(np.all(t[0] == [500.0, 200.0, 0.0], axis=1))
+    assert trim_velocities(v, 0.0) is v
+    # the exact solution does not depend on which velocities are used
+    s = HernquistSphere(mass=1e12, a=10.0)
+    x = np.array([[10.0, 0, 0], [0, 20.0, 5.0]])
+    est = estimate_field(_AnalyticEnsemble(s), x, n_velocities=40, density=False, trim=0.2, random_state=0)
+    np.testing.assert_allclose(est.acc, s.acceleration(x), rtol=1e-8, atol=1e-8)

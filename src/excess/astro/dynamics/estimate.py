@@ -29,7 +29,7 @@ from ..._util import check_random_state, progress, spawn_seeds
 from ...errors import ConfigError
 from .model import check_phase_space
 
-__all__ = ["FieldEstimate", "estimate_field", "COMBINE_MODES", "DENSITY_METHODS"]
+__all__ = ["FieldEstimate", "estimate_field", "trim_velocities", "COMBINE_MODES", "DENSITY_METHODS"]
 
 COMBINE_MODES = ("gradients", "accelerations")
 DENSITY_METHODS = ("autograd", "ball")
@@ -76,11 +76,30 @@ class FieldEstimate:
                 "n_velocities": self.n_velocities, "ball_radius": self.ball_radius}
 
 
+def trim_velocities(v: np.ndarray, fraction: float) -> np.ndarray:
+    """Drop the ``fraction`` of velocities (P, N, 3) farthest from their mean (Mahalanobis, per position).
+
+    The Boltzmann equation holds for every velocity, so a selection that depends on ``v`` alone leaves the
+    exact solution unchanged; it removes the tails, where the flow saw few stars and ``grad_v log f`` is
+    large and poorly learned, and which otherwise dominate the least-squares sums.
+    """
+    if not fraction:
+        return v
+    P, N, _ = v.shape
+    keep = max(3, int(round(N * (1.0 - float(fraction)))))
+    d = v - v.mean(axis=1, keepdims=True)
+    cov = np.einsum("pni,pnj->pij", d, d) / N + 1e-12 * np.eye(3)
+    m2 = np.einsum("pni,pij,pnj->pn", d, np.linalg.inv(cov), d)
+    idx = np.argsort(m2, axis=1)[:, :keep]
+    return np.take_along_axis(v, idx[..., None], axis=1)
+
+
 def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, density_method: str = "autograd",
-                   ball_radius=None, combine: str = "gradients", batch_evaluations: int | None = None,
+                   ball_radius=None, combine: str = "gradients", trim: float = 0.0, batch_evaluations: int | None = None,
                    random_state=None) -> FieldEstimate:
     """Accelerations (and densities) at positions ``x`` (P, 3) kpc for every member of ``model``.
 
+    ``trim``: fraction of the sampled velocities dropped at each position (:func:`trim_velocities`).
     ``ball_radius``: kpc, a number or one per position (``density_method="ball"`` only). ``batch_evaluations``
     bounds the flow evaluations (positions x stencil points x velocities) per autograd pass, i.e. the memory:
     by default 100,000 for first derivatives and 20,000 for the second derivatives of ``"autograd"`` densities.
@@ -98,6 +117,8 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, d
         raise ConfigError(f"n_velocities must be >= 3 for the least-squares solve, got {n_v}")
     if combine not in COMBINE_MODES:
         raise ConfigError(f"combine must be one of {', '.join(COMBINE_MODES)}, got {combine!r}")
+    if not 0.0 <= float(trim) < 0.9:
+        raise ConfigError(f"trim must be in [0, 0.9), got {trim}")
     if density_method not in DENSITY_METHODS:
         raise ConfigError(f"density_method must be one of {', '.join(DENSITY_METHODS)}, got {density_method!r}")
     M, P = model.n_members_, x.shape[0]
@@ -131,9 +152,10 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, d
         if combine == "gradients":
             v_all = np.concatenate([model.sample_velocities(xs, per_member, member=m, random_state=seeds[j * M + m])
                                     for m in range(M)], axis=1)
-            vs = [v_all] * M
+            vs = [trim_velocities(v_all, trim)] * M
         else:
-            vs = [model.sample_velocities(xs, n_v, member=m, random_state=seeds[j * M + m]) for m in range(M)]
+            vs = [trim_velocities(model.sample_velocities(xs, n_v, member=m, random_state=seeds[j * M + m]), trim)
+                  for m in range(M)]
         pts = xs[:, None, :] if not ball else np.concatenate([xs[:, None, :], ball_stencil(xs, h[i : i + chunk])], 1)
         pts_t = torch.as_tensor(pts.reshape(p * K, 3), device=device)
         gx_sum = gv_sum = None

@@ -219,8 +219,8 @@ def ball_radii(ball_radius, positions: np.ndarray, spec: dict) -> np.ndarray:
 
 def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: int = 12, n_directions: int = 4,
               n_positions: int = 64, n_velocities: int = 500, baryons: str = "none", density_method: str = "ball",
-              ball_radius=None, combine: str = "gradients", random_state=0, threads: int | None = None,
-              plots: bool = True) -> dict:
+              ball_radius=None, combine: str = "gradients", trim: float = 0.0, random_state=0,
+              threads: int | None = None, plots: bool = True) -> dict:
     """Accelerations (``what="accelerations"``) or accelerations and densities (``"density"``) of a fitted run."""
     import h5py
 
@@ -248,11 +248,12 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
     h = ball_radii(ball_radius, positions, spec) if (what == "density" and density_method == "ball") else None
     t0, c0 = time.perf_counter(), time.process_time()
     est = estimate_field(model, positions, n_velocities=n_velocities, density=what == "density",
-                         density_method=density_method, ball_radius=h, combine=combine, random_state=rng)
+                         density_method=density_method, ball_radius=h, combine=combine, trim=trim,
+                         random_state=rng)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     bary = baryon_model(baryons)
     summary = {"n_positions": int(est.positions.shape[0]), "n_velocities": int(n_velocities),
-               "n_members": model.n_members_, "combine": combine, "seconds": seconds, "cpu_seconds": cpu,
+               "n_members": model.n_members_, "combine": combine, "trim": trim, "seconds": seconds, "cpu_seconds": cpu,
                "peak_rss_mb": _peak_rss_mb()}
     if what == "density":
         summary["density_method"] = density_method
@@ -278,7 +279,7 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
     _update_json(run_dir / "config.json", what, {"n_radii": n_radii, "n_directions": n_directions,
                                                   "n_positions": n_positions, "n_velocities": n_velocities,
                                                   "baryons": baryons, "density_method": density_method,
-                                                  "ball_radius": ball_radius, "combine": combine,
+                                                  "ball_radius": ball_radius, "combine": combine, "trim": trim,
                                                   "seed": random_state})
     _update_json(run_dir / "metrics.json", what, summary)
     if plots:
