@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-azimuths", type=int, default=4)
     p.add_argument("--n-velocities", type=int, default=1000)
     p.add_argument("--ball-radius", default="0.1")
-    p.add_argument("--combine", default="gradients", choices=["gradients", "accelerations"])
+    p.add_argument("--combine", default="accelerations", choices=["gradients", "accelerations"])
     p.add_argument("--velocity-scale", default="auto", choices=["auto", "none"])
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
     p.add_argument("--jobs", type=int, default=1)

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-velocities", type=int, default=1000)
     p.add_argument("--radial-scale", default="profile", help="'profile', 'auto' or a length in kpc")
     p.add_argument("--velocity-scale", default="auto", choices=["auto", "none"])
-    p.add_argument("--combine", default="gradients", choices=["gradients", "accelerations"])
+    p.add_argument("--combine", default="accelerations", choices=["gradients", "accelerations"])
     p.add_argument("--density-method", default="ball", choices=["ball", "autograd"])
     p.add_argument("--ball-radius", default="0.2r")
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")

@@ -113,7 +113,7 @@ def _field_options(f):
         click.option("--n-positions", type=click.IntRange(1), default=64, show_default=True),
         click.option("--n-velocities", type=click.IntRange(3), default=500, show_default=True,
                      help="Velocities sampled per position for the least-squares solve."),
-        click.option("--combine", type=click.Choice(["gradients", "accelerations"]), default="gradients",
+        click.option("--combine", type=click.Choice(["gradients", "accelerations"]), default="accelerations",
                      show_default=True, help="Ensemble: average the members' grad log f before one solve, or average "
                                              "the members' accelerations."),
         click.option("--trim", type=click.FloatRange(0.0, 0.9, max_open=True), default=0.0, show_default=True,

@@ -219,7 +219,7 @@ def ball_radii(ball_radius, positions: np.ndarray, spec: dict) -> np.ndarray:
 
 def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: int = 12, n_directions: int = 4,
               n_positions: int = 64, n_velocities: int = 500, baryons: str = "none", density_method: str = "ball",
-              ball_radius=None, combine: str = "gradients", trim: float = 0.0, random_state=0,
+              ball_radius=None, combine: str = "accelerations", trim: float = 0.0, random_state=0,
               threads: int | None = None, plots: bool = True) -> dict:
     """Accelerations (``what="accelerations"``) or accelerations and densities (``"density"``) of a fitted run."""
     import h5py
