@@ -31,9 +31,15 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def main(argv=None) -> int:
@@ -48,7 +54,16 @@ def main(argv=None) -> int:
     p.add_argument("--n-radii", type=int, default=12)
     p.add_argument("--n-directions", type=int, default=4)
     p.add_argument("--n-velocities", type=int, default=1000)
+    p.add_argument("--radial-scale", default="profile", help="'profile', 'auto' or a length in kpc")
+    p.add_argument("--velocity-scale", default="auto", choices=["auto", "none"])
+    p.add_argument("--combine", default="accelerations", choices=["gradients", "accelerations"])
+    p.add_argument("--density-method", default="ball", choices=["ball", "autograd"])
+    p.add_argument("--ball-radius", default="0.2r")
+    p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
+    p.add_argument("--jobs", type=int, default=1, help="members trained in parallel processes")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reuse", action="store_true",
+                   help="evaluate the model already fitted in --out again (fit figures from its benchmark.json)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/dynamics_hernquist")
     args = p.parse_args(argv)
@@ -58,16 +73,28 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    mock = hernquist_mock(args.n_stars, mass=1e12, a=10.0, random_state=args.seed)
-    stars = save_mock(mock, out / "stars.h5")
-    t_mock = time.perf_counter() - t0
-    params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  transforms=args.transforms, hidden=tuple(int(h) for h in args.hidden.split(",")),
-                  radial_scale="auto", device="cpu")
-    fit = fit_run(stars, out, params=params, random_state=args.seed, threads=args.threads)
+    prev = json.loads((out / "benchmark.json").read_text()) if args.reuse else None
+    if prev is None:
+        t0 = time.perf_counter()
+        mock = hernquist_mock(args.n_stars, mass=1e12, a=10.0, random_state=args.seed)
+        stars = save_mock(mock, out / "stars.h5")
+        t_mock = time.perf_counter() - t0
+        params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      transforms=args.transforms, hidden=tuple(int(h) for h in args.hidden.split(",")),
+                      radial_scale=args.radial_scale if args.radial_scale in ("profile", "auto") else float(args.radial_scale),
+                      velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale, n_jobs=args.jobs,
+                      device="cpu")
+        c0, ch0 = time.process_time(), _children_cpu()
+        fit = fit_run(stars, out, params=params, random_state=args.seed, threads=args.threads)
+        cpu_fit = time.process_time() - c0 + _children_cpu() - ch0
+    else:
+        t_mock, cpu_fit = prev["seconds_mock"], prev["cpu_seconds_fit"]
+        fit = {"seconds": prev["seconds_fit"]}
     dens = field_run(out, what="density", n_radii=args.n_radii, n_directions=args.n_directions,
-                     n_velocities=args.n_velocities, random_state=args.seed + 1, threads=args.threads)
+                     n_velocities=args.n_velocities, density_method=args.density_method, ball_radius=args.ball_radius,
+                     combine=args.combine, trim=args.trim, random_state=args.seed + 1, threads=args.threads)
+    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0 if prev is None else \
+        prev["peak_rss_mb_training_workers"]
     res = {
         "n_stars": args.n_stars, "members": args.members, "epochs": args.epochs,
         "positions": dens["n_positions"], "velocities_per_position": args.n_velocities,
@@ -76,15 +103,23 @@ def main(argv=None) -> int:
         "acc_rel_error_p16_p84": [dens["acc"]["p16_rel_error"], dens["acc"]["p84_rel_error"]],
         "acc_median_rel_spread": dens["acc"]["median_rel_spread"],
         "acc_coverage_1_2_sigma": [dens["acc"]["coverage_1sigma"], dens["acc"]["coverage_2sigma"]],
+        "acc_median_rel_error_members": dens["acc"]["median_rel_error_members"],
+        "acc_shell_median_abs_rel_error_radial": dens["acc"].get("shell_median_abs_rel_error_radial"),
+        "density_method": args.density_method, "ball_radius": args.ball_radius, "combine": args.combine, "trim": args.trim,
         "rho_median_abs_rel_error": dens["rho"]["median_abs_rel_error"],
+        "rho_shell_median_abs_rel_error": dens["rho"].get("shell_median_abs_rel_error"),
+        "rho_shell_max_abs_rel_error": dens["rho"].get("shell_max_abs_rel_error"),
+        "rho_shell_coverage_1_2_sigma": [dens["rho"].get("shell_coverage_1sigma"), dens["rho"].get("shell_coverage_2sigma")],
         "rho_median_rel_bias": dens["rho"]["median_rel_bias"],
         "rho_median_rel_spread": dens["rho"]["median_rel_spread"],
         "rho_coverage_1_2_sigma": [dens["rho"]["coverage_1sigma"], dens["rho"]["coverage_2sigma"]],
-        "seconds_mock": t_mock, "seconds_fit": fit["seconds"], "seconds_accelerations_and_density": dens["seconds"],
-        "peak_rss_mb": dens["peak_rss_mb"], "load_average": os.getloadavg(), "machine": platform.processor() or platform.machine(),
+        "seconds_mock": t_mock, "seconds_fit": fit["seconds"], "cpu_seconds_fit": cpu_fit,
+        "seconds_accelerations_and_density": dens["seconds"], "cpu_seconds_accelerations_and_density": dens["cpu_seconds"],
+        "peak_rss_mb": dens["peak_rss_mb"], "peak_rss_mb_training_workers": rss_children, "load_average": os.getloadavg(), "machine": platform.processor() or platform.machine(),
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "report": str(out / "report.html"),
     }
+    (out / "benchmark.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
     return 0
 

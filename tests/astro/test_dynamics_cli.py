@@ -72,3 +72,27 @@ def test_gaia_command(tmp_path, capsys):
     capsys.readouterr()
     assert main(["dynamics", "gaia", str(t), "-o", str(out), "--force"]) == 1  # an existing output needs --force
     assert "missing columns parallax" in capsys.readouterr().err
+
+
+def test_disk_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXCESS_NO_PROGRESS", "1")
+    stars = tmp_path / "disk.h5"
+    assert main(["dynamics", "mock", "--kind", "disk", "-n", "400", "--seed", "1", "-o", str(stars)]) == 0
+    run = tmp_path / "run"
+    assert main(["dynamics", "fit", str(stars), "-o", str(run), "--members", "2", "--epochs", "2", "--batch-size", "128",
+                 "--transforms", "1", "--hidden", "8", "--radial-scale", "none", "--device", "cpu", "--threads", "1",
+                 "--no-plots"]) == 0
+    assert main(["dynamics", "density", str(run), "--n-radii", "3", "--n-directions", "2", "--n-velocities", "20",
+                 "--ball-radius", "0.15", "--baryons", "mwpotential2014", "--threads", "1"]) == 0
+    m = json.loads((run / "metrics.json").read_text())["density"]
+    assert m["n_positions"] == 6 and m["density_method"] == "ball" and m["ball_radius_kpc_min_max"] == [0.15, 0.15]
+    import h5py
+
+    with h5py.File(run / "density.h5") as f:
+        x = f["positions"][...]
+    np.testing.assert_allclose(np.hypot(x[:, 0], x[:, 1]), 8.0)  # a column at the "solar" radius
+    np.testing.assert_allclose(np.unique(x[:, 2]), [-1.0, 0.0, 1.0])
+    assert 0.09 < m["rho"]["local_true_msun_pc3"] < 0.11 and np.isfinite(m["rho"]["local_msun_pc3"])
+    assert np.isfinite(m["acc"]["vertical_median_rel_error_abs_z_ge_0.2"])
+    assert (run / "plots" / "density_rho_z.png").stat().st_size > 1000 and (run / "report.html").exists()
+    assert main(["dynamics", "density", str(run), "--ball-radius", "-1", "--n-radii", "2", "--n-directions", "1"]) != 0

@@ -15,19 +15,23 @@ def dynamics():
 
 
 @dynamics.command()
-@click.option("--kind", type=click.Choice(["hernquist"]), default="hernquist", show_default=True)
+@click.option("--kind", type=click.Choice(["hernquist", "disk"]), default="hernquist", show_default=True,
+              help="hernquist: isotropic sphere; disk: quasi-isothermal disk in MWPotential2014 near R = 8 kpc.")
 @click.option("-n", "--n-stars", type=click.IntRange(1), required=True)
-@click.option("--mass", type=float, default=1e12, show_default=True, help="Total mass [Msun].")
+@click.option("--mass", type=float, default=1e12, show_default=True, help="Hernquist total mass [Msun].")
 @click.option("--scale-radius", type=float, default=10.0, show_default=True, help="Hernquist scale radius a [kpc].")
+@click.option("--radius", type=float, default=2.0, show_default=True,
+              help="Disk: radius [kpc] of the ball around (8, 0, 0) kpc that holds the stars.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Stars (HDF5) to write.")
 @click.option("--force", is_flag=True, help="Replace an existing output.")
-def mock(kind, n_stars, mass, scale_radius, seed, output, force):
+def mock(kind, n_stars, mass, scale_radius, radius, seed, output, force):
     """Draw a mock with known truth (galpy)."""
     from ..astro.dynamics.mocks import make_mock, save_mock
 
     check_output(output, force, what="star file")
-    m = make_mock(kind, n_stars, random_state=seed, mass=mass, a=scale_radius)
+    params = dict(mass=mass, a=scale_radius) if kind == "hernquist" else dict(radius=radius)
+    m = make_mock(kind, n_stars, random_state=seed, **params)
     save_mock(m, output)
     echo_json({"output": output, **m.spec})
 
@@ -62,15 +66,18 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
 @click.option("--transforms", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--hidden", default="64,64", show_default=True, help="Hidden layer sizes, comma separated.")
 @click.option("--radial-scale", default="auto", show_default=True,
-              help="Radial compression of positions: 'auto' (median radius), 'none', or a length in kpc.")
+              help="Radial map of positions: 'auto' (log compression at the median radius), 'profile' (fitted Dehnen "
+                   "profile), 'none' (local samples), or a length in kpc.")
+@click.option("--velocity-scale", type=click.Choice(["none", "auto"]), default="none", show_default=True,
+              help="'auto': velocities divided by a fitted dispersion profile s(r) before the velocity flow.")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Members trained in parallel.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch threads.")
 @click.option("--no-plots", is_flag=True, help="Skip the loss-curve PNG.")
 @click.option("--force", is_flag=True, help="Replace the fitted model of an existing run directory.")
-def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, jobs, device, seed, threads,
-        no_plots, force):
+def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, velocity_scale, jobs, device,
+        seed, threads, no_plots, force):
     """Train an ensemble of flows f(x, v) = n(x) p(v|x) on the stars; writes RUN_DIR/model and report.html."""
     from ..astro.dynamics.run import fit_run
     from ..errors import ConfigError
@@ -80,9 +87,10 @@ def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radi
     except ValueError:
         raise ConfigError(f"--hidden expects comma-separated integers, got {hidden!r}") from None
     check_output(output, force, marker="model", what="fit (model/)")
-    rs = None if radial_scale == "none" else (radial_scale if radial_scale == "auto" else _float(radial_scale))
+    rs = None if radial_scale == "none" else (radial_scale if radial_scale in ("auto", "profile") else _float(radial_scale))
     params = dict(n_members=members, epochs=epochs, batch_size=batch_size, lr=lr, transforms=transforms, hidden=hid,
-                  radial_scale=rs, n_jobs=jobs, device=device)
+                  radial_scale=rs, velocity_scale=None if velocity_scale == "none" else velocity_scale, n_jobs=jobs,
+                  device=device)
     echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads, plots=not no_plots))
 
 
@@ -92,7 +100,7 @@ def _float(s: str) -> float:
     try:
         return float(s)
     except ValueError:
-        raise ConfigError(f"--radial-scale must be 'auto', 'none' or a number, got {s!r}") from None
+        raise ConfigError(f"--radial-scale must be 'auto', 'profile', 'none' or a number, got {s!r}") from None
 
 
 def _field_options(f):
@@ -105,6 +113,11 @@ def _field_options(f):
         click.option("--n-positions", type=click.IntRange(1), default=64, show_default=True),
         click.option("--n-velocities", type=click.IntRange(3), default=500, show_default=True,
                      help="Velocities sampled per position for the least-squares solve."),
+        click.option("--combine", type=click.Choice(["gradients", "accelerations"]), default="accelerations",
+                     show_default=True, help="Ensemble: average the members' grad log f before one solve, or average "
+                                             "the members' accelerations."),
+        click.option("--trim", type=click.FloatRange(0.0, 0.9, max_open=True), default=0.0, show_default=True,
+                     help="Fraction of the sampled velocities farthest from their mean dropped at each position."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--threads", type=click.IntRange(1), default=None),
         click.option("--no-plots", is_flag=True, help="Skip the PNGs (metrics and report only)."),
@@ -129,23 +142,32 @@ def _read_positions(path):
 
 @dynamics.command()
 @_field_options
-def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, seed, threads, no_plots):
+def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, seed, threads,
+                  no_plots):
     """Accelerations from the Boltzmann equation at query positions (vs truth for mocks)."""
     from ..astro.dynamics.run import field_run
 
     echo_json(field_run(run_dir, what="accelerations", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
-                         random_state=seed, threads=threads, plots=not no_plots))
+                         combine=combine, trim=trim, random_state=seed, threads=threads, plots=not no_plots))
 
 
 @dynamics.command()
 @_field_options
 @click.option("--baryons", type=click.Choice(["none", "mwpotential2014"]), default="none", show_default=True,
               help="Baryon model subtracted for the dark-matter density.")
-def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, seed, threads, no_plots, baryons):
-    """Mass density -div(a)/(4 pi G) by autograd (and minus a baryon model) at query positions."""
+@click.option("--method", "density_method", type=click.Choice(["ball", "autograd"]), default="ball",
+              show_default=True, help="ball: -div(a)/(4 pi G) averaged over a ball by Gauss's theorem (first "
+                                      "derivatives); autograd: pointwise, by second derivatives.")
+@click.option("--ball-radius", default=None,
+              help="Ball radius: kpc, or '<f>r' for f times the galactocentric distance [default: 0.2r for spherical "
+                   "mocks, 0.1 kpc otherwise].")
+def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, seed, threads,
+            no_plots, baryons, density_method, ball_radius):
+    """Mass density -div(a)/(4 pi G) (and minus a baryon model) at query positions."""
     from ..astro.dynamics.run import field_run
 
     echo_json(field_run(run_dir, what="density", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
-                         baryons=baryons, random_state=seed, threads=threads, plots=not no_plots))
+                         baryons=baryons, density_method=density_method, ball_radius=ball_radius, combine=combine,
+                         trim=trim, random_state=seed, threads=threads, plots=not no_plots))

@@ -14,6 +14,19 @@ a flow learns well; ``n(x) = n_Y(y(x)) |dy/dx|`` keeps the density exact in ``x`
 conditioned on ``y(x)`` (any smooth function of ``x`` is a valid context). ``radial_scale=None`` is the
 identity (local samples, e.g. a box around the Sun); ``"auto"`` uses the median stellar radius.
 
+``radial_scale="profile"`` instead fits a Dehnen (1993) mass profile ``M(<r) ~ (r / (r + s))^k`` (``k = 3 -
+gamma``) to the stars' radii by maximum likelihood and maps ``r`` to ``rho = atanh((M(<r) / M)^(1/3))``: if
+the fit were exact, ``y`` would follow the fixed smooth distribution with ``M(<rho) = tanh(rho)^3`` (a flat
+core and an exponential tail), so the flow only learns departures from the fitted profile (anisotropy
+included; nothing spherical is imposed on ``f``, the map is only a change of variables). On the Hernquist
+benchmark it lowers the error of ``grad log n`` several-fold (README).
+
+``velocity_scale="auto"`` divides velocities by a smooth dispersion profile ``s(r)`` (a cubic in ``log r``
+fitted to ``<|v|^2> / 3`` in 30 radial quantile bins; ``r`` from the origin, clamped to the fitted range) before
+the velocity flow: ``p(v | x) = p'(v / s(r) | y) / s(r)^3``, so the flow sees velocity distributions that vary
+little with position and the ``x``-derivative of ``log p`` (which the Boltzmann equation needs) comes mostly
+from the smooth ``s(r)``. ``None`` (the default) keeps raw velocities.
+
 Derivatives of ``log f`` (for the Boltzmann equation) come from :meth:`PhaseSpaceFlow.log_f_torch` by autograd;
 smooth activations (``activation="silu"``, the default here) keep second derivatives smooth.
 """
@@ -52,6 +65,41 @@ def check_phase_space(x, v=None, *, who: str = "positions") -> tuple[np.ndarray,
     return x, v
 
 
+def _fit_dehnen(r: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood ``(s, k)`` of ``M(<r) ~ (r / (r + s))^k`` (Dehnen 1993, ``k = 3 - gamma``, 0.2 < k <= 3)."""
+    from scipy.optimize import minimize
+
+    r = np.maximum(np.asarray(r, dtype=np.float64), 1e-12)
+
+    def nll(p):
+        s, k = math.exp(p[0]), 0.2 + 2.8 / (1 + math.exp(-p[1]))
+        # dM/dr / M = k (r/(r+s))^(k-1) s / (r+s)^2
+        return -np.mean(math.log(k) + (k - 1) * np.log(r / (r + s)) + math.log(s) - 2 * np.log(r + s))
+
+    res = minimize(nll, [math.log(np.median(r)), 0.0], method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-10})
+    return float(math.exp(res.x[0])), float(0.2 + 2.8 / (1 + math.exp(-res.x[1])))
+
+
+def _fit_dispersion_profile(x: np.ndarray, v: np.ndarray, bins: int = 30, degree: int = 3):
+    """Cubic in ``u = log r`` for ``log(<|v - <v>|^2> / 3)`` in radial quantile bins: (coefficients, (u_min, u_max))."""
+    u = np.log(np.maximum(np.linalg.norm(x, axis=1), 1e-12))
+    edges = np.quantile(u, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, bins - 1)
+    uc, ls, w = [], [], []
+    for b in range(bins):
+        sel = idx == b
+        if sel.sum() < 10:
+            continue
+        vb = v[sel]
+        uc.append(u[sel].mean())
+        ls.append(math.log(max(np.mean(np.sum((vb - vb.mean(0)) ** 2, axis=1)) / 3.0, 1e-300)))
+        w.append(math.sqrt(sel.sum()))
+    if len(uc) <= degree:
+        raise InputError(f"velocity_scale='auto' needs at least {10 * (degree + 1)} stars spread in radius")
+    coef = np.polyfit(np.array(uc), np.array(ls), deg=degree, w=np.array(w))
+    return [float(c) for c in coef], (float(edges[0]), float(edges[-1]))
+
+
 def _fit_member(x_flow_kwargs, v_flow_kwargs, y, v):
     """Train one member (top level so that an executor can run it in another process)."""
     from ...nn.flows import ConditionalFlow
@@ -70,7 +118,9 @@ class PhaseSpaceFlow(BaseEstimator):
     kind, transforms, hidden, bins, activation, preprocessing : flow architecture (both flows of a member;
         see :class:`~excess.nn.flows.ConditionalFlow`); "quantile" preprocessing is refused (piecewise-linear,
         its second derivatives vanish)
-    radial_scale : ``None`` (no compression), ``"auto"`` (median radius) or a length in kpc
+    radial_scale : ``None`` (no compression), ``"auto"`` (median radius), a length in kpc (log compression), or
+        ``"profile"`` (fitted Dehnen-profile map, see the module docstring)
+    velocity_scale : ``None`` or ``"auto"`` (velocities divided by a fitted dispersion profile s(r))
     epochs, batch_size, lr, lr_schedule, patience, validation_fraction : training; by default the learning rate
         is cosine-annealed over all ``epochs`` with no early stopping (``patience=None``; stopping early leaves the
         rate high: on the Hernquist benchmark the n(x) flows stopped at ~25 of 60 epochs and the members'
@@ -82,6 +132,7 @@ class PhaseSpaceFlow(BaseEstimator):
 
     def __init__(self, n_members: int = 4, kind: str = "maf", transforms: int = 4, hidden: tuple[int, ...] = (64, 64),
                  bins: int = 8, activation: str = "silu", preprocessing: str = "standard", radial_scale=None,
+                 velocity_scale=None,
                  epochs: int = 50, batch_size: int = 1024, lr: float = 1e-3, lr_schedule: str = "cosine",
                  patience: int | None = None, validation_fraction: float = 0.2, n_jobs: int = 1, random_state=None,
                  device: str = "auto"):
@@ -93,6 +144,7 @@ class PhaseSpaceFlow(BaseEstimator):
         self.activation = activation
         self.preprocessing = preprocessing
         self.radial_scale = radial_scale
+        self.velocity_scale = velocity_scale
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -106,11 +158,15 @@ class PhaseSpaceFlow(BaseEstimator):
     # -- the fixed radial compression ------------------------------------------------------------
     def _resolve_scale(self, x) -> float:
         s = self.radial_scale
+        self.radial_profile_ = None
         if s is None:
             return 0.0
         if isinstance(s, str):
+            if s == "profile":
+                self.radial_profile_ = _fit_dehnen(np.linalg.norm(x, axis=1))
+                return float(self.radial_profile_[0])
             if s != "auto":
-                raise ConfigError(f"radial_scale must be None, 'auto' or a length in kpc, got {s!r}")
+                raise ConfigError(f"radial_scale must be None, 'auto', 'profile' or a length in kpc, got {s!r}")
             return float(np.median(np.linalg.norm(x, axis=1)))
         s = float(s)
         if not s > 0:
@@ -125,9 +181,41 @@ class PhaseSpaceFlow(BaseEstimator):
         if not s:
             return x, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         r = torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-12 * s)
+        if getattr(self, "radial_profile_", None) is not None:
+            s, k = self.radial_profile_
+            lw = -(k / 3.0) * torch.log1p(s / r)  # log w, w = (M(<r)/M)^(1/3) = (r/(r+s))^(k/3)
+            one_m_w2 = -torch.expm1(2.0 * lw)
+            w = torch.exp(lw)
+            rho = torch.atanh(w.clamp(max=1 - 1e-15))
+            log_drho = math.log(k / 3.0) + lw + math.log(s) - torch.log(r) - torch.log(r + s) - torch.log(one_m_w2)
+            return x * (rho / r)[:, None], log_drho + 2 * torch.log(rho / r)
         u = r / s
         ratio = torch.log1p(u) / u  # h(r) / r
         return x * ratio[:, None], -torch.log1p(u) + 2 * torch.log(ratio)
+
+    def _velocity_log_scale(self, x):
+        """``log s(r)`` (torch, (n,)) of the fitted dispersion profile, or ``None`` without velocity scaling."""
+        import torch
+
+        coef = getattr(self, "velocity_coef_", None)
+        if coef is None:
+            return None
+        lo, hi = self.velocity_range_
+        u = torch.log(torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-12)).clamp(lo, hi)
+        out = torch.zeros_like(u)
+        for c in coef:  # Horner, highest power first
+            out = out * u + c
+        return 0.5 * out
+
+    def _scaled_velocities_np(self, x: np.ndarray, v: np.ndarray, inverse: bool = False) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            ls = self._velocity_log_scale(torch.as_tensor(x, dtype=torch.float64))
+        if ls is None:
+            return v
+        f = np.exp(ls.numpy())[:, None]
+        return v * f if inverse else v / f
 
     def _compress_np(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -157,9 +245,15 @@ class PhaseSpaceFlow(BaseEstimator):
         rng = check_random_state(self.random_state)
         seeds = spawn_seeds(rng, 2 * int(self.n_members))
         self.radial_scale_ = self._resolve_scale(x)
+        self.velocity_coef_, self.velocity_range_ = None, None
+        if self.velocity_scale is not None:
+            if self.velocity_scale != "auto":
+                raise ConfigError(f"velocity_scale must be None or 'auto', got {self.velocity_scale!r}")
+            self.velocity_coef_, self.velocity_range_ = _fit_dispersion_profile(x, v)
         y = self._compress_np(x)
+        vs = self._scaled_velocities_np(x, v)
         tasks = [(self._flow_kwargs(seeds[2 * k], self.preprocessing), self._flow_kwargs(seeds[2 * k + 1], self.preprocessing),
-                  y, v) for k in range(int(self.n_members))]
+                  y, vs) for k in range(int(self.n_members))]
         with get_executor(n_workers=int(self.n_jobs)) as ex:
             members = ex.map(_fit_member, tasks)
         self.members_ = [tuple(m) for m in members]
@@ -180,10 +274,15 @@ class PhaseSpaceFlow(BaseEstimator):
 
         Normalised to one star (``n`` integrates to 1); the Boltzmann solution does not depend on it.
         """
+        import torch
+
         self._check()
         n_flow, v_flow = self.members_[member]
         y, logdet = self._compress(x)
-        return n_flow.log_prob_torch(y) + logdet + v_flow.log_prob_torch(v, y)
+        ls = self._velocity_log_scale(x)
+        if ls is None:
+            return n_flow.log_prob_torch(y) + logdet + v_flow.log_prob_torch(v, y)
+        return n_flow.log_prob_torch(y) + logdet + v_flow.log_prob_torch(v / torch.exp(ls)[:, None], y) - 3 * ls
 
     def log_f_fn(self, member: int = 0):
         """``log_f(x, v)`` of one member as a callable for :mod:`~excess.astro.dynamics.boltzmann`."""
@@ -210,9 +309,9 @@ class PhaseSpaceFlow(BaseEstimator):
         n = int(n_per_position)
         if n < 1:
             raise ConfigError(f"n_per_position must be >= 1, got {n}")
-        y = np.repeat(self._compress_np(x), n, axis=0)
-        v = self.members_[member][1].sample(y, random_state=random_state)
-        return v.reshape(x.shape[0], n, 3)
+        xr = np.repeat(x, n, axis=0)
+        v = self.members_[member][1].sample(self._compress_np(xr), random_state=random_state)
+        return self._scaled_velocities_np(xr, v, inverse=True).reshape(x.shape[0], n, 3)
 
     def sample(self, n: int, member: int = 0, random_state=None) -> tuple[np.ndarray, np.ndarray]:
         """``n`` stars ``(x, v)`` drawn from one member's ``f``."""
@@ -222,7 +321,8 @@ class PhaseSpaceFlow(BaseEstimator):
         n_flow, v_flow = self.members_[member]
         y = n_flow.sample(np.empty((int(n), 0)), random_state=sx)
         v = v_flow.sample(y, random_state=sv)
-        return self._expand_np(y), v
+        x = self._expand_np(y)
+        return x, self._scaled_velocities_np(x, v, inverse=True)
 
     def _expand_np(self, y: np.ndarray) -> np.ndarray:
         """Inverse of the radial compression: ``r = s (exp(|y| / s) - 1)``."""
@@ -230,7 +330,12 @@ class PhaseSpaceFlow(BaseEstimator):
         if not s:
             return y
         rho = np.linalg.norm(y, axis=1)
-        r = s * np.expm1(rho / s)
+        if getattr(self, "radial_profile_", None) is not None:  # invert rho = atanh((r / (r + s))^(k/3))
+            s, k = self.radial_profile_
+            q = np.tanh(rho) ** (3.0 / k)
+            r = s * q / np.maximum(1 - q, 1e-300)
+        else:
+            r = s * np.expm1(rho / s)
         return y * np.where(rho > 0, r / np.maximum(rho, 1e-300), 1.0)[:, None]
 
     # -- persistence -----------------------------------------------------------------------------
@@ -249,6 +354,9 @@ class PhaseSpaceFlow(BaseEstimator):
         atomic_write_json(path / "ensemble.json", {"class": "excess.astro.dynamics.model.PhaseSpaceFlow",
                                                    "params": to_jsonable(self.get_params(deep=False)),
                                                    "radial_scale": self.radial_scale_, "n_stars": self.n_stars_,
+                                                   "radial_profile": self.radial_profile_,
+                                                   "velocity_coef": self.velocity_coef_,
+                                                   "velocity_range": self.velocity_range_,
                                                    "n_members": len(self.members_)})
         return path
 
@@ -268,6 +376,10 @@ class PhaseSpaceFlow(BaseEstimator):
             params = {k: tuple(p) if isinstance(p, list) else p for k, p in meta["params"].items()}
             obj = cls(**params)
             obj.radial_scale_ = float(meta["radial_scale"])
+            rp, vc, vr = meta.get("radial_profile"), meta.get("velocity_coef"), meta.get("velocity_range")
+            obj.radial_profile_ = None if rp is None else (float(rp[0]), float(rp[1]))
+            obj.velocity_coef_ = None if vc is None else [float(c) for c in vc]
+            obj.velocity_range_ = None if vr is None else (float(vr[0]), float(vr[1]))
             obj.n_stars_ = int(meta["n_stars"])
             n = int(meta["n_members"])
         except (ValueError, KeyError, TypeError) as exc:

@@ -13,8 +13,16 @@ Layout (every file written atomically; each step adds its section to ``metrics.j
       report.html
 
 Query positions: for a spherical mock, ``n_radii`` radii log-spaced between the 10 % and 90 % mass radii
-(the range of the benchmark) times ``n_directions`` random directions; otherwise ``n_positions`` stars
-drawn from the training sample, or positions given by the caller.
+(the range of the benchmark) times ``n_directions`` random directions; for the disk mock, a vertical column
+at the "solar" radius, ``n_radii`` heights evenly spaced in ``|z| <= 1`` kpc times ``n_directions`` azimuths
+within +-0.05 rad; otherwise ``n_positions`` stars drawn from the training sample, or positions given by the
+caller.
+
+Densities: ``density_method="ball"`` (default) averages ``div a`` over a ball (Gauss's theorem, see
+:mod:`.estimate`) of radius ``ball_radius``: a number in kpc, or ``"<f>r"`` for ``f`` times the distance from
+the origin (default ``"0.2r"`` for spherical mocks, ``0.1`` kpc otherwise); ``"autograd"`` is the pointwise
+``-div a`` by second derivatives. For spherical mocks the metrics also give the shell averages (the mean over
+the ``n_directions`` directions at each radius: this uses the mock's symmetry, the estimates do not).
 """
 
 from __future__ import annotations
@@ -104,6 +112,11 @@ def query_positions(spec: dict, x_stars: np.ndarray | None = None, *, n_radii: i
         r = np.repeat(np.geomspace(*truth.mass_radius([0.1, 0.9]), int(n_radii)), int(n_directions))
         d = rng.normal(size=(r.size, 3))
         return d / np.linalg.norm(d, axis=1, keepdims=True) * r[:, None]
+    if spec.get("kind") == "disk":
+        R0 = float(spec.get("center", [8.0])[0])
+        z = np.repeat(np.linspace(-1.0, 1.0, int(n_radii)), int(n_directions))
+        phi = np.tile(np.linspace(-0.05, 0.05, int(n_directions)) if int(n_directions) > 1 else [0.0], int(n_radii))
+        return np.column_stack([R0 * np.cos(phi), R0 * np.sin(phi), z])
     if x_stars is None:
         raise InputError("query positions need either a spherical mock spec or the stars")
     return x_stars[rng.choice(x_stars.shape[0], size=min(int(n_positions), x_stars.shape[0]), replace=False)]
@@ -126,10 +139,34 @@ def compare_to_truth(est, truth, *, what: str) -> tuple[dict, dict]:
                   "p84_rel_error": float(np.percentile(rel, 84)), "coverage_1sigma": float(np.mean(z < 1)),
                   "coverage_2sigma": float(np.mean(z < 2)),
                   "median_rel_spread": float(np.median(np.linalg.norm(est.acc_std, axis=1) / np.linalg.norm(a_true, axis=1)))}
-    if truth.spec.get("kind") == "hernquist":
-        rhat = x / np.linalg.norm(x, axis=1, keepdims=True)
-        rel_r = np.abs((est.acc * rhat).sum(1) / (a_true * rhat).sum(1) - 1)
+    out["acc"]["median_rel_error_members"] = [float(np.median(np.linalg.norm(a - a_true, axis=1)
+                                                              / np.linalg.norm(a_true, axis=1))) for a in est.acc_members]
+    kind = truth.spec.get("kind")
+    shells = None
+    if kind == "hernquist":
+        r = np.linalg.norm(x, axis=1)
+        rhat = x / r[:, None]
+        ar, ar_true = (est.acc * rhat).sum(1), (a_true * rhat).sum(1)
+        rel_r = np.abs(ar / ar_true - 1)
         out["acc"]["median_rel_error_radial"] = float(np.median(rel_r))
+        shells = [np.flatnonzero(np.isclose(r, rr, rtol=1e-9)) for rr in np.unique(np.round(r, 9))]
+        if all(len(i) > 1 for i in shells):  # shell averages over the directions at each radius
+            sh = np.array([np.mean(ar[i]) / np.mean(ar_true[i]) - 1 for i in shells])
+            out["acc"]["shell_median_abs_rel_error_radial"] = float(np.median(np.abs(sh)))
+            out["acc"]["shell_max_abs_rel_error_radial"] = float(np.max(np.abs(sh)))
+        else:
+            shells = None
+    if kind == "disk":
+        zabs = np.abs(x[:, 2])
+        sel = zabs >= 0.2 - 1e-9
+        if sel.any():
+            rel_z = np.abs(est.acc[sel, 2] / a_true[sel, 2] - 1)
+            zz = np.abs(est.acc[sel, 2] - a_true[sel, 2]) / np.maximum(est.acc_std[sel, 2], 1e-300)
+            out["acc"]["vertical_median_rel_error_abs_z_ge_0.2"] = float(np.median(rel_z))
+            out["acc"]["vertical_coverage_1_2_sigma"] = [float(np.mean(zz < 1)), float(np.mean(zz < 2))]
+        Rh = x[:, :2] / np.linalg.norm(x[:, :2], axis=1, keepdims=True)
+        out["acc"]["radial_R_median_rel_error"] = float(np.median(np.abs((est.acc[:, :2] * Rh).sum(1)
+                                                                          / (a_true[:, :2] * Rh).sum(1) - 1)))
     arrays = {"acc_true": a_true, "acc_rel_error": rel}
     if what == "density" and est.rho is not None:
         rho_true = truth.density(x)
@@ -138,13 +175,51 @@ def compare_to_truth(est, truth, *, what: str) -> tuple[dict, dict]:
         out["rho"] = {"median_abs_rel_error": float(np.median(np.abs(ratio))), "median_rel_bias": float(np.median(ratio)),
                       "p16_rel_error": float(np.percentile(ratio, 16)), "p84_rel_error": float(np.percentile(ratio, 84)),
                       "coverage_1sigma": float(np.mean(zr < 1)), "coverage_2sigma": float(np.mean(zr < 2)),
-                      "median_rel_spread": float(np.median(est.rho_std / rho_true))}
+                      "median_rel_spread": float(np.median(est.rho_std / rho_true)), "method": est.density_method}
+        if shells is not None:
+            sh = np.array([np.mean(est.rho[i]) / np.mean(rho_true[i]) - 1 for i in shells])
+            sz = np.array([abs(np.mean(est.rho[i]) - np.mean(rho_true[i]))
+                           / max(np.sqrt(np.mean(est.rho_std[i] ** 2) / len(i)), 1e-300) for i in shells])
+            out["rho"].update(shell_median_abs_rel_error=float(np.median(np.abs(sh))),
+                              shell_max_abs_rel_error=float(np.max(np.abs(sh))),
+                              shell_coverage_1sigma=float(np.mean(sz < 1)), shell_coverage_2sigma=float(np.mean(sz < 2)),
+                              shell_rel_errors=[float(e) for e in sh])
+        if kind == "disk":
+            loc = np.abs(x[:, 2]) <= 0.1 + 1e-9
+            if loc.any():
+                m_est, m_true = float(np.mean(est.rho[loc])), float(np.mean(rho_true[loc]))
+                out["rho"].update(local_msun_pc3=m_est * 1e-9, local_true_msun_pc3=m_true * 1e-9,
+                                  local_rel_error=m_est / m_true - 1,
+                                  local_std_msun_pc3=float(np.sqrt(np.mean(est.rho_std[loc] ** 2) / loc.sum())) * 1e-9)
         arrays.update(rho_true=rho_true, rho_rel_error=ratio)
     return out, arrays
 
 
+def ball_radii(ball_radius, positions: np.ndarray, spec: dict) -> np.ndarray:
+    """Ball radii (kpc, one per position) from ``ball_radius``: a number (kpc), ``"<f>r"`` (f times the distance
+    from the origin) or ``None`` (``"0.2r"`` for spherical mocks, 0.1 kpc otherwise)."""
+    if ball_radius is None:
+        ball_radius = "0.2r" if spec.get("kind") == "hernquist" else 0.1
+    r = np.linalg.norm(positions, axis=1)
+    if isinstance(ball_radius, str):
+        txt = ball_radius.strip()
+        try:
+            if txt.endswith("r"):
+                f = float(txt[:-1])
+                if not f > 0:
+                    raise ValueError
+                return f * r
+            ball_radius = float(txt)
+        except ValueError:
+            raise InputError(f"ball radius must be a length in kpc or '<fraction>r', got {ball_radius!r}") from None
+    if not float(ball_radius) > 0:
+        raise InputError(f"ball radius must be positive, got {ball_radius}")
+    return np.full(positions.shape[0], float(ball_radius))
+
+
 def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: int = 12, n_directions: int = 4,
-              n_positions: int = 64, n_velocities: int = 500, baryons: str = "none", random_state=0,
+              n_positions: int = 64, n_velocities: int = 500, baryons: str = "none", density_method: str = "ball",
+              ball_radius=None, combine: str = "accelerations", trim: float = 0.0, random_state=0,
               threads: int | None = None, plots: bool = True) -> dict:
     """Accelerations (``what="accelerations"``) or accelerations and densities (``"density"``) of a fitted run."""
     import h5py
@@ -166,18 +241,26 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
     rng = check_random_state(random_state)
     if positions is None:
         x_stars = None
-        if spec.get("kind") != "hernquist":
+        if spec.get("kind") not in ("hernquist", "disk"):
             x_stars = load_mock(cfg["stars"]).x
         positions = query_positions(spec, x_stars, n_radii=n_radii, n_directions=n_directions, n_positions=n_positions,
                                     random_state=rng)
-    t0 = time.perf_counter()
-    est = estimate_field(model, positions, n_velocities=n_velocities, density=what == "density", random_state=rng)
-    seconds = time.perf_counter() - t0
+    h = ball_radii(ball_radius, positions, spec) if (what == "density" and density_method == "ball") else None
+    t0, c0 = time.perf_counter(), time.process_time()
+    est = estimate_field(model, positions, n_velocities=n_velocities, density=what == "density",
+                         density_method=density_method, ball_radius=h, combine=combine, trim=trim,
+                         random_state=rng)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     bary = baryon_model(baryons)
     summary = {"n_positions": int(est.positions.shape[0]), "n_velocities": int(n_velocities),
-               "n_members": model.n_members_, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+               "n_members": model.n_members_, "combine": combine, "trim": trim, "seconds": seconds, "cpu_seconds": cpu,
+               "peak_rss_mb": _peak_rss_mb()}
+    if what == "density":
+        summary["density_method"] = density_method
+        if h is not None:
+            summary["ball_radius_kpc_min_max"] = [float(h.min()), float(h.max())]
     arrays = {}
-    truth = truth_from_spec(spec) if spec.get("kind") in ("hernquist",) else None
+    truth = truth_from_spec(spec) if spec.get("kind") in ("hernquist", "disk") else None
     if truth is not None:
         metrics, arrays = compare_to_truth(est, truth, what=what)
         summary.update(metrics)
@@ -189,13 +272,15 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
     with atomic_path(run_dir / f"{what}.h5", suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as f:
             for k, val in est.to_dict().items():
-                if isinstance(val, np.ndarray):
+                if isinstance(val, np.ndarray) and val.dtype != object:
                     f.create_dataset(k, data=val)
             for k, val in arrays.items():
                 f.create_dataset(k, data=val)
     _update_json(run_dir / "config.json", what, {"n_radii": n_radii, "n_directions": n_directions,
                                                   "n_positions": n_positions, "n_velocities": n_velocities,
-                                                  "baryons": baryons, "seed": random_state})
+                                                  "baryons": baryons, "density_method": density_method,
+                                                  "ball_radius": ball_radius, "combine": combine, "trim": trim,
+                                                  "seed": random_state})
     _update_json(run_dir / "metrics.json", what, summary)
     if plots:
         _field_plots(run_dir, what, est, arrays, spec)
@@ -208,6 +293,9 @@ def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> Non
 
     plt = pyplot()
     x = est.positions
+    if spec.get("kind") == "disk":
+        _disk_plots(run_dir, what, est, arrays, plt, save_figure)
+        return
     r = np.linalg.norm(x, axis=1)
     rhat = x / np.maximum(r, 1e-300)[:, None]
     a_r = -(est.acc * rhat).sum(1)
@@ -252,6 +340,39 @@ def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> Non
         save_figure(fig, run_dir / "plots" / f"{what}_error_map.png")
 
 
+def _disk_plots(run_dir: Path, what: str, est, arrays: dict, plt, save_figure) -> None:
+    """Vertical acceleration and density against height for the disk mock's column at the solar radius."""
+    z = est.positions[:, 2]
+    o = np.argsort(z)
+    fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    axes[0].errorbar(z, est.acc[:, 2], yerr=est.acc_std[:, 2], fmt="o", ms=3, label="flow ensemble (mean ± std)")
+    if "acc_true" in arrays:
+        at = arrays["acc_true"][:, 2]
+        axes[0].plot(z[o], at[o], "k-", label="truth (galpy MWPotential2014)")
+        far = np.abs(z) >= 0.2
+        axes[1].errorbar(z[far], est.acc[far, 2] / at[far] - 1, yerr=est.acc_std[far, 2] / np.abs(at[far]), fmt="o", ms=3)
+        axes[1].axhline(0, color="k", lw=1)
+        axes[1].axhspan(-0.02, 0.02, color="0.85")
+    axes[0].set(ylabel=r"$a_z$ [(km/s)$^2$/kpc]", title="R = 8 kpc")
+    axes[1].set(xlabel="z [kpc]", ylabel="ratio - 1 (|z| >= 0.2)")
+    axes[0].legend(fontsize=9)
+    save_figure(fig, run_dir / "plots" / f"{what}_az_profile.png")
+    if what == "density" and est.rho is not None:
+        fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        axes[0].errorbar(z, est.rho * 1e-9, yerr=est.rho_std * 1e-9, fmt="o", ms=3, label="ball-averaged -div(a)/(4 pi G)")
+        if "rho_baryons" in arrays and np.any(arrays["rho_baryons"] > 0):
+            axes[0].plot(z[o], arrays["rho_baryons"][o] * 1e-9, "--", color="0.5", label="baryon model")
+        if "rho_true" in arrays:
+            axes[0].plot(z[o], arrays["rho_true"][o] * 1e-9, "k-", label="truth (total)")
+            axes[1].errorbar(z, arrays["rho_rel_error"], yerr=est.rho_std / arrays["rho_true"], fmt="o", ms=3)
+            axes[1].axhline(0, color="k", lw=1)
+            axes[1].axhspan(-0.1, 0.1, color="0.85")
+        axes[0].set(ylabel=r"$\rho$ [M$_\odot$/pc$^3$]", title="R = 8 kpc")
+        axes[1].set(xlabel="z [kpc]", ylabel="ratio - 1")
+        axes[0].legend(fontsize=9)
+        save_figure(fig, run_dir / "plots" / "density_rho_z.png")
+
+
 _CAPTIONS = {
     "fit_losses.png": "Validation negative log-likelihood per epoch of each member's n(x) and p(v|x) flows.",
     "accelerations_acc_profile.png": "Radial acceleration at the query positions (ensemble mean ± member std) "
@@ -260,6 +381,9 @@ _CAPTIONS = {
     "density_profile.png": "Mass density -div(a)/(4 pi G) (ensemble mean ± std) against truth; lower panel: "
                            "ratio - 1 (grey band ±10 %).",
     "accelerations_error_map.png": "|relative acceleration error| at the query positions (R, z).",
+    "accelerations_az_profile.png": "Disk: vertical acceleration at R = 8 kpc against truth (ratio for |z| >= 0.2 kpc).",
+    "density_az_profile.png": "Disk: vertical acceleration at R = 8 kpc against truth (ratio for |z| >= 0.2 kpc).",
+    "density_rho_z.png": "Disk: ball-averaged density at R = 8 kpc against the total density of the potential.",
     "density_error_map.png": "|relative density error| at the query positions (R, z).",
 }
 
