@@ -190,6 +190,8 @@ class TrackDetector:
     x0_per_lambda: float = 11.0
     mip_gev_per_x0: float = 0.010
     had_noise_gev: float = 0.05
+    # pile-up (added; 0 = none): mean interactions per bunch crossing
+    pileup_mu: float = 0.0
     extra: dict = field(default_factory=dict)  # free-form provenance notes
 
     def to_dict(self) -> dict:
