@@ -6,15 +6,21 @@ per-category DNN, the inclusive network and the HGB baseline, the efficiency at 
 and category for each (study: ~50 % at 1 GeV, 60-70 % at 2 GeV, > 80 % above 3 GeV), SHAP per category
 (run directory with report.html) and the impact table per mass point.
 
-Samples (make them first; sizes used for the README numbers)::
+Samples (make them first; sizes used for the README numbers; Run-2-like pile-up mu = 33.7)::
 
-    excess tag electrons simulate --process gun -n 200000 --chunk-size 50000 --seed 101 -o gen/gun
-    excess tag electrons simulate --process wenu -n 4000 --seed 101 -o gen/wenu
-    excess tag electrons simulate --process higgsino -n 3000 --seed 101 -o gen/higgsino_153_150
-    excess tag electrons simulate --process wenu -n 6000 --pthat-min 150 --seed 101 -o gen/wenu_impact
-    (and --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
+    excess tag electrons simulate --process gun -n 200000 --chunk-size 50000 --seed 101 --pileup-mu 33.7 -o gen/gun
+    excess tag electrons simulate --process wenu -n 6000 --chunk-size 2000 --seed 101 --pileup-mu 33.7 -o gen/wenu
+    excess tag electrons simulate --process higgsino -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 \
+        -o gen/higgsino_153_150
+    excess tag electrons simulate --process wenu -n 12000 --chunk-size 2000 --pthat-min 150 --seed 202 \
+        --pileup-mu 33.7 --keep-tracks-met-min 150 -o gen/wenu_impact
+    (and -n 4000 --keep-tracks-met-min 150 with --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
 
-    python benchmarks/electron_tagger.py --gen gen --out bench_electrons
+    python benchmarks/electron_tagger.py --gen gen --out bench_electrons [--resimulate]
+
+``--resimulate`` runs the current detector model again on every sample's stored truth
+(:func:`excess.data.electrons.resimulate_tracks`, at the sample's pile-up) instead of using the stored
+detector features: samples made by an older version of the model then measure the current one.
 """
 
 from __future__ import annotations
@@ -62,14 +68,25 @@ def main(argv=None):
     ap.add_argument("--n-shap", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-pythia", action="store_true")
+    ap.add_argument("--resimulate", action="store_true", help="re-run the detector model on the samples' truth")
     args = ap.parse_args(argv)
 
     from excess.nn.io import save_model
     from excess.tagging import ElectronTagger
     from excess.tagging.evaluate import evaluate_taggers
     from excess.tagging.impact import impact_study
-    from excess.tagging.io import read_track_table
-    from excess.data.electrons import read_tracks
+    from excess.data.electrons import TrackSampleSettings, read_tracks, resimulate_tracks
+    from excess.data.io import read_metadata
+
+    def load(d: Path, salt: int, reco_only: bool = True):
+        tr, ev = read_tracks(d)
+        if args.resimulate:
+            st = TrackSampleSettings.from_dict(read_metadata(d)["settings"])
+            tr = resimulate_tracks(tr, st.detector(), random_state=[args.seed, salt])
+        if reco_only:
+            tr = tr[tr["reco"].astype(bool)].reset_index(drop=True)
+            tr["category"] = tr["category"].astype(str)
+        return tr, ev
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -86,7 +103,7 @@ def main(argv=None):
               f"(Pythia 8 + detector model, 200 events, 1 process)")
 
     # ---- category fractions of higgsino electrons ----
-    hig = read_track_table(args.gen / "higgsino_153_150")
+    hig, _ = load(args.gen / "higgsino_153_150", 1)
     cats = hig.loc[hig["label"] == 1, "category"]
     frac = cats.value_counts(normalize=True).reindex(list(STUDY_FRACTIONS), fill_value=0).to_dict()
     res["higgsino_category_fractions"] = frac
@@ -98,8 +115,8 @@ def main(argv=None):
 
     # ---- training data: gun electrons + W+jets background tracks ----
     rng = np.random.default_rng(args.seed)
-    gun = read_track_table(args.gen / "gun")
-    bkg = read_track_table(args.gen / "wenu")
+    gun, _ = load(args.gen / "gun", 2)
+    bkg, _ = load(args.gen / "wenu", 3)
     bkg = bkg[bkg["label"] == 0]
     gun = gun.sample(n=min(args.max_per_class, len(gun)), random_state=args.seed)
     is_test = rng.random(len(bkg)) < 0.3
@@ -114,8 +131,7 @@ def main(argv=None):
         tg = ElectronTagger(model=m, epochs=args.epochs, random_state=args.seed, device="cpu").fit(train)
         res["train_s"][m] = time.perf_counter() - t0
         taggers[m] = tg
-        if m != "hgb":
-            save_model(tg, out / "models" / m)
+        save_model(tg, out / "models" / m)
         print(f"  {m:10s} trained in {res['train_s'][m]:.1f} s")
 
     # ---- evaluation: higgsino electrons vs held-out W+jets tracks and the higgsino events' own tracks ----
@@ -138,14 +154,13 @@ def main(argv=None):
             print(f"    {c:13s} {cells}")
 
     # ---- impact ----
-    from excess.data.io import read_metadata
-
     if (args.gen / "wenu_impact").exists() and "dnn" in taggers:
         sig = {}
-        for d in sorted(args.gen.glob("higgsino_*")):
+        for i, d in enumerate(sorted(args.gen.glob("higgsino_*"))):
             st = read_metadata(d)["settings"]
-            sig[(st["m_chi20"], st["m_chi10"])] = read_tracks(d)
-        imp = impact_study(taggers["dnn"], sig, read_tracks(args.gen / "wenu_impact"), random_state=args.seed)
+            sig[(st["m_chi20"], st["m_chi10"])] = load(d, 10 + i, reco_only=False)
+        imp = impact_study(taggers["dnn"], sig, load(args.gen / "wenu_impact", 4, reco_only=False),
+                           random_state=args.seed)
         res["impact"] = imp
         print("\nimpact (139 fb^-1, Asimov Z; S / B / Z; MC events in brackets; B floored at one event weight if 0):")
         for p in imp["points"]:

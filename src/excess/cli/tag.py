@@ -62,14 +62,19 @@ def electrons():
 @click.option("--m-chi10", type=float, default=150.0, show_default=True)
 @click.option("--pthat-min", type=float, default=20.0, show_default=True, help="W+jets only (150 for the impact sample).")
 @click.option("--mpi/--no-mpi", default=True, show_default=True)
+@click.option("--pileup-mu", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Mean pile-up interactions in the detector model (calorimeter noise, TRT occupancy; Run 2: 33.7).")
+@click.option("--keep-tracks-met-min", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Store tracks only of events with MET above this [GeV] (impact samples; events all kept).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
-def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, mpi, output):
+def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, mpi, pileup_mu, keep_tracks_met_min,
+             output):
     """Generate a track sample (Pythia 8 + the track-level detector model); resumable."""
     from .._util import check_writable
     from ..data.electrons import generate_tracks
 
     check_writable(output)
-    kw = {"mpi": mpi}
+    kw = {"mpi": mpi, "pileup_mu": pileup_mu, "keep_tracks_met_min": keep_tracks_met_min}
     if process == "higgsino":
         kw.update(m_chi20=m_chi20, m_chi10=m_chi10)
     if process == "wenu":
