@@ -2,7 +2,7 @@
 
 The stored truth of the samples is re-simulated (:func:`excess.data.electrons.resimulate_tracks`) with the
 default :class:`~excess.data.tracks.TrackDetector` at the samples' pile-up and with one effect switched off
-at a time; an HGB tagger (one member per category, fast) is trained on gun electrons vs W+jets tracks and
+at a time (or a feature group hidden from the tagger); an HGB tagger (one member per category, fast) is trained on gun electrons vs W+jets tracks and
 evaluated on higgsino electrons vs held-out W+jets tracks: efficiency at 5 % fake rate per category and
 true-pT bin, plus the single-feature AUCs (gun vs W+jets) of the default model per category.
 
@@ -29,6 +29,10 @@ VARIANTS = {
     "no_id_hadronic_interactions": {"id_lambda_per_x0": 0.0},
     "no_pi0_fluctuations": {"fem_concentration": 1e4, "charge_exchange_prob": 0.0},
     "physical_calo_acceptance": {"calo_acceptance": "physical"},
+    # the default model, with a feature group hidden from the tagger (set to 0 in training and evaluation)
+    "without_dpoverp": {"drop": ("dpoverp",)},
+    "without_trt_pid": {"drop": ("f_ht", "trt_pid")},
+    "without_calorimeter": {"drop": ("e_over_p", "f0", "f1", "f3", "rhad", "reta", "rphi", "weta2", "deta1", "dphi2")},
 }
 
 
@@ -82,12 +86,17 @@ def main(argv=None):
     print(f"samples: {len(gun)} gun electrons, {len(wenu)} W+jets tracks ({int(test.sum())} held out), "
           f"{len(hig_e)} higgsino electrons; pile-up mu = {mu}")
     for name in args.variants.split(","):
-        det = dataclasses.replace(TrackDetector(pileup_mu=mu), **VARIANTS[name])
+        spec = dict(VARIANTS[name])
+        drop = spec.pop("drop", ())
+        det = dataclasses.replace(TrackDetector(pileup_mu=mu), **spec)
         t0 = time.perf_counter()
-        g = resimulate_tracks(gun, det, random_state=[args.seed, 1])
-        w = resimulate_tracks(wenu, det, random_state=[args.seed, 2])
-        h = resimulate_tracks(hig_e, det, random_state=[args.seed, 3])
-        g, h = g[g["reco"]], h[h["reco"]]
+        g = resimulate_tracks(gun, det, random_state=np.random.default_rng([args.seed, 1]))
+        w = resimulate_tracks(wenu, det, random_state=np.random.default_rng([args.seed, 2]))
+        h = resimulate_tracks(hig_e, det, random_state=np.random.default_rng([args.seed, 3]))
+        g, h = g[g["reco"]].copy(), h[h["reco"]].copy()
+        for df in (g, w, h):
+            for f in drop:  # hidden from the tagger; NaN (absent sub-detector) stays NaN
+                df[f] = np.where(df[f].isna(), np.nan, 0.0)
         wr = w["reco"].to_numpy(bool)
         bkg_train = w[~test & wr & (w["label"] == 0)]
         bkg_train = bkg_train.sample(n=min(args.max_per_class, len(bkg_train)), random_state=args.seed)

@@ -82,7 +82,7 @@ def main(argv=None):
         tr, ev = read_tracks(d)
         if args.resimulate:
             st = TrackSampleSettings.from_dict(read_metadata(d)["settings"])
-            tr = resimulate_tracks(tr, st.detector(), random_state=[args.seed, salt])
+            tr = resimulate_tracks(tr, st.detector(), random_state=np.random.default_rng([args.seed, salt]))
         if reco_only:
             tr = tr[tr["reco"].astype(bool)].reset_index(drop=True)
             tr["category"] = tr["category"].astype(str)

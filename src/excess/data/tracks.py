@@ -60,9 +60,48 @@ EM calorimeter (JINST 3 S08003)
     Shower shapes R_eta, R_phi, w_eta2, f1, f3, R_had and the track-cluster matching deta1 and dphi2 (the
     latter derived from the bending difference between the fitted and the true momentum).
 Curling
-    A track reaches the TRT if ``2 R`` exceeds its inner radius (pT > ~0.17 GeV; crossing it fully needs
+    (With the default extrapolated calorimeter acceptance of the second pass, the calorimeter condition
+    below applies to the particle's own energy, the helix of the fitted track decides whether calorimeter
+    variables exist.) A track reaches the TRT if ``2 R`` exceeds its inner radius (pT > ~0.17 GeV; crossing it fully needs
     pT > 0.32 GeV) and the calorimeter if ``2 R`` exceeds the transverse radius of the calorimeter front
     along its direction (1.4 m in the barrel: pT > 0.42 GeV).
+
+Second pass (fields added to :class:`TrackDetector`; all approximate unless a source is named; none was
+tuned to a tagger result)
+    *Calorimeter information follows the extrapolated track* (``calo_acceptance="extrapolated"``, default):
+    calorimeter variables are computed around the impact point of the fitted track's helix, so they exist
+    whenever that helix enters the precision acceptance (:func:`_helix_in_calo`: barrel front radius, or the
+    endcap face at z = 3.7 m with the helix's transverse radius ``2 R |sin(dphi/2)|`` giving the impact
+    eta, followed for at most half a turn, ``max_turn_rad``), even if the electron itself radiated most of
+    its energy and curled away: then only the collected brem photons (and noise, pile-up, overlapping
+    particles) are in the window. ``"physical"`` keeps the first model (the particle itself must arrive).
+    *Pile-up* (``pileup_mu``; 0 by default, the Run-2 average is 33.7, ATLAS luminosity public results):
+    per calorimeter layer of the 3x7 window a pile-up noise of ``calo_pileup_noise_gev`` at mu = 30 and
+    |eta| = 0, growing with |eta| (``calo_pileup_scale``) and as ``sqrt(mu / 30)``, skewed (Gamma of shape
+    1.5, mean subtracted) as in-time pile-up deposits are positive. The sizes are chosen so that electronic
+    (+) pile-up noise of a barrel 3x7 cluster is ~0.3 GeV, the order of the noise term of the ATLAS
+    electron energy resolution (JINST 14 (2019) P03017, Run 2) and rising forward; the noise enters E/p,
+    the layer fractions and the lateral shapes (R_eta, R_phi, w_eta2 through the core/wide sums).
+    *TRT occupancy*: ``occ = trt_occupancy_per_mu * mu`` (~25 % at mu = 34; the Run-2 TRT runs at
+    occupancies of tens of per cent, JINST 12 (2017) P05002); an occupied straw adds a high-threshold hit
+    with probability ``trt_ht_occupancy`` (0.25), ``p_HT -> 1 - (1 - p_HT)(1 - occ * 0.25)``, which raises
+    the pion HT fraction more in relative terms than the electron one (the rising HT probability with
+    occupancy of the ATLAS TRT PID studies); ``trt_pid`` uses the occupancy-corrected probabilities as
+    the athena tool does.
+    *Hadronic interactions in the inner detector*: probability ``1 - exp(-0.2 t_X0)`` (X0/lambda_I of
+    silicon, 9.37 / 46.52 cm, PDG); an interaction at a uniform position along the material leaves a kink
+    (the leading charged secondary keeps ``x ~ U(0.2, 1)`` of the momentum, lowering the last-measurement
+    momentum, hence ``dpoverp``, if it happens in the silicon, and the TRT sees the secondary) and the
+    hadron showers from the calorimeter front.
+    *pi0 content of hadron showers*: the EM fraction of an interacting hadron's shower has Groom's mean
+    ``1 - (E/E0)^(k-1)`` with E0 = 1 GeV, k = 0.82 (NIM A 572 (2007) 633; floored at 0.05), Beta
+    fluctuations (concentration 2) and a charge-exchange-like component (probability 0.05, f_em ~ U(0.8, 1)).
+    The EM part showers with the electron profile from the interaction point and is laterally compact; the
+    rest deposits ``h/e = 0.5`` of its energy (EM scale, Beta fluctuations) with the exponential profile.
+    Early, pi0-rich showers therefore look electron-like (E/p ~ 1, small R_had, narrow shapes).
+    *Multiple scattering in the track-cluster match*: deta1 and dphi2 get the Highland angle
+    ``13.6 MeV / p sqrt(t) (1 + 0.038 ln t)`` (PDG) over the material before the calorimeter, divided by
+    sqrt(3), in quadrature with the previous resolutions.
 
 Categories (the low-pT electron study): every track lands in exactly one of :data:`CATEGORIES`:
 ``trt_calo`` (TRT hits and calorimeter), ``notrt_calo``, ``trt_nocalo``, ``notrt_nocalo``. The features of
