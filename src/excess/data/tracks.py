@@ -99,6 +99,11 @@ tuned to a tagger result)
     The EM part showers with the electron profile from the interaction point and is laterally compact; the
     rest deposits ``h/e = 0.5`` of its energy (EM scale, Beta fluctuations) with the exponential profile.
     Early, pi0-rich showers therefore look electron-like (E/p ~ 1, small R_had, narrow shapes).
+    *Lateral fluctuations of EM showers* (electrons and the EM part of hadron showers): the core fractions
+    behind R_eta and R_phi fluctuate with a width ``lateral_sigma_ref = 0.012`` at 40 GeV (the spread of
+    R_eta of Z -> ee electrons in ATLAS shower-shape distributions, approximate) scaling as ``1/sqrt(E)``
+    (the number of shower particles), capped at 0.15; the first model used a fixed 0.01 at all energies,
+    far too narrow for 1 GeV showers.
     *Multiple scattering in the track-cluster match*: deta1 and dphi2 get the Highland angle
     ``13.6 MeV / p sqrt(t) (1 + 0.038 ln t)`` (PDG) over the material before the calorimeter, divided by
     sqrt(3), in quadrature with the previous resolutions.
@@ -254,6 +259,9 @@ class TrackDetector:
     fem_min: float = 0.05
     charge_exchange_prob: float = 0.05
     h_over_e: float = 0.5
+    # lateral fluctuations of EM showers: width of the core fractions at lateral_e_ref_gev, scaling 1/sqrt(E)
+    lateral_sigma_ref: float = 0.012
+    lateral_e_ref_gev: float = 40.0
     extra: dict = field(default_factory=dict)  # free-form provenance notes
 
     def to_dict(self) -> dict:
@@ -660,7 +668,9 @@ def simulate_tracks(
     e_over_p = e_cluster / p_fit
     # lateral shapes: core fraction c of the middle layer in 3x7 (of 7x7)
     e2 = layers[2]
-    c_el = np.clip(0.94 + 0.01 * rng.standard_normal(n), 0, 1)
+    e_lat = np.maximum(np.where(is_e, e_em, e_em_h), 0.05)  # energy of the EM shower
+    sig_lat = np.minimum(det.lateral_sigma_ref * np.sqrt(det.lateral_e_ref_gev / e_lat), 0.15)
+    c_el = np.clip(0.94 + sig_lat * rng.standard_normal(n), 0, 1)
     c_had = rng.beta(7.0, 3.0, n)
     c = np.where(is_e, c_el, np.where(interacts, em_share2 * c_el + (1 - em_share2) * c_had, 0.97))
     c_core = c * (1 - r_ov) + r_ov  # overlap energy lies inside the 3x7 window by construction
@@ -674,8 +684,9 @@ def simulate_tracks(
     in3_rest = np.clip(w3 / np.maximum(dphi_rest, 1e-9), 0, 1)
     wing = np.where(is_e, ((coll_si - in3_si) * lost_si + (coll_rest - in3_rest) * lost_rest)
                     / np.maximum(e_em, 1e-6), 0.0)
-    c_phi = np.where(is_e, 0.96 - wing, np.where(interacts, em_share2 * 0.96 + (1 - em_share2) * rng.beta(8.0, 2.0, n),
-                                                 0.97))
+    c_phi_e = 0.96 + sig_lat * rng.standard_normal(n)
+    c_phi = np.where(is_e, c_phi_e - wing, np.where(interacts, em_share2 * c_phi_e + (1 - em_share2) * rng.beta(8.0, 2.0, n),
+                                                    0.97))
     c_phi = np.clip(c_phi + 0.01 * rng.standard_normal(n), 0, 1) * (1 - r_ov) + 3.0 / 7.0 * r_ov
     rphi = np.clip((c_phi * core + np.sqrt(3 / 7) * noise2 * rng.standard_normal(n))
                    / np.where(np.abs(core) > 0.01, core, 0.01), -1.0, 2.0)
