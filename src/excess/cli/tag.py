@@ -101,7 +101,7 @@ def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, m
 @click.option("--force", is_flag=True, help="Replace the results of an existing OUTPUT.")
 def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks, min_tracks, seed, device, output,
           force):
-    """Train taggers on labelled tracks; networks are saved under OUTPUT/models/<model>."""
+    """Train taggers on labelled tracks; each is saved under OUTPUT/models/<model>."""
     import time
 
     from .._util import atomic_write_json
@@ -117,11 +117,7 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
         tg = ElectronTagger(model=m, hidden=hid, epochs=epochs, batch_size=batch_size, min_tracks=min_tracks,
                             random_state=seed, device=device).fit(df)
         info = {"train_s": time.perf_counter() - t0, "n_train": tg.n_train_}
-        if m != "hgb":
-            info["path"] = str(save_model(tg, output / "models" / m))
-        else:
-            info["path"] = None
-            click.echo("note: the HGB baseline has no state_dict and is not saved", err=True)
+        info["path"] = str(save_model(tg, output / "models" / m))
         summary["models"][m] = info
     atomic_write_json(output / "training.json", summary)
     echo_json(summary)
