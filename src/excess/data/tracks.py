@@ -82,8 +82,9 @@ tuned to a tagger result)
     (+) pile-up noise of a barrel 3x7 cluster is ~0.3 GeV, the order of the noise term of the ATLAS
     electron energy resolution (JINST 14 (2019) P03017, Run 2) and rising forward; the noise enters E/p,
     the layer fractions and the lateral shapes (R_eta, R_phi, w_eta2 through the core/wide sums).
-    *TRT occupancy*: ``occ = trt_occupancy_per_mu * mu`` (~25 % at mu = 34; the Run-2 TRT runs at
-    occupancies of tens of per cent, JINST 12 (2017) P05002); an occupied straw adds a high-threshold hit
+    *TRT occupancy*: ``occ = trt_occupancy_per_mu * mu`` (~25 % at mu = 34; approximate: the Run-1 TRT
+    performance paper, JINST 12 (2017) P05002, studies the TRT up to occupancies of tens of per cent, and
+    Run 2 ran at higher pile-up than Run 1; the slope is not a fitted value); an occupied straw adds a high-threshold hit
     with probability ``trt_ht_occupancy`` (0.25), ``p_HT -> 1 - (1 - p_HT)(1 - occ * 0.25)``, which raises
     the pion HT fraction more in relative terms than the electron one (the rising HT probability with
     occupancy of the ATLAS TRT PID studies); ``trt_pid`` uses the occupancy-corrected probabilities as
