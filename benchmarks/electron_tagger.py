@@ -17,6 +17,7 @@ Samples (make them first; sizes used for the README numbers; Run-2-like pile-up 
     (and -n 4000 --keep-tracks-met-min 150 with --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
 
     python benchmarks/electron_tagger.py --gen gen --out bench_electrons [--resimulate]
+    python benchmarks/electron_tagger.py --gen gen --out bench_impact --resimulate --impact-only bench_electrons/models/dnn
 
 ``--resimulate`` runs the current detector model again on every sample's stored truth
 (:func:`excess.data.electrons.resimulate_tracks`, at the sample's pile-up) instead of using the stored
@@ -26,7 +27,6 @@ detector features: samples made by an older version of the model then measure th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -58,6 +58,28 @@ def throughput_pythia(tmp: Path, n_events=200):
     return {"events_per_s": n_events / dt, "tracks_per_s": s.n_tracks / dt, "wall_s": dt, "n_tracks": s.n_tracks}
 
 
+def run_impact(tagger, gen: Path, load, seed: int) -> dict:
+    """The impact table for every ``gen/higgsino_*`` sample against ``gen/wenu_impact`` (printed)."""
+    from excess.data.io import read_metadata
+    from excess.tagging.impact import impact_study
+
+    sig = {}
+    for i, d in enumerate(sorted(gen.glob("higgsino_*"))):
+        st = read_metadata(d)["settings"]
+        sig[(st["m_chi20"], st["m_chi10"])] = load(d, 10 + i, reco_only=False)
+    imp = impact_study(tagger, sig, load(gen / "wenu_impact", 4, reco_only=False), random_state=seed)
+    print("\nimpact (139 fb^-1, Asimov Z; S / B / Z; MC events in brackets; B floored at one event weight if 0):")
+    for p in imp["points"]:
+        cells = []
+        for k in ("no_tagger", "tagger", "threshold_4p5"):
+            r = p["selections"][k]
+            cells.append(f"{k}: {r['s']:.2f}/{r['b']:.1f}{'*' if r['b_is_floor'] else ''}/{r['z']:.3f} "
+                         f"[{r['n_sig_mc']},{r['n_bkg_mc']}]")
+        print(f"  {p['m_chi20']:g}/{p['m_chi10']:g} ({p['n_signal_events']} ev. vs {p['n_background_events']}): "
+              + "  ".join(cells))
+    return imp
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gen", type=Path, required=True, help="directory holding the samples listed above")
@@ -69,12 +91,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-pythia", action="store_true")
     ap.add_argument("--resimulate", action="store_true", help="re-run the detector model on the samples' truth")
+    ap.add_argument("--impact-only", type=Path, default=None, metavar="MODEL_DIR",
+                    help="only the impact table, with a saved tagger (e.g. OUT/models/dnn of an earlier run)")
     args = ap.parse_args(argv)
 
     from excess.nn.io import save_model
     from excess.tagging import ElectronTagger
     from excess.tagging.evaluate import evaluate_taggers
-    from excess.tagging.impact import impact_study
     from excess.data.electrons import TrackSampleSettings, read_tracks, resimulate_tracks
     from excess.data.io import read_metadata
 
@@ -90,6 +113,15 @@ def main(argv=None):
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    from excess._util import atomic_write_json
+
+    if args.impact_only is not None:
+        from excess.nn.io import load_model
+
+        imp = run_impact(load_model(args.impact_only, device="cpu"), args.gen, load, args.seed)
+        atomic_write_json(out / "impact.json", imp)
+        print(f"\nwritten: {out / 'impact.json'}")
+        return
     res = {"cpu_count": os.cpu_count(), "torch_threads": None}
     import torch
 
@@ -157,23 +189,7 @@ def main(argv=None):
 
     # ---- impact ----
     if (args.gen / "wenu_impact").exists() and "dnn" in taggers:
-        sig = {}
-        for i, d in enumerate(sorted(args.gen.glob("higgsino_*"))):
-            st = read_metadata(d)["settings"]
-            sig[(st["m_chi20"], st["m_chi10"])] = load(d, 10 + i, reco_only=False)
-        imp = impact_study(taggers["dnn"], sig, load(args.gen / "wenu_impact", 4, reco_only=False),
-                           random_state=args.seed)
-        res["impact"] = imp
-        print("\nimpact (139 fb^-1, Asimov Z; S / B / Z; MC events in brackets; B floored at one event weight if 0):")
-        for p in imp["points"]:
-            cells = []
-            for k in ("no_tagger", "tagger", "threshold_4p5"):
-                r = p["selections"][k]
-                cells.append(f"{k}: {r['s']:.2f}/{r['b']:.1f}{'*' if r['b_is_floor'] else ''}/{r['z']:.3f} "
-                             f"[{r['n_sig_mc']},{r['n_bkg_mc']}]")
-            print(f"  {p['m_chi20']:g}/{p['m_chi10']:g}: " + "  ".join(cells))
-    from excess._util import atomic_write_json
-
+        res["impact"] = run_impact(taggers["dnn"], args.gen, load, args.seed)
     atomic_write_json(out / "benchmark.json", res)
     print(f"\nwritten: {out / 'benchmark.json'}, {out / 'evaluation' / 'report.html'}")
 

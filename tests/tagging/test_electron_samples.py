@@ -87,3 +87,19 @@ def test_a_stored_sample_is_resimulated_from_its_truth(higgsino):
     assert sd[1] > sd[0]
     with pytest.raises(InputError, match="truth column"):
         resimulate_tracks(t.drop(columns=["r_prod"]))
+
+
+def test_event_weights_are_normalised_over_chunks(tmp_path, higgsino_dir):
+    import shutil
+
+    _, one = read_tracks(higgsino_dir)
+    two = tmp_path / "two"
+    shutil.copytree(higgsino_dir, two)
+    for kind in ("chunk", "events"):  # the same chunk twice: twice the events, the same cross-section
+        shutil.copy(two / f"{kind}-00000.h5", two / f"{kind}-00001.h5")
+    _, both = read_tracks(two)
+    assert len(both) == 2 * len(one)
+    assert both["weight_fb"].sum() == pytest.approx(one["weight_fb"].sum(), rel=1e-12)
+    (two / "chunk-00001.h5").unlink()  # an unfinished chunk (events written, tracks not yet) is ignored
+    _, again = read_tracks(two)
+    assert len(again) == len(one) and again["weight_fb"].sum() == pytest.approx(one["weight_fb"].sum())

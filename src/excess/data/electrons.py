@@ -542,16 +542,28 @@ def generate_tracks(output: str | os.PathLike, n_events: int, *, process: str = 
 
 
 def read_tracks(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read a track sample directory (or one track file): ``(tracks, events or None)``."""
+    """Read a track sample directory (or one track file): ``(tracks, events or None)``.
+
+    The event weights of a directory are normalised to the whole sample: a chunk stores ``sigma / n_chunk``
+    per event, which is rescaled by ``n_chunk / n_total`` so that the weights sum to the (event-weighted
+    mean) cross-section once, however many chunks there are.
+    """
     from .io import _read_excess_h5, read_events
 
     path = Path(path)
     tracks = read_events(path)
     events = None
     if path.is_dir():
-        files = sorted(p for p in path.glob("events-*.h5") if not p.name.startswith("."))
+        # the event file of a chunk is written before its track file: only finished chunks count
+        files = sorted(p for p in path.glob("events-*.h5")
+                       if not p.name.startswith(".") and (path / p.name.replace("events-", "chunk-")).exists())
         if files:
-            events = pd.concat([_read_excess_h5(p) for p in files], ignore_index=True)
+            parts = [_read_excess_h5(p) for p in files]
+            n_all = sum(len(e) for e in parts)
+            for e in parts:  # each chunk's weights are sigma / (its events): rescale to sigma / (all events)
+                if "weight_fb" in e.columns:
+                    e["weight_fb"] = e["weight_fb"] * (len(e) / max(n_all, 1))
+            events = pd.concat(parts, ignore_index=True)
     for col, names in (("category", CATEGORIES), ("origin", ORIGINS)):
         if col in tracks.columns and tracks[col].dtype.kind in "iu":
             codes = tracks[col].to_numpy()

@@ -62,7 +62,8 @@ EM calorimeter (JINST 3 S08003)
 Curling
     (With the default extrapolated calorimeter acceptance of the second pass, the calorimeter condition
     below applies to the particle's own energy, the helix of the fitted track decides whether calorimeter
-    variables exist.) A track reaches the TRT if ``2 R`` exceeds its inner radius (pT > ~0.17 GeV; crossing it fully needs
+    variables exist.) A track reaches the TRT if ``2 R`` exceeds its inner radius (pT > ~0.17 GeV; crossing it
+    fully needs
     pT > 0.32 GeV) and the calorimeter if ``2 R`` exceeds the transverse radius of the calorimeter front
     along its direction (1.4 m in the barrel: pT > 0.42 GeV).
 
@@ -84,7 +85,8 @@ tuned to a tagger result)
     the layer fractions and the lateral shapes (R_eta, R_phi, w_eta2 through the core/wide sums).
     *TRT occupancy*: ``occ = trt_occupancy_per_mu * mu`` (~25 % at mu = 34; approximate: the Run-1 TRT
     performance paper, JINST 12 (2017) P05002, studies the TRT up to occupancies of tens of per cent, and
-    Run 2 ran at higher pile-up than Run 1; the slope is not a fitted value); an occupied straw adds a high-threshold hit
+    Run 2 ran at higher pile-up than Run 1; the slope is not a fitted value); an occupied straw adds a
+    high-threshold hit
     with probability ``trt_ht_occupancy`` (0.25), ``p_HT -> 1 - (1 - p_HT)(1 - occ * 0.25)``, which raises
     the pion HT fraction more in relative terms than the electron one (the rising HT probability with
     occupancy of the ATLAS TRT PID studies); ``trt_pid`` uses the occupancy-corrected probabilities as
@@ -686,8 +688,8 @@ def simulate_tracks(
     wing = np.where(is_e, ((coll_si - in3_si) * lost_si + (coll_rest - in3_rest) * lost_rest)
                     / np.maximum(e_em, 1e-6), 0.0)
     c_phi_e = 0.96 + sig_lat * rng.standard_normal(n)
-    c_phi = np.where(is_e, c_phi_e - wing, np.where(interacts, em_share2 * c_phi_e + (1 - em_share2) * rng.beta(8.0, 2.0, n),
-                                                    0.97))
+    c_phi_h = em_share2 * c_phi_e + (1 - em_share2) * rng.beta(8.0, 2.0, n)
+    c_phi = np.where(is_e, c_phi_e - wing, np.where(interacts, c_phi_h, 0.97))
     c_phi = np.clip(c_phi + 0.01 * rng.standard_normal(n), 0, 1) * (1 - r_ov) + 3.0 / 7.0 * r_ov
     rphi = np.clip((c_phi * core + np.sqrt(3 / 7) * noise2 * rng.standard_normal(n))
                    / np.where(np.abs(core) > 0.01, core, 0.01), -1.0, 2.0)
@@ -699,7 +701,8 @@ def simulate_tracks(
              + 0.0005 / np.sqrt(e2p) + w_noise)
     s1 = np.maximum(layers[1], 0.01)
     # multiple scattering in the material before the calorimeter (Highland, PDG): theta0 = 13.6 MeV / p sqrt(t)
-    theta0 = 0.0136 / np.maximum(p, 1e-3) * np.sqrt(t_tot + t_dead) * (1.0 + 0.038 * np.log(np.maximum(t_tot + t_dead, 1e-3)))
+    t_ms = np.maximum(t_tot + t_dead, 1e-3)
+    theta0 = 0.0136 / np.maximum(p, 1e-3) * np.sqrt(t_ms) * (1.0 + 0.038 * np.log(t_ms))
     deta1 = (np.hypot(np.where(is_e, 0.002, 0.006) / np.sqrt(s1 + 0.1), theta0 * np.cosh(eta) / np.sqrt(3.0))
              * rng.standard_normal(n))
     # phi match: the cluster sits where the particle hits; the extrapolation uses the fitted pT

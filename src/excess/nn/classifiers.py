@@ -181,12 +181,14 @@ class _TreeArrays:
         nd = np.concatenate(nodes) if nodes else np.zeros(0, dtype=preds[0].nodes.dtype if preds else float)
         off = np.asarray(offsets, np.int64)
         shift = np.repeat(off, [len(x) for x in nodes]) if nodes else np.zeros(0, np.int64)
-        return cls(nd["feature_idx"], nd["num_threshold"], nd["missing_go_to_left"], nd["left"].astype(np.int64) + shift,
-                   nd["right"].astype(np.int64) + shift, nd["is_leaf"], nd["value"], off,
+        return cls(nd["feature_idx"], nd["num_threshold"], nd["missing_go_to_left"],
+                   nd["left"].astype(np.int64) + shift, nd["right"].astype(np.int64) + shift, nd["is_leaf"],
+                   nd["value"], off,
                    np.asarray(clf._baseline_prediction, np.float64).reshape(-1)[:1])
 
     def arrays(self) -> dict:
-        return {"feature": self.feature, "threshold": self.threshold, "missing_left": self.missing_left.astype(np.uint8),
+        return {"feature": self.feature, "threshold": self.threshold,
+                "missing_left": self.missing_left.astype(np.uint8),
                 "left": self.left, "right": self.right, "is_leaf": self.is_leaf.astype(np.uint8), "value": self.value,
                 "offsets": self.offsets, "baseline": np.array([self.baseline])}
 
