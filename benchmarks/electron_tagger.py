@@ -12,9 +12,10 @@ Samples (make them first; sizes used for the README numbers; Run-2-like pile-up 
     excess tag electrons simulate --process wenu -n 6000 --chunk-size 2000 --seed 101 --pileup-mu 33.7 -o gen/wenu
     excess tag electrons simulate --process higgsino -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 \
         -o gen/higgsino_153_150
-    excess tag electrons simulate --process wenu -n 12000 --chunk-size 2000 --pthat-min 150 --seed 202 \
+    excess tag electrons simulate --process wenu -n 36000 --chunk-size 2000 --pthat-min 150 --seed 202 \
         --pileup-mu 33.7 --keep-tracks-met-min 150 -o gen/wenu_impact
-    (and -n 4000 --keep-tracks-met-min 150 with --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
+    (and -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 --keep-tracks-met-min 150 with
+    --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
 
     python benchmarks/electron_tagger.py --gen gen --out bench_electrons [--resimulate]
     python benchmarks/electron_tagger.py --gen gen --out bench_impact --resimulate --impact-only bench_electrons/models/dnn
