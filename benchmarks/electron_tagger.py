@@ -6,21 +6,28 @@ per-category DNN, the inclusive network and the HGB baseline, the efficiency at 
 and category for each (study: ~50 % at 1 GeV, 60-70 % at 2 GeV, > 80 % above 3 GeV), SHAP per category
 (run directory with report.html) and the impact table per mass point.
 
-Samples (make them first; sizes used for the README numbers)::
+Samples (make them first; sizes used for the README numbers; Run-2-like pile-up mu = 33.7)::
 
-    excess tag electrons simulate --process gun -n 200000 --chunk-size 50000 --seed 101 -o gen/gun
-    excess tag electrons simulate --process wenu -n 4000 --seed 101 -o gen/wenu
-    excess tag electrons simulate --process higgsino -n 3000 --seed 101 -o gen/higgsino_153_150
-    excess tag electrons simulate --process wenu -n 6000 --pthat-min 150 --seed 101 -o gen/wenu_impact
-    (and --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
+    excess tag electrons simulate --process gun -n 200000 --chunk-size 50000 --seed 101 --pileup-mu 33.7 -o gen/gun
+    excess tag electrons simulate --process wenu -n 6000 --chunk-size 2000 --seed 101 --pileup-mu 33.7 -o gen/wenu
+    excess tag electrons simulate --process higgsino -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 \
+        -o gen/higgsino_153_150
+    excess tag electrons simulate --process wenu -n 36000 --chunk-size 2000 --pthat-min 150 --seed 202 \
+        --pileup-mu 33.7 --keep-tracks-met-min 150 -o gen/wenu_impact
+    (and -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 --keep-tracks-met-min 150 with
+    --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
 
-    python benchmarks/electron_tagger.py --gen gen --out bench_electrons
+    python benchmarks/electron_tagger.py --gen gen --out bench_electrons [--resimulate]
+    python benchmarks/electron_tagger.py --gen gen --out bench_impact --resimulate --impact-only bench_electrons/models/dnn
+
+``--resimulate`` runs the current detector model again on every sample's stored truth
+(:func:`excess.data.electrons.resimulate_tracks`, at the sample's pile-up) instead of using the stored
+detector features: samples made by an older version of the model then measure the current one.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -38,9 +45,9 @@ def throughput_detector(n=200_000, seed=0):
     pid = rng.choice([11, -11, 211, -211, 321, 2212], n)
     args = (rng.uniform(0.5, 5, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-3, 3, n), pid)
     simulate_tracks(*(a[:1000] for a in args), random_state=1)  # warm-up (imports)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     simulate_tracks(*args, random_state=1)
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 def throughput_pythia(tmp: Path, n_events=200):
@@ -50,6 +57,28 @@ def throughput_pythia(tmp: Path, n_events=200):
     s = generate_tracks(tmp / "wenu_throughput", n_events, process="wenu", seed=777, chunk_size=n_events)
     dt = time.perf_counter() - t0
     return {"events_per_s": n_events / dt, "tracks_per_s": s.n_tracks / dt, "wall_s": dt, "n_tracks": s.n_tracks}
+
+
+def run_impact(tagger, gen: Path, load, seed: int) -> dict:
+    """The impact table for every ``gen/higgsino_*`` sample against ``gen/wenu_impact`` (printed)."""
+    from excess.data.io import read_metadata
+    from excess.tagging.impact import impact_study
+
+    sig = {}
+    for i, d in enumerate(sorted(gen.glob("higgsino_*"))):
+        st = read_metadata(d)["settings"]
+        sig[(st["m_chi20"], st["m_chi10"])] = load(d, 10 + i, reco_only=False)
+    imp = impact_study(tagger, sig, load(gen / "wenu_impact", 4, reco_only=False), random_state=seed)
+    print("\nimpact (139 fb^-1, Asimov Z; S / B / Z; MC events in brackets; B floored at one event weight if 0):")
+    for p in imp["points"]:
+        cells = []
+        for k in ("no_tagger", "tagger", "threshold_4p5"):
+            r = p["selections"][k]
+            cells.append(f"{k}: {r['s']:.2f}/{r['b']:.1f}{'*' if r['b_is_floor'] else ''}/{r['z']:.3f} "
+                         f"[{r['n_sig_mc']},{r['n_bkg_mc']}]")
+        print(f"  {p['m_chi20']:g}/{p['m_chi10']:g} ({p['n_signal_events']} ev. vs {p['n_background_events']}): "
+              + "  ".join(cells))
+    return imp
 
 
 def main(argv=None):
@@ -62,23 +91,45 @@ def main(argv=None):
     ap.add_argument("--n-shap", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-pythia", action="store_true")
+    ap.add_argument("--resimulate", action="store_true", help="re-run the detector model on the samples' truth")
+    ap.add_argument("--impact-only", type=Path, default=None, metavar="MODEL_DIR",
+                    help="only the impact table, with a saved tagger (e.g. OUT/models/dnn of an earlier run)")
     args = ap.parse_args(argv)
 
     from excess.nn.io import save_model
     from excess.tagging import ElectronTagger
     from excess.tagging.evaluate import evaluate_taggers
-    from excess.tagging.impact import impact_study
-    from excess.tagging.io import read_track_table
-    from excess.data.electrons import read_tracks
+    from excess.data.electrons import TrackSampleSettings, read_tracks, resimulate_tracks
+    from excess.data.io import read_metadata
+
+    def load(d: Path, salt: int, reco_only: bool = True):
+        tr, ev = read_tracks(d)
+        if args.resimulate:
+            st = TrackSampleSettings.from_dict(read_metadata(d)["settings"])
+            tr = resimulate_tracks(tr, st.detector(), random_state=np.random.default_rng([args.seed, salt]))
+        if reco_only:
+            tr = tr[tr["reco"].astype(bool)].reset_index(drop=True)
+            tr["category"] = tr["category"].astype(str)
+        return tr, ev
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    from excess._util import atomic_write_json
+
+    if args.impact_only is not None:
+        from excess.nn.io import load_model
+
+        imp = run_impact(load_model(args.impact_only, device="cpu"), args.gen, load, args.seed)
+        atomic_write_json(out / "impact.json", imp)
+        print(f"\nwritten: {out / 'impact.json'}")
+        return
     res = {"cpu_count": os.cpu_count(), "torch_threads": None}
     import torch
 
     res["torch_threads"] = torch.get_num_threads()
-    res["detector_tracks_per_s"] = throughput_detector()
-    print(f"detector model: {res['detector_tracks_per_s']:,.0f} tracks/s (simulate_tracks, 200k mixed particles, 1 process)")
+    res["detector_tracks_per_s"], res["detector_tracks_per_cpu_s"] = throughput_detector()
+    print(f"detector model: {res['detector_tracks_per_s']:,.0f} tracks/s wall, {res['detector_tracks_per_cpu_s']:,.0f} per CPU s "
+          "(simulate_tracks, 200k mixed particles, 1 process)")
     if not args.skip_pythia:
         res["pythia_wenu"] = throughput_pythia(out)
         p = res["pythia_wenu"]
@@ -86,7 +137,7 @@ def main(argv=None):
               f"(Pythia 8 + detector model, 200 events, 1 process)")
 
     # ---- category fractions of higgsino electrons ----
-    hig = read_track_table(args.gen / "higgsino_153_150")
+    hig, _ = load(args.gen / "higgsino_153_150", 1)
     cats = hig.loc[hig["label"] == 1, "category"]
     frac = cats.value_counts(normalize=True).reindex(list(STUDY_FRACTIONS), fill_value=0).to_dict()
     res["higgsino_category_fractions"] = frac
@@ -98,8 +149,8 @@ def main(argv=None):
 
     # ---- training data: gun electrons + W+jets background tracks ----
     rng = np.random.default_rng(args.seed)
-    gun = read_track_table(args.gen / "gun")
-    bkg = read_track_table(args.gen / "wenu")
+    gun, _ = load(args.gen / "gun", 2)
+    bkg, _ = load(args.gen / "wenu", 3)
     bkg = bkg[bkg["label"] == 0]
     gun = gun.sample(n=min(args.max_per_class, len(gun)), random_state=args.seed)
     is_test = rng.random(len(bkg)) < 0.3
@@ -110,13 +161,13 @@ def main(argv=None):
           f"(origins: {bkg_train['origin'].value_counts().to_dict()})")
     taggers, res["train_s"] = {}, {}
     for m in args.models.split(","):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tg = ElectronTagger(model=m, epochs=args.epochs, random_state=args.seed, device="cpu").fit(train)
         res["train_s"][m] = time.perf_counter() - t0
+        res.setdefault("train_cpu_s", {})[m] = time.process_time() - c0
         taggers[m] = tg
-        if m != "hgb":
-            save_model(tg, out / "models" / m)
-        print(f"  {m:10s} trained in {res['train_s'][m]:.1f} s")
+        save_model(tg, out / "models" / m)
+        print(f"  {m:10s} trained in {res['train_s'][m]:.1f} s wall, {res['train_cpu_s'][m]:.1f} s CPU")
 
     # ---- evaluation: higgsino electrons vs held-out W+jets tracks and the higgsino events' own tracks ----
     ev_tracks = pd.concat([hig, bkg[is_test]], ignore_index=True)
@@ -138,25 +189,8 @@ def main(argv=None):
             print(f"    {c:13s} {cells}")
 
     # ---- impact ----
-    from excess.data.io import read_metadata
-
     if (args.gen / "wenu_impact").exists() and "dnn" in taggers:
-        sig = {}
-        for d in sorted(args.gen.glob("higgsino_*")):
-            st = read_metadata(d)["settings"]
-            sig[(st["m_chi20"], st["m_chi10"])] = read_tracks(d)
-        imp = impact_study(taggers["dnn"], sig, read_tracks(args.gen / "wenu_impact"), random_state=args.seed)
-        res["impact"] = imp
-        print("\nimpact (139 fb^-1, Asimov Z; S / B / Z; MC events in brackets; B floored at one event weight if 0):")
-        for p in imp["points"]:
-            cells = []
-            for k in ("no_tagger", "tagger", "threshold_4p5"):
-                r = p["selections"][k]
-                cells.append(f"{k}: {r['s']:.2f}/{r['b']:.1f}{'*' if r['b_is_floor'] else ''}/{r['z']:.3f} "
-                             f"[{r['n_sig_mc']},{r['n_bkg_mc']}]")
-            print(f"  {p['m_chi20']:g}/{p['m_chi10']:g}: " + "  ".join(cells))
-    from excess._util import atomic_write_json
-
+        res["impact"] = run_impact(taggers["dnn"], args.gen, load, args.seed)
     atomic_write_json(out / "benchmark.json", res)
     print(f"\nwritten: {out / 'benchmark.json'}, {out / 'evaluation' / 'report.html'}")
 

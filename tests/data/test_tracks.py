@@ -171,3 +171,50 @@ def test_overlapping_photon_energy_raises_e_over_p_and_widens_showers():
     assert np.nanmedian(crowded["rphi"]) < np.nanmedian(alone["rphi"])
     with pytest.raises(InputError, match="e_overlap_gev"):
         simulate_tracks(*args, e_overlap_gev=np.full(n, -1.0))
+
+
+# ---- second pass: pile-up, TRT occupancy, pi0 fluctuations, ID hadronic interactions, extrapolation ----
+def test_pileup_widens_the_electron_e_over_p():
+    quiet = _gun(4000, 11, 1.0, eta=0.3, seed=20)
+    busy = _gun(4000, 11, 1.0, eta=0.3, seed=20, detector=TrackDetector(pileup_mu=60.0))
+    iqr = [np.subtract(*np.nanpercentile(t["e_over_p"], [84, 16])) for t in (quiet, busy)]
+    assert iqr[1] > 1.3 * iqr[0]
+
+
+def test_trt_occupancy_raises_the_pion_high_threshold_fraction():
+    d = TrackDetector(pileup_mu=40.0)
+    quiet = _gun(4000, 211, 2.0, eta=0.3, seed=21)
+    busy = _gun(4000, 211, 2.0, eta=0.3, seed=21, detector=d)
+    occ = d.trt_occupancy_per_mu * d.pileup_mu
+    p0 = p_ht(2.0 / 0.13957, DET.ht_barrel)
+    expected = 1 - (1 - p0) * (1 - occ * d.trt_ht_occupancy)
+    assert np.nanmean(quiet["f_ht"]) == pytest.approx(p0, abs=0.01)
+    assert np.nanmean(busy["f_ht"]) == pytest.approx(expected, abs=0.01)
+
+
+def test_pi0_fluctuations_make_some_pions_electron_like():
+    plain = TrackDetector(fem_concentration=1e4, charge_exchange_prob=0.0)
+    fluct = _gun(6000, 211, 3.0, eta=0.3, seed=22)
+    flat = _gun(6000, 211, 3.0, eta=0.3, seed=22, detector=plain)
+    like_e = [((t["e_over_p"] > 0.8) & (t["rhad"] < 0.05)).mean() for t in (fluct, flat)]
+    assert like_e[0] > 5 * like_e[1] + 0.005
+
+
+def test_hadronic_interactions_in_the_inner_detector_give_dpoverp_tails():
+    with_int = _gun(6000, 211, 2.0, eta=1.7, seed=23)
+    without = _gun(6000, 211, 2.0, eta=1.7, seed=23, detector=TrackDetector(id_lambda_per_x0=0.0))
+    tail = [(t["dpoverp"] > 0.2).mean() for t in (with_int, without)]
+    t_si = DET.silicon_material_share * np.interp(1.7, DET.material_eta, DET.material_x0)
+    p_int = 1 - np.exp(-DET.id_lambda_per_x0 * t_si)  # ~ interaction in the silicon, then x_lead < 0.8
+    assert tail[1] < 0.005 and tail[0] > 0.3 * p_int
+
+
+def test_calorimeter_information_follows_the_extrapolated_track():
+    # a 0.5 GeV electron that radiates most of its energy still has an extrapolated calorimeter impact
+    ext = _gun(4000, 11, 0.5, eta=1.0, seed=24)
+    phys = _gun(4000, 11, 0.5, eta=1.0, seed=24, detector=TrackDetector(calo_acceptance="physical"))
+    assert ext["has_calo"].mean() > phys["has_calo"].mean() + 0.1
+    with pytest.raises(InputError, match="calo_acceptance"):
+        _gun(10, 11, 1.0, detector=TrackDetector(calo_acceptance="nope"))
+    # a 0.3 GeV central pion curls inside the barrel and turns too far to be followed to the endcap
+    assert not _gun(500, 211, 0.3, eta=0.2, seed=25)["has_calo"].any()

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from excess.data.electrons import ORIGINS, TrackSampleSettings, generate_tracks, higgsino_slha, read_tracks
+from excess.data.electrons import (
+    ORIGINS,
+    TrackSampleSettings,
+    generate_tracks,
+    higgsino_slha,
+    read_tracks,
+    resimulate_tracks,
+)
+from excess.data.tracks import TrackDetector
 from excess.data.tracks import CATEGORIES
 from excess.errors import ConfigError, InputError
 
@@ -30,6 +38,9 @@ def test_settings_are_validated():
         TrackSampleSettings.from_dict({"process": "gun", "ptmin": 1})
     with pytest.raises(ConfigError, match="m_chi20 > m_chi10"):
         TrackSampleSettings(process="higgsino", m_chi20=100, m_chi10=150)
+    with pytest.raises(ConfigError, match="pileup_mu"):
+        TrackSampleSettings(pileup_mu=-1)
+    assert TrackSampleSettings(pileup_mu=33.7).detector().pileup_mu == 33.7
     slha = higgsino_slha(153, 150)
     assert "1000023  -153.0000" in slha and "1.0   3   1000022   11   -11" in slha
 
@@ -61,3 +72,34 @@ def test_gun_and_pythia_tracks_share_the_vertex_convention(tmp_path, higgsino):
     t, _ = higgsino
     pions = t[(t["origin"] == "hadron") & (t["d0"].abs() < 0.1)]
     assert np.std(g["z0sintheta"]) < 3 * np.std(pions["z0sintheta"]) + 0.05
+
+
+def test_a_stored_sample_is_resimulated_from_its_truth(higgsino):
+    t, _ = higgsino
+    same = resimulate_tracks(t, random_state=4)
+    again = resimulate_tracks(t, random_state=4)
+    assert len(same) == len(t) and same.equals(again)
+    assert (same["origin"] == t["origin"]).all() and (same["true_pt"] == t["true_pt"]).all()
+    # the default detector of the sample reproduces its features statistically (the seeds differ)
+    assert abs(same["reco"].mean() - t["reco"].mean()) < 0.03
+    busy = resimulate_tracks(t, TrackDetector(pileup_mu=60.0), random_state=4)
+    sd = [np.nanstd(x.loc[x["label"] == 0, "e_over_p"]) for x in (same, busy)]
+    assert sd[1] > sd[0]
+    with pytest.raises(InputError, match="truth column"):
+        resimulate_tracks(t.drop(columns=["r_prod"]))
+
+
+def test_event_weights_are_normalised_over_chunks(tmp_path, higgsino_dir):
+    import shutil
+
+    _, one = read_tracks(higgsino_dir)
+    two = tmp_path / "two"
+    shutil.copytree(higgsino_dir, two)
+    for kind in ("chunk", "events"):  # the same chunk twice: twice the events, the same cross-section
+        shutil.copy(two / f"{kind}-00000.h5", two / f"{kind}-00001.h5")
+    _, both = read_tracks(two)
+    assert len(both) == 2 * len(one)
+    assert both["weight_fb"].sum() == pytest.approx(one["weight_fb"].sum(), rel=1e-12)
+    (two / "chunk-00001.h5").unlink()  # an unfinished chunk (events written, tracks not yet) is ignored
+    _, again = read_tracks(two)
+    assert len(again) == len(one) and again["weight_fb"].sum() == pytest.approx(one["weight_fb"].sum())

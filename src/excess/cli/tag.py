@@ -62,14 +62,19 @@ def electrons():
 @click.option("--m-chi10", type=float, default=150.0, show_default=True)
 @click.option("--pthat-min", type=float, default=20.0, show_default=True, help="W+jets only (150 for the impact sample).")
 @click.option("--mpi/--no-mpi", default=True, show_default=True)
+@click.option("--pileup-mu", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Mean pile-up interactions in the detector model (calorimeter noise, TRT occupancy; Run 2: 33.7).")
+@click.option("--keep-tracks-met-min", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Store tracks only of events with MET above this [GeV] (impact samples; events all kept).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
-def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, mpi, output):
+def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, mpi, pileup_mu, keep_tracks_met_min,
+             output):
     """Generate a track sample (Pythia 8 + the track-level detector model); resumable."""
     from .._util import check_writable
     from ..data.electrons import generate_tracks
 
     check_writable(output)
-    kw = {"mpi": mpi}
+    kw = {"mpi": mpi, "pileup_mu": pileup_mu, "keep_tracks_met_min": keep_tracks_met_min}
     if process == "higgsino":
         kw.update(m_chi20=m_chi20, m_chi10=m_chi10)
     if process == "wenu":
@@ -96,7 +101,7 @@ def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, m
 @click.option("--force", is_flag=True, help="Replace the results of an existing OUTPUT.")
 def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks, min_tracks, seed, device, output,
           force):
-    """Train taggers on labelled tracks; networks are saved under OUTPUT/models/<model>."""
+    """Train taggers on labelled tracks; each is saved under OUTPUT/models/<model>."""
     import time
 
     from .._util import atomic_write_json
@@ -112,11 +117,7 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
         tg = ElectronTagger(model=m, hidden=hid, epochs=epochs, batch_size=batch_size, min_tracks=min_tracks,
                             random_state=seed, device=device).fit(df)
         info = {"train_s": time.perf_counter() - t0, "n_train": tg.n_train_}
-        if m != "hgb":
-            info["path"] = str(save_model(tg, output / "models" / m))
-        else:
-            info["path"] = None
-            click.echo("note: the HGB baseline has no state_dict and is not saved", err=True)
+        info["path"] = str(save_model(tg, output / "models" / m))
         summary["models"][m] = info
     atomic_write_json(output / "training.json", summary)
     echo_json(summary)

@@ -53,7 +53,7 @@ from .settings import INVISIBLE_PDG_IDS, QUIET_PYTHIA, SEED_MAX, SEED_MIN
 from .tracks import CATEGORIES
 
 __all__ = ["TrackSampleSettings", "PROCESSES", "ORIGINS", "MASS_POINTS", "higgsino_slha", "pythia_config",
-           "generate_track_chunk", "generate_tracks", "read_tracks", "TrackGenerationSummary"]
+           "generate_track_chunk", "generate_tracks", "read_tracks", "resimulate_tracks", "TrackGenerationSummary"]
 
 log = get_logger(__name__)
 
@@ -80,6 +80,8 @@ class TrackSampleSettings:
     branching_ratio: float = 1.0  # multiplies the higgsino event weights (forced decays have BR 1)
     electron_pt_min: float = 4.5  # leading standard-electron candidate stored in the event table
     iso_track_pt_min: float = 0.5  # tracks entering ptcone30
+    pileup_mu: float = 0.0  # mean pile-up interactions per crossing seen by the detector model (Run 2: 33.7)
+    keep_tracks_met_min: float = 0.0  # tracks are stored only for events with MET above this (events: all)
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
@@ -87,8 +89,17 @@ class TrackSampleSettings:
             raise ConfigError(f"unknown process {self.process!r}; known: {', '.join(PROCESSES)}")
         if not (0 < self.pt_min < self.pt_max):
             raise ConfigError(f"need 0 < pt_min < pt_max, got {self.pt_min}, {self.pt_max}")
+        if self.pileup_mu < 0 or self.keep_tracks_met_min < 0:
+            raise ConfigError(f"pileup_mu and keep_tracks_met_min must be >= 0, got {self.pileup_mu}, "
+                              f"{self.keep_tracks_met_min}")
         if self.process == "higgsino" and not (self.m_chi20 > self.m_chi10 > 0):
             raise ConfigError(f"need m_chi20 > m_chi10 > 0, got {self.m_chi20}, {self.m_chi10}")
+
+    def detector(self):
+        """The :class:`~excess.data.tracks.TrackDetector` of this sample (pile-up set by ``pileup_mu``)."""
+        from .tracks import TrackDetector
+
+        return TrackDetector(pileup_mu=float(self.pileup_mu))
 
     def to_dict(self) -> dict:
         import dataclasses
@@ -177,7 +188,11 @@ def _gun_chunk(settings: TrackSampleSettings, n: int, seed: int, det_rng):
     phi = rng.uniform(-np.pi, np.pi, n)
     pid = rng.choice(np.array([11, -11]), n)
     z0 = np.zeros(n)  # impact parameters are relative to the primary vertex, as for the Pythia samples
-    t = simulate_tracks(pt, eta, phi, pid, z0_true_mm=z0, random_state=det_rng)
+    t = simulate_tracks(pt, eta, phi, pid, z0_true_mm=z0, detector=settings.detector(), random_state=det_rng)
+    t["true_charge"] = np.where(pid > 0, -1.0, 1.0)
+    t["r_prod"] = 0.0
+    t["d0_true"] = 0.0
+    t["e_overlap"] = 0.0
     t["origin"] = "prompt"
     t["event_id"] = np.arange(n, dtype=np.int64)
     t["ptcone30"] = 0.0
@@ -283,7 +298,8 @@ class _PythiaTracks:
 
         # ---- origin of every particle (for electrons: walk up copies of the same particle) ----
         # ---- tracks: charged final-state particles in the pT window, plus conversion electrons ----
-        sel = final & (charge != 0) & (pt > s.pt_min) & (pt < s.pt_max) & (np.abs(eta) < s.eta_max)
+        keep_ev = met >= s.keep_tracks_met_min
+        sel = final & (charge != 0) & (pt > s.pt_min) & (pt < s.pt_max) & (np.abs(eta) < s.eta_max) & keep_ev[ev]
         idx = np.nonzero(sel)[0]
         origin = self._origin_labels(ids, mother, idx)
         cosphi, sinphi = np.cos(phi[idx]), np.sin(phi[idx])
@@ -292,7 +308,7 @@ class _PythiaTracks:
         trk = dict(pt=pt[idx], eta=eta[idx], phi=phi[idx], pid=ids[idx], charge=charge[idx],
                    r_prod_mm=np.hypot(vx[idx], vy[idx]), d0_true_mm=d0_true, z0_true_mm=z0_true,
                    event=ev[idx], origin=origin)
-        gam = np.nonzero(final & (ids == 22) & (pt > s.pt_min) & (np.abs(eta) < s.eta_max))[0]
+        gam = np.nonzero(final & (ids == 22) & (pt > s.pt_min) & (np.abs(eta) < s.eta_max) & keep_ev[ev])[0]
         conv = convert_photons(pt[gam], eta[gam], phi[gam], random_state=det_rng)
         keep = (conv["pt"] > s.pt_min) & (conv["pt"] < s.pt_max)
         gi = gam[conv["photon_index"][keep]]
@@ -315,8 +331,12 @@ class _PythiaTracks:
                                 deta_max=1.5 * 0.025, dphi_max=3.5 * 0.0245)
         t = simulate_tracks(allt["pt"], allt["eta"], allt["phi"], allt["pid"], charge=allt["charge"],
                             r_prod_mm=allt["r_prod_mm"], d0_true_mm=allt["d0_true_mm"],
-                            z0_true_mm=allt["z0_true_mm"], e_overlap_gev=e_ov, random_state=det_rng)
+                            z0_true_mm=allt["z0_true_mm"], e_overlap_gev=e_ov, detector=s.detector(),
+                            random_state=det_rng)
         t["e_overlap"] = e_ov
+        t["true_charge"] = allt["charge"]  # truth kept so that a sample can be re-simulated (resimulate_tracks)
+        t["r_prod"] = allt["r_prod_mm"]
+        t["d0_true"] = allt["d0_true_mm"]
         t["origin"] = allt["origin"]
         t["event_id"] = first_event + allt["event"]
         t["z0"] = allt["z0_true_mm"]
@@ -522,16 +542,28 @@ def generate_tracks(output: str | os.PathLike, n_events: int, *, process: str = 
 
 
 def read_tracks(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read a track sample directory (or one track file): ``(tracks, events or None)``."""
+    """Read a track sample directory (or one track file): ``(tracks, events or None)``.
+
+    The event weights of a directory are normalised to the whole sample: a chunk stores ``sigma / n_chunk``
+    per event, which is rescaled by ``n_chunk / n_total`` so that the weights sum to the (event-weighted
+    mean) cross-section once, however many chunks there are.
+    """
     from .io import _read_excess_h5, read_events
 
     path = Path(path)
     tracks = read_events(path)
     events = None
     if path.is_dir():
-        files = sorted(p for p in path.glob("events-*.h5") if not p.name.startswith("."))
+        # the event file of a chunk is written before its track file: only finished chunks count
+        files = sorted(p for p in path.glob("events-*.h5")
+                       if not p.name.startswith(".") and (path / p.name.replace("events-", "chunk-")).exists())
         if files:
-            events = pd.concat([_read_excess_h5(p) for p in files], ignore_index=True)
+            parts = [_read_excess_h5(p) for p in files]
+            n_all = sum(len(e) for e in parts)
+            for e in parts:  # each chunk's weights are sigma / (its events): rescale to sigma / (all events)
+                if "weight_fb" in e.columns:
+                    e["weight_fb"] = e["weight_fb"] * (len(e) / max(n_all, 1))
+            events = pd.concat(parts, ignore_index=True)
     for col, names in (("category", CATEGORIES), ("origin", ORIGINS)):
         if col in tracks.columns and tracks[col].dtype.kind in "iu":
             codes = tracks[col].to_numpy()
@@ -539,3 +571,31 @@ def read_tracks(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame | N
                 raise InputError(f"{path}: column {col!r} holds codes outside 0..{len(names) - 1}")
             tracks[col] = np.asarray(names, dtype=object)[codes]
     return tracks, events
+
+
+_TRUTH_COLUMNS = ("true_pt", "true_eta", "phi", "pid", "true_charge", "r_prod", "d0_true", "z0", "e_overlap")
+
+
+def resimulate_tracks(tracks: pd.DataFrame, detector=None, *, random_state=None) -> pd.DataFrame:
+    """Run the detector model again on a stored sample's truth (no Pythia): a new table, same rows.
+
+    Needs the truth columns :data:`_TRUTH_COLUMNS` that :func:`generate_tracks` stores; the generator-level
+    columns (``origin``, ``label``, ``event_id``, ``ptcone30``, ``z0`` ...) are kept, the detector columns
+    replaced. ``detector`` is a :class:`~excess.data.tracks.TrackDetector` (default: the default model).
+    """
+    from .tracks import simulate_tracks
+
+    missing = [c for c in _TRUTH_COLUMNS if c not in tracks.columns]
+    if missing:
+        raise InputError(f"cannot re-simulate: the track table lacks the truth column(s) {missing} "
+                         "(samples written before they were stored must be regenerated)")
+    t = simulate_tracks(tracks["true_pt"].to_numpy(float), tracks["true_eta"].to_numpy(float),
+                        tracks["phi"].to_numpy(float), tracks["pid"].to_numpy(np.int64),
+                        charge=tracks["true_charge"].to_numpy(float), r_prod_mm=tracks["r_prod"].to_numpy(float),
+                        d0_true_mm=tracks["d0_true"].to_numpy(float), z0_true_mm=tracks["z0"].to_numpy(float),
+                        e_overlap_gev=tracks["e_overlap"].to_numpy(float), detector=detector,
+                        random_state=random_state)
+    out = tracks.copy()
+    for col in t.columns:
+        out[col] = t[col].to_numpy() if col != "category" else t[col].astype(str).to_numpy()
+    return out.reset_index(drop=True)

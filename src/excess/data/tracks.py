@@ -60,9 +60,56 @@ EM calorimeter (JINST 3 S08003)
     Shower shapes R_eta, R_phi, w_eta2, f1, f3, R_had and the track-cluster matching deta1 and dphi2 (the
     latter derived from the bending difference between the fitted and the true momentum).
 Curling
-    A track reaches the TRT if ``2 R`` exceeds its inner radius (pT > ~0.17 GeV; crossing it fully needs
+    (With the default extrapolated calorimeter acceptance of the second pass, the calorimeter condition
+    below applies to the particle's own energy, the helix of the fitted track decides whether calorimeter
+    variables exist.) A track reaches the TRT if ``2 R`` exceeds its inner radius (pT > ~0.17 GeV; crossing it
+    fully needs
     pT > 0.32 GeV) and the calorimeter if ``2 R`` exceeds the transverse radius of the calorimeter front
     along its direction (1.4 m in the barrel: pT > 0.42 GeV).
+
+Second pass (fields added to :class:`TrackDetector`; all approximate unless a source is named; none was
+tuned to a tagger result)
+    *Calorimeter information follows the extrapolated track* (``calo_acceptance="extrapolated"``, default):
+    calorimeter variables are computed around the impact point of the fitted track's helix, so they exist
+    whenever that helix enters the precision acceptance (:func:`_helix_in_calo`: barrel front radius, or the
+    endcap face at z = 3.7 m with the helix's transverse radius ``2 R |sin(dphi/2)|`` giving the impact
+    eta, followed for at most half a turn, ``max_turn_rad``), even if the electron itself radiated most of
+    its energy and curled away: then only the collected brem photons (and noise, pile-up, overlapping
+    particles) are in the window. ``"physical"`` keeps the first model (the particle itself must arrive).
+    *Pile-up* (``pileup_mu``; 0 by default, the Run-2 average is 33.7, ATLAS luminosity public results):
+    per calorimeter layer of the 3x7 window a pile-up noise of ``calo_pileup_noise_gev`` at mu = 30 and
+    |eta| = 0, growing with |eta| (``calo_pileup_scale``) and as ``sqrt(mu / 30)``, skewed (Gamma of shape
+    1.5, mean subtracted) as in-time pile-up deposits are positive. The sizes are chosen so that electronic
+    (+) pile-up noise of a barrel 3x7 cluster is ~0.3 GeV, the order of the noise term of the ATLAS
+    electron energy resolution (JINST 14 (2019) P03017, Run 2) and rising forward; the noise enters E/p,
+    the layer fractions and the lateral shapes (R_eta, R_phi, w_eta2 through the core/wide sums).
+    *TRT occupancy*: ``occ = trt_occupancy_per_mu * mu`` (~25 % at mu = 34; approximate: the Run-1 TRT
+    performance paper, JINST 12 (2017) P05002, studies the TRT up to occupancies of tens of per cent, and
+    Run 2 ran at higher pile-up than Run 1; the slope is not a fitted value); an occupied straw adds a
+    high-threshold hit
+    with probability ``trt_ht_occupancy`` (0.25), ``p_HT -> 1 - (1 - p_HT)(1 - occ * 0.25)``, which raises
+    the pion HT fraction more in relative terms than the electron one (the rising HT probability with
+    occupancy of the ATLAS TRT PID studies); ``trt_pid`` uses the occupancy-corrected probabilities as
+    the athena tool does.
+    *Hadronic interactions in the inner detector*: probability ``1 - exp(-0.2 t_X0)`` (X0/lambda_I of
+    silicon, 9.37 / 46.52 cm, PDG); an interaction at a uniform position along the material leaves a kink
+    (the leading charged secondary keeps ``x ~ U(0.2, 1)`` of the momentum, lowering the last-measurement
+    momentum, hence ``dpoverp``, if it happens in the silicon, and the TRT sees the secondary) and the
+    hadron showers from the calorimeter front.
+    *pi0 content of hadron showers*: the EM fraction of an interacting hadron's shower has Groom's mean
+    ``1 - (E/E0)^(k-1)`` with E0 = 1 GeV, k = 0.82 (NIM A 572 (2007) 633; floored at 0.05), Beta
+    fluctuations (concentration 2) and a charge-exchange-like component (probability 0.05, f_em ~ U(0.8, 1)).
+    The EM part showers with the electron profile from the interaction point and is laterally compact; the
+    rest deposits ``h/e = 0.5`` of its energy (EM scale, Beta fluctuations) with the exponential profile.
+    Early, pi0-rich showers therefore look electron-like (E/p ~ 1, small R_had, narrow shapes).
+    *Lateral fluctuations of EM showers* (electrons and the EM part of hadron showers): the core fractions
+    behind R_eta and R_phi fluctuate with a width ``lateral_sigma_ref = 0.012`` at 40 GeV (the spread of
+    R_eta of Z -> ee electrons in ATLAS shower-shape distributions, approximate) scaling as ``1/sqrt(E)``
+    (the number of shower particles), capped at 0.15; the first model used a fixed 0.01 at all energies,
+    far too narrow for 1 GeV showers.
+    *Multiple scattering in the track-cluster match*: deta1 and dphi2 get the Highland angle
+    ``13.6 MeV / p sqrt(t) (1 + 0.038 ln t)`` (PDG) over the material before the calorimeter, divided by
+    sqrt(3), in quadrature with the previous resolutions.
 
 Categories (the low-pT electron study): every track lands in exactly one of :data:`CATEGORIES`:
 ``trt_calo`` (TRT hits and calorimeter), ``notrt_calo``, ``trt_nocalo``, ``notrt_nocalo``. The features of
@@ -190,6 +237,34 @@ class TrackDetector:
     x0_per_lambda: float = 11.0
     mip_gev_per_x0: float = 0.010
     had_noise_gev: float = 0.05
+    # ---- second pass (sources in the module docstring, "Second pass"); all additive ----
+    # pile-up: mean interactions per bunch crossing (0 = none; Run-2 average 33.7)
+    pileup_mu: float = 0.0
+    pileup_mu_ref: float = 30.0
+    # pile-up noise per layer (PS, strips, middle, back) of the 3x7 window at mu_ref, |eta| = 0 [GeV]
+    calo_pileup_noise_gev: tuple[float, float, float, float] = (0.08, 0.08, 0.25, 0.04)
+    calo_pileup_eta: tuple[float, ...] = (0.0, 1.4, 2.0, 2.5)
+    calo_pileup_scale: tuple[float, ...] = (1.0, 1.2, 1.8, 2.5)
+    calo_pileup_shape: float = 1.5  # Gamma shape of the in-time pile-up energy (mean-subtracted): skewed
+    # TRT occupancy = trt_occupancy_per_mu * mu; an occupied straw gives an extra HT hit with this probability
+    trt_occupancy_per_mu: float = 0.0075
+    trt_ht_occupancy: float = 0.25
+    # calorimeter information exists where the fitted track's helix extrapolation enters the acceptance
+    # ("extrapolated"), or only where the particle itself arrives ("physical": the first model)
+    calo_acceptance: str = "extrapolated"
+    max_turn_rad: float = 3.141592653589793  # an extrapolation is followed for at most this azimuthal turn
+    # hadronic interactions in the inner-detector material: t_lambda = id_lambda_per_x0 * t_X0
+    id_lambda_per_x0: float = 0.2
+    # EM (pi0) fraction of hadron showers: Groom's mean 1 - (E/E0)^(k-1), Beta fluctuations, charge exchange
+    fem_e0_gev: float = 1.0
+    fem_k: float = 0.82
+    fem_concentration: float = 2.0
+    fem_min: float = 0.05
+    charge_exchange_prob: float = 0.05
+    h_over_e: float = 0.5
+    # lateral fluctuations of EM showers: width of the core fractions at lateral_e_ref_gev, scaling 1/sqrt(E)
+    lateral_sigma_ref: float = 0.012
+    lateral_e_ref_gev: float = 40.0
     extra: dict = field(default_factory=dict)  # free-form provenance notes
 
     def to_dict(self) -> dict:
@@ -295,6 +370,37 @@ def _exp_layer_fractions(start_x0, scale_x0, t_dead, det: TrackDetector):
 
     c = [cdf(x) for x in bounds] + [np.ones_like(start_x0)]
     return np.stack([c[i + 1] - c[i] for i in range(5)], axis=0)  # PS, S1, S2, S3, leak
+
+
+def _pileup_sigma(abs_eta, det: TrackDetector):
+    """Pile-up noise per calorimeter layer of the cluster window, (4, n) [GeV]: sqrt(mu / mu_ref) scaling."""
+    scale = np.interp(abs_eta, det.calo_pileup_eta, det.calo_pileup_scale) * np.sqrt(det.pileup_mu / det.pileup_mu_ref)
+    return np.asarray(det.calo_pileup_noise_gev, dtype=float)[:, None] * scale[None, :]
+
+
+def _helix_in_calo(pt_fit, eta, det: TrackDetector):
+    """Whether the helix of the fitted track enters the precision EM calorimeter (the extrapolation).
+
+    Barrel: the helix reaches the front radius before the endcap face. Otherwise it is followed to the
+    endcap face ``z = calo_endcap_z_mm`` (for at most ``max_turn_rad`` of azimuthal turn), where its
+    transverse radius ``2 R |sin(dphi / 2)|`` gives the impact pseudorapidity, which must lie in the
+    acceptance (|eta| < 2.47, outside the crack). A low-pT central track that curls inside the barrel
+    therefore spirals into the endcap (when it turns less than ``max_turn_rad`` on the way).
+    """
+    a = np.abs(np.asarray(eta, dtype=float))
+    big_r = np.maximum(radial_reach_mm(pt_fit, det.b_field_t) / 2.0, 1e-6)  # helix radius [mm]
+    rb, ze = det.calo_barrel_radius_mm, det.calo_endcap_z_mm
+    sh = np.maximum(np.sinh(a), 1e-9)
+    reach_b = 2.0 * big_r > rb
+    dphi_b = 2.0 * np.arcsin(np.clip(rb / (2.0 * big_r), 0.0, 1.0))
+    z_b = big_r * dphi_b * sh
+    barrel = reach_b & (z_b < ze)
+    dphi_e = ze / (big_r * sh)
+    r_e = 2.0 * big_r * np.abs(np.sin(0.5 * np.minimum(dphi_e, 2 * np.pi)))
+    eta_imp = np.where(barrel, a, np.arcsinh(ze / np.maximum(r_e, 1e-6)))
+    ok_turn = barrel | (dphi_e <= det.max_turn_rad)
+    in_acc = (eta_imp < det.calo_eta_max) & ~((eta_imp > det.crack[0]) & (eta_imp < det.crack[1]))
+    return ok_turn & in_acc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -413,6 +519,14 @@ def simulate_tracks(
     reach_sct = radial_reach_mm(pt * np.sqrt(z_si), det.b_field_t)
     reach_trt = radial_reach_mm(pt * z_si, det.b_field_t)
     reach_calo = radial_reach_mm(pt * z_si * np.sqrt(z_rest), det.b_field_t)
+    # hadronic interaction in the inner-detector material (hadrons only): a kink, the leading charged
+    # secondary keeps a fraction x_lead of the momentum; the rest starts the calorimeter shower early
+    t_lam = det.id_lambda_per_x0 * t_tot
+    id_int = hadron & (rng.random(n) < 1.0 - np.exp(-t_lam))
+    u_int = rng.random(n)  # position along the material (fraction)
+    in_si = id_int & (u_int < det.silicon_material_share)
+    x_lead = np.where(id_int, rng.uniform(0.2, 1.0, n), 1.0)
+    reach_trt = np.where(id_int, radial_reach_mm(pt * x_lead, det.b_field_t), reach_trt)
 
     # ---- silicon hits --------------------------------------------------------------------------
     def layer_hits(radius, rch):
@@ -434,7 +548,7 @@ def simulate_tracks(
     pt_fit = 1.0 / np.maximum(np.abs(inv_pt_meas), 1e-6)
     rel = sig_qpt * pt  # relative momentum resolution
     p_first = 1.0 + 2.0 * rel * rng.standard_normal(n)
-    p_last = z_si * (1.0 + 2.0 * rel * rng.standard_normal(n))
+    p_last = z_si * np.where(in_si, x_lead, 1.0) * (1.0 + 2.0 * rel * rng.standard_normal(n))
     dpoverp = 1.0 - p_last / p_first
 
     d0_sinf = np.interp(a, det.d0_eta_points, det.d0_sigma_inf_mm)
@@ -456,26 +570,39 @@ def simulate_tracks(
     has_trt = n_trt >= det.trt_min_hits
     region = np.where(barrel, 0, np.where(a < det.trt_endcap_a_eta_max, 1, 2))
     pars = np.array([det.ht_barrel, det.ht_endcap_a, det.ht_endcap_b])[region].T  # (4, n)
-    e_at_trt = np.sqrt((p * z_si) ** 2 + mass**2)
-    p_ht_true = p_ht(e_at_trt / mass, pars)
+    e_at_trt = np.sqrt((p * z_si * x_lead) ** 2 + mass**2)
+    occ = min(det.trt_occupancy_per_mu * det.pileup_mu, 0.9)
+
+    def with_occ(ph):  # an HT hit from the track itself or from another particle in an occupied straw
+        return 1.0 - (1.0 - ph) * (1.0 - occ * det.trt_ht_occupancy)
+
+    p_ht_true = with_occ(p_ht(e_at_trt / mass, pars))
     n_ht = rng.binomial(n_trt, np.clip(p_ht_true, 0, 1))
     f_ht = np.where(n_trt > 0, n_ht / np.maximum(n_trt, 1), np.nan)
     p_fit = pt_fit * np.cosh(eta)
-    pe = p_ht(np.sqrt(p_fit**2 + MASSES[11] ** 2) / MASSES[11], pars)
-    ppi = p_ht(np.sqrt(p_fit**2 + _PI_MASS**2) / _PI_MASS, pars)
+    pe = with_occ(p_ht(np.sqrt(p_fit**2 + MASSES[11] ** 2) / MASSES[11], pars))  # occupancy-corrected,
+    ppi = with_occ(p_ht(np.sqrt(p_fit**2 + _PI_MASS**2) / _PI_MASS, pars))  # as the athena tool does
     llr = n_ht * np.log(pe / ppi) + (n_trt - n_ht) * np.log((1 - pe) / (1 - ppi))
     trt_pid = 1.0 / (1.0 + np.exp(-np.clip(llr, -50, 50)))
 
     # ---- EM calorimeter ------------------------------------------------------------------------
     r_front = np.minimum(det.calo_barrel_radius_mm, det.calo_endcap_z_mm / np.maximum(np.sinh(a), 1e-9))
     in_calo = (a < det.calo_eta_max) & ~((a > det.crack[0]) & (a < det.crack[1]))
-    has_calo = in_calo & (reach_calo > r_front)
+    arrives = in_calo & (reach_calo > r_front)  # the particle itself reaches the calorimeter (straight eta)
+    if det.calo_acceptance == "physical":
+        has_calo = arrives
+    elif det.calo_acceptance == "extrapolated":
+        has_calo = _helix_in_calo(pt_fit, eta, det)
+        pt_arrive = pt * z_si * np.sqrt(z_rest) * x_lead
+        arrives = has_calo & _helix_in_calo(pt_arrive, eta, det)
+    else:
+        raise InputError(f"calo_acceptance must be 'extrapolated' or 'physical', got {det.calo_acceptance!r}")
     t_dead = np.interp(a, det.dead_eta, det.dead_x0)
     e_true = np.sqrt(p**2 + mass**2)
     kfield = 0.3 * det.b_field_t / 2.0  # GeV rad / m per unit radius
     r_calo_m = r_front / 1000.0
     # electrons: the electron itself plus the brem photons that stay inside the cluster window
-    e_el = p * z_si * z_rest
+    e_el = np.where(arrives, p * z_si * z_rest, 0.0)  # a curled-away electron leaves only its brem photons
     lost_si, lost_rest = p * (1 - z_si), p * z_si * (1 - z_rest)
     dphi_si = kfield * np.maximum(r_calo_m - det.brem_radius_si_m, 0.0) / pt
     dphi_rest = kfield * np.maximum(r_calo_m - det.brem_radius_rest_m, 0.0) / pt
@@ -484,8 +611,8 @@ def simulate_tracks(
     e_em = e_el + coll_si * lost_si + coll_rest * lost_rest
     em_frac = _em_layer_fractions(e_em, t_dead, det, rng)  # (6, n)
     # hadrons: interaction depth in lambda; MIP before it, exponential shower after it
-    depth_l = rng.exponential(1.0, n)
-    interacts = hadron & (depth_l < det.em_lambda)
+    depth_l = np.where(id_int, 0.0, rng.exponential(1.0, n))  # an ID interaction showers from the front
+    interacts = hadron & (depth_l < det.em_lambda) & (arrives | id_int)
     total_x0 = det.presampler_x0 + sum(det.layer_x0)
     depth_x0 = np.minimum(depth_l * det.x0_per_lambda, total_x0)
     bounds = np.array([0.0, det.presampler_x0, det.presampler_x0 + det.layer_x0[0],
@@ -495,14 +622,25 @@ def simulate_tracks(
     mip_path = np.where(interacts[None, :], upto, thick * np.ones((1, n)))
     mip = det.mip_gev_per_x0 * mip_path * np.exp(0.3 * rng.standard_normal((4, n)) - 0.045)
     e_kin = np.maximum(e_true - mass, 0.0)
-    vis = rng.beta(2.0, 2.0, n) * e_kin
+    # EM (pi0) fraction of the shower (Groom's mean, Beta fluctuations, charge exchange ~ all EM)
+    fbar = np.clip(1.0 - (np.maximum(e_kin, 1e-3) / det.fem_e0_gev) ** (det.fem_k - 1.0), det.fem_min, 0.9)
+    f_em = rng.beta(det.fem_concentration * fbar, det.fem_concentration * (1 - fbar))
+    f_em = np.where(rng.random(n) < det.charge_exchange_prob, rng.uniform(0.8, 1.0, n), f_em)
+    e_em_h = f_em * e_kin
+    vis_h = (1 - f_em) * e_kin * det.h_over_e * 2.0 * rng.beta(2.0, 2.0, n)  # non-EM part at EM scale
     shower = _exp_layer_fractions(depth_x0, det.x0_per_lambda, t_dead, det)  # (5, n)
-    had_layers = mip + np.where(interacts[None, :], shower[:4] * vis[None, :], 0.0)
-    had_leak = np.where(interacts, shower[4] * vis, 0.0)
+    em_h_frac = _em_layer_fractions(np.maximum(e_em_h, 0.02), t_dead + depth_x0, det, rng)  # from the vertex
+    had_layers = mip + np.where(interacts[None, :], shower[:4] * vis_h[None, :] + em_h_frac[1:5] * e_em_h[None, :], 0.0)
+    had_leak = np.where(interacts, shower[4] * vis_h + em_h_frac[5] * e_em_h, 0.0)
+    had_mip = ~arrives & ~interacts  # a hadron that curled away leaves nothing
+    had_layers = np.where(had_mip[None, :], 0.0, had_layers)
+    # share of the middle layer's hadron deposit that is electromagnetic (compact laterally)
+    em_share2 = np.where(interacts, em_h_frac[3] * e_em_h / np.maximum(had_layers[2], 1e-6), 0.0)
+    em_share2 = np.clip(em_share2, 0.0, 1.0)
     em_layers = em_frac[1:5] * e_em[None, :]
     em_leak = em_frac[5] * e_em
     muon = np.abs(pid) == 13
-    layers = np.where(is_e[None, :], em_layers, np.where(muon[None, :], mip, had_layers))
+    layers = np.where(is_e[None, :], em_layers, np.where(muon[None, :], mip * arrives[None, :], had_layers))
     leak = np.where(is_e, em_leak, np.where(muon, 0.0, had_leak))
     # overlapping EM energy of other particles (photon showers, no upstream loss modelled)
     ov_frac = _em_layer_fractions(np.maximum(e_ov, 1e-3), t_dead, det)
@@ -516,7 +654,12 @@ def simulate_tracks(
     layers = layers * np.maximum(smear, 0.0)[None, :]
     layers[0] = np.where(a < det.presampler_eta_max, layers[0], 0.0)
     layers = layers + np.array(det.noise_gev)[:, None] * rng.standard_normal((4, n))
+    pu_sigma = _pileup_sigma(a, det)  # (4, n)
+    if det.pileup_mu > 0:
+        k = det.calo_pileup_shape
+        layers = layers + pu_sigma * (rng.gamma(k, 1.0, (4, n)) - k) / np.sqrt(k)
     layers[0] = np.where(a < det.presampler_eta_max, layers[0], 0.0)
+    noise2 = np.sqrt(det.noise_gev[2] ** 2 + pu_sigma[2] ** 2)  # total noise of the middle-layer window
     e_had = leak + det.had_noise_gev * rng.standard_normal(n)
     raw = layers.sum(axis=0)
     # calibration: divide by the mean visible fraction of an electron shower of that energy
@@ -528,11 +671,14 @@ def simulate_tracks(
     e_over_p = e_cluster / p_fit
     # lateral shapes: core fraction c of the middle layer in 3x7 (of 7x7)
     e2 = layers[2]
-    c = np.where(is_e, np.clip(0.94 + 0.01 * rng.standard_normal(n), 0, 1),
-                 np.where(interacts, rng.beta(7.0, 3.0, n), 0.97))
+    e_lat = np.maximum(np.where(is_e, e_em, e_em_h), 0.05)  # energy of the EM shower
+    sig_lat = np.minimum(det.lateral_sigma_ref * np.sqrt(det.lateral_e_ref_gev / e_lat), 0.15)
+    c_el = np.clip(0.94 + sig_lat * rng.standard_normal(n), 0, 1)
+    c_had = rng.beta(7.0, 3.0, n)
+    c = np.where(is_e, c_el, np.where(interacts, em_share2 * c_el + (1 - em_share2) * c_had, 0.97))
     c_core = c * (1 - r_ov) + r_ov  # overlap energy lies inside the 3x7 window by construction
-    core = c_core * np.maximum(e2, 0) + 0.5 * det.noise_gev[2] * rng.standard_normal(n)
-    wide = core + (1 - c_core) * np.maximum(e2, 0) + 0.5 * det.noise_gev[2] * rng.standard_normal(n)
+    core = c_core * np.maximum(e2, 0) + np.sqrt(3 / 7) * noise2 * rng.standard_normal(n)  # 3x7 of the 7x7
+    wide = core + (1 - c_core) * np.maximum(e2, 0) + np.sqrt(4 / 7) * noise2 * rng.standard_normal(n)
     reta = np.clip(core / np.where(np.abs(wide) > 0.01, wide, 0.01), -1.0, 2.0)
     # R_phi: brem photons collected in the 7-cell window but outside the central 3 lower it
     # brem photons spread uniformly over [0, dphi] from the electron: those between 1.5 and 3.5 cells
@@ -541,16 +687,28 @@ def simulate_tracks(
     in3_rest = np.clip(w3 / np.maximum(dphi_rest, 1e-9), 0, 1)
     wing = np.where(is_e, ((coll_si - in3_si) * lost_si + (coll_rest - in3_rest) * lost_rest)
                     / np.maximum(e_em, 1e-6), 0.0)
-    c_phi = np.where(is_e, 0.96 - wing, np.where(interacts, rng.beta(8.0, 2.0, n), 0.97))
+    c_phi_e = 0.96 + sig_lat * rng.standard_normal(n)
+    c_phi_h = em_share2 * c_phi_e + (1 - em_share2) * rng.beta(8.0, 2.0, n)
+    c_phi = np.where(is_e, c_phi_e - wing, np.where(interacts, c_phi_h, 0.97))
     c_phi = np.clip(c_phi + 0.01 * rng.standard_normal(n), 0, 1) * (1 - r_ov) + 3.0 / 7.0 * r_ov
-    rphi = np.clip((c_phi * core + 0.5 * det.noise_gev[2] * rng.standard_normal(n))
+    rphi = np.clip((c_phi * core + np.sqrt(3 / 7) * noise2 * rng.standard_normal(n))
                    / np.where(np.abs(core) > 0.01, core, 0.01), -1.0, 2.0)
-    weta2 = 0.0065 + 0.012 * (1 - c) * (1 - r_ov) + 0.01 * r_ov + 0.0005 * rng.standard_normal(n) + 0.0005 / np.sqrt(np.maximum(e2, 0.01))
+    # energy-weighted width: the shower's own, widened by overlapping energy and by noise (which weighs
+    # in as noise2 / e2 of uniformly spread energy, w ~ 0.025 / sqrt(12) per cell... ~0.012 for 3 cells)
+    e2p = np.maximum(e2, 0.01)
+    w_noise = 0.012 * np.clip(noise2 / e2p, 0.0, 1.0) * np.abs(rng.standard_normal(n))
+    weta2 = (0.0065 + 0.012 * (1 - c) * (1 - r_ov) + 0.01 * r_ov + 0.0005 * rng.standard_normal(n)
+             + 0.0005 / np.sqrt(e2p) + w_noise)
     s1 = np.maximum(layers[1], 0.01)
-    deta1 = np.where(is_e, 0.002, 0.006) / np.sqrt(s1 + 0.1) * rng.standard_normal(n)
+    # multiple scattering in the material before the calorimeter (Highland, PDG): theta0 = 13.6 MeV / p sqrt(t)
+    t_ms = np.maximum(t_tot + t_dead, 1e-3)
+    theta0 = 0.0136 / np.maximum(p, 1e-3) * np.sqrt(t_ms) * (1.0 + 0.038 * np.log(t_ms))
+    deta1 = (np.hypot(np.where(is_e, 0.002, 0.006) / np.sqrt(s1 + 0.1), theta0 * np.cosh(eta) / np.sqrt(3.0))
+             * rng.standard_normal(n))
     # phi match: the cluster sits where the particle hits; the extrapolation uses the fitted pT
     z_eff = np.sqrt(z_si * np.where(is_e, z_rest, 1.0))
-    dphi2 = kfield * r_calo_m * (1.0 / pt_fit - 1.0 / (pt * z_eff)) * 0.5 + 0.004 * rng.standard_normal(n)
+    dphi2 = (kfield * r_calo_m * (1.0 / pt_fit - 1.0 / (pt * z_eff)) * 0.5
+             + np.hypot(0.004, theta0 / np.sqrt(3.0)) * rng.standard_normal(n))
 
     cat = np.where(has_trt, np.where(has_calo, 0, 2), np.where(has_calo, 1, 3))
     out = {

@@ -123,6 +123,100 @@ class HGBEnsemble(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
+    # state_dict persistence (excess.nn.io): every tree's nodes as flat tensors, no pickled objects
+    def _get_state(self) -> tuple[dict, dict]:
+        import torch
+
+        if not hasattr(self, "members_"):
+            raise AttributeError("members_")
+        tensors = {}
+        for i, m in enumerate(self.members_):
+            trees = _TreeArrays.from_sklearn(m)
+            tensors.update({f"member{i}/{k}": torch.from_numpy(np.ascontiguousarray(v))
+                            for k, v in trees.arrays().items()})
+        return tensors, {"n_members": len(self.members_), "n_features_in": int(self.n_features_in_)}
+
+    def _set_state(self, tensors: dict, meta: dict) -> None:
+        self.members_ = []
+        for i in range(int(meta["n_members"])):
+            pre = f"member{i}/"
+            self.members_.append(_TreeArrays(**{k[len(pre):]: v.numpy() for k, v in tensors.items()
+                                                 if k.startswith(pre)}))
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = int(meta["n_features_in"])
+
+
+class _TreeArrays:
+    """A fitted binary ``HistGradientBoostingClassifier`` as flat node arrays, predicting with numpy.
+
+    The export reads the public-by-convention node records of scikit-learn's ``TreePredictor``
+    (``feature_idx``, ``num_threshold``, ``missing_go_to_left``, ``left``, ``right``, ``is_leaf``, ``value``;
+    leaf values already include the learning rate) and ``_baseline_prediction``; the prediction follows
+    scikit-learn's rule (NaN goes where ``missing_go_to_left`` says, else ``x <= threshold`` goes left) and
+    returns ``sigmoid(baseline + sum of leaf values)``. Categorical splits are not supported.
+    """
+
+    _KEYS = ("feature", "threshold", "missing_left", "left", "right", "is_leaf", "value", "offsets", "baseline")
+
+    def __init__(self, feature, threshold, missing_left, left, right, is_leaf, value, offsets, baseline):
+        self.feature, self.threshold = np.asarray(feature, np.int64), np.asarray(threshold, np.float64)
+        self.missing_left, self.is_leaf = np.asarray(missing_left, bool), np.asarray(is_leaf, bool)
+        self.left, self.right = np.asarray(left, np.int64), np.asarray(right, np.int64)
+        self.value, self.offsets = np.asarray(value, np.float64), np.asarray(offsets, np.int64)
+        self.baseline = float(np.asarray(baseline).reshape(-1)[0])
+
+    @classmethod
+    def from_sklearn(cls, clf) -> _TreeArrays:
+        preds = [it[0] for it in clf._predictors]  # binary: one tree per iteration
+        if getattr(clf, "n_trees_per_iteration_", 1) != 1:
+            raise ConfigError("only binary HistGradientBoosting members can be saved")
+        nodes, offsets, start = [], [], 0
+        for tp in preds:
+            nd = tp.nodes
+            if "is_categorical" in nd.dtype.names and nd["is_categorical"].any():
+                raise ConfigError("HGB members with categorical splits cannot be saved")
+            nodes.append(nd)
+            offsets.append(start)
+            start += len(nd)
+        nd = np.concatenate(nodes) if nodes else np.zeros(0, dtype=preds[0].nodes.dtype if preds else float)
+        off = np.asarray(offsets, np.int64)
+        shift = np.repeat(off, [len(x) for x in nodes]) if nodes else np.zeros(0, np.int64)
+        return cls(nd["feature_idx"], nd["num_threshold"], nd["missing_go_to_left"],
+                   nd["left"].astype(np.int64) + shift, nd["right"].astype(np.int64) + shift, nd["is_leaf"],
+                   nd["value"], off,
+                   np.asarray(clf._baseline_prediction, np.float64).reshape(-1)[:1])
+
+    def arrays(self) -> dict:
+        return {"feature": self.feature, "threshold": self.threshold,
+                "missing_left": self.missing_left.astype(np.uint8),
+                "left": self.left, "right": self.right, "is_leaf": self.is_leaf.astype(np.uint8), "value": self.value,
+                "offsets": self.offsets, "baseline": np.array([self.baseline])}
+
+    def raw_predict(self, X, chunk: int = 8192) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        out = np.full(X.shape[0], self.baseline)
+        if self.offsets.size == 0:
+            return out
+        for lo in range(0, X.shape[0], chunk):
+            x = X[lo:lo + chunk]
+            rows = np.arange(x.shape[0])[:, None]
+            idx = np.broadcast_to(self.offsets[None, :], (x.shape[0], self.offsets.size)).copy()
+            active = ~self.is_leaf[idx]
+            while active.any():
+                r, c = np.nonzero(active)
+                node = idx[r, c]
+                v = x[rows[r, 0], self.feature[node]]
+                go_left = np.where(np.isnan(v), self.missing_left[node], v <= self.threshold[node])
+                nxt = np.where(go_left, self.left[node], self.right[node])
+                idx[r, c] = nxt
+                active[r, c] = ~self.is_leaf[nxt]
+            out[lo:lo + chunk] += self.value[idx].sum(axis=1)
+        return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self.raw_predict(X)))
+        return np.column_stack([1 - p, p])
+
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Torch MLP classifier with early stopping and best-epoch ensembling.

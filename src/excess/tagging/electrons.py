@@ -16,8 +16,8 @@ comes out. The estimators follow scikit-learn: ``__init__`` stores the arguments
 ``model="hgb"``
     One :class:`~excess.nn.classifiers.HGBEnsemble` per category (the boosted-tree baseline).
 
-Saved with :func:`excess.nn.io.save_model` (state_dict + JSON) for the network models; the HGB
-baseline has no state_dict and is not saved.
+Saved with :func:`excess.nn.io.save_model` (state_dict + JSON): the networks' weights, or the HGB
+trees as flat node arrays (no pickled objects; a loaded HGB predicts with a numpy tree traversal).
 """
 
 from __future__ import annotations
@@ -196,10 +196,8 @@ class ElectronTagger(ClassifierMixin, BaseEstimator):
         """Probability of the ``group`` member on its own feature matrix (used by SHAP)."""
         return self.members_[group].predict_proba(matrix)[:, 1]
 
-    # state_dict-style persistence (excess.nn.io) for the network models
+    # state_dict-style persistence (excess.nn.io): network weights, or the HGB trees as node arrays
     def _get_state(self):
-        if self.model == "hgb":
-            raise ConfigError("HGB taggers have no state_dict and are not saved; retrain them (or save a dnn/inclusive tagger)")
         tensors, meta = {}, {"groups": {}}
         for group, est in self.members_.items():
             t, m = est._get_state()
@@ -209,12 +207,12 @@ class ElectronTagger(ClassifierMixin, BaseEstimator):
         return tensors, meta
 
     def _set_state(self, tensors, meta):
-        from ..nn.classifiers import MLPClassifier
+        from ..nn.classifiers import HGBEnsemble, MLPClassifier
 
         self.members_, self.features_, self.n_train_ = {}, {}, {}
         for group, g in meta["groups"].items():
             params = {k: tuple(v) if isinstance(v, list) else v for k, v in g["params"].items()}
-            est = MLPClassifier(**params, device=self.device)
+            est = HGBEnsemble(**params) if self.model == "hgb" else MLPClassifier(**params, device=self.device)
             prefix = f"{group}/"
             est._set_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, g["meta"])
             self.members_[group] = est
