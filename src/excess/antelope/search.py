@@ -59,7 +59,7 @@ def truth_in_window(events: pd.DataFrame, window, scores=None, thresholds=(), re
 
     def sb(sel):
         s, b = int(np.sum(sel & (y == 1))), int(np.sum(sel & (y == 0)))
-        return {"S": s, "B": b, "S_over_sqrtB": s / np.sqrt(b) if b > 0 else None}
+        return {"S": s, "B": b, "S_over_sqrtB": float(s / np.sqrt(b)) if b > 0 else None}
 
     out = {"window": window.label, "inclusive": sb(sr)}
     if scores is not None and len(thresholds):
