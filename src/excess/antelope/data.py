@@ -30,27 +30,48 @@ POINT_COLUMNS = ("m_zprime", "r_inv", "m_dark")
 
 @dataclass
 class SVJData:
-    """Events (DataFrame, index 0..N-1) and their track sets ``(N, M, 8)``, row-aligned."""
+    """Events (DataFrame, index 0..N-1) and their track sets ``(N, M, 8)``, row-aligned; ``origin`` names each
+    event as ``(file, row in that file)`` so that training events can be recognised in another selection of the
+    same files (:meth:`keys`)."""
 
     events: pd.DataFrame
     tracks: np.ndarray
     files: tuple[str, ...] = ()
+    file_id: np.ndarray | None = None
+    row: np.ndarray | None = None
 
     def __post_init__(self):
         if len(self.events) != len(self.tracks):
             raise InputError(f"{len(self.events)} events but {len(self.tracks)} track sets")
+        n = len(self.events)
+        if self.file_id is None:
+            self.file_id = np.zeros(n, np.int64)
+        if self.row is None:
+            self.row = np.arange(n, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.events)
 
     def subset(self, idx) -> SVJData:
         idx = np.asarray(idx)
-        return SVJData(self.events.iloc[idx].reset_index(drop=True), self.tracks[idx], self.files)
+        return SVJData(self.events.iloc[idx].reset_index(drop=True), self.tracks[idx], self.files,
+                       self.file_id[idx], self.row[idx])
+
+    def keys(self, idx=None) -> list[str]:
+        """``"file#row"`` of the events (all, or ``idx``): their identity across runs."""
+        idx = np.arange(len(self)) if idx is None else np.asarray(idx)
+        return [f"{self.files[f] if self.files else ''}#{r}" for f, r in zip(self.file_id[idx], self.row[idx])]
 
     @classmethod
     def concat(cls, parts: Sequence[SVJData]) -> SVJData:
+        files, fid = [], []
+        for p in parts:
+            offset = len(files)
+            files += list(p.files) or [""]
+            fid.append(p.file_id + offset)
         return cls(pd.concat([p.events for p in parts], ignore_index=True),
-                   np.concatenate([p.tracks for p in parts]), tuple(f for p in parts for f in p.files))
+                   np.concatenate([p.tracks for p in parts]), tuple(files), np.concatenate(fid),
+                   np.concatenate([p.row for p in parts]))
 
 
 def _read_svj(path):

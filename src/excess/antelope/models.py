@@ -105,7 +105,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         reset_parameters(net, torch_generator(s_init))
 
         def loss_fn(module, xb, mb, yb, wb):
-            logit = module(xb, mb).squeeze(-1)
+            k = int(mb.sum(dim=1).max())  # real tracks come first: cut the batch's all-padding rows
+            logit = module(xb[:, :k], mb[:, :k]).squeeze(-1)
             return (torch.nn.functional.binary_cross_entropy_with_logits(logit, yb, reduction="none") * wb).mean()
 
         tr_t, va_t = torch.from_numpy(tr), torch.from_numpy(va)
@@ -132,8 +133,11 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         x, m = self.preprocessor_.transform(tracks, mask)
         device = resolve_device(self.device)
         net = self.net_.to(device).eval()
-        out = batched_eval(lambda xb, mb: fn(net, xb, mb), [torch.from_numpy(x), torch.from_numpy(m)],
-                           batch_size=8192, device=device)
+        def cut(xb, mb):  # real tracks come first (TrackPreprocessor): drop the batch's all-padding rows
+            k = int(mb.sum(dim=1).max())
+            return fn(net, xb[:, :k], mb[:, :k])
+
+        out = batched_eval(cut, [torch.from_numpy(x), torch.from_numpy(m)], batch_size=2048, device=device)
         self.net_ = net.cpu()
         return out.double().numpy()
 

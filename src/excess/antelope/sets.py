@@ -8,7 +8,8 @@ here; the models are permutation invariant and blind to padding.
 
 :class:`TrackPreprocessor` (fitted on training tracks only) maps each real track to the PFN inputs
 :data:`FEATURES`: ``log pT``, ``log E``, ``eta`` and ``phi`` relative to its jet's axis (the track-pT-weighted
-centroid of that jet's tracks; ``phi`` wrapped), ``d0``, ``z0``, ``q/p`` and the jet flag, then scales every
+centroid of that jet's tracks; ``phi`` wrapped), ``asinh(d0 / 0.05 mm)``, ``asinh(z0 / 0.1 mm)`` (the samples'
+tails reach tens of mm, the core is ~0.03 mm), ``q/p`` and the jet flag, then scales every
 feature over the real training tracks: ``"minmax"`` to [0, 1] (ANTELOPE's MinMax scaling) or ``"standard"``
 (zero mean, unit variance). Padding rows stay exactly zero. The axis is computed from the set itself, so the
 representation is a function of the tracks alone (no event-table column needed, and every track permutation
@@ -26,7 +27,10 @@ __all__ = ["TRACK_COLUMNS", "FEATURES", "MIN_TRACKS", "check_sets", "n_tracks", 
            "TrackPreprocessor"]
 
 TRACK_COLUMNS = ("pt", "eta", "phi", "e", "d0", "z0", "qoverp", "jet")
-FEATURES = ("log_pt", "log_e", "deta", "dphi", "d0", "z0", "qoverp", "jet")
+FEATURES = ("log_pt", "log_e", "deta", "dphi", "asinh_d0", "asinh_z0", "qoverp", "jet")
+D0_SCALE, Z0_SCALE = 0.05, 0.1
+"""mm: ``d0`` and ``z0`` enter as ``asinh(d0 / 0.05 mm)``, ``asinh(z0 / 0.1 mm)``: linear within the resolution,
+logarithmic in the tails (displaced tracks reach tens of mm), so MinMax scaling does not squash the core."""
 MIN_TRACKS = 3
 """ANTELOPE's selection: at least three tracks in the event (both jets together)."""
 
@@ -122,7 +126,9 @@ def _raw_features(x: np.ndarray, m: np.ndarray) -> np.ndarray:
         phi_c = (wn * phi_u).sum(axis=1, keepdims=True)
         deta = np.where(sel, eta - eta_c, deta)
         dphi = np.where(sel, _wrap(phi_u - phi_c), dphi)
-    f = np.stack([np.log(pt), np.log(e), deta, dphi, x[..., 4], x[..., 5], x[..., 6], jet], axis=-1)
+    d0 = np.arcsinh(x[..., 4].astype(np.float64) / D0_SCALE)
+    z0 = np.arcsinh(x[..., 5].astype(np.float64) / Z0_SCALE)
+    f = np.stack([np.log(pt), np.log(e), deta, dphi, d0, z0, x[..., 6], jet], axis=-1)
     return np.where(m[..., None], f, 0.0)
 
 
@@ -130,7 +136,8 @@ class TrackPreprocessor(TransformerMixin, BaseEstimator):
     """Track sets -> scaled PFN inputs ``(N, M, 8)`` (:data:`FEATURES`) with the mask; see the module docstring.
 
     ``fit(tracks)`` learns the per-feature scaling over the real tracks of the training events only;
-    ``transform(tracks) -> (features float32, mask)``.
+    ``transform(tracks) -> (features float32, mask)`` with each event's real tracks first and the rows beyond
+    the largest set dropped.
     """
 
     def __init__(self, scaling: str = "minmax", min_tracks: int = 1):
@@ -156,7 +163,13 @@ class TrackPreprocessor(TransformerMixin, BaseEstimator):
             raise NotFittedError("TrackPreprocessor is not fitted")
         x, m = check_sets(tracks, mask, min_tracks=self.min_tracks)
         f = (_raw_features(x, m) - self.offset_) / self.scale_
-        return np.where(m[..., None], f, 0.0).astype(np.float32), m
+        f = np.where(m[..., None], f, 0.0).astype(np.float32)
+        # real tracks first (stable; the models are permutation invariant), rows beyond the largest set dropped:
+        # a batch can then be cut to its own largest set (PFNClassifier), which saves most of the padding's cost
+        order = np.argsort(~m, axis=1, kind="stable")
+        k = int(m.sum(axis=1).max())
+        f = np.take_along_axis(f, order[..., None], axis=1)[:, :k]
+        return np.ascontiguousarray(f), np.take_along_axis(m, order, axis=1)[:, :k]
 
     def to_meta(self) -> dict:
         return {"scaling": self.scaling, "min_tracks": int(self.min_tracks), "offset": self.offset_.tolist(),

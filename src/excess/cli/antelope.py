@@ -104,7 +104,7 @@ def train(samples, max_events, out, train_point, train_fraction, split_seed, see
     model.fit(data.tracks[idx], y)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     model.save(out)
-    np.savez(out / "train_index.npz", index=idx)
+    atomic_write_json(out / "train_events.json", data.keys(idx))  # file#row of every training event
     meta = {"train_point": list(parse_point(train_point)), "files": list(data.files),
             "n_events_preselected": len(data), "preselection": counts, "train_fraction": train_fraction,
             "split_seed": split_seed, "seed": seed, "n_train_qcd": int(b_tr.size), "n_train_signal": int(s_tr.size),
@@ -200,11 +200,9 @@ def search(samples, max_events, models, out, inject_point, n_signal, mode, score
     meta = read_json(meta_file, "model metadata")
     data, counts = _load(samples, max_events)
     ev = data.events
-    keep = np.ones(len(data), bool)
-    excluded = 0
-    if list(data.files) == meta.get("files") and len(data) == meta.get("n_events_preselected") and max_events is None:
-        keep[np.load(models / "train_index.npz")["index"]] = False  # never search the training events
-        excluded = int((~keep).sum())
+    trained = set(read_json(models / "train_events.json", "training events")) if (models / "train_events.json").exists() else set()
+    keep = np.array([k not in trained for k in data.keys()])  # never search the models' training events
+    excluded = int((~keep).sum())
     lab = ev["label"].to_numpy()
     sig = np.zeros(len(data), bool)
     if inject_point is not None:
