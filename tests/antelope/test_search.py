@@ -85,3 +85,14 @@ def test_tiny_end_to_end_search(trained, tmp_path):
     assert m["truth_best_window"]["inclusive"]["S"] > 0
     html = (tmp_path / "run" / "report.html").read_text()
     assert "antelope" in html
+
+
+def test_search_bad_windows_leave_nothing(trained, tmp_path):
+    from excess.antelope.data import SVJData
+    from excess.antelope.search import run_antelope_search
+
+    d = make_svj(n_bkg=300, points=(), seed=6)
+    with pytest.raises(ConfigError, match="mT windows: no window of width 5000"):
+        run_antelope_search(SVJData(d.events, d.tracks), trained, tmp_path / "run", window_options={"width": 5000},
+                            device="cpu")
+    assert not (tmp_path / "run").exists()

@@ -77,12 +77,7 @@ def run_antelope_search(data: SVJData, models_dir, out, *, mode: str = "frozen",
                         provenance: dict | None = None) -> dict:
     """Score with ANTELOPE and hunt for a bump in ``resonant``; write the run directory ``out``; return metrics."""
     from ..nn.io import load_model
-    from ..report import search_plots
-    from ..report.html import write_report
-    from ..search import run_scan
-    from ..workflow import _best_summary
     from .models import PFNClassifier
-    from .report import plot_mt_spectra
 
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -100,7 +95,43 @@ def run_antelope_search(data: SVJData, models_dir, out, *, mode: str = "frozen",
         params["vae"] = str((models_dir / "vae").resolve())
     else:
         params["vae_params"] = dict(vae_params or {})
+    _check_windows(events[resonant].to_numpy(dtype=float), windows, window_options)  # before anything is written
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _scan_and_write(events, cols, data, params, models_dir, out, mode, score, efficiencies, windows,
+                               window_options, n_folds, global_toys, seed, device, workers, show_progress, resonant,
+                               provenance, t0)
+    except BaseException:
+        scan = out / "scan"
+        if created and not (scan.is_dir() and any(p.is_file() for p in scan.rglob("*"))):
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)  # nothing worth resuming: leave nothing in the way
+        raise
+
+
+def _check_windows(m, windows, window_options) -> None:
+    from ..stats.windows import default_data_range, sliding_windows, validate_windows
+
+    try:
+        if windows:
+            validate_windows(windows, m)
+        else:
+            wo = dict(window_options or {})
+            sliding_windows(data_range=default_data_range(m, bin_width=float(wo.get("bin_width", 50.0))), **wo)
+    except (ConfigError, InputError) as exc:
+        raise ConfigError(f"mT windows: {exc}; change the window width / step / sideband width") from None
+
+
+def _scan_and_write(events, cols, data, params, models_dir, out, mode, score, efficiencies, windows, window_options,
+                    n_folds, global_toys, seed, device, workers, show_progress, resonant, provenance, t0) -> dict:
+    from ..report import search_plots
+    from ..report.html import write_report
+    from ..search import run_scan
+    from ..workflow import _best_summary
+    from .report import plot_mt_spectra
+
     result = run_scan(events, method="antelope", method_params=params, features=cols, resonant=resonant,
                       efficiencies=efficiencies, windows=windows, window_options=window_options, n_folds=n_folds,
                       global_toys=global_toys, random_state=seed, resume_dir=out / "scan", n_workers=workers,
