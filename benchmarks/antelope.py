@@ -38,7 +38,9 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--max-qcd", type=int, default=None, help="use at most this many QCD events")
     ap.add_argument("--max-signal", type=int, default=None, help="use at most this many events per signal sample")
-    ap.add_argument("--pfn-epochs", type=int, default=30)
+    ap.add_argument("--pfn-epochs", type=int, default=40)
+    ap.add_argument("--pfn-batch", type=int, default=128, help="the paper's 500 suits samples of 100k+ events")
+    ap.add_argument("--patience", type=int, default=8)
     ap.add_argument("--vae-epochs", type=int, default=100)
     ap.add_argument("--ae-epochs", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_antelope"))
@@ -70,7 +72,9 @@ def main(argv=None):
         sigs.append(s.subset(np.arange(min(args.max_signal or len(s), len(s)))))
     data, counts = preselect(SVJData.concat([qcd, *sigs]))
     print(f"events after the >= 3-track preselection: {counts}")
-    params = {"pfn": {"epochs": args.pfn_epochs}, "vae": {"epochs": args.vae_epochs}, "ae": {"epochs": args.ae_epochs}}
+    params = {"pfn": {"epochs": args.pfn_epochs, "batch_size": args.pfn_batch, "patience": args.patience},
+              "vae": {"epochs": args.vae_epochs, "patience": args.patience},
+              "ae": {"epochs": args.ae_epochs, "patience": args.patience}}
     t0 = time.perf_counter()
     res = evaluate_models(data, train_point=args.train_point, seeds=range(args.seeds), pfn_params=params["pfn"],
                           vae_params=params["vae"], ae_params=params["ae"], device=args.device)
