@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,9 +91,12 @@ def auc_table(result: EvaluationResult | dict, metric: str = "auc") -> str:
 def evaluate_models(data: SVJData, *, train_point, seeds: Sequence[int] = (0, 1, 2), train_fraction: float = 0.5,
                     split_seed: int = 0, pfn_params: dict | None = None, vae_params: dict | None = None,
                     ae_params: dict | None = None, device: str = "auto", max_background: int | None = None,
-                    max_signal: int | None = None) -> EvaluationResult:
+                    max_signal: int | None = None, save_models=None) -> EvaluationResult:
     """Train and score the three models over ``seeds`` (see the module docstring); ``data`` preselected
-    (:func:`~excess.antelope.data.preselect`), holding QCD (label 0) and signal events of one or more points."""
+    (:func:`~excess.antelope.data.preselect`), holding QCD (label 0) and signal events of one or more points.
+
+    ``save_models``: a directory where the first seed's PFN and VAE are saved as ``excess antelope train`` saves
+    them (``pfn/``, ``vae/``, ``meta.json``, ``train_events.json``), ready for ``excess antelope search``."""
     from ..nn.autoencoders import Autoencoder
     from .models import Antelope
 
@@ -142,6 +146,16 @@ def evaluate_models(data: SVJData, *, train_point, seeds: Sequence[int] = (0, 1,
         ae = Autoencoder(**{"hidden": (32, 16), "latent": 4, **(ae_params or {})}, random_state=int(seed),
                          device=device).fit(hl[b_tr])
         c3, w3 = time.process_time(), time.perf_counter()
+        if i == 0 and save_models is not None:
+            from .._util import atomic_write_json
+
+            ant.save(save_models)
+            atomic_write_json(Path(save_models) / "train_events.json", data.keys(tr_idx))
+            atomic_write_json(Path(save_models) / "meta.json", {
+                "train_point": list(train_point), "files": list(data.files), "seed": int(seed),
+                "n_train_qcd": int(b_tr.size), "n_train_signal": int(s_tr.size), "split_seed": split_seed,
+                "train_fraction": train_fraction, "params": {"pfn": pfn_params or {}, "vae": vae_params or {}},
+                "pfn_history": pfn.history_, "vae_history": ant.vae_.history_, "written_by": "evaluate_models"})
         for k, (ca, cb, wa, wb) in {"pfn": (c0, c1, w0, w1), "vae": (c1, c2, w1, w2), "hl_ae": (c2, c3, w2, w3)}.items():
             res.timing[k]["cpu_s"].append(cb - ca)
             res.timing[k]["wall_s"].append(wb - wa)
