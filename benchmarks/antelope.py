@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time

@@ -2,7 +2,6 @@
 columns); a tiny end to end train + score + search on synthetic sets."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 pytest.importorskip("torch")
@@ -52,7 +51,6 @@ def test_config_resonant_key():
 
 
 def test_antelope_method_sets_and_latent_agree(trained, svj_small):
-    from excess.antelope.models import PFNClassifier  # noqa: F401
     from excess.nn.io import load_model
 
     tracks, m = svj_small.tracks, svj_small.events["mT"].to_numpy()

@@ -98,7 +98,7 @@ def evaluate_models(data: SVJData, *, train_point, seeds: Sequence[int] = (0, 1,
     ``save_models``: a directory where the first seed's PFN and VAE are saved as ``excess antelope train`` saves
     them (``pfn/``, ``vae/``, ``meta.json``, ``train_events.json``), ready for ``excess antelope search``."""
     from ..nn.autoencoders import Autoencoder
-    from .models import Antelope
+    from .models import Antelope, PFNClassifier, loss_score
 
     ev = data.events
     labels = ev["label"].to_numpy()
@@ -136,8 +136,6 @@ def evaluate_models(data: SVJData, *, train_point, seeds: Sequence[int] = (0, 1,
     all_test = np.r_[b_te, *test_sets.values()]
     for i, seed in enumerate(seeds):
         c0, w0 = time.process_time(), time.perf_counter()
-        from .models import PFNClassifier
-
         pfn = PFNClassifier(**(pfn_params or {}), random_state=int(seed), device=device).fit(data.tracks[tr_idx], y_tr)
         c1, w1 = time.process_time(), time.perf_counter()
         ant = Antelope(vae_params=vae_params, random_state=int(seed), device=device)
@@ -162,8 +160,6 @@ def evaluate_models(data: SVJData, *, train_point, seeds: Sequence[int] = (0, 1,
         tracks = data.tracks[all_test]
         z = pfn.latent(tracks)
         losses = ant.vae_.losses(z)
-        from .models import loss_score
-
         scores_all = {"pfn": pfn.decision_function(tracks), "antelope": loss_score(losses["total"]),
                       "antelope_kl": loss_score(losses["kl"]), "antelope_rec": loss_score(losses["reconstruction"]),
                       "hl_ae": ae.reconstruction_error(hl[all_test])}
