@@ -173,6 +173,9 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
 @click.option("--window-step", type=float, default=None, help="SR step (GeV) [200].")
 @click.option("--sideband-width", type=float, default=None, help="Sideband width (GeV) [500].")
 @click.option("--anchor", type=float, default=None, help="A window centre (GeV) [3500].")
+@click.option("--bin-width", type=float, default=None, help="mT bin width of the fits (GeV) [50].")
+@click.option("--min-sideband-events", type=click.IntRange(1), default=100, show_default=True,
+              help="Fewer events in a sideband (before cuts) flag the window as no result.")
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True)
 @click.option("--toys", type=click.IntRange(0), default=200, show_default=True, help="Pseudo-experiments for global Z.")
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -180,7 +183,7 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--force", is_flag=True, help="Replace a finished search in OUT.")
 def search(samples, max_events, models, out, inject_point, n_signal, mode, score, efficiencies, window_width,
-           window_step, sideband_width, anchor, folds, toys, seed, workers, device, force):
+           window_step, sideband_width, anchor, bin_width, min_sideband_events, folds, toys, seed, workers, device, force):
     """Bump hunt in mT with ANTELOPE's score (trained models from `train`); writes report.html."""
     import numpy as np
 
@@ -214,12 +217,13 @@ def search(samples, max_events, models, out, inject_point, n_signal, mode, score
         sig[cand] = True
     sel = np.nonzero(((lab == 0) & keep) | sig)[0]
     wo = {k: v for k, v in (("width", window_width), ("step", window_step), ("sideband_width", sideband_width),
-                            ("anchor", anchor)) if v is not None}
+                            ("anchor", anchor), ("bin_width", bin_width)) if v is not None}
     prov = {"files": list(data.files), "preselection": counts, "excluded_training_events": excluded,
             "n_qcd": int(((lab == 0) & keep).sum()), "n_signal_injected": int(sig.sum()), "inject": inject_point}
     m = run_antelope_search(data.subset(sel), models, out, mode=mode, score=score, efficiencies=effs,
                             window_options=wo or None, n_folds=folds, global_toys=toys, seed=seed, device=device,
-                            workers=workers, provenance=prov, vae_params=meta.get("params", {}).get("vae"))
+                            workers=workers, provenance=prov, vae_params=meta.get("params", {}).get("vae"),
+                            min_sideband_events=min_sideband_events)
     g = m.get("global_significance") or {}
     echo_json({"report": str(out / "report.html"), "best": m.get("best"), "z_global": g.get("z_global"),
                "z_global_is_limit": g.get("z_global_is_limit"), "truth_best_window": m.get("truth_best_window"),
