@@ -78,7 +78,8 @@ class DataConfig(_Strict):
 
 
 class MethodConfig(_Strict):
-    name: str = Field("cwola", description="supervised, idealized, cwola, anode, cathode, ranode, autoencoder, vae")
+    name: str = Field("cwola", description="supervised, idealized, cwola, anode, cathode, ranode, autoencoder, vae, "
+                      "antelope")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the method's constructor.")
 
     @field_validator("params")
@@ -91,7 +92,7 @@ class MethodConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v):
-        known = ("supervised", "idealized", "cwola", "anode", "cathode", "ranode", "autoencoder", "vae")
+        known = ("supervised", "idealized", "cwola", "anode", "cathode", "ranode", "autoencoder", "vae", "antelope")
         if v not in known:
             raise ValueError(f"unknown method {v!r}; choose one of {', '.join(known)}")
         return v
@@ -162,6 +163,8 @@ class ScanConfig(_Strict):
     efficiency_degree: Literal["auto"] | Annotated[int, Field(ge=0, le=3)] = Field(
         "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0 or 1 by a "
         "likelihood-ratio test in the sidebands.")
+    resonant: str = Field("mjj", min_length=1, description="The column the windows cut on and the dijet-type "
+                          "functions fit (mjj; mT for a transverse-mass bump hunt).")
 
     @field_validator("features", "efficiencies")
     @classmethod
@@ -189,6 +192,13 @@ class ScanConfig(_Strict):
         if not v or any(f not in (3, 4) for f in v):
             raise ValueError(f"fit_functions must be a non-empty subset of [3, 4], got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _resonant_not_a_feature(self):
+        if self.resonant in self.features:
+            raise ValueError(f"scan.features: {self.resonant!r} is the resonant feature the windows cut on "
+                             "(scan.resonant); it cannot be a feature")
+        return self
 
     @model_validator(mode="after")
     def _decorrelation_features(self):

@@ -99,7 +99,7 @@ def _load(path: Path, data, cfg: SearchConfig, key: str) -> tuple[pd.DataFrame, 
     """Read one input and check it for the search (columns, numbers, NaN/inf); returns (events, dropped)."""
     events = load_events(path, tree=data.tree, columns=data.columns, scale_to_gev=data.scale_to_gev,
                          max_events=data.max_events)
-    return check_events(events, ["mjj", *cfg.scan.features], source=path, drop_nonfinite=data.drop_nonfinite, key=key)
+    return check_events(events, [cfg.scan.resonant, *cfg.scan.features], source=path, drop_nonfinite=data.drop_nonfinite, key=key)
 
 
 def _resolve_inputs(cfg: SearchConfig):
@@ -130,7 +130,7 @@ def _check_against_data(cfg: SearchConfig, events: pd.DataFrame, path: Path) -> 
     from .stats.windows import default_data_range, sliding_windows, validate_windows
 
     sc = cfg.scan
-    m = events["mjj"].to_numpy(dtype=float)
+    m = events[cfg.scan.resonant].to_numpy(dtype=float)
     try:
         if sc.windows:
             validate_windows([tuple(w) for w in sc.windows], m)
@@ -304,6 +304,7 @@ def _run_in(run_dir, cfg, cfg_text, events, background, inputs, dropped, device,
         background_model=sc.background_model,
         efficiency_degree=sc.efficiency_degree,
         signal_width=sc.signal_width,
+        resonant=sc.resonant,
     )
     metrics = result.to_dict()
     metrics["method"] = cfg.method.name
@@ -356,7 +357,7 @@ def _write_predictions(result, events: pd.DataFrame, cfg: SearchConfig, run_dir:
 
     from .search import ResumeStore
 
-    keep = [c for c in ("mjj", *cfg.scan.features, "mj1", "mj2", "label") if c in events.columns]
+    keep = [c for c in (cfg.scan.resonant, *cfg.scan.features, "mj1", "mj2", "label") if c in events.columns]
     pred = events[list(dict.fromkeys(keep))].copy()
     n = len(pred)
     store = ResumeStore(run_dir / "scan")

@@ -14,7 +14,8 @@ from anomaly_toys import SR
 
 
 def test_registry_names():
-    assert METHODS == ("supervised", "idealized", "cwola", "anode", "cathode", "ranode", "autoencoder", "vae")
+    assert METHODS == ("supervised", "idealized", "cwola", "anode", "cathode", "ranode", "autoencoder", "vae",
+                       "antelope")
     for name in METHODS:
         est = make_method(name, fast=True, random_state=3)
         assert est.name == name

@@ -15,6 +15,7 @@ cathode       SB flow sampled into the SR; classifier data vs samples
 ranode        frozen SB background flow + learnable signal fraction and signal flow on SR data
 autoencoder   reconstruction error of an autoencoder trained on SR data (unsupervised)
 vae           variational autoencoder (latent norm or reconstruction error)
+antelope      VAE loss on a PFN's latent space of track sets (ANTELOPE; sets or PFN-latent columns)
 ============  ====================================================================================
 
 Importing this package does not import torch.
@@ -50,6 +51,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ranode": ("excess.anomaly.ranode", "RANODE"),
     "autoencoder": ("excess.anomaly.autoencoder", "AutoencoderAD"),
     "vae": ("excess.anomaly.autoencoder", "VAEAD"),
+    "antelope": ("excess.anomaly.antelope", "AntelopeAD"),
 }
 METHODS: tuple[str, ...] = tuple(_REGISTRY)
 

@@ -79,17 +79,19 @@ DEFAULT_FEATURES = STANDARD_FEATURES
 # ----------------------------------------------------------------------------------------------
 # checks of the inputs
 # ----------------------------------------------------------------------------------------------
-def _check_events(events: pd.DataFrame, features: Sequence[str]) -> None:
+def _check_events(events: pd.DataFrame, features: Sequence[str], resonant: str = "mjj") -> None:
     if not isinstance(events, pd.DataFrame):
         raise InputError(f"events must be a pandas DataFrame, got {type(events).__name__}")
-    missing = [c for c in ("mjj", *features) if c not in events.columns]
+    if resonant != "mjj" and resonant in features:  # (mjj as a feature: refused by the config, as before)
+        raise ConfigError(f"{resonant!r} is the resonant feature the windows cut on; it cannot be a feature")
+    missing = [c for c in (resonant, *features) if c not in events.columns]
     if missing:
         raise InputError(f"events lack columns {missing}; have {list(events.columns)[:20]}")
     if len(events) == 0:
         raise InputError("no events")
-    bad = ~np.isfinite(events[["mjj", *features]].to_numpy(dtype=float))
+    bad = ~np.isfinite(events[[resonant, *features]].to_numpy(dtype=float))
     if bad.any():
-        raise InputError(f"{int(bad.any(axis=1).sum())} events have NaN/inf in mjj or the features; drop them first")
+        raise InputError(f"{int(bad.any(axis=1).sum())} events have NaN/inf in {resonant} or the features; drop them first")
 
 
 def _check_efficiencies(efficiencies) -> tuple[float, ...]:
@@ -102,7 +104,8 @@ def _check_efficiencies(efficiencies) -> tuple[float, ...]:
     return effs
 
 
-def _check_method_inputs(events, background_events, features, needs_labels: bool, needs_background: bool) -> None:
+def _check_method_inputs(events, background_events, features, needs_labels: bool, needs_background: bool,
+                         resonant: str = "mjj") -> None:
     if needs_labels:
         if "label" not in events.columns:
             raise ConfigError("the method needs truth labels, but events have no 'label' column")
@@ -111,7 +114,7 @@ def _check_method_inputs(events, background_events, features, needs_labels: bool
     if needs_background:
         if background_events is None:
             raise ConfigError("the method needs a separate background sample: pass background_events=")
-        _check_events(background_events, features)
+        _check_events(background_events, features, resonant)
 
 
 def _check_counts(n_folds, global_toys: int, null_toys: int) -> None:
@@ -172,14 +175,15 @@ class _Table:
     m_background: np.ndarray | None = None
 
     @classmethod
-    def of(cls, events: pd.DataFrame, features: list[str], background_events: pd.DataFrame | None) -> _Table:
+    def of(cls, events: pd.DataFrame, features: list[str], background_events: pd.DataFrame | None,
+           resonant: str = "mjj") -> _Table:
         bg = background_events
         return cls(
-            X=events[features].to_numpy(dtype=np.float64), m=events["mjj"].to_numpy(dtype=float),
+            X=events[features].to_numpy(dtype=np.float64), m=events[resonant].to_numpy(dtype=float),
             labels=events["label"].to_numpy() if "label" in events.columns else None,
             jets={c: events[c].to_numpy(dtype=float) for c in ("mj1", "mj2") if c in events.columns},
             X_background=None if bg is None else bg[features].to_numpy(np.float64),
-            m_background=None if bg is None else bg["mjj"].to_numpy(dtype=float),
+            m_background=None if bg is None else bg[resonant].to_numpy(dtype=float),
         )
 
     def background_in(self, w: Window) -> dict:
@@ -346,6 +350,7 @@ def run_scan(
     background_model: str = "efficiency",
     efficiency_degree: int | str = "auto",
     signal_width: float = 0.04,
+    resonant: str = "mjj",
 ) -> ScanResult:
     """Scan SR/SB windows in mjj with an anomaly method and return local and global significances.
 
@@ -391,6 +396,8 @@ def run_scan(
         (:class:`~excess.stats.sideband.BackgroundEstimate` implementations of :mod:`excess.stats.sideband`)
     efficiency_degree : degree of the logit-polynomial efficiency fit in ln mjj, or ``"auto"`` (default:
         0 or 1, by a likelihood-ratio test in the sidebands; :func:`excess.stats.efficiency.choose_degree`)
+    resonant : the column the windows cut on (default ``"mjj"``; e.g. ``"mT"`` for a transverse-mass bump hunt);
+        the dijet-type fits, windows and characterisation then act on it
 
     Returns
     -------
@@ -398,13 +405,13 @@ def run_scan(
     """
     t_start = time.perf_counter()
     features = list(features)
-    _check_events(events, features)
+    _check_events(events, features, resonant)
     effs = _check_efficiencies(efficiencies)
     _check_counts(n_folds, global_toys, null_toys)
     background = background_estimate(background_model, functions=tuple(fit_functions), test=function_test,
                                      alpha=alpha, min_events=min_selected, degree=efficiency_degree,
                                      signal_width=signal_width)
-    m_all = events["mjj"].to_numpy(dtype=float)
+    m_all = events[resonant].to_numpy(dtype=float)
     windows = _resolve_windows(windows, m_all, window_options)
     base_seed = _base_seed(random_state)
 
@@ -412,8 +419,8 @@ def run_scan(
     proto = build_method(method, method_params)
     needs_labels, needs_background = method_needs(proto)
     decor, proto = _decorrelated(method, proto, decorrelation, features, decorrelation_params)
-    _check_method_inputs(events, background_events, features, needs_labels, needs_background)
-    table = _Table.of(events, features, background_events if needs_background else None)
+    _check_method_inputs(events, background_events, features, needs_labels, needs_background, resonant)
+    table = _Table.of(events, features, background_events if needs_background else None, resonant)
     settings = {
         "method": _method_description(method, method_params),
         "decorrelation": {"kind": decor, "params": to_jsonable(decorrelation_params or {})},
@@ -423,6 +430,8 @@ def run_scan(
         "data": {"n": int(len(events)), "mjj_sum": float(np.round(m_all.sum(), 3)),
                  "x_sum": float(np.round(table.X.sum(), 3))},
     }
+    if resonant != "mjj":  # the default leaves the settings (and the fingerprints of earlier runs) unchanged
+        settings["resonant"] = resonant
     store = ResumeStore(resume_dir)
 
     # per window: reuse a finished result, flag what cannot be analysed, else plan its units

@@ -1,0 +1,166 @@
+"""The ANTELOPE bump hunt in mT: the search machinery of excess (:func:`excess.search.run_scan`) on the transverse
+mass, with ANTELOPE's score.
+
+How ANTELOPE plugs into the scan, which works on feature columns: the trained PFN (frozen) is applied once per
+event and its latent vector becomes the columns ``pfn_0 ... pfn_63`` of the event table
+(:func:`add_latent_columns`); the scan's method is ``make_method("antelope")`` on those columns, with
+
+* ``mode="frozen"`` (default, the paper's setting): the VAE trained on a background (QCD) training sample,
+  loaded in every fold: the score is fixed, the scan's per-fold thresholds keep the requested sideband
+  efficiency; or
+* ``mode="window"``: a VAE trained in every window and fold on the window's sideband events (data-driven).
+
+Windows slide in ``resonant="mT"`` (:func:`excess.stats.windows.sliding_windows`); each cut's selected mT
+spectrum is fitted in the sidebands with the dijet-type functions (the search's default efficiency background
+model); local Z from the profile likelihood, global Z from background-only pseudo-experiments of the whole scan.
+The run directory is the search's (``metrics.json``, ``scan/``, ``plots/``, ``report.html`` by
+:func:`excess.report.html.write_report`), plus ``truth.json``: S, B and S/sqrt(B) of the labelled events in the
+most significant window (simulation only; the search never reads the labels).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._util import atomic_path, atomic_write_json, get_logger, to_jsonable
+from ..errors import ConfigError, InputError
+from .data import SVJData
+
+__all__ = ["add_latent_columns", "run_antelope_search", "truth_in_window", "MODES"]
+
+log = get_logger(__name__)
+
+MODES = ("frozen", "window")
+
+
+def add_latent_columns(events: pd.DataFrame, tracks, pfn, *, prefix: str = "pfn_") -> tuple[pd.DataFrame, list[str]]:
+    """``events`` with the PFN latent of each event as columns ``prefix0, prefix1, ...`` and their names."""
+    z = pfn.latent(tracks)
+    cols = [f"{prefix}{k}" for k in range(z.shape[1])]
+    clash = [c for c in cols if c in events.columns]
+    if clash:
+        raise InputError(f"events already have columns {clash[:3]}...; choose another prefix")
+    out = pd.concat([events.reset_index(drop=True), pd.DataFrame(z, columns=cols)], axis=1)
+    return out, cols
+
+
+def truth_in_window(events: pd.DataFrame, window, scores=None, thresholds=(), resonant: str = "mT") -> dict:
+    """S, B and S/sqrt(B) of the labelled events in the window's SR, inclusive and (with ``scores`` and the cut's
+    per-fold ``thresholds``) after the cut at the mean threshold (an approximation when the folds' differ)."""
+    m = events[resonant].to_numpy(dtype=float)
+    y = events["label"].to_numpy()
+    sr = (m >= window.sr_lo) & (m < window.sr_hi)
+
+    def sb(sel):
+        s, b = int(np.sum(sel & (y == 1))), int(np.sum(sel & (y == 0)))
+        return {"S": s, "B": b, "S_over_sqrtB": float(s / np.sqrt(b)) if b > 0 else None}
+
+    out = {"window": window.label, "inclusive": sb(sr)}
+    if scores is not None and len(thresholds):
+        s = np.asarray(scores, dtype=float)
+        out["after_cut"] = {**sb(sr & np.isfinite(s) & (s >= float(np.mean(thresholds)))),
+                            "threshold": float(np.mean(thresholds)), "note": "mean of the per-fold thresholds"}
+    return out
+
+
+def run_antelope_search(data: SVJData, models_dir, out, *, mode: str = "frozen", score: str = "total",
+                        efficiencies: Sequence[float] = (0.1, 0.03, 0.01), windows=None,
+                        window_options: dict | None = None, n_folds: int = 5, global_toys: int = 200,
+                        seed: int = 1, device: str = "auto", workers: int | None = None,
+                        vae_params: dict | None = None, show_progress: bool = True, resonant: str = "mT",
+                        provenance: dict | None = None, min_sideband_events: int = 100) -> dict:
+    """Score with ANTELOPE and hunt for a bump in ``resonant``; write the run directory ``out``; return metrics."""
+    from ..nn.io import load_model
+    from .models import PFNClassifier
+
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    models_dir, out = Path(models_dir), Path(out)
+    pfn = load_model(models_dir / "pfn", device=device)
+    if not isinstance(pfn, PFNClassifier):
+        raise InputError(f"{models_dir / 'pfn'}: not a trained ANTELOPE PFN")
+    if mode == "frozen" and not (models_dir / "vae" / "hyperparameters.json").exists():
+        raise InputError(f"{models_dir / 'vae'}: no trained VAE (mode 'frozen' needs `excess antelope train`'s)")
+    t0 = time.perf_counter()
+    events, cols = add_latent_columns(data.events[[c for c in (resonant, "label") if c in data.events.columns]],
+                                      data.tracks, pfn)
+    params = {"score": score, "device": device}
+    if mode == "frozen":
+        params["vae"] = str((models_dir / "vae").resolve())
+    else:
+        params["vae_params"] = dict(vae_params or {})
+    _check_windows(events[resonant].to_numpy(dtype=float), windows, window_options)  # before anything is written
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _scan_and_write(events, cols, data, params, models_dir, out, mode, score, efficiencies, windows,
+                               window_options, n_folds, global_toys, seed, device, workers, show_progress, resonant,
+                               provenance, t0, min_sideband_events)
+    except BaseException:
+        scan = out / "scan"
+        if created and not (scan.is_dir() and any(p.is_file() for p in scan.rglob("*"))):
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)  # nothing worth resuming: leave nothing in the way
+        raise
+
+
+def _check_windows(m, windows, window_options) -> None:
+    from ..stats.windows import default_data_range, sliding_windows, validate_windows
+
+    try:
+        if windows:
+            validate_windows(windows, m)
+        else:
+            wo = dict(window_options or {})
+            sliding_windows(data_range=default_data_range(m, bin_width=float(wo.get("bin_width", 50.0))), **wo)
+    except (ConfigError, InputError) as exc:
+        raise ConfigError(f"mT windows: {exc}; change the window width / step / sideband width") from None
+
+
+def _scan_and_write(events, cols, data, params, models_dir, out, mode, score, efficiencies, windows, window_options,
+                    n_folds, global_toys, seed, device, workers, show_progress, resonant, provenance, t0,
+                    min_sideband_events) -> dict:
+    from ..report import search_plots
+    from ..report.html import write_report
+    from ..search import run_scan
+    from ..workflow import _best_summary
+    from .report import plot_mt_spectra
+
+    result = run_scan(events, method="antelope", method_params=params, features=cols, resonant=resonant,
+                      efficiencies=efficiencies, windows=windows, window_options=window_options, n_folds=n_folds,
+                      global_toys=global_toys, random_state=seed, resume_dir=out / "scan", n_workers=workers,
+                      show_progress=show_progress, min_sideband_events=min_sideband_events)
+    metrics = result.to_dict()
+    metrics["method"] = f"antelope ({mode} VAE, score {score}) in {resonant}"
+    metrics["best"] = _best_summary(result)
+    metrics["n_events"] = len(events)
+    truth = None
+    if result.best is not None and "label" in events.columns:
+        w, t = result.best
+        truth = truth_in_window(events, w.window, w.scores, t.thresholds, resonant)
+        atomic_write_json(out / "truth.json", truth)
+    metrics["truth_best_window"] = truth
+    caps = search_plots.write_scan_plots(result, None, out / "plots")
+    caps[plot_mt_spectra(data.events, out / "plots" / "mt_spectra.png").name] = (
+        "mT of the searched events by truth (QCD and the injected signal point), for orientation only.")
+    metrics["plot_captions"] = caps
+    metrics["runtime_s"] = time.perf_counter() - t0
+    atomic_write_json(out / "metrics.json", metrics)
+    cfg = {"models": str(models_dir), "mode": mode, "score": score, "resonant": resonant,
+           "efficiencies": list(efficiencies), "windows": windows, "window_options": window_options,
+           "n_folds": n_folds, "global_toys": global_toys, "seed": seed, "device": device,
+           "min_sideband_events": min_sideband_events}
+    import yaml
+
+    with atomic_path(out / "config.yaml", suffix=".yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(to_jsonable(cfg), sort_keys=False))
+    atomic_write_json(out / "provenance.json", {"command": sys.argv, **(provenance or {})})
+    write_report(out)
+    return metrics
