@@ -473,6 +473,10 @@ def cross_val_scores(
     (``X_background``/``m_background``) is passed whole to every fold. Folds run on ``executor``
     (see :func:`excess.executor.get_executor`) when given, else serially. Each clone gets its own seed
     drawn from ``random_state`` (if the method has a ``random_state`` parameter, it is overridden).
+
+    A method whose :meth:`~AnomalyMethod.fold_groups` groups the folds (the density methods'
+    ``flow_groups``) fits its shared stage once per group, on the events of the folds outside the group,
+    and each fold of the group with it (:func:`run_fold_group`): still no model scoring an event saw it.
     """
     if not isinstance(method, AnomalyMethod):
         raise ConfigError(f"method must be an AnomalyMethod (see make_method), got {type(method).__name__}")
