@@ -157,3 +157,15 @@ def test_too_few_sideband_events_for_a_shared_flow():
     est = make_method("cathode", fast=True)
     with pytest.raises(InputError, match="too few sideband events"):
         est.fit_shared(X, m, sr=SR)
+
+
+def test_scan_refuses_a_bad_flow_groups_before_any_work():
+    import pandas as pd
+
+    from excess.search import run_scan
+
+    X, m, _ = make_toy(n_bkg=600, n_sig=0, seed=7)
+    events = pd.DataFrame(X, columns=["mj1", "delta_mj", "tau21_j1", "tau21_j2"]).assign(mjj=m)
+    with pytest.raises(ConfigError, match="flow_groups"):
+        run_scan(events, method="cathode", method_params={"flow_groups": 1}, windows=[SR], n_workers=1,
+                 show_progress=False)

@@ -407,6 +407,8 @@ def run_scan(
 
     # method: check it can be built and what it needs, in this process
     proto = build_method(method, method_params)
+    if callable(getattr(proto, "fold_groups", None)):
+        proto.fold_groups(int(n_folds))  # a bad flow_groups fails now, before any work
     needs_labels, needs_background = method_needs(proto)
     decor, proto = _decorrelated(method, proto, decorrelation, features, decorrelation_params)
     _check_method_inputs(events, background_events, features, needs_labels, needs_background)
