@@ -7,6 +7,7 @@ from anomaly_toys import make_toy
 from excess.anomaly import cross_val_scores, make_method
 from excess.anomaly.base import (AnomalyMethod, FoldGroupJob, FoldJob, fold_tasks, in_sr, run_fold_task,
                                  stratified_folds)
+from excess.anomaly.density import DEFAULT_FLOW_GROUPS
 from excess.errors import ConfigError, InputError
 
 SR = (3300.0, 3700.0)
@@ -127,11 +128,11 @@ def test_cathode_shares_the_sideband_flow_out_of_fold(monkeypatch):
 def test_ranode_and_anode_share_the_flow(monkeypatch):
     X, m, _ = make_toy(n_bkg=1200, n_sig=60, seed=5)
     seen = _count_flow_fits(monkeypatch)
-    s = cross_val_scores(make_method("ranode", fast=True, n_members=1), X, m, sr=SR, n_folds=3, random_state=0)
+    s = cross_val_scores(make_method("ranode", fast=True, n_members=1, flow_groups=2), X, m, sr=SR, n_folds=3, random_state=0)
     assert np.isfinite(s).all()
     assert len(seen) == 2  # flow_groups=2 of 3 folds: groups (0, 1) and (2,)
     seen.clear()
-    cross_val_scores(make_method("anode", fast=True), X, m, sr=SR, n_folds=3, random_state=0)
+    cross_val_scores(make_method("anode", fast=True, flow_groups=2), X, m, sr=SR, n_folds=3, random_state=0)
     assert len(seen) == 2 + 3  # 2 shared SB flows + one SR flow per fold
 
 
@@ -145,7 +146,9 @@ def test_flow_groups_validation(bad):
 def test_flow_groups_fall_back_to_one_flow_per_fold():
     est = make_method("cathode", fast=True, flow_groups=5)
     assert est.fold_groups(5) is None and est.fold_groups(3) is None
-    assert make_method("cathode", fast=True).fold_groups(5) == [(0, 1, 2), (3, 4)]
+    assert make_method("cathode", fast=True, flow_groups=2).fold_groups(5) == [(0, 1, 2), (3, 4)]
+    assert make_method("cathode", fast=True, flow_groups=3).fold_groups(5) == [(0, 1), (2, 3), (4,)]
+    assert make_method("cathode", fast=True).flow_groups == DEFAULT_FLOW_GROUPS
     assert make_method("cathode", fast=True, flow_groups=None).fold_groups(5) is None
     assert make_method("cathode", fast=True, background_flow="some/flow").fold_groups(5) is None
 

@@ -25,9 +25,9 @@ class ANODE(SharedBackgroundFlow, AnomalyMethod):
     ----------
     flow_params : dict for :class:`~excess.nn.flows.ConditionalFlow` (both flows)
     background_flow : path of a saved SB flow to reuse instead of training one
-    flow_groups : under out-of-fold scoring, SB flows per window (default 2), each shared by a group of
-        folds and trained on the sidebands of the other folds; None: one per fold
-        (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
+    flow_groups : under out-of-fold scoring, SB flows per window, each shared by a group of folds and
+        trained on the sidebands of the other folds (2: ~4x less flow training); None (default): one per
+        fold (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
     random_state : seed
     device : where both flows train and evaluate ("auto": CUDA when present, else CPU)
     """

@@ -7,8 +7,8 @@
    from samples (0); its probability is the anomaly score (monotone in ``p_data / p_bg``).
 
 With :func:`~excess.anomaly.cross_val_scores` every event is scored by a model fitted on the other
-folds; by default (``flow_groups=2``) one SB flow serves a group of folds, trained on the sidebands
-of the folds outside the group (:class:`~excess.anomaly.density.SharedBackgroundFlow`), the
+folds; with ``flow_groups=2`` one SB flow serves a group of folds, trained on the sidebands of the
+folds outside the group (:class:`~excess.anomaly.density.SharedBackgroundFlow`), the
 classifier stays k-fold. ``background_flow=<saved flow dir>`` reuses one SB flow for all folds (the paper's set-up; the
 classifiers are still k-fold), which is ~k x cheaper.
 """
@@ -50,9 +50,9 @@ class CATHODE(SharedBackgroundFlow, ClassifierMethod):
     oversample : samples per SR data event (default 4)
     kde_bandwidth : bandwidth rule for the SR ``m`` KDE (scipy ``bw_method``; None = Scott)
     background_flow : path of a saved SB flow to reuse instead of training one
-    flow_groups : under out-of-fold scoring, SB flows per window (default 2), each shared by a group of
-        folds and trained on the sidebands of the other folds; None: one per fold
-        (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
+    flow_groups : under out-of-fold scoring, SB flows per window, each shared by a group of folds and
+        trained on the sidebands of the other folds (2: ~4x less flow training); None (default): one per
+        fold (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
     random_state : seed
     device : where the flow (training and sampling) and an MLP classifier compute ("auto": CUDA when
         present, else CPU; :mod:`excess.nn.device`)

@@ -13,8 +13,10 @@ from ._device import with_device
 
 __all__ = ["DEFAULT_FLOW", "FAST_FLOW", "DEFAULT_FLOW_GROUPS", "make_flow", "background_flow", "SharedBackgroundFlow"]
 
-#: sideband flows per window under out-of-fold scoring (:class:`SharedBackgroundFlow`); None: one per fold
-DEFAULT_FLOW_GROUPS = 2
+#: sideband flows per window under out-of-fold scoring (:class:`SharedBackgroundFlow`); None: one per fold.
+#: Two groups halve a CATHODE window's CPU time but lowered its max SIC beyond the seeds' spread on a
+#: 60k-event sample (README, "Speed of the search"); until that is checked at 1M, one flow per fold.
+DEFAULT_FLOW_GROUPS = None
 
 # fast mode (tests, quick looks): a constant learning rate; a cosine schedule over 8 epochs undertrains
 FAST_FLOW: dict[str, Any] = {"kind": "maf", "transforms": 2, "hidden": (16, 16), "epochs": 8, "batch_size": 256,
@@ -73,9 +75,10 @@ class SharedBackgroundFlow:
     folds as before. So no model that scores an event, SR or SB, has seen it: the SB events of fold k,
     from which fold k's cut thresholds are taken, were not in the flow that generated the classifier's
     background samples. ``g`` flows per window instead of ``n_folds``, each on ``(1 - |group|/k)`` of
-    the sidebands instead of ``(k-1)/k``: with the default 2 groups of 5 folds, 4x less flow training.
-    ``flow_groups=None`` (or >= n_folds) trains one flow per fold; a saved ``background_flow`` is used
-    as given (not out-of-fold for SB events, see :func:`background_flow`).
+    the sidebands instead of ``(k-1)/k``: with 2 groups of 5 folds, 4x less flow training, but each flow
+    sees 40 or 60 % of the sidebands instead of 80 %. ``flow_groups=None`` (the default,
+    :data:`DEFAULT_FLOW_GROUPS`) or >= n_folds trains one flow per fold; a saved ``background_flow`` is
+    used as given (not out-of-fold for SB events, see :func:`background_flow`).
     """
 
     def fold_groups(self, n_folds: int) -> list[tuple[int, ...]] | None:

@@ -64,9 +64,9 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
     n_members : signal models averaged into ``p_sig`` (see the module docstring)
     validation_fraction : SR events held out for early stopping and the ``w`` estimate
     background_flow : path of a saved SB flow to reuse instead of training one
-    flow_groups : under out-of-fold scoring, SB flows per window (default 2), each shared by a group of
-        folds and trained on the sidebands of the other folds; None: one per fold
-        (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
+    flow_groups : under out-of-fold scoring, SB flows per window, each shared by a group of folds and
+        trained on the sidebands of the other folds (2: ~4x less flow training); None (default): one per
+        fold (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
     random_state : seed
     device : where the background flow and the signal models train and evaluate ("auto": CUDA when
         present, else CPU); random numbers are drawn on the CPU, so on the CPU a seed gives the same
