@@ -42,7 +42,8 @@ import time
 
 
 class TreeMemory:
-    """Peaks of the summed RSS and PSS of this process and all its descendants (psutil, polled in a thread).
+    """Peaks of the summed RSS and PSS of this process and all its descendants (psutil, which comes with
+    dask.distributed; polled in a thread).
 
     The RSS sum counts pages shared between the processes (torch's libraries, mapped by every worker)
     once per process: an upper bound. The PSS sum splits shared pages among their users: the tree's
