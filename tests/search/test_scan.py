@@ -109,7 +109,7 @@ def test_resume_skips_finished_windows(signal_events, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a finished fold was recomputed")
 
-    monkeypatch.setattr(scan_mod, "run_fold", boom)
+    monkeypatch.setattr(scan_mod, "run_fold_task", boom)
     r2 = run_scan(signal_events, **kw)
     assert [t.z for _, t in r2.tests] == pytest.approx([t.z for _, t in r1.tests])
     assert ScanResult.load(tmp_path / "scan.json").best[1].z == pytest.approx(r1.best[1].z)

@@ -13,18 +13,21 @@ import numpy as np
 from .._util import spawn_seeds
 from ._device import fit_device
 from .base import AnomalyMethod
-from .density import FAST_FLOW, background_flow, make_flow
+from .density import DEFAULT_FLOW_GROUPS, FAST_FLOW, SharedBackgroundFlow, background_flow, make_flow
 
 __all__ = ["ANODE"]
 
 
-class ANODE(AnomalyMethod):
+class ANODE(SharedBackgroundFlow, AnomalyMethod):
     """Score = ``log p_SR(x|m) - log p_SB(x|m)`` from two conditional flows.
 
     Parameters
     ----------
     flow_params : dict for :class:`~excess.nn.flows.ConditionalFlow` (both flows)
     background_flow : path of a saved SB flow to reuse instead of training one
+    flow_groups : under out-of-fold scoring, SB flows per window, each shared by a group of folds and
+        trained on the sidebands of the other folds (2: ~4x less flow training); None (default): one per
+        fold (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
     random_state : seed
     device : where both flows train and evaluate ("auto": CUDA when present, else CPU)
     """
@@ -39,7 +42,8 @@ class ANODE(AnomalyMethod):
         return self.background_flow is None
 
     def __init__(self, flow_params: dict | None = None, background_flow: str | None = None, random_state=None,
-                 device="auto"):
+                 device="auto", flow_groups: int | None = DEFAULT_FLOW_GROUPS):
+        self.flow_groups = flow_groups
         self.flow_params = flow_params
         self.background_flow = background_flow
         self.random_state = random_state

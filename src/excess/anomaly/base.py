@@ -40,8 +40,12 @@ __all__ = [
     "stratified_folds",
     "fresh_estimator",
     "FoldJob",
+    "FoldGroupJob",
     "FoldScores",
     "run_fold",
+    "run_fold_group",
+    "run_fold_task",
+    "fold_tasks",
 ]
 
 log = get_logger(__name__)
@@ -253,6 +257,20 @@ class AnomalyMethod(BaseEstimator):
         """Whether fit needs sideband events (False e.g. when a saved background flow is given)."""
         return self.uses_sb
 
+    # -- a stage shared by several folds (the density methods' sideband flow) -----------------------
+    def fold_groups(self, n_folds: int) -> list[tuple[int, ...]] | None:
+        """Groups of folds that share one fitted stage (:meth:`fit_shared`), or ``None``: every fold
+        fits everything itself (the default). See :func:`run_fold_group` for the out-of-fold rule."""
+        return None
+
+    def fit_shared(self, X, m, *, sr):  # pragma: no cover - only methods with fold_groups implement it
+        """Fit the shared stage on the events of the folds *outside* a group; returns it."""
+        raise NotImplementedError
+
+    def set_shared(self, shared) -> None:  # pragma: no cover
+        """Use ``shared`` (from :meth:`fit_shared`) in the next ``fit`` instead of fitting that stage."""
+        raise NotImplementedError
+
     @classmethod
     def fast_params(cls, params: dict[str, Any]) -> dict[str, Any]:
         """Tiny hyperparameters for tests / smoke runs, given the user's explicit ``params``."""
@@ -313,6 +331,34 @@ class FoldJob:
     m_test: np.ndarray
     sr: tuple[float, float]
     fit_kw: dict = field(default_factory=dict)
+    shared: Any = None  # a stage fitted by method.fit_shared on events of other folds (run_fold_group)
+
+
+@dataclass(frozen=True)
+class FoldGroupJob:
+    """Folds ``todo`` (a subset of ``group``) of one window, sharing one stage: an executor task.
+
+    The shared stage (e.g. the sideband flow of CATHODE / R-ANODE / ANODE) is fitted by
+    ``method.fit_shared`` on the events of the folds *outside* ``group`` (seeded with ``shared_seed``);
+    then fold ``k`` of ``todo`` is fitted on the folds ``!= k`` with that stage and scores fold ``k``
+    (seeded with ``seeds[i]``). Neither the shared stage nor the fold's own model has seen fold ``k``.
+    ``fit_kw`` is passed to every fold's fit (a per-event ``y`` is split along with ``X``).
+    """
+
+    method: Any
+    X: np.ndarray
+    m: np.ndarray
+    fold: np.ndarray
+    group: tuple[int, ...]
+    todo: tuple[int, ...]
+    seeds: tuple
+    shared_seed: int
+    sr: tuple[float, float]
+    fit_kw: dict = field(default_factory=dict)
+
+    def training_mask(self) -> np.ndarray:
+        """The events the shared stage is fitted on: those of the folds outside ``group``."""
+        return ~np.isin(self.fold, self.group)
 
 
 @dataclass(frozen=True)
@@ -330,12 +376,75 @@ def run_fold(job: FoldJob) -> FoldScores:
     """Run one :class:`FoldJob` (top level, so executors can pickle it)."""
     t0 = time.perf_counter()
     est = fresh_estimator(job.method, job.seed)
+    if job.shared is not None:
+        est.set_shared(job.shared)
     est.fit(job.X_train, job.m_train, sr=tuple(job.sr), **job.fit_kw)
     scores = np.asarray(est.score_samples(job.X_test, job.m_test), dtype=np.float64).reshape(-1)
     if scores.shape[0] != job.X_test.shape[0]:
         raise InputError(f"method returned {scores.shape[0]} scores for {job.X_test.shape[0]} events")
     w, w_err = (_as_float(getattr(est, name, None)) for name in ("signal_fraction_", "signal_fraction_err_"))
     return FoldScores(scores, w, w_err, time.perf_counter() - t0)
+
+
+def run_fold_group(job: FoldGroupJob) -> list[FoldScores]:
+    """Run one :class:`FoldGroupJob`: fit the shared stage once, then each fold of ``job.todo``.
+
+    Returns one :class:`FoldScores` per fold of ``todo`` (in that order); each fold's ``runtime_s``
+    includes its share of the shared stage's time.
+    """
+    t0 = time.perf_counter()
+    if not set(job.todo) <= set(job.group):
+        raise ConfigError(f"folds {job.todo} are not all in the group {job.group}")
+    out = job.training_mask()
+    shared = fresh_estimator(job.method, job.shared_seed).fit_shared(job.X[out], job.m[out], sr=tuple(job.sr))
+    t_shared = (time.perf_counter() - t0) / max(1, len(job.todo))
+    y = job.fit_kw.get("y")
+    results = []
+    for k, seed in zip(job.todo, job.seeds):
+        tr, te = job.fold != k, job.fold == k
+        kw = dict(job.fit_kw)
+        if y is not None:
+            kw["y"] = np.asarray(y)[tr]
+        r = run_fold(FoldJob(job.method, seed, job.X[tr], job.m[tr], job.X[te], job.m[te], job.sr, kw, shared))
+        results.append(FoldScores(r.scores, r.signal_fraction, r.signal_fraction_err, r.runtime_s + t_shared))
+    return results
+
+
+def run_fold_task(job) -> list[FoldScores]:
+    """An executor task of out-of-fold scoring: a :class:`FoldJob` (one result) or a
+    :class:`FoldGroupJob` (one result per fold of its ``todo``)."""
+    return run_fold_group(job) if isinstance(job, FoldGroupJob) else [run_fold(job)]
+
+
+def fold_tasks(method, X, m, fold, seeds, sr, fit_kw: dict, todo=None) -> list[tuple[tuple[int, ...], Any]]:
+    """The executor tasks scoring the folds ``todo`` (default all) of one window: ``(folds, job)`` pairs.
+
+    A method whose :meth:`AnomalyMethod.fold_groups` gives groups gets one :class:`FoldGroupJob` per
+    group with folds to do (its shared seed is drawn from the group's first fold seed, so the folds'
+    own seeds are those of per-fold scoring); any other method one :class:`FoldJob` per fold.
+    """
+    n_folds = len(seeds)
+    todo = list(range(n_folds)) if todo is None else list(todo)
+    groups_of = getattr(method, "fold_groups", None)
+    groups = groups_of(n_folds) if callable(groups_of) else None
+    y = fit_kw.get("y")
+    if groups is None:
+        tasks = []
+        for k in todo:
+            tr, te = fold != k, fold == k
+            kw = dict(fit_kw)
+            if y is not None:
+                kw["y"] = np.asarray(y)[tr]
+            tasks.append(((k,), FoldJob(method, seeds[k], X[tr], m[tr], X[te], m[te], sr, kw)))
+        return tasks
+    tasks = []
+    for g in groups:
+        ks = tuple(k for k in g if k in todo)
+        if ks:
+            shared_seed = int(np.random.default_rng([int(seeds[g[0]]), 0x5EED]).integers(2**31 - 1))
+            tasks.append((ks, FoldGroupJob(method, X, m, fold, tuple(g), ks, tuple(seeds[k] for k in ks),
+                                           shared_seed, tuple(sr), dict(fit_kw))))
+    return tasks
 
 
 def _as_float(v) -> float | None:
@@ -364,6 +473,10 @@ def cross_val_scores(
     (``X_background``/``m_background``) is passed whole to every fold. Folds run on ``executor``
     (see :func:`excess.executor.get_executor`) when given, else serially. Each clone gets its own seed
     drawn from ``random_state`` (if the method has a ``random_state`` parameter, it is overridden).
+
+    A method whose :meth:`~AnomalyMethod.fold_groups` groups the folds (the density methods'
+    ``flow_groups``) fits its shared stage once per group, on the events of the folds outside the group,
+    and each fold of the group with it (:func:`run_fold_group`): still no model scoring an event saw it.
     """
     if not isinstance(method, AnomalyMethod):
         raise ConfigError(f"method must be an AnomalyMethod (see make_method), got {type(method).__name__}")
@@ -398,18 +511,13 @@ def cross_val_scores(
     rng = check_random_state(random_state)
     fold = stratified_folds(is_sr, n_folds, rng)
     seeds = spawn_seeds(rng, n_folds)
-    tasks = []
-    for k in range(n_folds):
-        tr, te = fold != k, fold == k
-        kw = dict(fit_kw)
-        if y is not None:
-            kw["y"] = y[tr]
-        tasks.append((FoldJob(method, seeds[k], X[tr], m[tr], X[te], m[te], sr, kw),))
+    tasks = fold_tasks(method, X, m, fold, seeds, sr, fit_kw)
     if executor is None:
-        results = [run_fold(*t) for t in tasks]
+        results = [run_fold_task(job) for _, job in tasks]
     else:
-        results = executor.map(run_fold, tasks)
+        results = executor.map(run_fold_task, [(job,) for _, job in tasks])
     scores = np.empty(X.shape[0], dtype=np.float64)
-    for k, r in enumerate(results):
-        scores[fold == k] = r.scores
+    for (ks, _), rs in zip(tasks, results):
+        for k, r in zip(ks, rs):
+            scores[fold == k] = r.scores
     return scores

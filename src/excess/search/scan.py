@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from .._util import check_random_state, get_logger, progress, spawn_seeds, to_jsonable
-from ..anomaly.base import FoldJob, FoldScores, run_fold, stratified_folds
+from ..anomaly.base import FoldScores, fold_tasks, run_fold_task, stratified_folds
 from ..data.schema import STANDARD_FEATURES
 from ..errors import ConfigError, InputError
 from ..stats.sideband import SidebandFit, background_estimate
@@ -220,19 +220,16 @@ class _Unit:
             s[self.fold == k] = f.scores
         return s
 
-    def jobs(self, method, table: _Table, fit_kw: dict, needs_labels: bool) -> list[tuple[int, FoldJob]]:
-        """The fold jobs still to run: ``(k, FoldJob)``."""
-        X = table.X[self.idx]
-        out = []
-        for k, f in enumerate(self.folds):
-            if f is not None:
-                continue
-            tr, te = self.fold != k, self.fold == k
-            kw = dict(fit_kw)
-            if needs_labels:
-                kw["y"] = table.labels[self.idx][tr].astype(np.int8)
-            out.append((k, FoldJob(method, self.fold_seeds[k], X[tr], self.m[tr], X[te], self.m[te], self.window.sr, kw)))
-        return out
+    def jobs(self, method, table: _Table, fit_kw: dict, needs_labels: bool) -> list[tuple[tuple[int, ...], Any]]:
+        """The executor tasks still to run: ``(folds, job)``, a FoldJob per fold, or a FoldGroupJob per
+        group of folds sharing a stage (the density methods' sideband flow; :func:`~excess.anomaly.base.fold_tasks`)."""
+        todo = [k for k, f in enumerate(self.folds) if f is None]
+        if not todo:
+            return []
+        kw = dict(fit_kw)
+        if needs_labels:
+            kw["y"] = table.labels[self.idx].astype(np.int8)
+        return fold_tasks(method, table.X[self.idx], self.m, self.fold, self.fold_seeds, self.window.sr, kw, todo)
 
 
 def _units(w: Window, m_all: np.ndarray, n_folds: int, null_toys: int, seed: int, fp: str, store) -> list[_Unit]:
@@ -417,6 +414,8 @@ def run_scan(
 
     # method: check it can be built and what it needs, in this process
     proto = build_method(method, method_params)
+    if callable(getattr(proto, "fold_groups", None)):
+        proto.fold_groups(int(n_folds))  # a bad flow_groups fails now, before any work
     needs_labels, needs_background = method_needs(proto)
     decor, proto = _decorrelated(method, proto, decorrelation, features, decorrelation_params)
     _check_method_inputs(events, background_events, features, needs_labels, needs_background, resonant)
@@ -477,19 +476,20 @@ def _score_units(units: list[_Unit], method, table: _Table, needs_labels: bool, 
                  store: ResumeStore, show_progress: bool) -> None:
     """Run the fold jobs of every unit on ``executor``; hand each unit to ``collector`` once all its folds are in."""
     fit_kw = {u.window.key: table.background_in(u.window) for u in units if u.null is None}
-    jobs = [(u, k, job) for u in units for k, job in u.jobs(method, table, fit_kw[u.window.key], needs_labels)]
+    jobs = [(u, ks, job) for u in units for ks, job in u.jobs(method, table, fit_kw[u.window.key], needs_labels)]
     for u in units:
         if u.done:
             collector.finish(u)
     if not jobs:
         return
-    bar = progress(total=len(jobs), desc="search folds", disable=None if show_progress else True)
+    bar = progress(total=sum(len(ks) for _, ks, _ in jobs), desc="search folds", disable=None if show_progress else True)
     try:
-        for i, out in executor.map_unordered(run_fold, [(job,) for _, _, job in jobs]):
-            u, k, _ = jobs[i]
-            u.folds[k] = out
-            store.save_fold(u.key, k, out, u.fingerprint)
-            bar.update(1)
+        for i, outs in executor.map_unordered(run_fold_task, [(job,) for _, _, job in jobs]):
+            u, ks, _ = jobs[i]
+            for k, out in zip(ks, outs):
+                u.folds[k] = out
+                store.save_fold(u.key, k, out, u.fingerprint)
+                bar.update(1)
             if u.done:
                 collector.finish(u)
     finally:
