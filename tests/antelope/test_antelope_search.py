@@ -10,7 +10,7 @@ from svj_toys import make_svj  # noqa: E402
 
 from excess.anomaly import make_method  # noqa: E402
 from excess.errors import ConfigError, InputError  # noqa: E402
-from test_models import TINY_PFN, TINY_VAE  # noqa: E402
+from test_antelope_models import TINY_PFN, TINY_VAE  # noqa: E402
 
 SR = (1800.0, 2200.0)
 
