@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "benchmark": ("excess.cli.benchmark", "benchmark", "Benchmarks of anomaly methods (max SIC tables)."),
     "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers and q/g jet taggers (tag electrons | tag jets)."),
     "streams": ("excess.cli.streams", "streams", "Stellar streams in Gaia: mock patches, sliding-window search, evaluation."),
+    "svj": ("excess.cli.svj", "svj", "Semi-visible jets: Hidden Valley signal and QCD samples with per-jet tracks."),
 }
 
 

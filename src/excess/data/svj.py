@@ -553,9 +553,12 @@ def generate_svj_chunk(settings_dict: dict, n_events: int, seed: int, path: str 
         "pythia_config": src.config,
         "seed": int(seed),
         "versions": versions(),
-        "counts": {"n_pythia_events": n_gen, "n_selected": n_sel, "cutflow": cutflow},
+        # n_passed: events of the generated batches that passed (the last batch's surplus is not stored)
+        "counts": {"n_pythia_events": n_gen, "n_selected": n_sel, "n_passed": cutflow.get("tracks", 0),
+                   "preselection_efficiency": cutflow.get("tracks", 0) / max(n_gen, 1), "cutflow": cutflow},
         "cross_section": {"pythia_sigma_gen_mb": sigma_mb, "pythia_sigma_err_mb": sigma_err_mb,
-                          "n_pythia_events": n_gen, "selected_fb": sigma_mb * 1e12 * (n_sel / max(n_gen, 1))},
+                          "n_pythia_events": n_gen,
+                          "selected_fb": sigma_mb * 1e12 * cutflow.get("tracks", 0) / max(n_gen, 1)},
         "dark_mesons": {"n_decayed": n_dm, "n_invisible": n_dm_inv,
                         "invisible_fraction": (n_dm_inv / n_dm) if n_dm else None},
         "timing": {"init_s": t_init, "pythia_s": t_pythia, "reconstruction_s": t_reco,
@@ -816,13 +819,14 @@ def generate_svj(n_events: int, output: str | os.PathLike, *, process: str = "si
         write_svj(merged, output)
         shutil.rmtree(chunk_dir)
     n_gen = sum(m["counts"]["n_pythia_events"] for m in metas)
+    n_passed = sum(m["counts"]["n_passed"] for m in metas)
     n_new = sum(m["n_events"] for m in metas)
     cpu = sum(m["timing"]["cpu_s"] for m in metas)
     summary = {"output": str(output), "process": process, "n_events": int(n_events), "n_chunks": n_chunks,
                "n_chunks_skipped": skipped, "wall_s": time.perf_counter() - t0, "settings": s.to_dict()}
     if metas:
         summary["n_generated_new"] = n_gen
-        summary["preselection_efficiency"] = n_new / max(n_gen, 1)
+        summary["preselection_efficiency"] = n_passed / max(n_gen, 1)
         summary["cpu_s_chunks"] = cpu
         summary["events_per_cpu_s"] = n_new / max(cpu, 1e-9)
         if process == "signal":
