@@ -216,3 +216,18 @@ def test_reader_errors(tmp_path):
     with h5py.File(tmp_path / "w.h5") as f:
         assert f.attrs["svj_format"] == "excess-svj/1"
         assert json.loads(f["tracks"].attrs["columns"])[0] == "pt"
+
+
+def test_cli_grid_and_bad_input(tmp_path, capsys):
+    from excess.cli.main import main
+
+    rc = main(["-q", "svj", "grid", "-n", "5", "-o", str(tmp_path / "grid"), "--m-zprime", "3000", "--r-inv", "0.5",
+               "--chunk-size", "5", "-j", "1"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["n_events"] == 5 and out[0]["settings"]["m_zprime"] == 3000.0
+    s = read_svj(tmp_path / "grid" / "svj_mz3000_rinv0.5")
+    assert len(s) == 5 and np.allclose(s.events["r_inv"], 0.5)
+    rc = main(["svj", "generate", "-n", "5", "-o", str(tmp_path / "bad"), "--r-inv", "1.5"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "r_inv" in err and not (tmp_path / "bad").exists()
