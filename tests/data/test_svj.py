@@ -231,3 +231,14 @@ def test_cli_grid_and_bad_input(tmp_path, capsys):
     rc = main(["svj", "generate", "-n", "5", "-o", str(tmp_path / "bad"), "--r-inv", "1.5"])
     err = capsys.readouterr().err
     assert rc == 1 and "r_inv" in err and not (tmp_path / "bad").exists()
+
+
+def test_chunk_is_reproducible(tmp_path):
+    from excess.data.svj import generate_svj_chunk
+
+    d = SVJSettings(process="signal", m_zprime=3000.0, r_inv=0.5).to_dict()
+    for name in ("a.h5", "b.h5"):
+        generate_svj_chunk(d, 6, 77, str(tmp_path / name), batch_size=40)
+    a, b = read_svj(tmp_path / "a.h5"), read_svj(tmp_path / "b.h5")
+    np.testing.assert_array_equal(a.tracks, b.tracks)
+    pd.testing.assert_frame_equal(a.events, b.events)
