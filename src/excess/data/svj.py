@@ -29,9 +29,10 @@ Reconstruction
     |Delta eta(j1, j2)| < 1.5, MET > 100 GeV, ``dphi_min = min(|dphi(MET, j1)|, |dphi(MET, j2)|) < 0.8`` (MET
     aligned with a jet), and >= 3 tracks in the two jets (ANTELOPE's minimum, so no event is all padding).
     MET > 100 rather than CMS's ~200 GeV: in this detector model only ~0.3 % of QCD events with pTHat > 400 GeV
-    have MET > 150 GeV (0.9 % above 100 GeV), so an unweighted QCD sample at 200 GeV would take many CPU-hours. **Veto before clustering**: the MET cut is
-    applied before FastJet runs; MET does not depend on the clustering, so it cannot change an accepted event.
-    **mT** of the dijet + MET system: ``mT^2 = mjj^2 + 2 (sqrt(mjj^2 + pTjj^2) MET - pTjj . MET)`` (:func:`transverse_mass`).
+    have MET > 150 GeV (0.9 % above 100 GeV), so an unweighted QCD sample at 200 GeV would take many CPU-hours.
+    **Veto before clustering**: the MET cut is applied before FastJet runs; MET does not depend on the
+    clustering, so it cannot change an accepted event. **mT** of the dijet + MET system:
+    ``mT^2 = mjj^2 + 2 (sqrt(mjj^2 + pTjj^2) MET - pTjj . MET)`` (:func:`transverse_mass`).
 Tracks (:func:`excess.data.tracks.simulate_tracks`, the shared ATLAS-like track model)
     True charged visible particles with pT > 0.5 GeV and |eta| < 2.5, with their production vertex (true d0
     and z0 of the straight line from it; displaced K0S, Lambda and b/c-hadron daughters included), associated
@@ -787,7 +788,7 @@ def generate_svj(n_events: int, output: str | os.PathLike, *, process: str = "si
                 raise InputError(f"{p}: an existing chunk was made with other settings, seed or size; use another "
                                  "output or delete it")
             todo.append((s.to_dict(), size, sd, str(p), batch_size))
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0 = time.perf_counter()
         metas = []
         if todo:
             from ..executor import get_executor
