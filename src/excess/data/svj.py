@@ -124,9 +124,9 @@ class SVJSettings:
     ``pthat_min`` (QCD) defaults to 500 GeV: QCD MET above the 100 GeV threshold comes from the mismeasurement
     of (and neutrinos inside) jets of several hundred GeV; the fraction of events passing grows with pTHat
     (MET > 100 and dphi_min < 0.8: 0.2 % at pTHat > 250, 0.9 % at > 400, 1.9 % at > 600 GeV), so low-pTHat
-    events, with their large cross-section, would make an unweighted sample mostly rejected events. With
-    |Delta eta(j1, j2)| < 1.5, mjj > ~2 pT, so QCD mT (>= mjj) is complete above ~1.5 TeV; the QCD mT spectrum
-    has a turn-on below that and a search must start above it.
+    events, with their large cross-section, would make an unweighted sample mostly rejected events. The QCD
+    mT spectrum peaks at ~1.2 TeV (turn-on from the pTHat threshold); with |Delta eta(j1, j2)| < 1.5, mjj >~ 2 pT
+    and mT >= mjj, so it should be complete above ~1.5 TeV (not checked against a lower-pTHat sample).
     """
 
     process: str = "signal"
