@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "tag": ("excess.cli.tag", "tag", "Supervised identification: low-pT electron taggers, q/g jet taggers and b-taggers (tag electrons | tag jets | tag btag)."),
     "streams": ("excess.cli.streams", "streams", "Stellar streams in Gaia: mock patches, sliding-window search, evaluation."),
     "antelope": ("excess.cli.antelope", "antelope", "ANTELOPE on semi-visible jets: PFN + VAE score, evaluation, mT search."),
+    "svj": ("excess.cli.svj", "svj", "Semi-visible jets: Hidden Valley signal and QCD samples with per-jet tracks."),
 }
 
 
