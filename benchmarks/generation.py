@@ -111,6 +111,9 @@ def main(argv=None):
             for r in range(args.repeats):
                 for name, src in codes:  # alternate: baseline, current, baseline, current, ...
                     results[(name, process)].append(run_worker(src, args.preset, process, args.events, 1000 + r))
+                    x = results[(name, process)][-1]
+                    print(f"  {name} {process} seed {1000 + r}: overhead CPU {100 * (x['cpu_excess'] / x['cpu_bare'] - 1):.1f}% "
+                          f"(excess {x['cpu_excess']:.2f} s, bare {x['cpu_bare']:.2f} s CPU)", file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(f"preset={args.preset}  events/run={args.events}  repeats={args.repeats}  (medians; one process = one core; "
           f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs)")

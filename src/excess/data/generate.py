@@ -59,14 +59,43 @@ def visible_particles(prt):
     :data:`~excess.data.settings.INVISIBLE_PDG_IDS`."""
     import awkward as ak
 
-    counts = ak.to_numpy(ak.num(prt, axis=1))
-    status = ak.to_numpy(ak.flatten(prt.status))
-    ids = ak.to_numpy(ak.flatten(prt.id))
-    keep = (status > 0) & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
-    p = prt.p
-    px, py, pz, e = (ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e"))
+    flat = _flat_fields(prt)
+    if flat is not None:  # the record layout pythia8mc returns: read its buffers, no awkward operations
+        counts, status, ids, (px, py, pz, e) = flat
+        keep = (status > 0) & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
+        px, py, pz, e = px[keep], py[keep], pz[keep], e[keep]
+    else:
+        counts = ak.to_numpy(ak.num(prt, axis=1))
+        status = ak.to_numpy(ak.flatten(prt.status))
+        ids = ak.to_numpy(ak.flatten(prt.id))
+        keep = (status > 0) & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
+        p = prt.p
+        px, py, pz, e = (ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e"))
     ev = np.repeat(np.arange(len(counts)), counts)[keep]
     return np.bincount(ev, minlength=len(counts)), px, py, pz, e, ids[keep]
+
+
+def _flat_fields(prt):
+    """``(counts, status, id, (px, py, pz, e))`` as numpy views of a Pythia particle record whose layout is a
+    list-offset array of records with plain ``id``, ``status`` and ``p.{px,py,pz,e}`` buffers; None otherwise."""
+    try:
+        lay = prt.layout
+        off = np.asarray(lay.offsets)
+        rec = lay.content
+        lo, hi = int(off[0]), int(off[-1])
+
+        def col(node, name):
+            c = node.content(name)
+            if not c.is_numpy:
+                raise TypeError(name)
+            return np.asarray(c.data)[lo:hi]
+
+        p = rec.content("p")
+        if not p.is_record:
+            raise TypeError("p")
+        return np.diff(off), col(rec, "status"), col(rec, "id"), tuple(col(p, f) for f in ("px", "py", "pz", "e"))
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        return None
 
 
 def chunk_seed(seed: int, index: int) -> int:
