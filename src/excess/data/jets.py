@@ -215,18 +215,26 @@ def _smearing_factors(z, settings) -> np.ndarray:
 def trigger_bound(counts, px, py, settings, z=None) -> np.ndarray:
     """An upper bound on the largest (smeared) jet pT of each event, from its particles alone.
 
-    A jet's pT is the norm of the vector sum of its constituents' transverse momenta, so it is at
-    most ``T = max over subsets A |sum_A p_i|``, and ``T <= (HT + |sum_i p_i|) / 2`` (``HT`` the scalar
-    sum; for any unit vector n, ``sum_i max(p_i.n, 0) = (sum_i |p_i.n| + n.sum_i p_i) / 2``). The jets
-    are disjoint, so the jet of rank r (0 = hardest) has pT <= HT / (r + 1). Each jet's smearing
+    A jet's pT is the norm of the vector sum of its constituents' transverse momenta ``p_i``, so it is at
+    most ``T = max over subsets A |sum_A p_i| = max over unit vectors n of sum_i max(p_i.n, 0)``. Since
+    ``max(c, 0) <= ((1 + c) / 2)^2`` for ``c`` in [-1, 1], with ``c = cos`` of the angle between ``p_i`` and n,
+    ``sum_i max(p_i.n, 0) <= (HT + 2 S.n + n.Q.n) / 4 <= (HT + 2 |S| + lambda_max(Q)) / 4``, where ``HT`` is
+    the scalar sum of the ``|p_i|``, ``S`` their vector sum and ``Q = sum_i p_i p_i^T / |p_i|`` (a 2x2
+    matrix): three sums per event, no clustering. The jets are disjoint, so the jet of rank r
+    (0 = hardest) also has pT <= HT / (r + 1). Each jet's smearing
     factor is known before clustering (``z``, the draws by rank, see :func:`cluster_flat`) and is
     clipped above, which bounds jets beyond the drawn ranks.
     """
     counts = np.asarray(counts, dtype=np.int64)
     n = len(counts)
     ev = np.repeat(np.arange(n), counts)
-    ht = np.bincount(ev, weights=np.hypot(px, py), minlength=n)
-    t = 0.5 * (ht + np.hypot(np.bincount(ev, weights=px, minlength=n), np.bincount(ev, weights=py, minlength=n)))
+    pt = np.hypot(px, py)
+    ht = np.bincount(ev, weights=pt, minlength=n)
+    s_norm = np.hypot(np.bincount(ev, weights=px, minlength=n), np.bincount(ev, weights=py, minlength=n))
+    w = np.divide(1.0, pt, out=np.zeros_like(pt), where=pt > 0)
+    qxx, qyy, qxy = (np.bincount(ev, weights=a * b * w, minlength=n) for a, b in ((px, px), (py, py), (px, py)))
+    lam = 0.5 * (qxx + qyy) + np.sqrt(0.25 * (qxx - qyy) ** 2 + qxy**2)
+    t = 0.25 * (ht + 2.0 * s_norm + lam)
     if z is None:  # no resolution: one scale factor for every jet
         f = float(np.clip(settings.jet_energy_scale, 0.05, None)) if settings.jet_energy_scale != 1.0 else 1.0
         return f * t

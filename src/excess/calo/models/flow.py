@@ -60,6 +60,29 @@ def _coupling_flow(features: int, context: int, transforms: int, hidden: tuple[i
     return Flow(ts, base)
 
 
+def _map_chunks(f, chunks, workers: int) -> list:
+    """``[f(*c) for c in chunks]`` on ``workers`` threads, each running torch single-threaded.
+
+    On a few CPU cores, whole chunks side by side beat splitting every small matrix product over the
+    cores (no synchronisation per operation, each chunk stays in one core's cache); torch releases the
+    GIL inside its operations. The torch thread count is restored afterwards.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    def run(c):
+        torch.set_num_threads(1)
+        return f(*c)
+
+    old = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            return list(ex.map(run, chunks))
+    finally:
+        torch.set_num_threads(old)
+
+
 class CaloFlow(ShowerGenerator):
     """Conditional two-stage normalizing flow for calorimeter showers.
 
@@ -237,7 +260,9 @@ class CaloFlow(ShowerGenerator):
         self.scheduler_.step()
         return loss.item()
 
-    _chunk_elements = 2**18  # rows x features per chunk of the fast sampling path (keeps it in cache)
+    # rows x features per chunk of the fast sampling path: small enough to stay in a core's cache (ds1 at batch 10k,
+    # one thread: 0.160 ms per shower with 2^16 against 0.197 with 2^18, on a loaded 2-core machine)
+    _chunk_elements = 2**16
 
     def _fast_samplers(self):
         """Each flow part's fast inverse (:mod:`._fast`), rebuilt whenever a weight changed (every in-place
@@ -276,7 +301,11 @@ class CaloFlow(ShowerGenerator):
             rows = max(1, self._max_rows // max(z.shape[1], 1))  # bound the memory of one network pass
         if ctx.shape[0] <= rows:
             return f(ctx, z)
-        return torch.cat([f(ctx[i : i + rows], z[i : i + rows]) for i in range(0, ctx.shape[0], rows)])
+        chunks = [(ctx[i : i + rows], z[i : i + rows]) for i in range(0, ctx.shape[0], rows)]
+        workers = min(torch.get_num_threads(), len(chunks))
+        if samplers is None or ctx.device.type != "cpu" or workers < 2:
+            return torch.cat([f(c, zz) for c, zz in chunks])
+        return torch.cat(_map_chunks(f, chunks, workers))
 
     def _sample_energy(self, c, generator, fast: bool = True):
         import torch
