@@ -37,3 +37,15 @@ def test_threaded_chunks_give_the_same_showers(tiny_data, tiny_geometry, block):
     # float32 matrix products may round differently with the thread count; nothing else differs
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
     assert np.mean((a > 0) == (b > 0)) > 0.999
+
+
+def test_timing_reports_cpu_time(tiny_data, tiny_geometry):
+    from excess.calo.timing import time_generation
+
+    e, x = tiny_data
+    m = CaloFlow(tiny_geometry, epochs=1, **SMALL)
+    m.fit(x[:100], e[:100], progress_bar=False)
+    res = time_generation(m, energies=e, batch_sizes=(10,), threads=1, repeats=1, min_seconds=0.0, random_state=0)
+    row = res.rows[0]
+    assert row.model_cpu_ms_per_shower > 0 and row.to_dict()["model_cpu_ms_per_shower"] == row.model_cpu_ms_per_shower
+    assert "model CPU" in res.format_table()
