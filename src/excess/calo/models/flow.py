@@ -61,7 +61,7 @@ def _coupling_flow(features: int, context: int, transforms: int, hidden: tuple[i
 
 
 def _map_chunks(f, chunks, workers: int) -> list:
-    """``[f(*c) for c in chunks]`` on ``workers`` threads, each running torch single-threaded.
+    """``[f(*c) for c in chunks]`` on ``workers`` threads (the calling thread if 1), torch single-threaded in each.
 
     On a few CPU cores, whole chunks side by side beat splitting every small matrix product over the
     cores (no synchronisation per operation, each chunk stays in one core's cache); torch releases the
@@ -76,7 +76,11 @@ def _map_chunks(f, chunks, workers: int) -> list:
         return f(*c)
 
     old = torch.get_num_threads()
+    if old == 1:
+        return [f(*c) for c in chunks]
     try:
+        if workers < 2:
+            return [run(c) for c in chunks]
         with ThreadPoolExecutor(max_workers=workers) as ex:
             return list(ex.map(run, chunks))
     finally:
@@ -299,13 +303,16 @@ class CaloFlow(ShowerGenerator):
                 return flow(c).transform.inv(zz)
 
             rows = max(1, self._max_rows // max(z.shape[1], 1))  # bound the memory of one network pass
-        if ctx.shape[0] <= rows:
+        n = ctx.shape[0]
+        if samplers is not None and ctx.device.type == "cpu" and not getattr(self, "_compile_sampling", False):
+            # at least one chunk per thread, each single-threaded (compiled samplers stay on the calling thread)
+            threads = torch.get_num_threads()
+            rows = max(1, min(rows, -(-n // threads)))
+            chunks = [(ctx[i : i + rows], z[i : i + rows]) for i in range(0, n, rows)]
+            return torch.cat(_map_chunks(f, chunks, min(threads, len(chunks))))
+        if n <= rows:
             return f(ctx, z)
-        chunks = [(ctx[i : i + rows], z[i : i + rows]) for i in range(0, ctx.shape[0], rows)]
-        workers = min(torch.get_num_threads(), len(chunks))
-        if samplers is None or ctx.device.type != "cpu" or workers < 2:
-            return torch.cat([f(c, zz) for c, zz in chunks])
-        return torch.cat(_map_chunks(f, chunks, workers))
+        return torch.cat([f(ctx[i : i + rows], z[i : i + rows]) for i in range(0, n, rows)])
 
     def _sample_energy(self, c, generator, fast: bool = True):
         import torch
