@@ -1,7 +1,10 @@
 """The flow's fast sampling path against zuko's own inverse: time per shower at one batch size.
 
 Both paths draw the same showers (the fast path is tested equal to zuko's inverse up to float
-rounding); this prints the median of ``--repeats`` timings of ``model.sample`` for each, and the ratio:
+rounding); this prints the median of ``--repeats`` timings of ``model.sample`` for each (wall and CPU
+time of the process, all threads), and the ratio. A third row is the fast path as it was before its
+chunks ran side by side on the torch threads (chunks of 2^18 elements, each matrix product split over
+the threads): on a loaded machine that split spins at every barrier.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/calo_fast_sampling.py runs/calo/ds1_flow_100k_rel --threads 2
 """
@@ -35,19 +38,37 @@ def main(argv=None):
     ds1 = model.geometry_.name.startswith("ds1")
     e = (sample_incident_energies(a.batch_size, "discrete", e_min=256, e_max=2.0**22, random_state=0) if ds1
          else sample_incident_energies(a.batch_size, "log-uniform", random_state=0))
+    import os
+
+    from excess.calo.models import flow as flow_module
+
     generate = model._generate
+    parallel, chunk = flow_module._map_chunks, model._chunk_elements
+
+    def sequential(f, chunks, workers):
+        return [f(*c) for c in chunks]
+
     times = {}
-    for name, fast in (("zuko inverse", False), ("fast path", True)):
+    rows = (("zuko inverse", False, chunk, parallel), ("fast path, before", True, 2**18, sequential), ("fast path", True, chunk, parallel))
+    for name, fast, ce, mapper in rows:
         model._generate = lambda c, g, _fast=fast: generate(c, g, fast=_fast)  # noqa: E731
+        model._chunk_elements, flow_module._map_chunks = ce, mapper
         model.sample(e[:100], random_state=0)  # warm-up
-        ts = []
+        ts, cs = [], []
         for r in range(a.repeats):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             model.sample(e, batch_size=a.batch_size, random_state=r)
             ts.append(time.perf_counter() - t0)
+            cs.append(time.process_time() - c0)
         times[name] = float(np.median(ts)) / a.batch_size * 1e3
-        print(f"{name:>13}: {times[name]:.4f} ms per shower (median of {a.repeats}, batch {a.batch_size}, {a.threads} thread(s))")
-    print(f"speed-up of the fast path: {times['zuko inverse'] / times['fast path']:.2f}x")
+        cpu = float(np.median(cs)) / a.batch_size * 1e3
+        print(f"{name:>17}: {times[name]:.4f} ms per shower, CPU {cpu:.4f} ms (median of {a.repeats}, batch {a.batch_size}, "
+              f"{a.threads} thread(s))", flush=True)
+    flow_module._map_chunks = parallel
+    print(f"speed-up of the fast path: {times['zuko inverse'] / times['fast path']:.2f}x over zuko, "
+          f"{times['fast path, before'] / times['fast path']:.2f}x over the fast path before")
+    la = os.getloadavg()
+    print(f"load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} on {os.cpu_count()} CPUs")
     print("reproduce:", f"OMP_NUM_THREADS={a.threads} .venv/bin/python", shlex.join(["benchmarks/calo_fast_sampling.py", *(argv or sys.argv[1:])]))
 
 

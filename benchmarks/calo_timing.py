@@ -7,6 +7,8 @@ Prints a CaloGAN-style table (full simulation vs model) for saved models, e.g.
 Torch uses ``--threads`` threads (the goal is stated for 2 CPU cores); the reference simulator is
 numpy (one core) and is timed on at most ``--reference-max-showers`` showers per batch size.
 On a shared machine, run it when the cores are otherwise idle: contention inflates small-batch times.
+The model's CPU time per shower (the process's, all threads) is printed next to the wall time, with
+the load average: on a loaded machine quote ``--threads 1`` CPU time, which other jobs barely change.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ def main(argv=None):
             print(f"\n{d}:")
             print(res.format_table())
             results.append({"model_dir": str(d), **res.to_dict()})
+    import os
+
+    la = os.getloadavg()
+    print(f"\nload average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} on {os.cpu_count()} CPUs (wall times are only "
+          "meaningful when the load is below the CPU count)")
     if a.out:
         atomic_write_json(a.out, results)
     print("\nreproduce:", "OMP_NUM_THREADS=%d .venv/bin/python" % a.threads, shlex.join(["benchmarks/calo_timing.py", *(argv or sys.argv[1:])]))

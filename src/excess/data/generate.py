@@ -59,14 +59,43 @@ def visible_particles(prt):
     :data:`~excess.data.settings.INVISIBLE_PDG_IDS`."""
     import awkward as ak
 
-    counts = ak.to_numpy(ak.num(prt, axis=1))
-    status = ak.to_numpy(ak.flatten(prt.status))
-    ids = ak.to_numpy(ak.flatten(prt.id))
-    keep = (status > 0) & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
-    p = prt.p
-    px, py, pz, e = (ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e"))
+    flat = _flat_fields(prt)
+    if flat is not None:  # the record layout pythia8mc returns: read its buffers, no awkward operations
+        counts, status, ids, (px, py, pz, e) = flat
+        keep = (status > 0) & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
+        px, py, pz, e = px[keep], py[keep], pz[keep], e[keep]
+    else:
+        counts = ak.to_numpy(ak.num(prt, axis=1))
+        status = ak.to_numpy(ak.flatten(prt.status))
+        ids = ak.to_numpy(ak.flatten(prt.id))
+        keep = (status > 0) & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
+        p = prt.p
+        px, py, pz, e = (ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e"))
     ev = np.repeat(np.arange(len(counts)), counts)[keep]
     return np.bincount(ev, minlength=len(counts)), px, py, pz, e, ids[keep]
+
+
+def _flat_fields(prt):
+    """``(counts, status, id, (px, py, pz, e))`` as numpy views of a Pythia particle record whose layout is a
+    list-offset array of records with plain ``id``, ``status`` and ``p.{px,py,pz,e}`` buffers; None otherwise."""
+    try:
+        lay = prt.layout
+        off = np.asarray(lay.offsets)
+        rec = lay.content
+        lo, hi = int(off[0]), int(off[-1])
+
+        def col(node, name):
+            c = node.content(name)
+            if not c.is_numpy:
+                raise TypeError(name)
+            return np.asarray(c.data)[lo:hi]
+
+        p = rec.content("p")
+        if not p.is_record:
+            raise TypeError("p")
+        return np.diff(off), col(rec, "status"), col(rec, "id"), tuple(col(p, f) for f in ("px", "py", "pz", "e"))
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        return None
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -150,24 +179,28 @@ class PythiaSource:
         return float(info.sigmaGen()), float(info.sigmaErr())
 
 
-def reconstruct_batch(batch: FlatBatch, settings: GeneratorSettings, rng: np.random.Generator):
-    """Detector response (if any), clustering, selection and features of one batch."""
+def reconstruct_batch(batch: FlatBatch, settings: GeneratorSettings, rng: np.random.Generator, *, veto: bool = True):
+    """Detector response (if any), clustering, selection and features of one batch.
+
+    ``veto`` skips the clustering of events that cannot pass the trigger (same output, see
+    :func:`excess.data.jets.cluster_flat`)."""
     from .detector import apply_detector_flat
-    from .jets import cluster_events
+    from .jets import cluster_flat
 
     if settings.detector == "delphes-cms":
         batch = FlatBatch(*apply_detector_flat(batch.counts, batch.px, batch.py, batch.pz, batch.e, batch.pid,
                                                batch.charge, rng), pid=None, charge=None)
-    particles = batch.to_awkward()
     with silence_stdout():
-        return cluster_events(particles, settings, rng)
+        return cluster_flat(batch.counts, batch.px, batch.py, batch.pz, batch.e, settings, rng, veto=veto)
 
 
-def generate_chunk(settings_dict: dict, n_events: int, seed: int, path: str | None = None, batch_size: int = 500) -> dict:
+def generate_chunk(settings_dict: dict, n_events: int, seed: int, path: str | None = None, batch_size: int = 500, *,
+                   veto: bool = True) -> dict:
     """Generate ``n_events`` selected events with one Pythia seed; write them to ``path`` atomically.
 
     A top-level function (picklable) so chunks can run in worker processes or on Dask.
-    Returns the chunk's metadata (counts, cross-section, timing).
+    Returns the chunk's metadata (counts, cross-section, timing). ``veto=False`` clusters every event,
+    even those that cannot pass the trigger (the same events come out; for tests and benchmarks).
     """
     import pandas as pd
 
@@ -190,7 +223,7 @@ def generate_chunk(settings_dict: dict, n_events: int, seed: int, path: str | No
         batch = src.next_batch(min(batch_size, max(50, int(need * 1.3) + 10)))
         t2 = time.perf_counter()
         n_gen += len(batch)
-        passed, c = reconstruct_batch(batch, settings, rng)
+        passed, c = reconstruct_batch(batch, settings, rng, veto=veto)
         t_reco += time.perf_counter() - t2
         t_pythia += t2 - t1
         take = min(int(passed.sum()), need)

@@ -60,6 +60,33 @@ def _coupling_flow(features: int, context: int, transforms: int, hidden: tuple[i
     return Flow(ts, base)
 
 
+def _map_chunks(f, chunks, workers: int) -> list:
+    """``[f(*c) for c in chunks]`` on ``workers`` threads (the calling thread if 1), torch single-threaded in each.
+
+    On a few CPU cores, whole chunks side by side beat splitting every small matrix product over the
+    cores (no synchronisation per operation, each chunk stays in one core's cache); torch releases the
+    GIL inside its operations. The torch thread count is restored afterwards.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    def run(c):
+        torch.set_num_threads(1)
+        return f(*c)
+
+    old = torch.get_num_threads()
+    if old == 1:
+        return [f(*c) for c in chunks]
+    try:
+        if workers < 2:
+            return [run(c) for c in chunks]
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            return list(ex.map(run, chunks))
+    finally:
+        torch.set_num_threads(old)
+
+
 class CaloFlow(ShowerGenerator):
     """Conditional two-stage normalizing flow for calorimeter showers.
 
@@ -237,7 +264,9 @@ class CaloFlow(ShowerGenerator):
         self.scheduler_.step()
         return loss.item()
 
-    _chunk_elements = 2**18  # rows x features per chunk of the fast sampling path (keeps it in cache)
+    # rows x features per chunk of the fast sampling path: small enough to stay in a core's cache (ds1 at batch 10k,
+    # one thread: 0.160 ms per shower with 2^16 against 0.197 with 2^18, on a loaded 2-core machine)
+    _chunk_elements = 2**16
 
     def _fast_samplers(self):
         """Each flow part's fast inverse (:mod:`._fast`), rebuilt whenever a weight changed (every in-place
@@ -274,9 +303,16 @@ class CaloFlow(ShowerGenerator):
                 return flow(c).transform.inv(zz)
 
             rows = max(1, self._max_rows // max(z.shape[1], 1))  # bound the memory of one network pass
-        if ctx.shape[0] <= rows:
+        n = ctx.shape[0]
+        if samplers is not None and ctx.device.type == "cpu" and not getattr(self, "_compile_sampling", False):
+            # at least one chunk per thread, each single-threaded (compiled samplers stay on the calling thread)
+            threads = torch.get_num_threads()
+            rows = max(1, min(rows, -(-n // threads)))
+            chunks = [(ctx[i : i + rows], z[i : i + rows]) for i in range(0, n, rows)]
+            return torch.cat(_map_chunks(f, chunks, min(threads, len(chunks))))
+        if n <= rows:
             return f(ctx, z)
-        return torch.cat([f(ctx[i : i + rows], z[i : i + rows]) for i in range(0, ctx.shape[0], rows)])
+        return torch.cat([f(ctx[i : i + rows], z[i : i + rows]) for i in range(0, n, rows)])
 
     def _sample_energy(self, c, generator, fast: bool = True):
         import torch
