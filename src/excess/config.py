@@ -154,7 +154,7 @@ class ScanConfig(_Strict):
                                description="Features' decorrelation from mjj: auto = quantile for cwola, none for "
                                "the conditional-density methods (excess.search.decorrelation).")
     decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform.")
-    background_model: str = Field("efficiency", pattern="^(efficiency|signal_fit|sideband)$",
+    background_model: str = Field("efficiency", pattern="^(efficiency|profile|signal_fit|sideband)$",
                                   description="efficiency: inclusive dijet fit x sideband efficiency fit; "
                                   "signal_fit: the efficiency model fitted over the whole window with a Gaussian "
                                   "signal template; sideband: dijet fit of the selected events.")

@@ -118,7 +118,7 @@ def test_fit_efficiency_recovers_slope_and_rejects_bad_input():
 
 def test_efficiency_background_calibrated_when_the_cut_sculpts():
     """Background only, a selection whose efficiency rises with mjj (a sculpting cut): the
-    inclusive-fit x efficiency prediction gives uniform signed p-values in the SR."""
+    observed inclusive counts x fitted efficiency give uniform signed p-values in the SR."""
     rng = np.random.default_rng(5)
     edges, mask = WINDOW.edges(), WINDOW.sideband_bins()
     p = []
@@ -129,7 +129,12 @@ def test_efficiency_background_calibrated_when_the_cut_sculpts():
         bg = efficiency_background(edges, ns, ni, WINDOW.sr, fit_mask=mask)
         p.append(local_significance(ns[~mask].sum(), bg.b_hat, bg.sigma_b).p_signed)
     assert sps.kstest(p, "uniform").pvalue > 0.01
-    assert bg.sigma_b_efficiency > bg.sigma_b_inclusive > 0
+    # conditional on the observed inclusive counts: no inclusive-fit uncertainty; the fit option keeps it
+    assert bg.sigma_b_efficiency > 0 and bg.sigma_b_inclusive == 0
+    bf = efficiency_background(edges, ns, ni, WINDOW.sr, fit_mask=mask, inclusive="fit")
+    assert bf.sigma_b_inclusive > 0
+    with pytest.raises(ConfigError, match="inclusive"):
+        efficiency_background(edges, ns, ni, WINDOW.sr, fit_mask=mask, inclusive="nope")
 
 
 def test_efficiency_toys_background_only():
