@@ -55,13 +55,16 @@ from .fit import DijetFit, FunctionChoice, fit_background
 from .significance import LocalSignificance, local_significance
 from .windows import Window
 
-__all__ = ["STATUS_OK", "POOR_FIT_P", "BACKGROUND_MODELS", "SidebandTest", "BackgroundEstimate", "InclusiveFit",
+__all__ = ["STATUS_OK", "POOR_FIT_P", "BACKGROUND_MODELS", "DEFAULT_BACKGROUND_MODEL", "SidebandTest", "BackgroundEstimate", "InclusiveFit",
            "sideband_test", "SidebandFit", "EfficiencyModel", "SignalFitModel", "background_estimate"]
 
 STATUS_OK = "ok"
 POOR_FIT_P = 0.01
 """A sideband fit with a goodness-of-fit p-value below this is flagged with a warning."""
 BACKGROUND_MODELS = ("efficiency", "profile", "signal_fit", "sideband")
+DEFAULT_BACKGROUND_MODEL = "efficiency"
+"""The scan's default background model (``excess.search.run_scan``, ``scan.background_model``), also the
+default of :func:`excess.benchmarks.background_only_check`, so both test a selection the same way."""
 
 
 @dataclass(frozen=True)
