@@ -160,7 +160,7 @@ class ScanConfig(_Strict):
                                   "signal template; sideband: dijet fit of the selected events.")
     signal_width: float = Field(0.04, gt=0, lt=0.5, description="signal_fit: template width / SR centre.")
     efficiency_degree: Literal["auto"] | Annotated[int, Field(ge=0, le=3)] = Field(
-        "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0 or 1 by a "
+        "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0, 1 or 2 by a "
         "likelihood-ratio test in the sidebands.")
 
     @field_validator("features", "efficiencies")

@@ -390,7 +390,7 @@ def run_scan(
         signal template of width ``signal_width`` x the SR centre; q0 from the fit)
         (:class:`~excess.stats.sideband.BackgroundEstimate` implementations of :mod:`excess.stats.sideband`)
     efficiency_degree : degree of the logit-polynomial efficiency fit in ln mjj, or ``"auto"`` (default:
-        0 or 1, by a likelihood-ratio test in the sidebands; :func:`excess.stats.efficiency.choose_degree`)
+        0, 1 or 2, by likelihood-ratio tests in the sidebands; :func:`excess.stats.efficiency.choose_degree`)
 
     Returns
     -------
