@@ -13,6 +13,15 @@ Sub-commands::
     python benchmarks/sensitivity.py null --n-pseudo 100
     # the packaged 40k-event LHCO-like demo dataset (truth labels inside)
     python benchmarks/sensitivity.py demo
+    # generated samples (a background chunk dir + a signal sample): the signal injected at S/sqrt(B) in the
+    # LHCO SR with `excess.data.mix.inject_signal` (what `excess generate mix` does), seeds 1..5
+    python benchmarks/sensitivity.py sample --background /work/data/qcd_1m --signal /work/data/signal_100k \
+        --method cwola --s-over-sqrt-b 1 2 --seeds 5 --windows all --json out.json
+
+``--method``: gaussian (the cheap CWoLa-like :class:`~excess.search.synthetic.GaussianSRvsSB`), cwola,
+cwola-fast, cathode (fast settings). ``sample --windows``: all (the scan's default sliding windows),
+signal (the LHCO SR only) or neighbours (it and the next two); ``--write-mix DIR`` keeps each injected
+sample. ``-v`` prints every window and cut.
 
 Options: ``--decorrelation`` (auto | quantile | ratio | none), ``--background-model`` (efficiency |
 sideband), ``--mass-correlation k`` (toy jet masses ~ mjj^k; default 1, the sculpting case),
