@@ -155,7 +155,9 @@ class ScanConfig(_Strict):
                                "the conditional-density methods (excess.search.decorrelation).")
     decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform.")
     background_model: str = Field("efficiency", pattern="^(efficiency|profile|signal_fit|sideband)$",
-                                  description="efficiency: inclusive dijet fit x sideband efficiency fit; "
+                                  description="efficiency: observed inclusive counts x sideband efficiency fit; "
+                                  "profile: the SR counted with the efficiency profiled and the signal's leakage "
+                                  "into the sidebands modelled; "
                                   "signal_fit: the efficiency model fitted over the whole window with a Gaussian "
                                   "signal template; sideband: dijet fit of the selected events.")
     signal_width: float = Field(0.04, gt=0, lt=0.5, description="signal_fit: template width / SR centre.")

@@ -386,6 +386,8 @@ def run_scan(
         ``decorrelation_params`` go to the transform)
     background_model : ``"efficiency"`` (default: inclusive dijet fit x sideband efficiency fit,
         :mod:`excess.stats.efficiency`) or ``"sideband"`` (dijet fit of the selected events)
+        or ``"profile"`` (the SR counted, the efficiency profiled from the sidebands, the signal's leakage into
+        them modelled by the Gaussian template of ``signal_width``)
         or ``"signal_fit"`` (the efficiency model fitted over the whole window together with a Gaussian
         signal template of width ``signal_width`` x the SR centre; q0 from the fit)
         (:class:`~excess.stats.sideband.BackgroundEstimate` implementations of :mod:`excess.stats.sideband`)
