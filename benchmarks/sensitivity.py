@@ -13,6 +13,15 @@ Sub-commands::
     python benchmarks/sensitivity.py null --n-pseudo 100
     # the packaged 40k-event LHCO-like demo dataset (truth labels inside)
     python benchmarks/sensitivity.py demo
+    # generated samples (a background chunk dir + a signal sample): the signal injected at S/sqrt(B) in the
+    # LHCO SR with `excess.data.mix.inject_signal` (what `excess generate mix` does), seeds 1..5
+    python benchmarks/sensitivity.py sample --background /work/data/qcd_1m --signal /work/data/signal_100k \
+        --method cwola --s-over-sqrt-b 1 2 --seeds 5 --windows all --json out.json
+
+``--method``: gaussian (the cheap CWoLa-like :class:`~excess.search.synthetic.GaussianSRvsSB`), cwola,
+cwola-fast, cathode (fast settings). ``sample --windows``: all (the scan's default sliding windows),
+signal (the LHCO SR only) or neighbours (it and the next two); ``--write-mix DIR`` keeps each injected
+sample. ``-v`` prints every window and cut.
 
 Options: ``--decorrelation`` (auto | quantile | ratio | none), ``--background-model`` (efficiency |
 sideband), ``--mass-correlation k`` (toy jet masses ~ mjj^k; default 1, the sculpting case),
@@ -44,6 +53,9 @@ FEATURES = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
 # the SR of the signal and its neighbours (overlapping, as in the default sliding scan)
 WINDOWS = [Window.around((3100.0, 3500.0), 450.0), Window.around(LHCO_SR), Window.around((3500.0, 3900.0)),
            Window.around((3700.0, 4100.0))]
+# the generated sample: its data range starts at ~2.6 TeV, so the LHCO SR is the lowest default window
+WINDOWS_SAMPLE = {"signal": [Window.around(LHCO_SR)],
+                  "neighbours": [Window.around(LHCO_SR), Window.around((3500.0, 3900.0)), Window.around((3700.0, 4100.0))]}
 
 
 def oracle_table(result, events, n_folds: int) -> list[dict]:
@@ -62,8 +74,8 @@ def oracle_table(result, events, n_folds: int) -> list[dict]:
         for t in w.tests:
             if not t.thresholds:
                 continue
-            # the scan keeps the scores as float32: compare in float32 (ties at the threshold stay out)
-            sel = sw.astype(np.float32) > np.asarray(t.thresholds, dtype=np.float64).astype(np.float32)[fold]
+            # the scan keeps the scores as float32: compare in float32 (the scan keeps score >= threshold)
+            sel = sw.astype(np.float32) >= np.asarray(t.thresholds, dtype=np.float64).astype(np.float32)[fold]
             n_sr, n_sb = int((sel & in_sr).sum()), int((sel & ~in_sr).sum())
             tol = max(2, int(0.002 * (t.n_selected_sr + t.n_selected_sb)))
             if abs(n_sr - t.n_selected_sr) + abs(n_sb - t.n_selected_sb) > tol:
@@ -127,48 +139,99 @@ def cmd_toys(a) -> dict:
         for seed in range(1, a.seeds + 1):
             ns = _n_signal(a.n_background, target, seed)
             ev = toy_events(a.n_background, ns, mass_correlation=a.mass_correlation, random_state=seed)
-            t0 = time.perf_counter()
-            r = run_scan(ev, method=method, method_params=params, features=FEATURES, windows=WINDOWS,
-                         efficiencies=a.efficiencies, n_folds=a.n_folds, n_workers=a.workers, random_state=seed,
-                         global_toys=a.global_toys, show_progress=False, decorrelation=a.decorrelation,
-                         background_model=a.background_model, min_selected=a.min_selected,
-                         efficiency_degree=a.efficiency_degree)
-            dt = time.perf_counter() - t0
-            rows = oracle_table(r, ev, a.n_folds)
-            best_w, best_t = r.best
-            brow = next(x for x in rows if x["window"] == best_w.window.label and x["efficiency"] == best_t.efficiency)
-            sig_rows = [x for x in rows if x["window"] == "SR 3300-3700"]
-            sig_ok = [x for x in sig_rows if "z_search" in x]
-            sw_best = max(sig_ok, key=lambda x: x["z_search"]) if sig_ok else None
-            g = r.global_significance
-            run = {"s_over_sqrt_b": target, "seed": seed, "n_signal": ns, "runtime_s": dt,
-                   "best_window": best_w.window.label, "best_eff": best_t.efficiency, "z_best": best_t.z,
-                   "z_oracle_at_best": brow["z_oracle"],
-                   "signal_window_best": None if sw_best is None else {k: sw_best[k] for k in
-                                                                       ("efficiency", "z_search", "z_oracle", "s_true", "b_true", "b_hat", "sigma_b")},
-                   "z_oracle_max_signal_window": max(x["z_oracle"] for x in sig_rows),
-                   "max_sic": next((w.max_sic for w in r.windows if w.window.sr == LHCO_SR), None),
-                   "z_global": None if g is None else g.z_global, "rows": rows}
-            out["runs"].append(run)
-            if a.verbose:
-                _print_rows(rows, f"S/sqrt(B) = {target}, seed {seed}, {ns} signal events")
-            sw = run["signal_window_best"] or {}
-            print(f"S/sqrt(B)={target} seed={seed}: best {run['best_window']} eff {run['best_eff']:g} Z={run['z_best']:.2f} "
-                  f"(oracle at that cut {run['z_oracle_at_best']:.2f}); signal window: Z={sw.get('z_search', float('nan')):.2f} "
-                  f"oracle {sw.get('z_oracle', float('nan')):.2f} at eff {sw.get('efficiency', float('nan')):g} "
-                  f"[s={sw.get('s_true')}, b_true={sw.get('b_true')}, b_hat={sw.get('b_hat', float('nan')):.1f}"
-                  f"+-{sw.get('sigma_b', float('nan')):.1f}]; oracle max {run['z_oracle_max_signal_window']:.2f}; "
-                  f"max SIC {run['max_sic'] if run['max_sic'] is None else round(run['max_sic'], 1)}; "
-                  f"global {run['z_global'] if run['z_global'] is None else round(run['z_global'], 2)}; {dt:.0f}s",
-                  flush=True)
+            out["runs"].append(_run_one(ev, a, method, params, WINDOWS, target, seed, ns))
+    _summary(out, a.s_over_sqrt_b)
+    return out
+
+
+SIGNAL_WINDOW = "SR 3300-3700"
+
+
+def _run_one(ev, a, method, params, windows, target, seed, ns) -> dict:
+    """One scan of ``ev`` with the benchmark's options; prints one line (and the table with -v)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = run_scan(ev, method=method, method_params=params, features=FEATURES, windows=windows,
+                 efficiencies=a.efficiencies, n_folds=a.n_folds, n_workers=a.workers, random_state=seed,
+                 global_toys=a.global_toys, show_progress=False, decorrelation=a.decorrelation,
+                 background_model=a.background_model, min_selected=a.min_selected,
+                 efficiency_degree=a.efficiency_degree)
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rows = oracle_table(r, ev, a.n_folds)
+    best_w, best_t = r.best
+    brow = next(x for x in rows if x["window"] == best_w.window.label and x["efficiency"] == best_t.efficiency)
+    sig_rows = [x for x in rows if x["window"] == SIGNAL_WINDOW]
+    sig_ok = [x for x in sig_rows if "z_search" in x]
+    sw_best = max(sig_ok, key=lambda x: x["z_search"]) if sig_ok else None
+    g = r.global_significance
+    run = {"s_over_sqrt_b": target, "seed": seed, "n_signal": ns, "runtime_s": dt, "cpu_s": cpu,
+           "best_window": best_w.window.label, "best_eff": best_t.efficiency, "z_best": best_t.z,
+           "z_oracle_at_best": brow["z_oracle"],
+           "signal_window_best": None if sw_best is None else {k: sw_best[k] for k in
+                                                               ("efficiency", "z_search", "z_oracle", "s_true", "b_true", "b_hat", "sigma_b")},
+           "z_oracle_max_signal_window": max((x["z_oracle"] for x in sig_rows), default=float("nan")),
+           "max_sic": next((w.max_sic for w in r.windows if w.window.label == SIGNAL_WINDOW), None),
+           "z_global": None if g is None else g.z_global, "rows": rows}
+    if a.verbose:
+        _print_rows(rows, f"S/sqrt(B) = {target}, seed {seed}, {ns} signal events")
+    sw = run["signal_window_best"] or {}
+    print(f"S/sqrt(B)={target} seed={seed}: best {run['best_window']} eff {run['best_eff']:g} Z={run['z_best']:.2f} "
+          f"(oracle at that cut {run['z_oracle_at_best']:.2f}); signal window: Z={sw.get('z_search', float('nan')):.2f} "
+          f"oracle {sw.get('z_oracle', float('nan')):.2f} at eff {sw.get('efficiency', float('nan')):g} "
+          f"[s={sw.get('s_true')}, b_true={sw.get('b_true')}, b_hat={sw.get('b_hat', float('nan')):.1f}"
+          f"+-{sw.get('sigma_b', float('nan')):.1f}]; oracle max {run['z_oracle_max_signal_window']:.2f}; "
+          f"max SIC {run['max_sic'] if run['max_sic'] is None else round(run['max_sic'], 1)}; "
+          f"global {run['z_global'] if run['z_global'] is None else round(run['z_global'], 2)}; "
+          f"{dt:.0f}s wall, {cpu:.0f}s cpu", flush=True)
+    return run
+
+
+def _summary(out: dict, targets) -> None:
     print("\n## summary: search Z / oracle Z at the search's best cut of the signal window, and where the best window is")
-    for target in a.s_over_sqrt_b:
+    for target in targets:
         runs = [x for x in out["runs"] if x["s_over_sqrt_b"] == target]
         ratios = [x["signal_window_best"]["z_search"] / x["signal_window_best"]["z_oracle"]
                   for x in runs if x["signal_window_best"] and x["signal_window_best"]["z_oracle"] > 0]
-        right = sum(x["best_window"] == "SR 3300-3700" for x in runs)
-        print(f"S/sqrt(B) = {target}: ratio median {np.median(ratios):.2f} (per seed {np.round(ratios, 2).tolist()}); "
-              f"signal window most significant in {right}/{len(runs)} seeds")
+        zs = [x["signal_window_best"]["z_search"] for x in runs if x["signal_window_best"]]
+        right = sum(x["best_window"] == SIGNAL_WINDOW for x in runs)
+        print(f"S/sqrt(B) = {target}: best local Z in the signal window median {np.median(zs) if zs else float('nan'):.2f} "
+              f"(per seed {np.round(zs, 2).tolist()}); ratio median {np.median(ratios) if ratios else float('nan'):.2f} "
+              f"(per seed {np.round(ratios, 2).tolist()}); signal window most significant in {right}/{len(runs)} seeds")
+
+
+def cmd_sample(a) -> dict:
+    """The generated samples: background (chunk dir or file) + the signal injected at S/sqrt(B) in the LHCO SR."""
+    from excess.data.io import read_events, write_events
+    from excess.data.mix import inject_signal
+
+    cols = ["mjj", "mj1", "mj2", *[f for f in FEATURES if f not in ("mj1", "mj2")]]
+    bkg = read_events(a.background, columns=cols)
+    sig = read_events(a.signal, columns=cols)
+    m_b, m_s = bkg["mjj"].to_numpy(), sig["mjj"].to_numpy()
+    b_sr = int(((m_b >= LHCO_SR[0]) & (m_b < LHCO_SR[1])).sum())
+    f_sr = float(((m_s >= LHCO_SR[0]) & (m_s < LHCO_SR[1])).mean())
+    method, params = _method(a.method)
+    windows = None if a.windows == "all" else WINDOWS_SAMPLE[a.windows]
+    out = {"args": vars(a), "n_background": len(bkg), "background_sr": b_sr, "signal_sr_fraction": f_sr, "runs": []}
+    print(f"background {len(bkg)} events ({b_sr} in the LHCO SR); signal SR fraction {f_sr:.3f}; method {a.method}; "
+          f"windows {a.windows}", flush=True)
+    for target in a.s_over_sqrt_b:
+        ns = int(round(target * np.sqrt(b_sr) / f_sr))
+        for seed in a.seed_list or range(1, a.seeds + 1):
+            ev, info = inject_signal(bkg, sig, n_signal=ns, sr=LHCO_SR, random_state=seed)
+            if a.write_mix:
+                import pathlib
+
+                path = pathlib.Path(a.write_mix) / f"mix_s{target:g}_seed{seed}.h5"
+                if not path.exists():
+                    write_events(ev, path, {"mix": info.to_dict()})
+            run = _run_one(ev, a, method, params, windows, target, seed, ns)
+            run["mix"] = info.to_dict()
+            out["runs"].append(run)
+            if a.json:  # keep what is done if the run is interrupted
+                from excess._util import atomic_write_json
+
+                atomic_write_json(a.json, out)
+    _summary(out, a.s_over_sqrt_b)
     return out
 
 
@@ -233,7 +296,7 @@ def cmd_demo(a) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("toys", "null", "demo"):
+    for name in ("toys", "null", "demo", "sample"):
         s = sub.add_parser(name)
         s.add_argument("--decorrelation", default="auto")
         s.add_argument("--background-model", default="efficiency")
@@ -256,8 +319,17 @@ def main(argv=None):
     n.add_argument("--n-pseudo", type=int, default=100)
     n.add_argument("--n-background", type=int, default=30_000)
     n.add_argument("--seed", type=int, default=2026)
+    sm = sub.choices["sample"]
+    sm.add_argument("--background", default="/work/data/qcd_1m")
+    sm.add_argument("--signal", default="/work/data/signal_100k")
+    sm.add_argument("--s-over-sqrt-b", type=float, nargs="+", default=[1.0, 2.0])
+    sm.add_argument("--seeds", type=int, default=5)
+    sm.add_argument("--seed-list", type=int, nargs="+", default=None)
+    sm.add_argument("--windows", choices=("all", "signal", "neighbours"), default="all",
+                    help="all: the scan's default sliding windows; signal: the LHCO SR; neighbours: it and the next two")
+    sm.add_argument("--write-mix", default=None, help="folder to write each injected sample to (.h5)")
     a = p.parse_args(argv)
-    out = {"toys": cmd_toys, "null": cmd_null, "demo": cmd_demo}[a.cmd](a)
+    out = {"toys": cmd_toys, "null": cmd_null, "demo": cmd_demo, "sample": cmd_sample}[a.cmd](a)
     if a.json:
         from excess._util import atomic_write_json
 

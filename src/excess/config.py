@@ -155,13 +155,15 @@ class ScanConfig(_Strict):
                                description="Features' decorrelation from mjj: auto = quantile for cwola, none for "
                                "the conditional-density methods (excess.search.decorrelation).")
     decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform.")
-    background_model: str = Field("efficiency", pattern="^(efficiency|signal_fit|sideband)$",
-                                  description="efficiency: inclusive dijet fit x sideband efficiency fit; "
+    background_model: str = Field("efficiency", pattern="^(efficiency|profile|signal_fit|sideband)$",
+                                  description="efficiency: observed inclusive counts x sideband efficiency fit; "
+                                  "profile: the SR counted with the efficiency profiled and the signal's leakage "
+                                  "into the sidebands modelled; "
                                   "signal_fit: the efficiency model fitted over the whole window with a Gaussian "
                                   "signal template; sideband: dijet fit of the selected events.")
     signal_width: float = Field(0.04, gt=0, lt=0.5, description="signal_fit: template width / SR centre.")
     efficiency_degree: Literal["auto"] | Annotated[int, Field(ge=0, le=3)] = Field(
-        "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0 or 1 by a "
+        "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0, 1 or 2 by a "
         "likelihood-ratio test in the sidebands.")
     resonant: str = Field("mjj", min_length=1, description="The column the windows cut on and the dijet-type "
                           "functions fit (mjj; mT for a transverse-mass bump hunt).")

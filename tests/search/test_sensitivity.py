@@ -118,7 +118,7 @@ def test_fit_efficiency_recovers_slope_and_rejects_bad_input():
 
 def test_efficiency_background_calibrated_when_the_cut_sculpts():
     """Background only, a selection whose efficiency rises with mjj (a sculpting cut): the
-    inclusive-fit x efficiency prediction gives uniform signed p-values in the SR."""
+    observed inclusive counts x fitted efficiency give uniform signed p-values in the SR."""
     rng = np.random.default_rng(5)
     edges, mask = WINDOW.edges(), WINDOW.sideband_bins()
     p = []
@@ -129,7 +129,12 @@ def test_efficiency_background_calibrated_when_the_cut_sculpts():
         bg = efficiency_background(edges, ns, ni, WINDOW.sr, fit_mask=mask)
         p.append(local_significance(ns[~mask].sum(), bg.b_hat, bg.sigma_b).p_signed)
     assert sps.kstest(p, "uniform").pvalue > 0.01
-    assert bg.sigma_b_efficiency > bg.sigma_b_inclusive > 0
+    # conditional on the observed inclusive counts: no inclusive-fit uncertainty; the fit option keeps it
+    assert bg.sigma_b_efficiency > 0 and bg.sigma_b_inclusive == 0
+    bf = efficiency_background(edges, ns, ni, WINDOW.sr, fit_mask=mask, inclusive="fit")
+    assert bf.sigma_b_inclusive > 0
+    with pytest.raises(ConfigError, match="inclusive"):
+        efficiency_background(edges, ns, ni, WINDOW.sr, fit_mask=mask, inclusive="nope")
 
 
 def test_efficiency_toys_background_only():
@@ -255,3 +260,54 @@ def test_decorrelation_itself_does_not_sculpt():
                      decorrelation="quantile")
         slopes.append(r.windows[0].tests[0].background.efficiency_fit.z_slope)
     assert abs(np.mean(slopes)) < 0.7, np.mean(slopes)
+
+
+def test_threshold_event_counts_as_selected():
+    """Exchangeable SR and SB scores (background only): the cut at the sideband quantile keeps, on
+    average, the same fraction of SR events as the sideband fraction it counts. A strict ``>`` (the
+    threshold's own sideband event left out) under-predicted the SR by k/(k+1): 0.8 at k = 4."""
+    from excess.search.selection import fold_thresholds, select
+
+    rng = np.random.default_rng(3)
+    ratios = []
+    for _ in range(400):
+        s = rng.random(2 * 5000)
+        is_sb = np.r_[np.ones(2000, bool), np.zeros(3000, bool), np.ones(2000, bool), np.zeros(3000, bool)]
+        fold = np.r_[np.zeros(5000, int), np.ones(5000, int)]
+        sel = select(s, fold, fold_thresholds(s, fold, is_sb, 0.002))
+        ratios.append((sel & ~is_sb).sum() / (6000 * (sel & is_sb).sum() / 4000))
+    assert np.mean(ratios) == pytest.approx(1.0, abs=0.05), np.mean(ratios)
+
+
+def test_profile_model_counts_the_sr_and_models_leakage():
+    """``count_sr=True`` (background model "profile"): background only it is calibrated; with a signal
+    leaking into the sidebands it predicts the SR background better than the sideband efficiency fit."""
+    from excess.stats.efficiency import fit_signal
+
+    rng = np.random.default_rng(8)
+    edges, mask = WINDOW.edges(), WINDOW.sideband_bins()
+    p = []
+    for _ in range(60):
+        m = sample_dijet(40_000, (1, 10, 5), WINDOW.fit_range, random_state=rng)
+        ni = np.histogram(m, edges)[0]
+        k = rng.binomial(ni, 0.005)
+        pf = fit_signal(edges, k, ni, WINDOW.sr, degree=0, count_sr=True)
+        p.append(sps.norm.sf(pf.z_signed))
+    assert sps.kstest(p, "uniform").pvalue > 0.01
+    ni = np.histogram(sample_dijet(60_000, (1, 10, 5), WINDOW.fit_range, random_state=rng), edges)[0]
+    sig = np.histogram(rng.normal(3500, 140, 120), edges)[0]
+    k = rng.binomial(ni, 0.002) + sig
+    b_true = (ni * 0.002)[~mask].sum()
+    pf = fit_signal(edges, k, ni + sig, WINDOW.sr, degree=0, count_sr=True)
+    eb = efficiency_background(edges, k, ni + sig, WINDOW.sr, fit_mask=mask, degree=0)
+    assert abs(pf.b_hat - b_true) < abs(eb.b_hat - b_true) and pf.z > 3
+
+
+def test_background_only_check_uses_the_scans_background_model():
+    import inspect
+
+    from excess.benchmarks import background_only_check
+    from excess.stats.sideband import DEFAULT_BACKGROUND_MODEL
+
+    default = inspect.signature(background_only_check).parameters["background_model"].default
+    assert default == inspect.signature(run_scan).parameters["background_model"].default == DEFAULT_BACKGROUND_MODEL

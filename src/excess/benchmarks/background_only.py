@@ -17,7 +17,7 @@ import numpy as np
 from .._util import spawn_seeds
 from ..anomaly import in_sr, make_method
 from ..errors import InputError
-from ..stats.sideband import SidebandTest, background_estimate
+from ..stats.sideband import DEFAULT_BACKGROUND_MODEL, SidebandTest, background_estimate
 from ..stats.windows import Window
 from .common import flow_location, load_features, split_indices, train_sb_flow
 from .sic import SICBenchmarkConfig
@@ -27,7 +27,7 @@ __all__ = ["background_only_check"]
 
 def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = "cathode",
                           efficiencies: Sequence[float] = (0.2, 0.05, 0.01), sideband_width: float = 500.0,
-                          bin_width: float = 50.0, background_model: str = "sideband") -> list[dict]:
+                          bin_width: float = 50.0, background_model: str = DEFAULT_BACKGROUND_MODEL) -> list[dict]:
     """No fake excess without signal: fit ``method`` on background-only data, then compare the fraction of
     independent SR background events and of fresh flow samples (at KDE-drawn SR masses) above cuts set
     on the samples' score quantiles. Returns one row per efficiency with the pull (binomial errors).
@@ -41,8 +41,10 @@ def background_only_check(cfg: SICBenchmarkConfig, seed: int = 0, method: str = 
     (:func:`~excess.stats.sideband.sideband_test`: ``bin_width`` GeV bins over the SR and both adjacent
     sidebands, the dijet function fitted in the sidebands, f3/f4 by likelihood-ratio test as the scan
     does, the SR prediction with its uncertainty and the local significance of the selected SR count).
-    ``background_model``: the scan's background model of that test (``"sideband"``, the dijet fit of the
-    selected events; ``"efficiency"`` or ``"signal_fit"``, with the test events' inclusive spectrum).
+    ``background_model``: the background model of that test, by default the scan's
+    (:data:`excess.stats.sideband.DEFAULT_BACKGROUND_MODEL`, ``"efficiency"``; ``"profile"`` or
+    ``"signal_fit"`` with the test events' inclusive spectrum too; ``"sideband"``, the dijet fit of the
+    selected events).
 
     With ``cfg.flow_cache`` the background-only SB flow is kept and reused like the benchmark's.
     """

@@ -388,11 +388,13 @@ def run_scan(
         ``decorrelation_params`` go to the transform)
     background_model : ``"efficiency"`` (default: inclusive dijet fit x sideband efficiency fit,
         :mod:`excess.stats.efficiency`) or ``"sideband"`` (dijet fit of the selected events)
+        or ``"profile"`` (the SR counted, the efficiency profiled from the sidebands, the signal's leakage into
+        them modelled by the Gaussian template of ``signal_width``)
         or ``"signal_fit"`` (the efficiency model fitted over the whole window together with a Gaussian
         signal template of width ``signal_width`` x the SR centre; q0 from the fit)
         (:class:`~excess.stats.sideband.BackgroundEstimate` implementations of :mod:`excess.stats.sideband`)
     efficiency_degree : degree of the logit-polynomial efficiency fit in ln mjj, or ``"auto"`` (default:
-        0 or 1, by a likelihood-ratio test in the sidebands; :func:`excess.stats.efficiency.choose_degree`)
+        0, 1 or 2, by likelihood-ratio tests in the sidebands; :func:`excess.stats.efficiency.choose_degree`)
     resonant : the column the windows cut on (default ``"mjj"``; e.g. ``"mT"`` for a transverse-mass bump hunt);
         the dijet-type fits, windows and characterisation then act on it
 

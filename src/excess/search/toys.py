@@ -6,7 +6,7 @@
   the selected spectra (``"sideband"``, :func:`excess.stats.significance.pseudo_experiment_z`), the
   inclusive fit x efficiency fits (``"efficiency"``,
   :func:`excess.stats.efficiency.efficiency_pseudo_experiment_z`) or the signal-plus-background fits
-  (``"signal_fit"``, :func:`excess.stats.efficiency.signal_fit_pseudo_experiment_z`). The largest
+  (``"signal_fit"`` and ``"profile"``, :func:`excess.stats.efficiency.signal_fit_pseudo_experiment_z`). The largest
   local Z of each pseudo-scan gives the look-elsewhere correction; each cut gets ``p_toys``.
 * :func:`attach_null` / :func:`permutation_global`: the permutation pseudo-windows (the whole
   procedure rerun with ``m`` permuted among the window's events) give each cut ``p_null`` and the
@@ -83,7 +83,7 @@ class ToyJob:
         model = getattr(background, "model", "sideband")
         fit_kw = background.fit_kw() if isinstance(background, SidebandFit) else SidebandFit().fit_kw()
         opts = {"degree": getattr(background, "degree", "auto"), "signal_width": getattr(background, "signal_width", 0.04)}
-        if model == "signal_fit":
+        if model in ("signal_fit", "profile"):
             expected = np.asarray(ok[0].background.efficiency_fit.n_inclusive)
             eff = np.stack([t.signal_fit.null_fit.efficiency(cen) for t in ok])
         elif model == "efficiency":
@@ -97,10 +97,11 @@ class ToyJob:
 def run_toy_job(job: ToyJob) -> np.ndarray:
     """(n_toys, n_cuts) local Z of the refitted pseudo-experiments (NaN where a fit failed)."""
     min_sel = int(job.fit_kw.get("min_events", 1))
-    if job.model == "signal_fit":
+    if job.model in ("signal_fit", "profile"):
         return signal_fit_pseudo_experiment_z(job.edges, job.expected, job.efficiencies, job.sr, n_toys=job.n_toys,
                                               degree=job.degree, relative_width=job.signal_width,
-                                              random_state=job.seed, min_selected=min_sel)
+                                              random_state=job.seed, min_selected=min_sel,
+                                              count_sr=job.model == "profile")
     if job.model == "efficiency":
         return efficiency_pseudo_experiment_z(job.edges, job.expected, job.efficiencies, job.fit_mask, job.sr,
                                               n_toys=job.n_toys, degree=job.degree, random_state=job.seed,

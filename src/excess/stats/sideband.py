@@ -23,6 +23,10 @@ Three background models (``model=``), one code path (counts, minimum events, war
   sidebands (once per window, :class:`InclusiveFit`) times the selection efficiency fitted in the
   sidebands (:func:`excess.stats.efficiency.efficiency_background`): honest when the cut sculpts
   ``m``, precise at tight cuts (issue 22);
+* ``"profile"`` (:class:`SignalFitModel` with ``model="profile"``): the counting experiment of the SR
+  with the selection efficiency profiled from the sidebands, conditional on the *observed* inclusive
+  counts (no inclusive-fit uncertainty), the signal's leakage into the sidebands modelled by a
+  Gaussian template (:func:`excess.stats.efficiency.fit_signal` with ``count_sr=True``);
 * ``"signal_fit"`` (:class:`SignalFitModel`): the efficiency model fitted over the whole window with a
   Gaussian signal template (:func:`excess.stats.efficiency.fit_signal`); ``q0`` from that fit.
 
@@ -51,13 +55,16 @@ from .fit import DijetFit, FunctionChoice, fit_background
 from .significance import LocalSignificance, local_significance
 from .windows import Window
 
-__all__ = ["STATUS_OK", "POOR_FIT_P", "BACKGROUND_MODELS", "SidebandTest", "BackgroundEstimate", "InclusiveFit",
+__all__ = ["STATUS_OK", "POOR_FIT_P", "BACKGROUND_MODELS", "DEFAULT_BACKGROUND_MODEL", "SidebandTest", "BackgroundEstimate", "InclusiveFit",
            "sideband_test", "SidebandFit", "EfficiencyModel", "SignalFitModel", "background_estimate"]
 
 STATUS_OK = "ok"
 POOR_FIT_P = 0.01
 """A sideband fit with a goodness-of-fit p-value below this is flagged with a warning."""
-BACKGROUND_MODELS = ("efficiency", "signal_fit", "sideband")
+BACKGROUND_MODELS = ("efficiency", "profile", "signal_fit", "sideband")
+DEFAULT_BACKGROUND_MODEL = "efficiency"
+"""The scan's default background model (``excess.search.run_scan``, ``scan.background_model``), also the
+default of :func:`excess.benchmarks.background_only_check`, so both test a selection the same way."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,7 @@ def sideband_test(
         ``"sideband"`` only)
     functions, test, alpha : the dijet functions and the f3-vs-f4 test (:func:`~excess.stats.fit.fit_background`)
     min_events : fewer selected sideband events give ``status="no_result"``
-    model : ``"sideband"``, ``"efficiency"`` or ``"signal_fit"`` (module docstring)
+    model : ``"sideband"``, ``"efficiency"``, ``"profile"`` or ``"signal_fit"`` (module docstring)
     inclusive : the window's :class:`InclusiveFit` (models ``"efficiency"``/``"signal_fit"``)
     degree : the efficiency polynomial's degree in ln m, or ``"auto"`` (:func:`~excess.stats.efficiency.choose_degree`)
     signal_width : ``"signal_fit"``: the signal template's width over the SR centre
@@ -197,9 +204,9 @@ def sideband_test(
                                        inclusive_fit=inclusive.fit, inclusive_choice=inclusive.choice,
                                        min_selected=min_events)
             b_hat, sigma_b = bg.b_hat, bg.sigma_b
-        if model == "signal_fit":
+        if model in ("signal_fit", "profile"):
             sfit = fit_signal(edges, counts, inclusive.counts, window.sr, degree=degree, relative_width=signal_width,
-                              min_selected=min_events)
+                              min_selected=min_events, count_sr=model == "profile")
             sig = sfit.local_significance()
             b_hat, sigma_b = sfit.b_hat, sfit.sigma_b
         else:
@@ -299,8 +306,11 @@ class SignalFitModel(EfficiencyModel):
     ``signal_width`` x the SR centre (``model="signal_fit"``)."""
 
     signal_width: float = 0.04
+    kind: str = "signal_fit"
 
-    model = "signal_fit"
+    @property
+    def model(self) -> str:
+        return self.kind
 
     def model_kw(self) -> dict[str, Any]:
         return {**super().model_kw(), "signal_width": float(self.signal_width)}
@@ -330,4 +340,4 @@ def background_estimate(model: str = "sideband", *, functions: tuple[int, ...] =
         return SidebandFit(**fit_kw)
     if model == "efficiency":
         return EfficiencyModel(**fit_kw, degree=degree)
-    return SignalFitModel(**fit_kw, degree=degree, signal_width=float(signal_width))
+    return SignalFitModel(**fit_kw, degree=degree, signal_width=float(signal_width), kind=model)
