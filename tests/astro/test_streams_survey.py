@@ -10,8 +10,9 @@ from excess.astro.streams.coords import from_patch
 from excess.astro.streams.io import write_gaia
 from excess.astro.streams.search import StreamSearchConfig
 from excess.astro.streams.survey import search_patches, tile_region
+from excess.astro.streams.threshold import calibrate_threshold
 from excess.cli.main import main
-from excess.errors import ConfigError
+from excess.errors import ConfigError, InputError
 
 C0 = (150.0, 30.0)
 
@@ -101,3 +102,31 @@ def test_streams_survey_cli(tmp_path, capsys):
     assert main(["streams", "survey", str(path), "-o", str(tmp_path / "s2")]) == 2
     assert main(["streams", "survey", str(path), "-o", str(tmp_path / "s3"), "--center", "10", "-40"]) == 1
     assert "no patch has enough stars" in capsys.readouterr().err and not (tmp_path / "s3").exists()
+    # --threshold auto: calibrated on a finished run's windows (here the survey itself: then no line passes)
+    assert main(["streams", "survey", str(path), "-o", str(tmp_path / "s4"), "--center", "1", "2",
+                 "--threshold", "auto"]) == 2
+    auto = tmp_path / "auto"
+    assert main([*args[:5], str(auto), *args[6:-2], "--threshold", "auto", "--null-run", str(run)]) == 0
+    cal = json.loads((auto / "threshold_calibration.json").read_text())
+    best = max(p["best_significance"] for p in d["patches"])
+    assert cal["n_windows"] == 2 and cal["null_max"] == best and cal["threshold"] > best
+    assert json.loads((auto / "survey.json").read_text())["protoclusters"] == []
+
+
+def _fake_run(path, sigs):
+    path.mkdir(parents=True)
+    windows = [{"index": k, "line": None if s is None else {"significance": s}} for k, s in enumerate(sigs)]
+    (path / "search.json").write_text(json.dumps({"windows": windows}))
+    return path
+
+
+def test_calibrate_threshold_from_null_runs(tmp_path):
+    a = _fake_run(tmp_path / "a", [3.5, 4.3, None, 4.9])
+    b = _fake_run(tmp_path / "b", [2.9, 2.8, 3.3])
+    cal = calibrate_threshold([a, b])
+    assert cal["n_windows"] == 6 and cal["null_max"] == 4.9 and 4.9 < cal["threshold"] < 4.9 + 1e-9
+    assert calibrate_threshold([a, b], quantile=0.5)["threshold"] == pytest.approx(3.5)
+    with pytest.raises(ConfigError):
+        calibrate_threshold(a, quantile=0)
+    with pytest.raises(InputError, match="not a stream-search"):
+        calibrate_threshold(tmp_path)
