@@ -130,3 +130,21 @@ def test_calibrate_threshold_from_null_runs(tmp_path):
         calibrate_threshold(a, quantile=0)
     with pytest.raises(InputError, match="not a stream-search"):
         calibrate_threshold(tmp_path)
+
+
+def test_cross_patch_merge_counts_only_the_stars_the_other_patch_holds():
+    from excess.astro.streams.hough import HoughLine
+    from excess.astro.streams.search import WindowResult, merge_protoclusters
+
+    def cand(ids):
+        line = HoughLine(0.0, 0.0, len(ids), 1.0, 0.1, 8.0, 1.0)
+        return WindowResult(0, (0.0, 1.0), (-1.0, 2.0), 100, 100, "ok", line, tuple(ids), tuple(ids), tuple(ids))
+
+    # one stream, 90 line stars in each patch; the patches overlap over ids 60-89 of which 15 are in both lines
+    a, b = cand(range(0, 90)), cand([*range(60, 75), *range(200, 275)])
+    assert len(merge_protoclusters({"p00": [a], "p01": [b]})) == 2  # 15 / 90 < 20 %
+    visible = {"p00": set(range(0, 90)) | set(range(200, 215)), "p01": set(range(60, 300))}
+    pcs = merge_protoclusters({"p00": [a], "p01": [b]}, visible=visible)  # 15 / min(30, 30) >= 20 %
+    assert len(pcs) == 1 and len(pcs[0].members) == 165
+    far = cand(range(1000, 1090))  # nothing shared: never merged
+    assert len(merge_protoclusters({"p00": [a], "p01": [far]}, visible={"p00": set(), "p01": set()})) == 2

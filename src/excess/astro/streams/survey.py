@@ -139,7 +139,8 @@ def _prepare_all(stars: pd.DataFrame, centers, names, config: StreamSearchConfig
 def search_patches(stars: pd.DataFrame, centers, config: StreamSearchConfig | None = None, *, radius: float = 7.5,
                    names=None, _prepared=None) -> SurveyResult:
     """Search every patch (a disc of ``radius`` deg around each (ra, dec) centre) of one star table, then merge
-    the line candidates of all patches into protoclusters (shared ``source_id``; see :func:`merge_protoclusters`).
+    the line candidates of all patches into protoclusters (shared ``source_id``, counted among the stars each
+    candidate has inside the other patch; see :func:`merge_protoclusters`).
 
     Every patch gets the same ``config`` with the disc cut added (``cuts.radius = radius``); window seeds come from
     ``config.seed`` in every patch. A patch with too few stars after the cuts is skipped, and the reason kept.
@@ -166,8 +167,9 @@ def search_patches(stars: pd.DataFrame, centers, config: StreamSearchConfig | No
             continue
         patches[name] = replace(res, cut_flow=flow)
     searched = {k: v for k, v in patches.items() if isinstance(v, StreamSearchResult)}
+    visible = {k: set(prepared[k][0]["source_id"].tolist()) for k in searched}
     clusters = merge_protoclusters({k: list(v.windows) for k, v in searched.items()}, min_shared=cfg.min_shared,
-                                   max_dtheta=cfg.max_dtheta, max_drho=cfg.max_drho)
+                                   max_dtheta=cfg.max_dtheta, max_drho=cfg.max_drho, visible=visible)
     return SurveyResult(cfg, float(radius), names, tuple(centers), patches, tuple(clusters),
                         time.perf_counter() - t0)
 
