@@ -27,7 +27,7 @@ from ...errors import InputError
 from .io import read_gaia, read_metadata
 from .search import StreamSearchConfig, StreamSearchResult, prepare_patch, search_patch
 
-__all__ = ["run_stream_search", "evaluate_run", "write_stream_report", "patch_center_of"]
+__all__ = ["run_stream_search", "write_patch_run", "evaluate_run", "write_stream_report", "patch_center_of"]
 
 
 def _sha256(path: Path) -> str:
@@ -76,13 +76,20 @@ def run_stream_search(path: str | Path, output: str | Path, config: StreamSearch
     center = patch_center_of(path, center)
     sel, flow = prepare_patch(stars, center, cfg.cuts)
     result = search_patch(sel, center, cfg, patch=path.stem, prepared=True)
+    return write_patch_run(result, sel, flow, path, run_dir)
+
+
+def write_patch_run(result: StreamSearchResult, sel: pd.DataFrame, flow: dict, path: str | Path,
+                    run_dir: str | Path, *, input_sha256: str | None = None) -> StreamRun:
+    """Write one patch's run directory (``sel``: its stars after the cuts, with patch coordinates)."""
+    path, run_dir, cfg, center = Path(path), Path(run_dir), result.config, result.center
     d = result.to_dict()
     d["cut_flow"] = flow
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", to_jsonable({"input": str(path.resolve()), "center": list(center),
                                                           "search": cfg.to_dict()}))
     atomic_write_json(run_dir / "provenance.json", to_jsonable({
-        "input_sha256": _sha256(path), "seed": cfg.seed, "runtime_s": result.runtime_s,
+        "input_sha256": input_sha256 or _sha256(path), "seed": cfg.seed, "runtime_s": result.runtime_s,
         "versions": package_versions(("numpy", "scipy", "pandas", "scikit-learn", "torch", "zuko", "astropy",
                                       "gala", "pygaia"))}))
     atomic_write_json(run_dir / "search.json", to_jsonable(d))

@@ -291,13 +291,18 @@ def _same_line(a, b, max_dtheta, max_drho) -> bool:
 
 
 def merge_protoclusters(windows_by_patch: dict[str, list[WindowResult]], *, min_shared: float = 0.2,
-                        max_dtheta: float = 10.0, max_drho: float = 1.5) -> list[Protocluster]:
+                        max_dtheta: float = 10.0, max_drho: float = 1.5,
+                        visible: dict[str, set] | None = None) -> list[Protocluster]:
     """Merge line candidates into protoclusters (union-find).
 
     Two candidates merge when they share at least ``min_shared`` of the smaller one's line stars (by
     ``source_id``: neighbouring windows and overlapping patches alike), or when they come from overlapping SR
     windows of the same patch and their lines agree within ``max_dtheta`` deg and ``max_drho`` deg (a stream's
     proper motion changes along it, so neighbouring windows see neighbouring pieces of it). Sorted by significance.
+
+    ``visible`` (patch -> the ``source_id`` of its stars after the cuts), for candidates of different patches:
+    the shared fraction is then taken of the stars each candidate has inside the other patch (only those could be
+    shared): a stream crossing two patches that overlap over a third of it shares only ~1/6 of its line stars.
     """
     cands = [(p, w) for p, ws in windows_by_patch.items() for w in ws if w.is_candidate]
     parent = list(range(len(cands)))
@@ -312,7 +317,12 @@ def merge_protoclusters(windows_by_patch: dict[str, list[WindowResult]], *, min_
     for i in range(len(cands)):
         for j in range(i + 1, len(cands)):
             shared = len(sets[i] & sets[j])
-            if (shared and shared >= min_shared * min(len(sets[i]), len(sets[j]))) or _same_line(
+            (pi, _), (pj, _) = cands[i], cands[j]
+            if visible is not None and pi != pj:
+                base = min(len(sets[i] & visible[pj]), len(sets[j] & visible[pi]))
+            else:
+                base = min(len(sets[i]), len(sets[j]))
+            if (shared and shared >= min_shared * base) or _same_line(
                     cands[i], cands[j], max_dtheta, max_drho):
                 parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
