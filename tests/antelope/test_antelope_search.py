@@ -25,7 +25,7 @@ def trained(tmp_path_factory, svj_small):
     return out
 
 
-def test_run_scan_resonant_by_name():
+def test_run_scan_resonant_by_name(tmp_path):
     from excess.search import run_scan
     from excess.search.synthetic import FeatureScorer, toy_events
 
@@ -34,6 +34,12 @@ def test_run_scan_resonant_by_name():
               global_toys=0, executor=None, n_workers=1, show_progress=False, random_state=0)
     res = run_scan(ev, resonant="mT", **kw)
     assert res.config["resonant"] == "mT" and res.windows[0].n_sr > 0
+    from excess.report.figures import resonant_label
+    from excess.report.search_plots import write_scan_plots
+
+    captions = write_scan_plots(res, plot_dir=tmp_path)  # the plots and captions name the resonant feature
+    assert resonant_label("mT") == "$m_T$ [GeV]" and resonant_label("mjj") == "$m_{jj}$ [GeV]"
+    assert any("mT of the events" in c for c in captions.values()) and not any("mjj" in c for c in captions.values())
     with pytest.raises(InputError, match=r"lack columns \['mjj'\]"):
         run_scan(ev, **kw)  # the default is still mjj
     with pytest.raises(ConfigError, match="resonant feature"):

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import pyplot, save_figure
+from .figures import pyplot, resonant_label, save_figure
 
 __all__ = ["plot_efficiency_ratio", "draw_efficiency_background"]
 
 
-def draw_efficiency_background(ax, axp, cut, window, title: str, *, legend: bool = False) -> None:
+def draw_efficiency_background(ax, axp, cut, window, title: str, *, legend: bool = False,
+                               resonant: str = "mjj") -> None:
     """Selected mjj histogram, the predicted background (inclusive fit x efficiency) and pulls."""
     bg = cut.background
     e = np.asarray(bg.edges)
@@ -36,14 +37,14 @@ def draw_efficiency_background(ax, axp, cut, window, title: str, *, legend: bool
     axp.bar(cen, pulls, width=np.diff(e), color=np.where(mask, "C0", "C1"), alpha=0.8)
     axp.axhline(0, color="k", lw=0.8)
     axp.set_ylim(-4, 4)
-    axp.set_xlabel("$m_{jj}$ [GeV]")
+    axp.set_xlabel(resonant_label(resonant))
     if legend:
         ax.set_ylabel("events / bin")
         axp.set_ylabel("pull")
         ax.legend(fontsize=9, loc="lower left")
 
 
-def plot_efficiency_ratio(window_result, path) -> Path:
+def plot_efficiency_ratio(window_result, path, *, resonant: str = "mjj") -> Path:
     """One panel per cut: ``selected / inclusive`` per mjj bin with binomial errors, the fitted
     efficiency and its 1-sigma band (sidebands fitted, SR shaded and interpolated)."""
     plt = pyplot()
@@ -66,9 +67,9 @@ def plot_efficiency_ratio(window_result, path) -> Path:
         ax.fill_between(xs, eps - s, eps + s, color="C0", alpha=0.25)
         ax.axvspan(w.sr_lo, w.sr_hi, color="C1", alpha=0.12)
         ax.set_title(f"eff {c.efficiency:g}: z_slope {ef.z_slope:.1f}, p_flat {ef.p_flat:.2g}", fontsize=10)
-        ax.set_xlabel("$m_{jj}$ [GeV]")
+        ax.set_xlabel(resonant_label(resonant))
         if j == 0:
             ax.set_ylabel("selected / inclusive")
             ax.legend(fontsize=8)
-    fig.suptitle(f"{w.label}: selection efficiency vs mjj", fontsize=12)
+    fig.suptitle(f"{w.label}: selection efficiency vs {resonant}", fontsize=12)
     return save_figure(fig, path)

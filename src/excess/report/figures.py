@@ -54,3 +54,13 @@ def save_figure(fig, path, *, rect: tuple[float, float, float, float] | None = N
         fig.savefig(tmp, dpi=dpi, bbox_inches=None if rect is not None else "tight", format="png")
     plt.close(fig)
     return path
+
+
+_RESONANT_LABELS = {"mjj": "$m_{jj}$", "mT": "$m_T$", "mt": "$m_T$"}
+
+
+def resonant_label(name: str = "mjj", unit: str = "GeV") -> str:
+    """Axis label of a search's resonant feature: ``"mjj"`` -> ``$m_{jj}$ [GeV]``, ``"mT"`` -> ``$m_T$ [GeV]``;
+    any other column name is shown as is (with ``unit`` when given)."""
+    label = _RESONANT_LABELS.get(name, name)
+    return f"{label} [{unit}]" if unit else label

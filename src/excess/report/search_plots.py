@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import pyplot, save_figure
+from .figures import pyplot, resonant_label, save_figure
 
 __all__ = ["plot_window_fits", "plot_significance_scan", "plot_jet_masses", "plot_sic", "plot_pvalue_calibration",
            "plot_scan", "write_scan_plots"]
 
 
-def plot_window_fits(window_result, path) -> Path:
+def plot_window_fits(window_result, path, *, resonant: str = "mjj") -> Path:
     """One column per cut (no cut first): mjj of the selected events, the sideband fit
     extrapolated into the shaded SR, and the pulls ``(n - mu)/sqrt(mu)``."""
     plt = pyplot()
@@ -34,7 +34,7 @@ def plot_window_fits(window_result, path) -> Path:
         if c.fit is None and getattr(c, "background", None) is not None:
             from .efficiency_plots import draw_efficiency_background
 
-            draw_efficiency_background(ax, axp, c, w, title, legend=j == 0)
+            draw_efficiency_background(ax, axp, c, w, title, legend=j == 0, resonant=resonant)
             continue
         if c.fit is None:
             ax.text(0.5, 0.5, f"{c.status}\n{c.reason[:80]}", transform=ax.transAxes, ha="center", va="center",
@@ -60,7 +60,7 @@ def plot_window_fits(window_result, path) -> Path:
         axp.bar(cen, pulls, width=np.diff(e), color=np.where(c.fit.fit_mask, "C0", "C1"), alpha=0.8)
         axp.axhline(0, color="k", lw=0.8)
         axp.set_ylim(-4, 4)
-        axp.set_xlabel("$m_{jj}$ [GeV]")
+        axp.set_xlabel(resonant_label(resonant))
         if j == 0:
             ax.set_ylabel("events / bin")
             axp.set_ylabel("pull")
@@ -92,7 +92,7 @@ def plot_significance_scan(scan_result, path) -> Path:
     if g is not None:
         ax.set_title(f"max local Z = {g.max_local_z:.2f}, global Z = {g.z_global:.2f}"
                      f"{' (lower bound)' if g.z_global_is_limit else ''} [{g.method}, {g.n_toys} toys]", fontsize=11)
-    ax.set_xlabel("SR centre $m_{jj}$ [GeV]")
+    ax.set_xlabel("SR centre " + resonant_label(scan_result.config.get("resonant", "mjj")))
     ax.set_ylabel("local significance Z")
     ax.legend(fontsize=9)
     return save_figure(fig, path)
@@ -166,17 +166,18 @@ def plot_scan(scan_result, outdir: str | os.PathLike) -> list[Path]:
     """All plots of a scan into ``outdir``: significance, SIC, and for the most significant window
     its fits and jet masses (plus fits of every window)."""
     out = Path(outdir)
+    resonant = scan_result.config.get("resonant", "mjj")
     paths = [plot_significance_scan(scan_result, out / "significance_scan.png")]
     p = plot_sic(scan_result, out / "sic.png")
     if p is not None:
         paths.append(p)
     for w in scan_result.windows:
         if w.tests or w.baseline is not None:
-            paths.append(plot_window_fits(w, out / f"fits_{w.window.key}.png"))
+            paths.append(plot_window_fits(w, out / f"fits_{w.window.key}.png", resonant=resonant))
         if any(getattr(t, "background", None) is not None for t in w.tests):
             from .efficiency_plots import plot_efficiency_ratio
 
-            paths.append(plot_efficiency_ratio(w, out / f"efficiency_{w.window.key}.png"))
+            paths.append(plot_efficiency_ratio(w, out / f"efficiency_{w.window.key}.png", resonant=resonant))
     best = scan_result.best
     if best is not None:
         w, t = best
@@ -190,6 +191,7 @@ def write_scan_plots(scan_result, events=None, plot_dir: str | os.PathLike = "pl
     ``events`` is accepted for the workflow's signature and not needed: the results carry the histograms.
     """
     captions: dict[str, str] = {}
+    r = scan_result.config.get("resonant", "mjj")
     for p in plot_scan(scan_result, plot_dir):
         name = p.name
         if name == "significance_scan.png":
@@ -197,14 +199,14 @@ def write_scan_plots(scan_result, events=None, plot_dir: str | os.PathLike = "pl
         elif name == "sic.png":
             cap = "SIC of the out-of-fold scores on labelled SR events, per window (statistically trusted range only)."
         elif name.startswith("efficiency_"):
-            cap = ("Sculpting diagnostic: selected / inclusive events vs mjj per cut (binomial errors) with the "
+            cap = (f"Sculpting diagnostic: selected / inclusive events vs {r} per cut (binomial errors) with the "
                    "efficiency fit in the sidebands (band: 1 sigma) interpolated into the shaded SR; flat = no sculpting. "
                    "z_slope: the fitted slope over its error; p_flat: p-value of a constant efficiency.")
         elif name == "jet_masses_best.png":
             cap = ("Most significant window: jet masses of the selected SR events, the scaled selected sideband "
                    "events and their difference; dashed: mX (heavier) / mY (lighter) estimates.")
         else:
-            cap = ("mjj of the events before and after each cut with the sideband dijet fit extrapolated into the "
+            cap = (f"{r} of the events before and after each cut with the sideband dijet fit extrapolated into the "
                    "shaded SR; lower panels: pulls (sidebands blue, SR orange).")
         captions[name] = cap
     return captions
