@@ -352,9 +352,7 @@ def generate_btag_chunk(settings_dict: dict, process: str, n_jets: int, seed: in
                         batch_size: int = 50) -> dict:
     """At least ``n_jets`` jets (whole events; truncated to ``n_jets``) of ``process`` with one Pythia seed,
     written to ``path`` (``.npz``) atomically. Top-level for :mod:`excess.executor`; returns the metadata."""
-    import pythia8mc
-
-    from .generate import silence_stdout, versions
+    from .generate import silence_stdout, start_pythia, versions
     from .tracks import TrackDetector
 
     s = BTagSettings(**settings_dict)
@@ -362,14 +360,7 @@ def generate_btag_chunk(settings_dict: dict, process: str, n_jets: int, seed: in
         raise ConfigError(f"n_jets must be >= 1, got {n_jets}")
     cfg = btag_pythia_config(s, process, seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    with silence_stdout():
-        pythia = pythia8mc.Pythia("", False)
-        for line in cfg:
-            if not pythia.readString(line):
-                raise GenerationError(f"Pythia rejected the setting {line!r}")
-        ok = pythia.init()
-    if not ok:
-        raise GenerationError(f"Pythia.init() failed for {process} (settings: {'; '.join(cfg)})")
+    pythia = start_pythia(cfg, process)
     limits = {k: bool(pythia.settings.flag(k)) for k in _DECAY_LIMITS}
     if any(limits.values()):  # pragma: no cover - only with a modified Pythia default
         raise GenerationError(f"Pythia cuts particle decays ({limits}); b and c hadrons must decay with their lifetime")

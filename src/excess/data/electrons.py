@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .._util import atomic_write_json, get_logger, package_versions, progress
-from ..errors import ConfigError, GenerationError, InputError
+from ..errors import ConfigError, InputError
 from .settings import INVISIBLE_PDG_IDS, QUIET_PYTHIA, SEED_MAX, SEED_MIN
 from .tracks import CATEGORIES
 
@@ -207,9 +207,7 @@ class _PythiaTracks:
     """A configured Pythia instance producing track and event tables of batches of events."""
 
     def __init__(self, settings: TrackSampleSettings, seed: int, workdir: Path):
-        import pythia8mc
-
-        from .generate import silence_stdout
+        from .generate import start_pythia
 
         self.settings = settings
         slha = None
@@ -217,16 +215,11 @@ class _PythiaTracks:
             slha = workdir / f".higgsino-{settings.m_chi20:g}-{settings.m_chi10:g}-{seed}.slha"
             slha.write_text(higgsino_slha(settings.m_chi20, settings.m_chi10))
         self.config = pythia_config(settings, seed, None if slha is None else str(slha))
-        with silence_stdout():
-            self.pythia = pythia8mc.Pythia("", False)
-            for line in self.config:
-                if not self.pythia.readString(line):
-                    raise GenerationError(f"Pythia rejected the setting {line!r}")
-            ok = self.pythia.init()
-        if slha is not None:
-            slha.unlink(missing_ok=True)
-        if not ok:
-            raise GenerationError(f"Pythia.init() failed for {settings.process!r} ({'; '.join(self.config)})")
+        try:
+            self.pythia = start_pythia(self.config, repr(settings.process))
+        finally:
+            if slha is not None:
+                slha.unlink(missing_ok=True)
         self._charge: dict[int, float] = {}
 
     def charges(self, ids):

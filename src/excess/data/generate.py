@@ -28,7 +28,7 @@ from .._util import atomic_write_json, ensure_dir, get_logger, package_versions,
 from ..errors import ConfigError, GenerationError, InputError, OutputError
 from .settings import INVISIBLE_PDG_IDS, SEED_MAX, SEED_MIN, GeneratorSettings, pythia_config
 
-__all__ = ["generate_dijet", "generate_chunk", "GenerationSummary", "chunk_seed", "PythiaSource"]
+__all__ = ["generate_dijet", "generate_chunk", "GenerationSummary", "chunk_seed", "PythiaSource", "start_pythia"]
 
 log = get_logger(__name__)
 
@@ -135,25 +135,33 @@ class FlatBatch:
         return ak.unflatten(rec, self.counts)
 
 
+def start_pythia(config, what: str):
+    """A ``pythia8mc.Pythia`` configured with the lines of ``config`` and initialised, quietly.
+
+    One :class:`GenerationError` for a rejected setting (naming it) or a failed ``init()`` (naming ``what``
+    and all settings). Shared by every generator of excess (dijets, q/g, b-tagging, electrons, SVJ).
+    """
+    import pythia8mc
+
+    with silence_stdout():
+        pythia = pythia8mc.Pythia("", False)
+        for line in config:
+            if not pythia.readString(line):
+                raise GenerationError(f"Pythia rejected the setting {line!r}")
+        ok = pythia.init()
+    if not ok:
+        raise GenerationError(f"Pythia.init() failed for {what} (settings: {'; '.join(config)})")
+    return pythia
+
+
 class PythiaSource:
     """A configured Pythia instance producing batches of visible final-state particles."""
 
     def __init__(self, settings: GeneratorSettings, seed: int):
-        import pythia8mc
-
         self.settings = settings
         self.seed = int(seed)
         self.config = pythia_config(settings, seed)
-        with silence_stdout():
-            self.pythia = pythia8mc.Pythia("", False)
-            for line in self.config:
-                if not self.pythia.readString(line):
-                    raise GenerationError(f"Pythia rejected the setting {line!r}")
-            ok = self.pythia.init()
-        if not ok:
-            raise GenerationError(
-                f"Pythia.init() failed for process {settings.process!r} (settings: {'; '.join(self.config)})"
-            )
+        self.pythia = start_pythia(self.config, f"process {settings.process!r}")
         self._charge_cache: dict[int, float] = {}
 
     def charges(self, ids: np.ndarray) -> np.ndarray:

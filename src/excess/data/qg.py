@@ -151,23 +151,14 @@ def generate_qg_chunk(settings_dict: dict, flavour: str, n_jets: int, seed: int,
 
     A top-level function so chunks can run through :mod:`excess.executor`. Returns the chunk's metadata.
     """
-    import pythia8mc
-
-    from .generate import silence_stdout, versions
+    from .generate import silence_stdout, start_pythia, versions
 
     s = QGSettings(**settings_dict)
     if n_jets < 1:
         raise ConfigError(f"n_jets must be >= 1, got {n_jets}")
     cfg = qg_pythia_config(s, flavour, seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    with silence_stdout():
-        pythia = pythia8mc.Pythia("", False)
-        for line in cfg:
-            if not pythia.readString(line):
-                raise GenerationError(f"Pythia rejected the setting {line!r}")
-        ok = pythia.init()
-    if not ok:
-        raise GenerationError(f"Pythia.init() failed for {flavour} jets (settings: {'; '.join(cfg)})")
+    pythia = start_pythia(cfg, f"{flavour} jets")
     t_init = time.perf_counter() - t0
     jets: list[np.ndarray] = []
     n_gen = 0

@@ -301,19 +301,10 @@ class SVJSource:
     """A configured Pythia instance (Hidden Valley signal or QCD) producing batches of flat records."""
 
     def __init__(self, settings: SVJSettings, seed: int):
-        import pythia8mc
-
-        from .generate import silence_stdout
+        from .generate import start_pythia
 
         self.config = svj_pythia_config(settings, seed)
-        with silence_stdout():
-            self.pythia = pythia8mc.Pythia("", False)
-            for line in self.config:
-                if not self.pythia.readString(line):
-                    raise GenerationError(f"Pythia rejected the setting {line!r}")
-            ok = self.pythia.init()
-        if not ok:
-            raise GenerationError(f"Pythia.init() failed for the SVJ {settings.process} settings: {'; '.join(self.config)}")
+        self.pythia = start_pythia(self.config, f"the SVJ {settings.process} process")
         self._charge: dict[int, float] = {}
 
     def charges(self, ids: np.ndarray) -> np.ndarray:
