@@ -112,3 +112,32 @@ def test_seeded_init_reproducible():
     a, b = _pfn(seed=5), _pfn(seed=5)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
+
+
+@pytest.mark.parametrize("kind", ["pfn", "efn"])
+def test_sparse_path_matches_dense_formula_with_gradients(kind):
+    """Phi on the real particles only (mostly padding) gives the dense masked sum, values and gradients."""
+    from excess.nn import sets
+
+    rng = np.random.default_rng(5)
+    b, m = 6, 20
+    mask = torch.from_numpy(rng.random((b, m)) < 0.3)
+    mask[:, 0] = True
+    assert mask.float().mean() < sets.SPARSE_FILL  # the sparse path is taken
+    net = _pfn(d=2) if kind == "pfn" else _efn()
+    x = torch.from_numpy(rng.normal(size=(b, m, 2))).requires_grad_(True)
+    z = torch.from_numpy(rng.random((b, m)))
+    w = mask.double() if kind == "pfn" else z * mask.double()
+    dense = net.f((net.phi(x) * w.unsqueeze(-1)).sum(dim=1))
+    out = net(x, mask) if kind == "pfn" else net(z, x, mask)
+    assert torch.allclose(out, dense, atol=1e-12)
+    g_sparse, = torch.autograd.grad(out.sum(), x)
+    g_dense, = torch.autograd.grad(dense.sum(), x)
+    assert torch.allclose(g_sparse, g_dense, atol=1e-12)
+    assert torch.all(g_sparse[~mask] == 0) and g_sparse[mask].abs().sum() > 0
+    # an empty set contributes F(0), on both paths
+    mask0 = mask.clone()
+    mask0[1] = False
+    out0 = net(x, mask0) if kind == "pfn" else net(z, x, mask0)
+    zero = net.f(torch.zeros(1, net.phi[-2].out_features, dtype=torch.float64))
+    assert torch.allclose(out0[1], zero[0], atol=1e-12)

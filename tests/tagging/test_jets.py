@@ -99,7 +99,8 @@ def test_taggers_learn_toy(name):
     rng = np.random.default_rng(3)
     X, y = toy_jets(240, rng)
     Xt, yt = toy_jets(120, rng)
-    small = {"pfn": dict(phi_sizes=(16, 16), f_sizes=(16,), epochs=8, batch_size=32, device="cpu"),
+    small = {"pfn": dict(phi_sizes=(16, 16), f_sizes=(16,), epochs=8, batch_size=32, device="cpu",
+                         lr_schedule="cosine"),
              "efn": dict(phi_sizes=(16, 16), f_sizes=(16,), epochs=8, batch_size=32, device="cpu"),
              "cnn": dict(channels=(4, 8, 8), dense=(16,), epochs=4, batch_size=32, device="cpu"),
              "hgb": dict(n_members=1, max_iter=50)}[name]
@@ -128,6 +129,8 @@ def test_tagger_bad_input_and_save_load(tmp_path):
         m.fit(X, np.zeros_like(y))
     with pytest.raises(ConfigError, match="unknown tagger"):
         make_tagger("bdt")
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        make_tagger("pfn", lr_schedule="step", epochs=1, device="cpu").fit(X, y)
     nopid = make_tagger("pfn_nopid", use_pid=True)
     assert nopid.use_pid is False and nopid._build().n_features == 3
     m.fit(X, y)

@@ -10,7 +10,8 @@
 
 Inputs are zero-padded batches: ``x`` of shape ``(B, M, d)``, a boolean (or 0/1) ``mask`` ``(B, M)`` marking
 the real particles (``z`` of padding is ignored through the mask as well). Both networks are permutation
-invariant over the particle axis and invariant to the amount of padding. They are plain ``torch.nn.Module``
+invariant over the particle axis and invariant to the amount of padding; ``Phi`` runs on the real
+particles only when padding dominates (:func:`_masked_sum`). They are plain ``torch.nn.Module``
 objects with ``forward`` and ``latent`` (the summed representation), built from :func:`~excess.nn.mlp.mlp`
 (``Phi`` keeps an activation after its last layer, as in the paper); initialise them with
 :func:`~excess.nn.training.reset_parameters`. Torch is imported lazily.
@@ -45,6 +46,34 @@ def _f(latent: int, sizes: Sequence[int], n_out: int, activation: str, dropout: 
     return mlp((latent, *sizes, n_out), activation, dropout=dropout, dtype=dtype)
 
 
+# below this fraction of real (unmasked) particles, Phi runs on the real particles only and their outputs
+# are scattered into the sums (index_add); above it the dense padded batch is cheaper
+SPARSE_FILL = 0.8
+
+
+def _masked_sum(phi, x, mask, weight=None):
+    """``sum_i mask_i [weight_i] Phi(x_i)`` over the particle axis: ``(B, M, d) -> (B, L)``.
+
+    Jets are mostly padding (q/g: ~30 % of the 112 slots are real), so ``Phi`` is evaluated on the real
+    particles only when they fill less than :data:`SPARSE_FILL` of the batch: the same sum (up to the
+    order of the floating-point additions), with gradients, at a fraction of the cost.
+    """
+    import torch
+
+    m = mask if mask.dtype == torch.bool else mask != 0
+    b_size, n_slots = m.shape
+    n_real = int(m.sum())
+    if n_real >= SPARSE_FILL * b_size * n_slots:
+        h = phi(x)
+        w = m.to(h.dtype) if weight is None else weight * m.to(weight.dtype)
+        return (h * w.unsqueeze(-1)).sum(dim=1)
+    b, i = m.nonzero(as_tuple=True)
+    h = phi(x[b, i])
+    if weight is not None:
+        h = h * weight[b, i].unsqueeze(-1)
+    return h.new_zeros((b_size, h.shape[-1])).index_add(0, b, h)
+
+
 def _check(x, mask, d: int, name: str):
     if x.dim() != 3 or x.shape[-1] != d:
         raise InputError(f"{name}: particles must have shape (batch, particles, {d}), got {tuple(x.shape)}")
@@ -67,8 +96,7 @@ def _classes():
 
         def latent(self, x, mask):
             _check(x, mask, self.n_features, "PFN")
-            m = mask.to(x.dtype).unsqueeze(-1)
-            return (self.phi(x) * m).sum(dim=1)
+            return _masked_sum(self.phi, x, mask)
 
         def forward(self, x, mask):
             return self.f(self.latent(x, mask))
@@ -86,8 +114,7 @@ def _classes():
             _check(p, mask, self.n_angular, "EFN")
             if z.shape != mask.shape:
                 raise InputError(f"EFN: z must have shape {tuple(mask.shape)}, got {tuple(z.shape)}")
-            w = (z * mask.to(z.dtype)).unsqueeze(-1)
-            return (self.phi(p) * w).sum(dim=1)
+            return _masked_sum(self.phi, p, mask, z)
 
         def forward(self, z, p, mask):
             return self.f(self.latent(z, p, mask))
