@@ -23,8 +23,8 @@ from ..errors import ConfigError, FitError
 
 LR_SCHEDULES = ("constant", "cosine")
 
-__all__ = ["LR_SCHEDULES", "TrainResult", "train_val_split", "stratified_split", "torch_generator", "reset_parameters", "train_loop",
-           "fit_torch", "batched_eval", "set_threads", "as_numpy", "to_device"]
+__all__ = ["LR_SCHEDULES", "TrainResult", "train_val_split", "stratified_split", "torch_generator",
+           "reset_parameters", "train_loop", "fit_torch", "batched_eval", "set_threads", "as_numpy", "to_device"]
 
 log = get_logger(__name__)
 
