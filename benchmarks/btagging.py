@@ -20,7 +20,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 
@@ -41,19 +40,11 @@ def throughput(data_dir: Path) -> dict:
 
 
 def main(argv=None):
+    from excess.benchmarks.common import add_tagging_args, generate_jets
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="directory of b-tagging chunks (generated if needed)")
-    ap.add_argument("--n-jets", type=int, default=20000, help="jets to generate there (0: only read)")
-    ap.add_argument("--chunk-size", type=int, default=5000)
-    ap.add_argument("--gen-seed", type=int, default=101)
-    ap.add_argument("--out", type=Path, required=True, help="run directory of the evaluation")
-    ap.add_argument("--taggers", default="ip3d,deepsets,rnnip")
-    ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--n-test", type=int, default=None)
-    ap.add_argument("--max-jets", type=int, default=None)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--patience", type=int, default=4)
+    add_tagging_args(ap, what="b-tagging", n_jets=20000, chunk_size=5000, gen_seed=101, taggers="ip3d,deepsets,rnnip",
+                     seeds=3, epochs=20)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -64,10 +55,7 @@ def main(argv=None):
     from excess.tagging.jets.btag_evaluate import WORKING_POINTS, evaluate_btaggers
 
     torch.set_num_threads(args.threads)
-    if args.n_jets > 0:
-        t0 = time.perf_counter()
-        r = generate_btag(args.data, args.n_jets, seed=args.gen_seed, chunk_size=args.chunk_size)
-        print(f"generation: {r['n_jets_generated']} new jets in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    generate_jets(generate_btag, args)
     thr = throughput(args.data)
     d = load_btag(args.data, max_jets=args.max_jets)
     taggers = [t for t in args.taggers.split(",") if t]

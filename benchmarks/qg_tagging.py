@@ -22,7 +22,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 
@@ -45,19 +44,11 @@ def throughput(data_dir: Path) -> dict:
 
 
 def main(argv=None):
+    from excess.benchmarks.common import add_tagging_args, generate_jets
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="directory of q/g .npz chunks (generated if needed)")
-    ap.add_argument("--n-jets", type=int, default=12000, help="jets to generate there (0: only read)")
-    ap.add_argument("--chunk-size", type=int, default=1000)
-    ap.add_argument("--gen-seed", type=int, default=20261201)
-    ap.add_argument("--out", type=Path, required=True, help="run directory of the evaluation")
-    ap.add_argument("--taggers", default="hgb,efn,pfn,pfn_nopid,cnn")
-    ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--n-test", type=int, default=None)
-    ap.add_argument("--max-jets", type=int, default=None)
-    ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--patience", type=int, default=4)
+    add_tagging_args(ap, what="q/g .npz", n_jets=12000, chunk_size=1000, gen_seed=20261201,
+                     taggers="hgb,efn,pfn,pfn_nopid,cnn", seeds=2, epochs=15)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (2 = both cores of the machine)")
     ap.add_argument("--param", action="append", default=[], metavar="TAGGER.KEY=VALUE",
                     help="constructor argument of one tagger (JSON value), e.g. pfn.lr_schedule=\"cosine\" "
@@ -70,10 +61,7 @@ def main(argv=None):
     from excess.tagging.jets import evaluate_taggers
 
     torch.set_num_threads(args.threads)
-    if args.n_jets > 0:
-        t0 = time.perf_counter()
-        r = generate_qg(args.data, args.n_jets, seed=args.gen_seed, chunk_size=args.chunk_size)
-        print(f"generation: {r['n_jets_generated']} new jets in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    generate_jets(generate_qg, args)
     thr = throughput(args.data)
     d = load_qg(args.data, max_jets=args.max_jets)
     taggers = [t for t in args.taggers.split(",") if t]

@@ -28,6 +28,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from .._util import check_random_state, spawn_seeds
 from ..errors import ConfigError, InputError, NotFittedError
 from ..nn.autoencoders import VAE
+from ..nn.estimators import TorchStateMixin
 from .sets import FEATURES, TrackPreprocessor
 
 __all__ = ["PFNClassifier", "AntelopeVAE", "Antelope", "loss_score", "SCORES"]
@@ -50,20 +51,10 @@ def _check_labels(y, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _stratified_split(y, fraction, rng):
-    from ..nn.training import train_val_split
-
-    tr, va = [], []
-    for c in (0, 1):
-        idx = np.nonzero(y == c)[0]
-        a, b = train_val_split(idx.size, fraction, rng)
-        tr.append(idx[a])
-        va.append(idx[b])
-    return np.concatenate(tr), np.concatenate(va)
-
-
-class PFNClassifier(ClassifierMixin, BaseEstimator):
+class PFNClassifier(TorchStateMixin, ClassifierMixin, BaseEstimator):
     """Supervised PFN on track sets (QCD 0 vs signal 1); ``latent(tracks)`` is the 64-d event representation."""
+
+    _eval_batch_size = 2048
 
     def __init__(self, phi_sizes=(75, 75, 64), f_sizes=(75, 75, 75), scaling: str = "minmax", epochs: int = 100,
                  batch_size: int = 500, lr: float = 1e-3, patience: int = 10, validation_fraction: float = 0.2,
@@ -71,13 +62,7 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         self.phi_sizes = phi_sizes
         self.f_sizes = f_sizes
         self.scaling = scaling
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.device = device
+        self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device)
 
     def _build(self):
         from ..nn.sets import particle_flow_network
@@ -88,7 +73,7 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         from ..nn.device import resolve_device
-        from ..nn.training import fit_torch, reset_parameters, torch_generator
+        from ..nn.training import fit_torch, reset_parameters, stratified_split, torch_generator
 
         device = resolve_device(self.device)
         self.preprocessor_ = TrackPreprocessor(self.scaling).fit(tracks, mask=mask)
@@ -96,7 +81,7 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         y = _check_labels(y, x.shape[0])
         rng = check_random_state(self.random_state)
         s_init, s_loop = spawn_seeds(rng, 2)
-        tr, va = _stratified_split(y, self.validation_fraction, rng)
+        tr, va = stratified_split(y, self.validation_fraction, rng)
         xt, mt = torch.from_numpy(x), torch.from_numpy(m)
         yt = torch.from_numpy(y.astype(np.float32))
         w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean())).astype(np.float32)
@@ -114,32 +99,18 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
                         [xt[va_t], mt[va_t], yt[va_t], wt[va_t]] if va.size else None,
                         epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                         generator=torch_generator(s_loop), desc="PFN", device=device)
-        self.net_ = net.cpu().eval()
-        self.history_ = res.to_dict()
-        self.classes_ = np.array([0, 1])
+        self._keep_fitted(net, res)
         return self
 
-    def _check(self):
-        if not hasattr(self, "net_"):
-            raise NotFittedError("PFNClassifier is not fitted")
+    def _inputs(self, tracks, mask):
+        return self.preprocessor_.transform(tracks, mask)
 
     def _eval(self, tracks, mask, fn):
-        import torch
-
-        from ..nn.device import resolve_device
-        from ..nn.training import batched_eval
-
-        self._check()
-        x, m = self.preprocessor_.transform(tracks, mask)
-        device = resolve_device(self.device)
-        net = self.net_.to(device).eval()
-        def cut(xb, mb):  # real tracks come first (TrackPreprocessor): drop the batch's all-padding rows
+        def cut(net, xb, mb):  # real tracks come first (TrackPreprocessor): drop the batch's all-padding rows
             k = int(mb.sum(dim=1).max())
             return fn(net, xb[:, :k], mb[:, :k])
 
-        out = batched_eval(cut, [torch.from_numpy(x), torch.from_numpy(m)], batch_size=2048, device=device)
-        self.net_ = net.cpu()
-        return out.double().numpy()
+        return self._network_outputs(tracks, mask, forward=cut).double().numpy()
 
     def decision_function(self, tracks, mask=None) -> np.ndarray:
         """The logit of signal vs QCD."""
@@ -157,16 +128,14 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         return self._eval(tracks, mask, lambda net, x, m: net.latent(x, m))
 
     def _get_state(self):
-        return dict(self.net_.state_dict()), {"preprocessor": self.preprocessor_.to_meta(),
-                                             "history": getattr(self, "history_", {})}
+        return dict(self.state_), {"preprocessor": self.preprocessor_.to_meta(),
+                                   "history": getattr(self, "history_", {})}
 
     def _set_state(self, tensors, meta):
+        super()._set_state(tensors, meta)
         self.preprocessor_ = TrackPreprocessor.from_meta(meta["preprocessor"])
         self.history_ = meta.get("history", {})
-        net = self._build()
-        net.load_state_dict(tensors)
-        self.net_ = net.eval()
-        self.classes_ = np.array([0, 1])
+        self._fitted_net("cpu")  # built now: a state that does not fit the network fails when loading
 
 
 class AntelopeVAE(VAE):
@@ -252,7 +221,7 @@ class Antelope(BaseEstimator):
             except TypeError as exc:
                 raise ConfigError(f"bad pfn_params {self.pfn_params!r}: {exc}") from None
             pfn.fit(tracks, y, mask)
-        elif not hasattr(pfn, "net_"):
+        elif not hasattr(pfn, "state_"):
             raise NotFittedError("the pfn given to Antelope.fit must be fitted")
         self.pfn_ = pfn
         z = pfn.latent(tracks, mask)

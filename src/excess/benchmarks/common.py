@@ -1,11 +1,13 @@
-"""What the benchmark harnesses share: loading and splitting the samples, and the sideband flows they
-train once per configuration (optionally cached across runs)."""
+"""What the benchmark harnesses share: loading and splitting the samples, the sideband flows they
+train once per configuration (optionally cached across runs), and the arguments and generation step of the
+jet-tagging benchmarks (q/g and b-tagging)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +18,8 @@ from .._util import atomic_write_json, get_logger
 from ..anomaly import in_sr
 from ..errors import InputError
 
-__all__ = ["load_features", "split_indices", "timed", "flow_location", "train_sb_flow"]
+__all__ = ["load_features", "split_indices", "timed", "flow_location", "train_sb_flow", "add_tagging_args",
+           "generate_jets"]
 
 log = get_logger(__name__)
 
@@ -82,3 +85,30 @@ def train_sb_flow(path: Path, flow_params, seed, X, m, sr) -> tuple[float, int]:
     flow.save(path)
     atomic_write_json(timing, {"seconds": seconds, "epochs": epochs})
     return seconds, epochs
+
+
+def add_tagging_args(ap, *, what: str, n_jets: int, chunk_size: int, gen_seed: int, taggers: str, seeds: int,
+                     epochs: int) -> None:
+    """The arguments every jet-tagging benchmark takes (data directory, generation, evaluation, training), with
+    that benchmark's defaults; ``what`` names its chunk files in the help."""
+    ap.add_argument("--data", type=Path, required=True, help=f"directory of {what} chunks (generated if needed)")
+    ap.add_argument("--n-jets", type=int, default=n_jets, help="jets to generate there (0: only read)")
+    ap.add_argument("--chunk-size", type=int, default=chunk_size)
+    ap.add_argument("--gen-seed", type=int, default=gen_seed)
+    ap.add_argument("--out", type=Path, required=True, help="run directory of the evaluation")
+    ap.add_argument("--taggers", default=taggers)
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--n-test", type=int, default=None)
+    ap.add_argument("--max-jets", type=int, default=None)
+    ap.add_argument("--seeds", type=int, default=seeds)
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--patience", type=int, default=4)
+
+
+def generate_jets(generate, args) -> None:
+    """``generate(args.data, args.n_jets, seed=args.gen_seed, chunk_size=args.chunk_size)`` (resumable; nothing
+    when ``--n-jets 0``), its new jets and wall time on stderr."""
+    if args.n_jets > 0:
+        t0 = time.perf_counter()
+        r = generate(args.data, args.n_jets, seed=args.gen_seed, chunk_size=args.chunk_size)
+        print(f"generation: {r['n_jets_generated']} new jets in {time.perf_counter() - t0:.0f} s", file=sys.stderr)

@@ -3,7 +3,10 @@
 * :mod:`~excess.nn.device` — ``device="auto"|"cpu"|"cuda[:N]"|"mps"``, resolved in one place
 * :mod:`~excess.nn.mlp` — the MLP builder
 * :mod:`~excess.nn.training` — the training loop (``train_loop``, and ``fit_torch`` on it: early stopping,
-  best-epoch ensembling, progress, history), seeded generators, initialisation, batched evaluation
+  best-epoch ensembling, progress, history), seeded generators, initialisation, the (stratified) validation
+  split, batched evaluation
+* :mod:`~excess.nn.estimators` — the mixin of torch estimators that keep their fitted network as a state dict
+  (hyper-parameters, lazy rebuild for prediction, persistence)
 * :mod:`~excess.nn.flows` — conditional normalizing flows (zuko) with :mod:`~excess.nn.preprocessing`
 * :mod:`~excess.nn.classifiers` — torch MLP and gradient-boosted-tree classifiers
 * :mod:`~excess.nn.autoencoders` — autoencoder and VAE

@@ -267,7 +267,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         from .device import resolve_device
-        from .training import fit_torch, reset_parameters, torch_generator, train_val_split
+        from .training import fit_torch, reset_parameters, stratified_split, torch_generator
 
         device = resolve_device(self.device)
         X, y = _check_xy(X, y)
@@ -279,12 +279,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         w = balanced_weights(y, sample_weight) if self.balance else (
             np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, float))
         if validation is None:  # stratified split so both classes are in the validation set
-            tr, va = [], []
-            for c in (0, 1):
-                idx = np.nonzero(y == c)[0]
-                a, b = train_val_split(idx.size, self.validation_fraction, rng)
-                tr.append(idx[a]), va.append(idx[b])
-            tr, va = np.concatenate(tr), np.concatenate(va)
+            tr, va = stratified_split(y, self.validation_fraction, rng)
         else:
             tr, va = np.arange(y.size), np.arange(0)
             Xv, yv = _check_xy(*validation)

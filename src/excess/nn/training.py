@@ -23,8 +23,8 @@ from ..errors import ConfigError, FitError
 
 LR_SCHEDULES = ("constant", "cosine")
 
-__all__ = ["LR_SCHEDULES", "TrainResult", "train_val_split", "torch_generator", "reset_parameters", "train_loop",
-           "fit_torch", "batched_eval", "set_threads", "as_numpy", "to_device"]
+__all__ = ["LR_SCHEDULES", "TrainResult", "train_val_split", "stratified_split", "torch_generator",
+           "reset_parameters", "train_loop", "fit_torch", "batched_eval", "set_threads", "as_numpy", "to_device"]
 
 log = get_logger(__name__)
 
@@ -106,6 +106,24 @@ def train_val_split(n: int, val_fraction: float, rng: np.random.Generator, *, mi
     n_val = max(min_val, int(round(val_fraction * n)))
     n_val = min(n_val, n - 1)
     return perm[n_val:], perm[:n_val]
+
+
+def stratified_split(labels, val_fraction: float, rng: np.random.Generator, classes=None):
+    """Index split ``(train_idx, val_idx)`` stratified by class, so every class is in the validation set.
+
+    Class by class (``classes``, default the sorted distinct ``labels``), :func:`train_val_split` of that
+    class's rows, drawing from ``rng`` in that order; the indices are concatenated class by class.
+    """
+    labels = np.asarray(labels)
+    tr, va = [], []
+    for c in (np.unique(labels) if classes is None else classes):
+        idx = np.nonzero(labels == c)[0]
+        a, b = train_val_split(idx.size, val_fraction, rng)
+        tr.append(idx[a])
+        va.append(idx[b])
+    if not tr:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    return np.concatenate(tr), np.concatenate(va)
 
 
 @dataclass

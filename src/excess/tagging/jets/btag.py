@@ -36,6 +36,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from ..._util import check_random_state, spawn_seeds
 from ...data.btag import FLAVOURS, GRADES, check_btag_inputs
 from ...errors import ConfigError, InputError, NotFittedError
+from ...nn.estimators import TorchStateMixin
 
 __all__ = ["F_C", "b_discriminant", "IPLikelihoodTagger", "RNNIPTagger", "DeepSetBTagger", "BTAGGERS",
            "make_btagger", "network_inputs"]
@@ -199,35 +200,31 @@ def _rnn_class():
     return TrackRNN
 
 
-class _TorchBTagger(_BTagger):
-    def _common_init(self, epochs, batch_size, lr, patience, validation_fraction, random_state, device):
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.device = device
+class _TorchBTagger(TorchStateMixin, _BTagger):
+    _fitted_classes = CLASSES
+
+    def _check_inputs(self, X):
+        return check_btag_inputs(X, name="jets")[0]
+
+    def _inputs(self, X):
+        return network_inputs(X)
+
+    def _forward(self, net, x, mask):
+        return net(x, mask)
 
     def fit(self, X, y):
         import torch
 
         from ...nn.device import resolve_device
-        from ...nn.training import fit_torch, reset_parameters, torch_generator, train_val_split
+        from ...nn.training import fit_torch, reset_parameters, stratified_split, torch_generator
 
         X, y = _check_fit(X, y)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seed_init, seed_loop = spawn_seeds(rng, 2)
         ci = _class_index(y)
-        tr, va = [], []
-        for c in range(3):  # stratified validation split
-            idx = np.nonzero(ci == c)[0]
-            a, b = train_val_split(idx.size, self.validation_fraction, rng)
-            tr.append(idx[a])
-            va.append(idx[b])
-        tr, va = np.concatenate(tr), np.concatenate(va)
-        f, m = network_inputs(X)
+        tr, va = stratified_split(ci, self.validation_fraction, rng, classes=range(3))
+        f, m = self._inputs(X)
         ft, mt = torch.from_numpy(f), torch.from_numpy(m)
         yt = torch.from_numpy(ci.astype(np.int64))
         frac = np.bincount(ci, minlength=3) / ci.size
@@ -243,40 +240,13 @@ class _TorchBTagger(_BTagger):
         res = fit_torch(net, loss_fn, [ft[trt], mt[trt], yt[trt]], [ft[vat], mt[vat], yt[vat]] if va.size else None,
                         epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                         generator=torch_generator(seed_loop), desc=type(self).__name__, device=device)
-        self.state_ = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-        self.history_ = res.to_dict()
-        self.classes_ = CLASSES.copy()
-        self._net = net
+        self._keep_fitted(net, res)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         import torch
 
-        from ...nn.device import resolve_device
-        from ...nn.training import batched_eval
-
-        if not hasattr(self, "state_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted")
-        X, _ = check_btag_inputs(X, name="jets")
-        device = resolve_device(self.device)
-        net = getattr(self, "_net", None)
-        if net is None:
-            net = self._build()
-            net.load_state_dict(self.state_)
-            self._net = net
-        net = net.to(device).eval()
-        f, m = network_inputs(X)
-        logits = batched_eval(lambda xb, mb: net(xb, mb), [torch.from_numpy(f), torch.from_numpy(m)],
-                              batch_size=4096, device=device)
-        return torch.softmax(logits.double(), dim=1).numpy()
-
-    def _get_state(self):
-        return dict(self.state_), {}
-
-    def _set_state(self, tensors, meta):
-        self.state_ = dict(tensors)
-        self.classes_ = CLASSES.copy()
-        self._net = None
+        return torch.softmax(self._network_outputs(X).double(), dim=1).numpy()
 
 
 class RNNIPTagger(_TorchBTagger):

@@ -28,6 +28,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from ..._util import check_random_state, spawn_seeds
 from ...data.qg import check_jets
 from ...errors import NotFittedError
+from ...nn.estimators import TorchStateMixin
 from . import preprocessing as pp
 
 __all__ = ["PFNTagger", "EFNTagger", "JetImageCNN", "ObservableHGB", "TAGGERS", "make_tagger"]
@@ -38,31 +39,11 @@ def _logit(p):
     return np.log(p) - np.log1p(-p)
 
 
-def _stratified_split(y, fraction, rng):
-    from ...nn.training import train_val_split
+class _TorchTagger(TorchStateMixin, ClassifierMixin, BaseEstimator):
+    """Shared fit/predict of the torch taggers; subclasses define ``_inputs(X)``, ``_build()`` and ``_forward``."""
 
-    tr, va = [], []
-    for c in (0, 1):
-        idx = np.nonzero(y == c)[0]
-        a, b = train_val_split(idx.size, fraction, rng)
-        tr.append(idx[a])
-        va.append(idx[b])
-    return np.concatenate(tr), np.concatenate(va)
-
-
-class _TorchTagger(ClassifierMixin, BaseEstimator):
-    """Shared fit/predict of the torch taggers; subclasses define ``_inputs(X)`` and ``_build()``."""
-
-    def _common_init(self, epochs, batch_size, lr, patience, validation_fraction, random_state, device,
-                     lr_schedule="constant"):
-        self.epochs = epochs
-        self.lr_schedule = lr_schedule
-        self.batch_size = batch_size
-        self.lr = lr
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.device = device
+    def _check_inputs(self, X):
+        return check_jets(X, name="jets")[0]
 
     def _forward(self, net, *inputs):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -71,7 +52,7 @@ class _TorchTagger(ClassifierMixin, BaseEstimator):
         import torch
 
         from ...nn.device import resolve_device
-        from ...nn.training import fit_torch, reset_parameters, torch_generator
+        from ...nn.training import fit_torch, reset_parameters, stratified_split, torch_generator
 
         X, y = check_jets(X, y, name="training jets")
         if set(np.unique(y).tolist()) != {0, 1}:
@@ -81,7 +62,7 @@ class _TorchTagger(ClassifierMixin, BaseEstimator):
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seed_init, seed_loop = spawn_seeds(rng, 2)
-        tr, va = _stratified_split(y, self.validation_fraction, rng)
+        tr, va = stratified_split(y, self.validation_fraction, rng)
         inputs = [torch.from_numpy(np.ascontiguousarray(a)) for a in self._inputs(X)]
         yt = torch.from_numpy(y.astype(np.float32))
         w = np.where(y == 1, 0.5 / max(y.mean(), 1e-12), 0.5 / max(1 - y.mean(), 1e-12)).astype(np.float32)
@@ -102,31 +83,11 @@ class _TorchTagger(ClassifierMixin, BaseEstimator):
                         epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                         generator=torch_generator(seed_loop), desc=type(self).__name__, device=device,
                         lr_schedule=self.lr_schedule)
-        self.state_ = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-        self.history_ = res.to_dict()
-        self.classes_ = np.array([0, 1])
-        self._net = net
+        self._keep_fitted(net, res)
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        import torch
-
-        from ...nn.device import resolve_device
-        from ...nn.training import batched_eval
-
-        if not hasattr(self, "state_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted")
-        X, _ = check_jets(X, name="jets")
-        device = resolve_device(self.device)
-        net = getattr(self, "_net", None)
-        if net is None:
-            net = self._build()
-            net.load_state_dict(self.state_)
-            self._net = net
-        net = net.to(device).eval()
-        inputs = [torch.from_numpy(np.ascontiguousarray(a)) for a in self._inputs(X)]
-        out = batched_eval(lambda *xs: self._forward(net, *xs), inputs, batch_size=4096, device=device)
-        return out.squeeze(-1).double().numpy()
+        return self._network_outputs(X).squeeze(-1).double().numpy()
 
     def predict_proba(self, X) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
@@ -134,14 +95,6 @@ class _TorchTagger(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return (self.decision_function(X) >= 0).astype(np.int64)
-
-    def _get_state(self):
-        return dict(self.state_), {}
-
-    def _set_state(self, tensors, meta):
-        self.state_ = dict(tensors)
-        self.classes_ = np.array([0, 1])
-        self._net = None
 
 
 class PFNTagger(_TorchTagger):
@@ -155,7 +108,8 @@ class PFNTagger(_TorchTagger):
         self.angle_scale = angle_scale
         self.phi_sizes = phi_sizes
         self.f_sizes = f_sizes
-        self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device, lr_schedule)
+        self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device,
+                          lr_schedule=lr_schedule)
 
     def _inputs(self, X):
         f, m = pp.particle_features(X, use_pid=self.use_pid)
@@ -182,7 +136,8 @@ class EFNTagger(_TorchTagger):
         self.angle_scale = angle_scale
         self.phi_sizes = phi_sizes
         self.f_sizes = f_sizes
-        self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device, lr_schedule)
+        self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device,
+                          lr_schedule=lr_schedule)
 
     def _inputs(self, X):
         z, dy, dphi, mask = pp.centre(X)
@@ -212,7 +167,8 @@ class JetImageCNN(_TorchTagger):
         self.dense = dense
         self.n_pixels = n_pixels
         self.width = width
-        self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device, lr_schedule)
+        self._common_init(epochs, batch_size, lr, patience, validation_fraction, random_state, device,
+                          lr_schedule=lr_schedule)
 
     def fit(self, X, y):
         X, y = check_jets(X, y, name="training jets")
