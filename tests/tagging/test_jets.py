@@ -168,3 +168,23 @@ def test_cli_end_to_end(tmp_path):
                                   str(tmp_path / "model"), "--param", "epochs=1", "--device", "cpu"])
     assert r3.exit_code == 0, r3.output
     assert (tmp_path / "model" / "state_dict.pt").is_file()
+
+
+def test_pfn_log_z_input():
+    """``log_z`` adds one finite, padding-blind input per particle; padding and order still change nothing."""
+    from excess.tagging.jets.models import make_tagger
+
+    X, y = toy_jets(40, np.random.default_rng(5))
+    m = make_tagger("pfn", log_z=True, phi_sizes=(8,), f_sizes=(8,), epochs=1, batch_size=16, random_state=2,
+                    device="cpu")
+    f, mask = m._inputs(X)
+    plain, _ = make_tagger("pfn")._inputs(X)
+    assert f.shape[-1] == plain.shape[-1] + 1 == m._build().n_features
+    assert np.isfinite(f).all() and (f[~mask] == 0).all()
+    z = plain[..., 0][mask]
+    np.testing.assert_allclose(f[..., -1][mask], (np.log(z) + 4) / 2, rtol=1e-5)
+    m.fit(X, y)
+    padded = np.concatenate([X, np.zeros((len(X), 7, 4))], axis=1)
+    perm = X[:, np.random.default_rng(6).permutation(X.shape[1])]
+    np.testing.assert_allclose(m.decision_function(padded), m.decision_function(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.decision_function(perm), m.decision_function(X), rtol=1e-5, atol=1e-6)
