@@ -132,7 +132,7 @@ def test_tagger_bad_input_and_save_load(tmp_path):
     with pytest.raises(ConfigError, match="lr_schedule"):
         make_tagger("pfn", lr_schedule="step", epochs=1, device="cpu").fit(X, y)
     nopid = make_tagger("pfn_nopid", use_pid=True)
-    assert nopid.use_pid is False and nopid._build().n_features == 3
+    assert nopid.use_pid is False and nopid._build().n_features == 4  # z, dy, dphi, log z
     m.fit(X, y)
     save_model(m, tmp_path / "m")
     back = load_model(tmp_path / "m", device="cpu")
@@ -168,3 +168,44 @@ def test_cli_end_to_end(tmp_path):
                                   str(tmp_path / "model"), "--param", "epochs=1", "--device", "cpu"])
     assert r3.exit_code == 0, r3.output
     assert (tmp_path / "model" / "state_dict.pt").is_file()
+
+
+def test_pfn_log_z_input():
+    """``log_z`` adds one finite, padding-blind input per particle; padding and order still change nothing."""
+    from excess.tagging.jets.models import make_tagger
+
+    X, y = toy_jets(40, np.random.default_rng(5))
+    m = make_tagger("pfn", log_z=True, phi_sizes=(8,), f_sizes=(8,), epochs=1, batch_size=16, random_state=2,
+                    device="cpu")
+    f, mask = m._inputs(X)
+    plain, _ = make_tagger("pfn", log_z=False)._inputs(X)
+    assert f.shape[-1] == plain.shape[-1] + 1 == m._build().n_features
+    assert np.isfinite(f).all() and (f[~mask] == 0).all()
+    z = plain[..., 0][mask]
+    np.testing.assert_allclose(f[..., -1][mask], (np.log(z) + 4) / 2, rtol=1e-5)
+    m.fit(X, y)
+    padded = np.concatenate([X, np.zeros((len(X), 7, 4))], axis=1)
+    perm = X[:, np.random.default_rng(6).permutation(X.shape[1])]
+    np.testing.assert_allclose(m.decision_function(padded), m.decision_function(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.decision_function(perm), m.decision_function(X), rtol=1e-5, atol=1e-6)
+
+
+def test_pfn_saved_without_log_z_still_loads(tmp_path):
+    """A PFN file written before ``log_z`` existed (no key, one input fewer) loads with ``log_z=False``."""
+    import json
+
+    from excess.nn.io import load_model, save_model
+    from excess.tagging.jets.models import make_tagger
+
+    X, y = toy_jets(30, np.random.default_rng(7))
+    old = make_tagger("pfn", log_z=False, phi_sizes=(8,), f_sizes=(8,), epochs=1, random_state=3, device="cpu")
+    old.fit(X, y)
+    save_model(old, tmp_path / "m")
+    cfg_files = [p for p in (tmp_path / "m").rglob("*.json") if "log_z" in p.read_text()]
+    for p in cfg_files:  # remove the key, as in files of earlier versions
+        cfg = json.loads(p.read_text())
+        cfg["params"].pop("log_z", None)
+        p.write_text(json.dumps(cfg))
+    back = load_model(tmp_path / "m", device="cpu")
+    assert back.log_z is False
+    np.testing.assert_allclose(back.decision_function(X), old.decision_function(X), rtol=1e-6)

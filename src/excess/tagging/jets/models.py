@@ -98,13 +98,21 @@ class _TorchTagger(TorchStateMixin, ClassifierMixin, BaseEstimator):
 
 
 class PFNTagger(_TorchTagger):
-    """Particle-flow network tagger (EnergyFlow's example sizes by default; ``use_pid=True`` is PFN-ID)."""
+    """Particle-flow network tagger (EnergyFlow's example sizes by default; ``use_pid=True`` is PFN-ID).
+
+    ``log_z=True`` (default) adds ``(ln z + 4) / 2`` as a per-particle input beside ``z`` (of order one from
+    the softest hadrons, ``z ~ 1e-4``, to the leading ones), the logarithmic momentum input of ParticleNet-style
+    taggers: ``Phi`` then resolves the many soft particles, which a linear ``z`` squeezes near zero. On 100k
+    generated q/g jets (60 epochs, cosine) it raised the test AUC from 0.8894 to 0.8973 (README, "Jet
+    tagging"); ``log_z=False`` is the EnergyFlow paper's input.
+    """
 
     def __init__(self, use_pid: bool = True, phi_sizes=(100, 100, 128), f_sizes=(100, 100, 100),
                  angle_scale: float = 2.5, epochs: int = 20, batch_size: int = 128, lr: float = 1e-3,
                  patience: int = 5, validation_fraction: float = 0.1, random_state=None, device: str = "auto",
-                 lr_schedule: str = "constant"):
+                 lr_schedule: str = "constant", log_z: bool = True):
         self.use_pid = use_pid
+        self.log_z = log_z
         self.angle_scale = angle_scale
         self.phi_sizes = phi_sizes
         self.f_sizes = f_sizes
@@ -114,12 +122,25 @@ class PFNTagger(_TorchTagger):
     def _inputs(self, X):
         f, m = pp.particle_features(X, use_pid=self.use_pid)
         f[..., 1:3] *= self.angle_scale
+        if self.log_z:
+            lz = np.where(m, (np.log(np.where(m, f[..., 0], 1.0)) + 4.0) / 2.0, 0.0).astype(np.float32)
+            f = np.concatenate([f, lz[..., None]], axis=-1)
         return f, m
+
+    def _set_state(self, tensors, meta):
+        # files saved before log_z existed (its default then: off) hold a Phi with one input fewer
+        w = tensors.get("phi.0.weight")
+        if w is not None and self.log_z and w.shape[1] == self._n_features() - 1:
+            self.log_z = False
+        super()._set_state(tensors, meta)
+
+    def _n_features(self):
+        return 3 + (1 + len(pp.PARTICLE_TYPES) if self.use_pid else 0) + (1 if self.log_z else 0)
 
     def _build(self):
         from ...nn.sets import particle_flow_network
 
-        d = 3 + (1 + len(pp.PARTICLE_TYPES) if self.use_pid else 0)
+        d = self._n_features()
         return particle_flow_network(d, self.phi_sizes, self.f_sizes, 1)
 
     def _forward(self, net, x, mask):
