@@ -151,8 +151,10 @@ or the word *assumption* for each; none was tuned to a tagger result or to the s
     window): a ``Beta(2, 3)`` share (mean 0.4; the EM calorimeter is ~2 lambda deep, *assumption*) is
     deposited in the EM layers with an exponential profile from an Exp(1)-lambda depth, the rest at
     ``h/e`` behind it (R_had); it raises E/p and R_had and widens the shapes like the photon overlap.
-    The draws of the third pass come after the tracking outputs, so reconstruction, hits, fitted momentum
-    and impact parameters are unchanged for a given seed (b-tagging and semi-visible jets use only those).
+    The draws of the third pass come after the tracking outputs, so reconstruction, hits, fitted momentum,
+    charge and impact parameters are bit-identical to the second pass for a given seed (checked; the 0.001
+    smear of the output eta, drawn last, differs): b-tagging and semi-visible jets, which use only
+    those, are unchanged.
 
 Categories (the low-pT electron study): every track lands in exactly one of :data:`CATEGORIES`:
 ``trt_calo`` (TRT hits and calorimeter), ``notrt_calo``, ``trt_nocalo``, ``notrt_nocalo``. The features of
@@ -683,8 +685,9 @@ def simulate_tracks(
     z0s = z0_true * sin_theta + resolution(pt, det.z0_sigma_inf_mm, det.z0_p_x) * rng.standard_normal(n)
 
     # ---- third pass: latent variables and heavy tails. All its draws come after the tracking outputs above,
-    # so reco, hits, fitted momentum and impact parameters keep their values for a given seed (the b-tagging
-    # and semi-visible-jet samples, which use only those, are unchanged).
+    # so reco, hits, fitted momentum, charge and impact parameters keep their values for a given seed (the
+    # b-tagging and semi-visible-jet samples, which use only those, are unchanged; the eta smear drawn last
+    # is not).
     from scipy.special import gammainc, ndtr, ndtri
 
     dof = det.shape_tail_dof
