@@ -29,6 +29,16 @@ VARIANTS = {
     "no_id_hadronic_interactions": {"id_lambda_per_x0": 0.0},
     "no_pi0_fluctuations": {"fem_concentration": 1e4, "charge_exchange_prob": 0.0},
     "physical_calo_acceptance": {"calo_acceptance": "physical"},
+    # third pass, one effect off at a time (conversions at the layers are made at generation, not here)
+    "no_cluster_threshold": {"calo_cluster_et_min_gev": 0.0},
+    "no_trt_extension_loss": {"trt_ext_ineff_base": 0.0, "trt_ext_ineff_slope": 0.0},
+    "no_shower_latent": {"shower_latent_rho": 0.0},
+    "no_brem_latent": {"brem_latent_rho": 0.0, "brem_fit_log_sigma": 0.0},
+    "gaussian_shapes": {"shape_tail_dof": None},
+    "no_overlapping_hadrons": {"ov_had_em_beta": None},
+    "second_pass_model": {"calo_cluster_et_min_gev": 0.0, "trt_ext_ineff_base": 0.0, "trt_ext_ineff_slope": 0.0,
+                          "shower_latent_rho": 0.0, "brem_latent_rho": 0.0, "brem_fit_log_sigma": 0.0,
+                          "shape_tail_dof": None, "ov_had_em_beta": None},
     # the default model, with a feature group hidden from the tagger (set to 0 in training and evaluation)
     "without_dpoverp": {"drop": ("dpoverp",)},
     "without_trt_pid": {"drop": ("f_ht", "trt_pid")},
@@ -59,7 +69,7 @@ def main(argv=None):
     ap.add_argument("--gen", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=Path("bench_electron_effects"))
     ap.add_argument("--max-per-class", type=int, default=40_000)
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from: {', '.join(VARIANTS)}")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
@@ -85,6 +95,9 @@ def main(argv=None):
     res = {"pileup_mu": mu, "variants": {}}
     print(f"samples: {len(gun)} gun electrons, {len(wenu)} W+jets tracks ({int(test.sum())} held out), "
           f"{len(hig_e)} higgsino electrons; pile-up mu = {mu}")
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     for name in args.variants.split(","):
         spec = dict(VARIANTS[name])
         drop = spec.pop("drop", ())

@@ -1,5 +1,7 @@
 """Properties of the track-level detector model (excess.data.tracks)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,8 @@ from excess.data.tracks import (
 from excess.errors import InputError
 
 DET = TrackDetector()
+# geometry only: no TRT-extension inefficiency and no cluster-energy threshold (third pass)
+GEOM = TrackDetector(trt_ext_ineff_base=0.0, trt_ext_ineff_slope=0.0, calo_cluster_et_min_gev=0.0)
 
 
 def _gun(n, pid, pt, eta=0.0, seed=0, **kw):
@@ -88,20 +92,20 @@ def test_ht_probability_rises_with_gamma_and_matches_published_points():
 def test_curling_removes_low_pt_tracks_from_trt_and_calo():
     # 2R = 2 pT / (0.3 B): 0.15 GeV reaches 500 mm (inside the TRT's 563 mm); 0.3 GeV does not reach 1.4 m
     assert radial_reach_mm(0.15) == pytest.approx(500.0)
-    slow = _gun(3000, 211, 0.15, seed=9)
+    slow = _gun(3000, 211, 0.15, seed=9, detector=GEOM)
     assert not slow["has_trt"].any() and not slow["has_calo"].any()
-    mid = _gun(3000, 211, 0.35, seed=10)
+    mid = _gun(3000, 211, 0.35, seed=10, detector=GEOM)
     assert mid["has_trt"].mean() > 0.9 and not mid["has_calo"].any()
-    fast = _gun(3000, 211, 2.0, seed=11)
+    fast = _gun(3000, 211, 2.0, seed=11, detector=GEOM)
     assert fast["has_trt"].mean() > 0.95 and fast["has_calo"].mean() > 0.99
     # a curling track crosses fewer TRT straws
-    assert np.nanmean(_gun(3000, 211, 0.25, seed=12)["n_trt"]) < 0.8 * np.nanmean(fast["n_trt"])
+    assert np.nanmean(_gun(3000, 211, 0.25, seed=12, detector=GEOM)["n_trt"]) < 0.8 * np.nanmean(fast["n_trt"])
 
 
 def test_acceptance_edges():
-    fwd = _gun(2000, 211, 3.0, eta=2.2, seed=13)  # beyond the TRT, inside the calorimeter
+    fwd = _gun(2000, 211, 3.0, eta=2.2, seed=13, detector=GEOM)  # beyond the TRT, inside the calorimeter
     assert not fwd["has_trt"].any() and fwd["has_calo"].all()
-    crack = _gun(2000, 211, 3.0, eta=1.45, seed=14)
+    crack = _gun(2000, 211, 3.0, eta=1.45, seed=14, detector=GEOM)
     assert not crack["has_calo"].any()
     assert tracking_efficiency(np.array([211]), np.array([3.0]), np.array([2.6]))[0] == 0.0
 
@@ -211,8 +215,8 @@ def test_hadronic_interactions_in_the_inner_detector_give_dpoverp_tails():
 
 def test_calorimeter_information_follows_the_extrapolated_track():
     # a 0.5 GeV electron that radiates most of its energy still has an extrapolated calorimeter impact
-    ext = _gun(4000, 11, 0.5, eta=1.0, seed=24)
-    phys = _gun(4000, 11, 0.5, eta=1.0, seed=24, detector=TrackDetector(calo_acceptance="physical"))
+    ext = _gun(4000, 11, 0.5, eta=1.0, seed=24, detector=GEOM)
+    phys = _gun(4000, 11, 0.5, eta=1.0, seed=24, detector=dataclasses.replace(GEOM, calo_acceptance="physical"))
     assert ext["has_calo"].mean() > phys["has_calo"].mean() + 0.1
     with pytest.raises(InputError, match="calo_acceptance"):
         _gun(10, 11, 1.0, detector=TrackDetector(calo_acceptance="nope"))

@@ -8,7 +8,8 @@ finished chunks; other settings in an existing chunk are an error)::
       chunk-00000.h5     the track table (excess-events/1 HDF5): detector features of
                          :mod:`excess.data.tracks`, truth, ``label`` (1 = prompt electron), ``origin``,
                          ``event_id``, isolation ``ptcone30``, charge, z0, ``e_overlap`` (EM energy of
-                         the event's photons in the track's 3x7 calorimeter window)
+                         the event's photons in the track's 3x7 calorimeter window), ``e_overlap_had``
+                         (energy of the event's other hadrons whose calorimeter impact is in that window)
       events-00000.h5    the event table: ``event_id``, ``met``, ``met_phi``, ``jet1_pt``, ``n_jets``, the leading
                          standard-electron candidate (pT > 4.5 GeV) and the event weight in fb
       manifest.json
@@ -193,6 +194,7 @@ def _gun_chunk(settings: TrackSampleSettings, n: int, seed: int, det_rng):
     t["r_prod"] = 0.0
     t["d0_true"] = 0.0
     t["e_overlap"] = 0.0
+    t["e_overlap_had"] = 0.0
     t["origin"] = "prompt"
     t["event_id"] = np.arange(n, dtype=np.int64)
     t["ptcone30"] = 0.0
@@ -322,11 +324,22 @@ class _PythiaTracks:
         photons = np.nonzero(final & (ids == 22) & unconverted & (np.abs(eta) < 2.5))[0]
         e_ov = self._window_sum(allt["event"], allt["eta"], phi_calo, photons, ev, eta, phi, e,
                                 deta_max=1.5 * 0.025, dphi_max=3.5 * 0.0245)
+        # energy of other hadrons (neutral and charged, the track itself excluded) whose calorimeter impact
+        # falls into the same window; charged ones bend like the track, those that curl before the
+        # calorimeter (2 R < 1.4 m, pT < 0.42 GeV) do not arrive
+        r_calo_p = np.minimum(1.4, 3.7 / np.maximum(np.sinh(np.abs(eta)), 1e-9))
+        bend_p = np.arcsin(np.clip(0.3 * 2.0 * r_calo_p / (2.0 * np.maximum(pt, 1e-9)), 0.0, 1.0))
+        phi_calo_p = phi - charge * bend_p
+        hadrons = np.nonzero(visible & ~np.isin(np.abs(ids), (11, 13, 22)) & (np.abs(eta) < 2.5)
+                             & ((charge == 0) | (pt > 0.42)))[0]
+        e_ov_had = self._window_sum(allt["event"], allt["eta"], phi_calo, hadrons, ev, eta, phi_calo_p, e,
+                                    deta_max=1.5 * 0.025, dphi_max=3.5 * 0.0245, exclude=self_idx)
         t = simulate_tracks(allt["pt"], allt["eta"], allt["phi"], allt["pid"], charge=allt["charge"],
                             r_prod_mm=allt["r_prod_mm"], d0_true_mm=allt["d0_true_mm"],
-                            z0_true_mm=allt["z0_true_mm"], e_overlap_gev=e_ov, detector=s.detector(),
-                            random_state=det_rng)
+                            z0_true_mm=allt["z0_true_mm"], e_overlap_gev=e_ov, e_overlap_had_gev=e_ov_had,
+                            detector=s.detector(), random_state=det_rng)
         t["e_overlap"] = e_ov
+        t["e_overlap_had"] = e_ov_had
         t["true_charge"] = allt["charge"]  # truth kept so that a sample can be re-simulated (resimulate_tracks)
         t["r_prod"] = allt["r_prod_mm"]
         t["d0_true"] = allt["d0_true_mm"]
@@ -574,7 +587,8 @@ def resimulate_tracks(tracks: pd.DataFrame, detector=None, *, random_state=None)
 
     Needs the truth columns :data:`_TRUTH_COLUMNS` that :func:`generate_tracks` stores; the generator-level
     columns (``origin``, ``label``, ``event_id``, ``ptcone30``, ``z0`` ...) are kept, the detector columns
-    replaced. ``detector`` is a :class:`~excess.data.tracks.TrackDetector` (default: the default model).
+    replaced. ``e_overlap_had`` (stored since the third pass of the detector model) is optional: older samples
+    are re-simulated without overlapping hadrons. ``detector`` is a :class:`~excess.data.tracks.TrackDetector` (default: the default model).
     """
     from .tracks import simulate_tracks
 
@@ -586,7 +600,9 @@ def resimulate_tracks(tracks: pd.DataFrame, detector=None, *, random_state=None)
                         tracks["phi"].to_numpy(float), tracks["pid"].to_numpy(np.int64),
                         charge=tracks["true_charge"].to_numpy(float), r_prod_mm=tracks["r_prod"].to_numpy(float),
                         d0_true_mm=tracks["d0_true"].to_numpy(float), z0_true_mm=tracks["z0"].to_numpy(float),
-                        e_overlap_gev=tracks["e_overlap"].to_numpy(float), detector=detector,
+                        e_overlap_gev=tracks["e_overlap"].to_numpy(float),
+                        e_overlap_had_gev=(tracks["e_overlap_had"].to_numpy(float) if "e_overlap_had" in tracks
+                                           else None), detector=detector,
                         random_state=random_state)
     out = tracks.copy()
     for col in t.columns:

@@ -111,6 +111,51 @@ tuned to a tagger result)
     ``13.6 MeV / p sqrt(t) (1 + 0.038 ln t)`` (PDG) over the material before the calorimeter, divided by
     sqrt(3), in quadrature with the previous resolutions.
 
+Third pass (fields after ``lateral_e_ref_gev``; each can be switched off, see the field comments; sources
+or the word *assumption* for each; none was tuned to a tagger result or to the study's category fractions)
+    *Calorimeter cluster requirement* (``calo_cluster_et_min_gev = 0.4``): calorimeter variables exist only
+    if a cluster is reconstructed around the extrapolated track, here: the EM-scale transverse energy of the
+    window (all layers, with noise and pile-up) exceeds 0.4 GeV, the threshold on the EM transverse energy
+    of the topo-clusters that ATLAS considers for electron reconstruction in Run 2 (JINST 14 (2019) P12006,
+    Sec. 4.1, quoted from memory; the sliding-window-sum stands in for the topo-cluster). A minimum-ionising
+    pion (~0.23 GeV in the ~23 X0 of the EM calorimeter) and a 0.5-0.7 GeV electron that lost energy in the
+    material and the dead material mostly fail it: they move to the ``*_nocalo`` categories, and the
+    hadrons left in the calorimeter categories are the showering (more electron-like) ones.
+    *TRT extension*: a track with TRT straws on its path gets no TRT extension with probability
+    ``trt_ext_ineff_base + trt_ext_ineff_slope * f_lost`` = ``0.05 + 0.6 f_lost``, ``f_lost`` the fraction
+    of momentum lost in the silicon (Bethe-Heitler for electrons, the kink of a hadronic interaction in the
+    silicon): the pion-hypothesis pattern recognition fails to follow a track whose curvature changed
+    (the motivation of the ATLAS brem recovery, ATLAS-CONF-2012-047); the numbers are an *assumption*
+    (round, not fitted: a 5 % floor for pattern-recognition losses in dense events, and a slope that loses
+    the extension for most tracks that lost more than ~3/4 of their momentum).
+    *Hadron-shower latent* (``shower_latent_rho = 0.7``): the interaction depth, the EM (pi0) fraction, the
+    visible fraction of the non-EM part and the lateral core fractions (R_eta, R_phi) of an interacting
+    hadron are drawn through a Gaussian copula with correlation 0.7 to one latent per track, so that a
+    pi0-rich shower is at once early, electromagnetic, fully visible and compact, as physically one shower
+    (the value 0.7 is an *assumption*; marginals unchanged; Beta quantiles from cached tables).
+    *Bremsstrahlung / track-quality latent* (``brem_latent_rho = 0.5``, ``brem_fit_log_sigma = 0.4``): the
+    rank of the momentum lost in the silicon (or of a hadron's kink; a free normal variable otherwise),
+    mixed with noise at correlation 0.5, scales the measurement errors of ``dpoverp`` and of the
+    track-cluster match (deta1, dphi2) by a log-normal factor of spread 0.4 (mean 1): a radiating or kinked
+    track is badly fitted everywhere at once (*assumption*, both numbers).
+    *Student-t shape tails* (``shape_tail_dof = 4``): the fluctuations of the lateral core fractions, of
+    w_eta2 and of the track-cluster match, and the dpoverp measurement errors are unit-variance Student-t
+    with 4 degrees of freedom instead of Gaussian (same width, non-Gaussian tails as seen in ATLAS
+    shower-shape and matching distributions; the dof is an *assumption*).
+    *Photon conversions at the material layers* (:func:`conversion_radius`): at the beam pipe (24 mm), IBL,
+    pixel and SCT layers with weights ~ their material (round numbers, *assumption*; the concentration of
+    conversion and hadronic-interaction vertices at the layers is what the ATLAS material maps show,
+    JINST 12 (2017) P12009), smeared by 3 mm; before: uniform in radius.
+    *Overlapping hadrons* (``e_overlap_had_gev`` input, stored by :mod:`excess.data.electrons` as
+    ``e_overlap_had``: energy of the event's other hadrons whose calorimeter impact falls into the 3x7
+    window): a ``Beta(2, 3)`` share (mean 0.4; the EM calorimeter is ~2 lambda deep, *assumption*) is
+    deposited in the EM layers with an exponential profile from an Exp(1)-lambda depth, the rest at
+    ``h/e`` behind it (R_had); it raises E/p and R_had and widens the shapes like the photon overlap.
+    The draws of the third pass come after the tracking outputs, so reconstruction, hits, fitted momentum,
+    charge and impact parameters are bit-identical to the second pass for a given seed (checked; the 0.001
+    smear of the output eta, drawn last, differs): b-tagging and semi-visible jets, which use only
+    those, are unchanged.
+
 Categories (the low-pT electron study): every track lands in exactly one of :data:`CATEGORIES`:
 ``trt_calo`` (TRT hits and calorimeter), ``notrt_calo``, ``trt_nocalo``, ``notrt_nocalo``. The features of
 an absent sub-detector are NaN in the output.
@@ -121,12 +166,13 @@ Example
 >>> from excess.data.tracks import simulate_tracks
 >>> n = 1000
 >>> t = simulate_tracks(np.full(n, 2.0), np.zeros(n), np.zeros(n), np.full(n, 11), random_state=1)
->>> bool((t["category"] == "trt_calo").mean() > 0.9)  # central 2 GeV electrons see TRT and calorimeter
+>>> bool((t["category"] == "trt_calo").mean() > 0.75)  # central 2 GeV electrons see TRT and calorimeter
 True
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -148,6 +194,7 @@ __all__ = [
     "p_ht",
     "bethe_heitler_fraction",
     "conversion_probability",
+    "conversion_radius",
     "tracking_efficiency",
     "radial_reach_mm",
     "MASSES",
@@ -265,6 +312,28 @@ class TrackDetector:
     # lateral fluctuations of EM showers: width of the core fractions at lateral_e_ref_gev, scaling 1/sqrt(E)
     lateral_sigma_ref: float = 0.012
     lateral_e_ref_gev: float = 40.0
+    # ---- third pass (sources in the module docstring, "Third pass"); the defaults switch it on, the value
+    # in brackets switches an effect off ----
+    # hadron-shower latent shared by the calorimeter variables of an interacting hadron (0)
+    shower_latent_rho: float = 0.7
+    # bremsstrahlung / track-quality latent shared by dpoverp, the track-cluster match and the TRT (0)
+    brem_latent_rho: float = 0.5
+    brem_fit_log_sigma: float = 0.4  # log-normal spread of the fit resolutions driven by that latent (0)
+    # Student-t degrees of freedom of the shower-shape and match fluctuations (None: Gaussian)
+    shape_tail_dof: float | None = 4.0
+    # probability that a track with TRT straws gets no TRT extension: base + slope x fraction of the momentum
+    # lost in the silicon (bremsstrahlung for electrons, the kink of a hadronic interaction) (0, 0)
+    trt_ext_ineff_base: float = 0.05
+    trt_ext_ineff_slope: float = 0.6
+    # photon conversions at the material layers: radii [mm] and relative material (None: uniform in radius)
+    conversion_layers_mm: tuple[float, ...] | None = (24.0, 33.25, 50.5, 88.5, 122.5, 299.0, 371.0, 443.0, 514.0)
+    conversion_layer_weights: tuple[float, ...] = (0.12, 0.10, 0.10, 0.10, 0.14, 0.11, 0.11, 0.11, 0.11)
+    conversion_layer_smear_mm: float = 3.0
+    # overlapping hadrons in the cluster window (e_overlap_had): EM-calorimeter share ~ Beta(a, b) of their
+    # energy, the rest (times h/e) reaches the hadronic calorimeter behind (ov_had_em_beta = None: ignored)
+    ov_had_em_beta: tuple[float, float] | None = (2.0, 3.0)
+    # a calorimeter cluster must be reconstructed: EM-scale E_T of the window above this [GeV] (0: any)
+    calo_cluster_et_min_gev: float = 0.4
     extra: dict = field(default_factory=dict)  # free-form provenance notes
 
     def to_dict(self) -> dict:
@@ -372,6 +441,37 @@ def _exp_layer_fractions(start_x0, scale_x0, t_dead, det: TrackDetector):
     return np.stack([c[i + 1] - c[i] for i in range(5)], axis=0)  # PS, S1, S2, S3, leak
 
 
+@functools.lru_cache(maxsize=32)
+def _beta_quantile_table(a: float, b: float, n_grid: int = 2049):
+    from scipy.special import betaincinv
+
+    u = np.linspace(0.0, 1.0, n_grid)
+    return u, betaincinv(a, b, u)
+
+
+def _beta_quantile(a, b, u):
+    """Quantile of Beta(a, b) at probabilities ``u`` (arrays), from cached tables (a Gaussian copula needs it).
+
+    ``a`` and ``b`` are rounded to 1/32 in their logarithm (3 %; a table for each distinct pair is computed
+    once, the quantile interpolated linearly in ``u`` on 2049 points), far below the model's precision.
+    """
+    def q(x):
+        x = np.maximum(np.broadcast_to(np.asarray(x, dtype=float), np.shape(u)), 1e-3)
+        return np.exp(np.round(np.log(x) * 32.0) / 32.0)
+
+    a, b = q(a), q(b)
+    out = np.empty(np.shape(u))
+    pairs, inv = np.unique(np.stack([a.ravel(), b.ravel()], axis=1), axis=0, return_inverse=True)
+    inv = inv.ravel()
+    uf = np.asarray(u, dtype=float).ravel()
+    of = out.ravel()
+    for k, (ak, bk) in enumerate(pairs):
+        m = inv == k
+        grid, q = _beta_quantile_table(float(ak), float(bk))
+        of[m] = np.interp(uf[m], grid, q)
+    return of.reshape(np.shape(u))
+
+
 def _pileup_sigma(abs_eta, det: TrackDetector):
     """Pile-up noise per calorimeter layer of the cluster window, (4, n) [GeV]: sqrt(mu / mu_ref) scaling."""
     scale = np.interp(abs_eta, det.calo_pileup_eta, det.calo_pileup_scale) * np.sqrt(det.pileup_mu / det.pileup_mu_ref)
@@ -419,7 +519,7 @@ def convert_photons(pt, eta, phi, det: TrackDetector = TrackDetector(), random_s
     t_si = det.silicon_material_share * material_x0(eta, det)
     conv = rng.random(pt.size) < conversion_probability(t_si)
     idx = np.nonzero(conv)[0]
-    r = rng.uniform(25.0, det.sct_radii_mm[-1], idx.size)
+    r = conversion_radius(idx.size, det, rng)
     x = rng.random(idx.size)
     pts = np.concatenate([pt[idx] * x, pt[idx] * (1 - x)])
     pid = np.concatenate([np.full(idx.size, 11), np.full(idx.size, -11)])
@@ -429,6 +529,26 @@ def convert_photons(pt, eta, phi, det: TrackDetector = TrackDetector(), random_s
     d0 = charge * (np.sqrt(rr**2 + big_r**2) - big_r)  # helix through the conversion point, tangent to it
     return {"pt": pts, "eta": np.concatenate([eta[idx], eta[idx]]), "phi": np.concatenate([phi[idx], phi[idx]]),
             "pid": pid, "r_prod_mm": rr, "d0_true_mm": d0, "photon_index": np.concatenate([idx, idx])}
+
+
+def conversion_radius(n: int, det: TrackDetector = TrackDetector(), random_state=None):
+    """Radii [mm] of ``n`` photon conversions in the silicon volume.
+
+    With ``det.conversion_layers_mm`` (default) the conversions happen at the material layers (beam pipe, IBL,
+    pixel and SCT layers), chosen with ``det.conversion_layer_weights`` (their share of the material, an
+    approximation) and Gaussian-smeared by ``det.conversion_layer_smear_mm`` (supports, modules' thickness);
+    with ``None`` uniformly in 25 mm - the last SCT layer (the first model).
+    """
+    rng = check_random_state(random_state)
+    if det.conversion_layers_mm is None:
+        return rng.uniform(25.0, det.sct_radii_mm[-1], n)
+    radii = np.asarray(det.conversion_layers_mm, dtype=float)
+    w = np.asarray(det.conversion_layer_weights, dtype=float)
+    if radii.shape != w.shape or np.any(w < 0) or w.sum() <= 0:
+        raise InputError("conversion_layers_mm and conversion_layer_weights must have the same length and "
+                         f"non-negative weights, got {radii.size} radii and {w.size} weights")
+    k = rng.choice(radii.size, size=n, p=w / w.sum())
+    return np.clip(radii[k] + det.conversion_layer_smear_mm * rng.standard_normal(n), 20.0, det.sct_radii_mm[-1])
 
 
 def _check_inputs(**arrays):
@@ -458,6 +578,7 @@ def simulate_tracks(
     d0_true_mm=None,
     z0_true_mm=None,
     e_overlap_gev=None,
+    e_overlap_had_gev=None,
     detector: TrackDetector | None = None,
     random_state=None,
 ) -> pd.DataFrame:
@@ -484,11 +605,14 @@ def simulate_tracks(
     d0_true = None if d0_true_mm is None else np.asarray(d0_true_mm, dtype=float)
     z0_true = None if z0_true_mm is None else np.asarray(z0_true_mm, dtype=float)
     e_ov = None if e_overlap_gev is None else np.asarray(e_overlap_gev, dtype=float)
+    e_ovh = None if e_overlap_had_gev is None else np.asarray(e_overlap_had_gev, dtype=float)
     q = None if charge is None else np.asarray(charge, dtype=float)
     n = _check_inputs(pt=pt, eta=eta, phi=phi, pid=pid, charge=q, r_prod_mm=r_prod, d0_true_mm=d0_true,
-                      z0_true_mm=z0_true, e_overlap_gev=e_ov)
+                      z0_true_mm=z0_true, e_overlap_gev=e_ov, e_overlap_had_gev=e_ovh)
     if e_ov is not None and np.any(e_ov < 0):
         raise InputError("e_overlap_gev must be >= 0")
+    if e_ovh is not None and np.any(e_ovh < 0):
+        raise InputError("e_overlap_had_gev must be >= 0")
     if n and np.any(pt <= 0):
         raise InputError("pt must be positive")
     if q is None:
@@ -498,6 +622,7 @@ def simulate_tracks(
     d0_true = np.zeros(n) if d0_true is None else d0_true
     z0_true = np.zeros(n) if z0_true is None else z0_true
     e_ov = np.zeros(n) if e_ov is None else e_ov
+    e_ovh = np.zeros(n) if e_ovh is None else e_ovh
 
     a = np.abs(eta)
     p = pt * np.cosh(eta)
@@ -559,6 +684,42 @@ def simulate_tracks(
     sin_theta = 1.0 / np.cosh(eta)
     z0s = z0_true * sin_theta + resolution(pt, det.z0_sigma_inf_mm, det.z0_p_x) * rng.standard_normal(n)
 
+    # ---- third pass: latent variables and heavy tails. All its draws come after the tracking outputs above,
+    # so reco, hits, fitted momentum, charge and impact parameters keep their values for a given seed (the
+    # b-tagging and semi-visible-jet samples, which use only those, are unchanged; the eta smear drawn last
+    # is not).
+    from scipy.special import gammainc, ndtr, ndtri
+
+    dof = det.shape_tail_dof
+    if dof is not None and not dof > 2:
+        raise InputError(f"shape_tail_dof must be > 2 (finite variance) or None, got {dof}")
+
+    def tdraw():  # unit-variance Student-t (Gaussian if shape_tail_dof is None)
+        if dof is None:
+            return rng.standard_normal(n)
+        return rng.standard_t(dof, n) * np.sqrt((dof - 2.0) / dof)
+
+    def latent_mix(u, rho):  # a N(0, 1) variable with correlation rho to the latent u
+        return rho * u + np.sqrt(1.0 - rho**2) * rng.standard_normal(n)
+
+    # bremsstrahlung / track-quality latent: the rank of the momentum lost in the silicon (electrons: the
+    # Bethe-Heitler draw; hadrons: a kink in the silicon), mixed with noise; a badly radiating or kinked track
+    # is badly fitted, which widens dpoverp and the track-cluster match together
+    shape_si = np.maximum(t_si / np.log(2.0), 1e-12)
+    rank = np.where(is_e & (t_si > 0), gammainc(shape_si, -np.log(np.maximum(z_si, 1e-300))),
+                    np.where(in_si, (1.0 - x_lead) / 0.8, rng.random(n)))
+    u_brem = latent_mix(ndtri(np.clip(rank, 1e-6, 1 - 1e-6)), det.brem_latent_rho)
+    m_fit = np.exp(det.brem_fit_log_sigma * u_brem - 0.5 * det.brem_fit_log_sigma**2)  # mean 1
+    p_first = 1.0 + 2.0 * rel * m_fit * tdraw()
+    p_last = z_si * np.where(in_si, x_lead, 1.0) * (1.0 + 2.0 * rel * m_fit * tdraw())
+    dpoverp = 1.0 - p_last / p_first
+    # TRT extension: lost more often the more momentum the track lost in the silicon
+    lost_si = np.where(is_e, 1.0 - z_si, np.where(in_si, 1.0 - x_lead, 0.0))
+    no_ext = rng.random(n) < np.clip(det.trt_ext_ineff_base + det.trt_ext_ineff_slope * lost_si, 0.0, 1.0)
+    # hadron-shower latent: a pi0-rich shower is at once early, electromagnetic, compact and fully visible
+    u_had = rng.standard_normal(n)
+    rho_h = det.shower_latent_rho
+
     # ---- TRT -----------------------------------------------------------------------------------
     barrel = a < det.trt_barrel_eta_max
     r_in = np.where(barrel, det.trt_barrel_radii_mm[0], det.trt_endcap_radii_mm[0])
@@ -566,7 +727,7 @@ def simulate_tracks(
     path_frac = np.clip((np.minimum(reach_trt, r_out) - np.maximum(r_in, r_prod)) / (r_out - r_in), 0.0, 1.0)
     nominal = np.interp(a, det.trt_nominal_eta, det.trt_nominal_hits) * (a < det.trt_eta_max)
     n_cross = rng.poisson(nominal * path_frac)
-    n_trt = rng.binomial(n_cross, det.trt_straw_efficiency)
+    n_trt = np.where(no_ext, 0, rng.binomial(n_cross, det.trt_straw_efficiency))
     has_trt = n_trt >= det.trt_min_hits
     region = np.where(barrel, 0, np.where(a < det.trt_endcap_a_eta_max, 1, 2))
     pars = np.array([det.ht_barrel, det.ht_endcap_a, det.ht_endcap_b])[region].T  # (4, n)
@@ -611,7 +772,8 @@ def simulate_tracks(
     e_em = e_el + coll_si * lost_si + coll_rest * lost_rest
     em_frac = _em_layer_fractions(e_em, t_dead, det, rng)  # (6, n)
     # hadrons: interaction depth in lambda; MIP before it, exponential shower after it
-    depth_l = np.where(id_int, 0.0, rng.exponential(1.0, n))  # an ID interaction showers from the front
+    # interaction depth ~ Exp(1) lambda, early for an EM-like shower (copula on the hadron-shower latent)
+    depth_l = np.where(id_int, 0.0, -np.log(ndtr(latent_mix(u_had, rho_h))))  # ID interaction: from the front
     interacts = hadron & (depth_l < det.em_lambda) & (arrives | id_int)
     total_x0 = det.presampler_x0 + sum(det.layer_x0)
     depth_x0 = np.minimum(depth_l * det.x0_per_lambda, total_x0)
@@ -624,10 +786,11 @@ def simulate_tracks(
     e_kin = np.maximum(e_true - mass, 0.0)
     # EM (pi0) fraction of the shower (Groom's mean, Beta fluctuations, charge exchange ~ all EM)
     fbar = np.clip(1.0 - (np.maximum(e_kin, 1e-3) / det.fem_e0_gev) ** (det.fem_k - 1.0), det.fem_min, 0.9)
-    f_em = rng.beta(det.fem_concentration * fbar, det.fem_concentration * (1 - fbar))
+    f_em = _beta_quantile(det.fem_concentration * fbar, det.fem_concentration * (1 - fbar),
+                      ndtr(latent_mix(u_had, rho_h)))
     f_em = np.where(rng.random(n) < det.charge_exchange_prob, rng.uniform(0.8, 1.0, n), f_em)
     e_em_h = f_em * e_kin
-    vis_h = (1 - f_em) * e_kin * det.h_over_e * 2.0 * rng.beta(2.0, 2.0, n)  # non-EM part at EM scale
+    vis_h = (1 - f_em) * e_kin * det.h_over_e * 2.0 * _beta_quantile(2.0, 2.0, ndtr(latent_mix(u_had, rho_h)))
     shower = _exp_layer_fractions(depth_x0, det.x0_per_lambda, t_dead, det)  # (5, n)
     em_h_frac = _em_layer_fractions(np.maximum(e_em_h, 0.02), t_dead + depth_x0, det, rng)  # from the vertex
     had_layers = mip + np.where(interacts[None, :], shower[:4] * vis_h[None, :] + em_h_frac[1:5] * e_em_h[None, :], 0.0)
@@ -645,9 +808,19 @@ def simulate_tracks(
     # overlapping EM energy of other particles (photon showers, no upstream loss modelled)
     ov_frac = _em_layer_fractions(np.maximum(e_ov, 1e-3), t_dead, det)
     ov_layers = ov_frac[1:5] * e_ov[None, :]
+    ov_leak = ov_frac[5] * e_ov
+    # overlapping hadrons: a Beta share of their energy in the EM layers (exponential profile from an
+    # Exp(1)-lambda interaction depth), the rest at h/e in the hadronic calorimeter behind
+    if det.ov_had_em_beta is not None:
+        sh = rng.beta(*det.ov_had_em_beta, n)
+        start = np.minimum(rng.exponential(1.0, n) * det.x0_per_lambda, total_x0)
+        prof = _exp_layer_fractions(start, det.x0_per_lambda, t_dead, det)[:4]
+        prof = prof / np.maximum(prof.sum(axis=0), 1e-9)
+        ov_layers = ov_layers + prof * (sh * e_ovh)[None, :]
+        ov_leak = ov_leak + (1.0 - sh) * e_ovh * det.h_over_e
     r_ov = ov_layers[2] / np.maximum(ov_layers[2] + np.maximum(layers[2], 0.0), 1e-9)
     layers = layers + ov_layers
-    leak = leak + ov_frac[5] * e_ov
+    leak = leak + ov_leak
     # sampling resolution on the total, then electronic noise per layer
     tot = layers.sum(axis=0)
     smear = 1.0 + np.sqrt(det.stochastic**2 / np.maximum(tot, 1e-3) + det.constant**2) * rng.standard_normal(n)
@@ -662,6 +835,9 @@ def simulate_tracks(
     noise2 = np.sqrt(det.noise_gev[2] ** 2 + pu_sigma[2] ** 2)  # total noise of the middle-layer window
     e_had = leak + det.had_noise_gev * rng.standard_normal(n)
     raw = layers.sum(axis=0)
+    # a calorimeter cluster must be reconstructed around the track: EM-scale E_T above threshold
+    if det.calo_cluster_et_min_gev > 0:
+        has_calo = has_calo & (raw / np.cosh(eta) > det.calo_cluster_et_min_gev)
     # calibration: divide by the mean visible fraction of an electron shower of that energy
     mean_frac = _em_layer_fractions(np.maximum(raw, 0.05), t_dead, det)[1:5].sum(axis=0)
     e_cluster = raw / np.maximum(mean_frac, 0.3)
@@ -673,8 +849,8 @@ def simulate_tracks(
     e2 = layers[2]
     e_lat = np.maximum(np.where(is_e, e_em, e_em_h), 0.05)  # energy of the EM shower
     sig_lat = np.minimum(det.lateral_sigma_ref * np.sqrt(det.lateral_e_ref_gev / e_lat), 0.15)
-    c_el = np.clip(0.94 + sig_lat * rng.standard_normal(n), 0, 1)
-    c_had = rng.beta(7.0, 3.0, n)
+    c_el = np.clip(0.94 + sig_lat * tdraw(), 0, 1)
+    c_had = _beta_quantile(7.0, 3.0, ndtr(latent_mix(u_had, rho_h)))
     c = np.where(is_e, c_el, np.where(interacts, em_share2 * c_el + (1 - em_share2) * c_had, 0.97))
     c_core = c * (1 - r_ov) + r_ov  # overlap energy lies inside the 3x7 window by construction
     core = c_core * np.maximum(e2, 0) + np.sqrt(3 / 7) * noise2 * rng.standard_normal(n)  # 3x7 of the 7x7
@@ -687,8 +863,8 @@ def simulate_tracks(
     in3_rest = np.clip(w3 / np.maximum(dphi_rest, 1e-9), 0, 1)
     wing = np.where(is_e, ((coll_si - in3_si) * lost_si + (coll_rest - in3_rest) * lost_rest)
                     / np.maximum(e_em, 1e-6), 0.0)
-    c_phi_e = 0.96 + sig_lat * rng.standard_normal(n)
-    c_phi_h = em_share2 * c_phi_e + (1 - em_share2) * rng.beta(8.0, 2.0, n)
+    c_phi_e = 0.96 + sig_lat * tdraw()
+    c_phi_h = em_share2 * c_phi_e + (1 - em_share2) * _beta_quantile(8.0, 2.0, ndtr(latent_mix(u_had, rho_h)))
     c_phi = np.where(is_e, c_phi_e - wing, np.where(interacts, c_phi_h, 0.97))
     c_phi = np.clip(c_phi + 0.01 * rng.standard_normal(n), 0, 1) * (1 - r_ov) + 3.0 / 7.0 * r_ov
     rphi = np.clip((c_phi * core + np.sqrt(3 / 7) * noise2 * rng.standard_normal(n))
@@ -697,18 +873,18 @@ def simulate_tracks(
     # in as noise2 / e2 of uniformly spread energy, w ~ 0.025 / sqrt(12) per cell... ~0.012 for 3 cells)
     e2p = np.maximum(e2, 0.01)
     w_noise = 0.012 * np.clip(noise2 / e2p, 0.0, 1.0) * np.abs(rng.standard_normal(n))
-    weta2 = (0.0065 + 0.012 * (1 - c) * (1 - r_ov) + 0.01 * r_ov + 0.0005 * rng.standard_normal(n)
+    weta2 = (0.0065 + 0.012 * (1 - c) * (1 - r_ov) + 0.01 * r_ov + 0.0005 * tdraw()
              + 0.0005 / np.sqrt(e2p) + w_noise)
     s1 = np.maximum(layers[1], 0.01)
     # multiple scattering in the material before the calorimeter (Highland, PDG): theta0 = 13.6 MeV / p sqrt(t)
     t_ms = np.maximum(t_tot + t_dead, 1e-3)
     theta0 = 0.0136 / np.maximum(p, 1e-3) * np.sqrt(t_ms) * (1.0 + 0.038 * np.log(t_ms))
     deta1 = (np.hypot(np.where(is_e, 0.002, 0.006) / np.sqrt(s1 + 0.1), theta0 * np.cosh(eta) / np.sqrt(3.0))
-             * rng.standard_normal(n))
+             * m_fit * tdraw())
     # phi match: the cluster sits where the particle hits; the extrapolation uses the fitted pT
     z_eff = np.sqrt(z_si * np.where(is_e, z_rest, 1.0))
     dphi2 = (kfield * r_calo_m * (1.0 / pt_fit - 1.0 / (pt * z_eff)) * 0.5
-             + np.hypot(0.004, theta0 / np.sqrt(3.0)) * rng.standard_normal(n))
+             + np.hypot(0.004, theta0 / np.sqrt(3.0)) * m_fit * tdraw())
 
     cat = np.where(has_trt, np.where(has_calo, 0, 2), np.where(has_calo, 1, 3))
     out = {
