@@ -201,7 +201,7 @@ class ConditionalFlowTransform(BaseEstimator):
     """
 
     def __init__(self, n_mass_bins: int = 10, degree: int = 1, transforms: int = 2, hidden=(32, 32),
-                 epochs: int = 20, batch_size: int = 1024, lr: float = 3e-3, patience: int = 3,
+                 epochs: int = 50, batch_size: int = 256, lr: float = 3e-3, patience: int = 8,
                  weight_decay: float = 1e-4, activation: str = "tanh", weight_by_mass: bool = True,
                  random_state=None, device: str = "auto"):
         self.n_mass_bins = n_mass_bins
@@ -380,7 +380,9 @@ class Decorrelated(BaseEstimator):
         if not 0 < float(self.heldout_fraction) < 1:
             raise ConfigError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
         rng = np.random.default_rng(self.random_state)
-        seed, t_seed = (None, None) if self.random_state is None else map(int, rng.integers(2**31 - 1, size=2))
+        seed = t_seed = None
+        if self.random_state is not None:  # the method's seed first: the same as before the transform had one
+            seed, t_seed = int(rng.integers(2**31 - 1)), int(rng.integers(2**31 - 1))
         is_sb = (m < lo) | (m >= hi)
         train = np.ones(m.size, bool)  # the method's training events
         if fit_on == "window":
