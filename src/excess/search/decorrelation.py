@@ -30,6 +30,25 @@ toys without any mjj correlation: efficiency slope / error +1.31 on average with
 +0.16 with ``"window"``; ``tests/search/test_sensitivity.py``). A linear-in-mjj quantile model
 cannot follow a narrow signal, so fitting it on the SR too does not remove the signal.
 
+``"flow"`` (:class:`ConditionalFlowTransform`) decorrelates *jointly*: after the per-feature quantile
+map, a conditional MAF ``p(z | m)`` (fitted with weights that make its events flat in mjj) maps the
+features to its base-space coordinates, which for the background are standard normal and
+independent of mjj together, so a drift of the features' *correlations* with mjj (which a
+per-feature map leaves and a SR-vs-SB classifier learns) is removed too (toy:
+``toy_events(joint_drift=r)``; ``tests/search/test_joint_decorrelation.py``). It is an option, not a
+default, because its background-only calibration is not established: a flexible model conditioned
+on mjj can follow structure localised in mjj (a signal, or fluctuations, of the events it is fitted
+on), and any error of the transform that differs between SR and SB is learned by the classifier from
+its training events and shared by the scored events, i.e. it becomes an SR excess (a lost branch of
+this work saw fake excesses up to global Z 4.8 in 4 background-only scans with the flow fitted on the
+classifier's own training events, and a loss of signal: max SIC 5.2 vs 12.4). ``fit_on="heldout"``
+(:class:`Decorrelated`) fits the flow on part of the training *sideband* events only, which the
+classifier then does not see: no SR event (hence no signal) shapes the transform, and the
+classifier's training events and the scored events are alike to it; what is left is the flow's
+interpolation across the SR, smooth in mjj for a small, smooth (tanh) network, which the efficiency
+background model absorbs. Use it with ``decorrelation_params={"fit_on": "heldout"}``; the README
+states what was measured.
+
 Defaults per method (:func:`default_decorrelation`):
 
 * ``cwola`` (and any method with ``trains_sr_vs_sb = True``): ``"quantile"``: a SR-vs-SB classifier
