@@ -18,14 +18,26 @@ Sub-commands::
     python benchmarks/sensitivity.py sample --background /work/data/qcd_1m --signal /work/data/signal_100k \
         --method cwola --s-over-sqrt-b 1 2 --seeds 5 --windows all --json out.json
 
-``--method``: gaussian (the cheap CWoLa-like :class:`~excess.search.synthetic.GaussianSRvsSB`), cwola,
-cwola-fast, cathode (fast settings). ``sample --windows``: all (the scan's default sliding windows),
+``--method``: gaussian (the cheap CWoLa-like :class:`~excess.search.synthetic.GaussianSRvsSB`),
+gaussian-full (the same with full covariances: it learns correlations), cwola, cwola-fast, cathode (fast
+settings). ``sample --windows``: all (the scan's default sliding windows),
 signal (the LHCO SR only) or neighbours (it and the next two); ``--write-mix DIR`` keeps each injected
 sample. ``-v`` prints every window and cut.
 
-Options: ``--decorrelation`` (auto | quantile | ratio | none), ``--background-model`` (efficiency |
-sideband), ``--mass-correlation k`` (toy jet masses ~ mjj^k; default 1, the sculpting case),
-``--json out.json``. Everything is seeded; results print as tables on stdout.
+Options: ``--decorrelation`` (auto | quantile | ratio | flow | none), ``--fit-on`` (which training events
+fit the transform: auto | window | sidebands | heldout), ``--flow-param key=value`` (the flow
+transform's options, e.g. ``epochs=10``), ``--background-model`` (efficiency | sideband | profile |
+signal_fit), ``--mass-correlation k`` (toy jet masses ~ mjj^k; default 1, the sculpting case),
+``--joint-drift r`` (toy features' *correlations* drift with mjj, marginals do not: a per-feature
+decorrelation leaves that; :func:`~excess.search.synthetic.toy_events`), ``null --windows 1`` (only the
+LHCO window), ``--json out.json``. Everything is seeded; results print as tables on stdout.
+
+Joint decorrelation (the figures of the README)::
+
+    # sculpting and calibration, background only, correlations drifting with mjj, a correlation-aware scorer
+    python benchmarks/sensitivity.py null --method gaussian-full --joint-drift 0.5 --mass-correlation 0 \
+        --decorrelation quantile --windows 1 --n-pseudo 20 --n-background 30000
+    python benchmarks/sensitivity.py null ... --decorrelation flow --fit-on heldout
 
 The selection of each cut is rebuilt from the scan's out-of-fold scores and per-fold thresholds,
 with the fold assignment the scan documents (:func:`excess.anomaly.base.stratified_folds` with the
@@ -113,6 +125,8 @@ def _print_rows(rows, title=""):
 def _method(name: str):
     if name == "gaussian":
         return GaussianSRvsSB(), None
+    if name == "gaussian-full":
+        return GaussianSRvsSB(covariance="full"), None
     if name == "cwola":
         return "cwola", {}
     if name == "cwola-fast":
@@ -138,7 +152,8 @@ def cmd_toys(a) -> dict:
     for target in a.s_over_sqrt_b:
         for seed in range(1, a.seeds + 1):
             ns = _n_signal(a.n_background, target, seed)
-            ev = toy_events(a.n_background, ns, mass_correlation=a.mass_correlation, random_state=seed)
+            ev = toy_events(a.n_background, ns, mass_correlation=a.mass_correlation, joint_drift=a.joint_drift,
+                            random_state=seed)
             out["runs"].append(_run_one(ev, a, method, params, WINDOWS, target, seed, ns))
     _summary(out, a.s_over_sqrt_b)
     return out
@@ -147,12 +162,24 @@ def cmd_toys(a) -> dict:
 SIGNAL_WINDOW = "SR 3300-3700"
 
 
+def _decorrelation_params(a) -> dict | None:
+    """``decorrelation_params`` of the scan from ``--fit-on`` and ``--flow-param key=value``."""
+    params = {}
+    for kv in a.flow_param or ():
+        k, _, v = kv.partition("=")
+        params[k] = json.loads(v) if v and v[0] in "[{0123456789-tf" else v
+    if a.fit_on != "auto":
+        params["fit_on"] = a.fit_on
+    return params or None
+
+
 def _run_one(ev, a, method, params, windows, target, seed, ns) -> dict:
     """One scan of ``ev`` with the benchmark's options; prints one line (and the table with -v)."""
     t0, c0 = time.perf_counter(), time.process_time()
     r = run_scan(ev, method=method, method_params=params, features=FEATURES, windows=windows,
                  efficiencies=a.efficiencies, n_folds=a.n_folds, n_workers=a.workers, random_state=seed,
                  global_toys=a.global_toys, show_progress=False, decorrelation=a.decorrelation,
+                 decorrelation_params=_decorrelation_params(a),
                  background_model=a.background_model, min_selected=a.min_selected,
                  efficiency_degree=a.efficiency_degree)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -237,39 +264,50 @@ def cmd_sample(a) -> dict:
 
 def cmd_null(a) -> dict:
     rng = np.random.default_rng(a.seed)
+    method, _ = _method(a.method)
+    windows = WINDOWS[1:2] if a.windows == 1 else WINDOWS[:a.windows]
     z_loc, p_signed, z_glob = [], [], []
-    slopes = []
-    t0 = time.perf_counter()
+    slopes = {e: [] for e in a.efficiencies}
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(a.n_pseudo):
-        ev = toy_events(a.n_background, 0, mass_correlation=a.mass_correlation, random_state=rng)
-        r = run_scan(ev, method=GaussianSRvsSB(), features=FEATURES, windows=WINDOWS[:3], efficiencies=a.efficiencies,
+        ev = toy_events(a.n_background, 0, mass_correlation=a.mass_correlation, joint_drift=a.joint_drift,
+                        random_state=rng)
+        r = run_scan(ev, method=method, features=FEATURES, windows=windows, efficiencies=a.efficiencies,
                      n_folds=2, n_workers=1, random_state=i, global_toys=a.global_toys, show_progress=False,
-                     decorrelation=a.decorrelation, background_model=a.background_model, min_selected=a.min_selected,
-                         efficiency_degree=a.efficiency_degree)
+                     decorrelation=a.decorrelation, decorrelation_params=_decorrelation_params(a),
+                     background_model=a.background_model, min_selected=a.min_selected,
+                     efficiency_degree=a.efficiency_degree)
         for w in r.windows:
             if w.window.sr == LHCO_SR:
                 t = w.tests[0]
                 if t.ok:
                     p_signed.append(t.significance.p_signed)
-                    if t.background is not None:
-                        slopes.append(t.background.efficiency_fit.z_slope)
+                for t in w.tests:
+                    if t.ok and t.background is not None:
+                        slopes[t.efficiency].append(t.background.efficiency_fit.z_slope)
         z_loc.extend(t.z for _, t in r.tests)
         z_glob.append(r.global_significance.z_global if r.global_significance else np.nan)
+        if a.verbose:
+            print(f"  scan {i}: max local Z {max((t.z for _, t in r.tests), default=float('nan')):.2f}, global "
+                  f"{z_glob[-1]:.2f}, slopes {[round(s[-1], 2) for s in slopes.values() if s]}", flush=True)
     ks = sps.kstest(p_signed, "uniform")
     z_glob = np.asarray(z_glob)
+    slope_stats = {str(e): {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+                   for e, v in slopes.items() if v}
     out = {"args": vars(a), "ks_p": float(ks.pvalue), "n_p": len(p_signed), "max_global": float(np.nanmax(z_glob)),
            "frac_global_gt2": float(np.nanmean(z_glob > 2)), "max_local": float(np.nanmax(z_loc)),
-           "slope_mean": float(np.mean(slopes)) if slopes else None,
-           "slope_std": float(np.std(slopes)) if slopes else None, "runtime_s": time.perf_counter() - t0}
-    print(f"{a.n_pseudo} background-only scans ({a.n_background} events, {len(WINDOWS[:3])} windows x "
-          f"{len(a.efficiencies)} cuts, GaussianSRvsSB, decorrelation={a.decorrelation}, "
-          f"background={a.background_model}, mass_correlation={a.mass_correlation}):")
+           "z_global": z_glob.tolist(), "p_signed": p_signed, "slopes": slope_stats,
+           "runtime_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    print(f"{a.n_pseudo} background-only scans ({a.n_background} events, {len(windows)} windows x "
+          f"{len(a.efficiencies)} cuts, {a.method}, decorrelation={a.decorrelation}, fit_on={a.fit_on}, "
+          f"background={a.background_model}, mass_correlation={a.mass_correlation}, joint_drift={a.joint_drift}):")
     print(f"  KS of the LHCO window's signed local p at eff {a.efficiencies[0]:g}: p = {ks.pvalue:.3f} (n = {len(p_signed)})")
     print(f"  global Z: max {out['max_global']:.2f}, fraction > 2: {out['frac_global_gt2']:.3f} "
           f"({a.global_toys} toys each); max local Z {out['max_local']:.2f}")
-    if slopes:
-        print(f"  sculpting diagnostic (efficiency slope / error at eff {a.efficiencies[0]:g}): "
-              f"mean {out['slope_mean']:.2f}, std {out['slope_std']:.2f} (flat: 0, 1)")
+    for e, st in slope_stats.items():
+        print(f"  sculpting diagnostic (efficiency slope / error) at eff {float(e):g}: mean {st['mean']:.2f}, "
+              f"std {st['std']:.2f} (flat: 0, 1; n = {st['n']})")
+    print(f"  {out['runtime_s']:.0f}s wall, {out['cpu_s']:.0f}s cpu", flush=True)
     return out
 
 
@@ -285,6 +323,7 @@ def cmd_demo(a) -> dict:
         r = run_scan(ev, method=method, method_params=params, features=FEATURES, windows=[Window.around(LHCO_SR)],
                      efficiencies=a.efficiencies, n_folds=a.n_folds, n_workers=a.workers, random_state=1,
                      global_toys=0, show_progress=False, decorrelation=a.decorrelation, background_model=bm,
+                     decorrelation_params=_decorrelation_params(a),
                      min_selected=a.min_selected, efficiency_degree=a.efficiency_degree)
         rows = oracle_table(r, ev, a.n_folds)
         _print_rows(rows, f"demo dataset, {a.method}, decorrelation {a.decorrelation}, background {bm} "
@@ -301,6 +340,9 @@ def main(argv=None):
         s.add_argument("--decorrelation", default="auto")
         s.add_argument("--background-model", default="efficiency")
         s.add_argument("--mass-correlation", type=float, default=1.0)
+        s.add_argument("--joint-drift", type=float, default=0.0)
+        s.add_argument("--fit-on", default="auto", choices=("auto", "window", "sidebands", "heldout"))
+        s.add_argument("--flow-param", action="append", default=None, metavar="KEY=VALUE")
         s.add_argument("--min-selected", type=int, default=20)
         s.add_argument("--efficiency-degree", type=lambda v: v if v == "auto" else int(v), default="auto")
         s.add_argument("--global-toys", type=int, default=0 if name != "null" else 50)
@@ -319,6 +361,7 @@ def main(argv=None):
     n.add_argument("--n-pseudo", type=int, default=100)
     n.add_argument("--n-background", type=int, default=30_000)
     n.add_argument("--seed", type=int, default=2026)
+    n.add_argument("--windows", type=int, default=3, help="3: the first three toy windows; 1: the LHCO window only")
     sm = sub.choices["sample"]
     sm.add_argument("--background", default="/work/data/qcd_1m")
     sm.add_argument("--signal", default="/work/data/signal_100k")

@@ -151,10 +151,12 @@ class ScanConfig(_Strict):
     function_test: str = Field("lrt", pattern="^(lrt|f-test)$")
     min_selected: int = Field(20, ge=1)
     # sensitivity at the frontier (issue 22): decorrelation and the background model of the selection
-    decorrelation: str = Field("auto", pattern="^(auto|quantile|ratio|none)$",
+    decorrelation: str = Field("auto", pattern="^(auto|quantile|ratio|flow|none)$",
                                description="Features' decorrelation from mjj: auto = quantile for cwola, none for "
-                               "the conditional-density methods (excess.search.decorrelation).")
-    decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform.")
+                               "the conditional-density methods; flow = joint (conditional MAF) decorrelation "
+                               "(excess.search.decorrelation).")
+    decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform "
+                                                 "(and fit_on: auto|window|sidebands|heldout, heldout_fraction).")
     background_model: str = Field("efficiency", pattern="^(efficiency|profile|signal_fit|sideband)$",
                                   description="efficiency: observed inclusive counts x sideband efficiency fit; "
                                   "profile: the SR counted with the efficiency profiled and the signal's leakage "

@@ -3,7 +3,10 @@
 :class:`ConditionalFlow` is an estimator: ``fit(X, c)`` trains by maximum likelihood with early stopping
 on a validation split; ``log_prob(X, c)`` returns the log-density **in the original variables** (the
 :class:`~excess.nn.preprocessing.LogitScaler` Jacobian included); ``sample(c)`` draws ``x ~ p(x|c)``
-with a seeded generator; ``save``/``load`` use state dicts + JSON.
+with a seeded generator; ``to_base(X, c)`` / ``from_base(U, c)`` map to and from the base Gaussian
+(a conditional Gaussianisation: for data following ``p(x | c)`` the base coordinates are standard normal
+and independent of ``c``); ``fit(..., sample_weight=w)`` maximises the weighted likelihood;
+``save``/``load`` use state dicts + JSON.
 
 >>> flow = ConditionalFlow(kind="nsf", transforms=4).fit(X_sb, m_sb)   # doctest: +SKIP
 >>> x_sr = flow.sample(m_sr, random_state=0)                            # doctest: +SKIP
@@ -136,7 +139,9 @@ class ConditionalFlow(BaseEstimator):
         return self.scaler_.transform(X)
 
     # -- estimator API ---------------------------------------------------------------------------
-    def fit(self, X, c):
+    def fit(self, X, c, sample_weight=None):
+        """Maximum likelihood on ``X`` given context ``c``; ``sample_weight`` (n,), non-negative, weights each
+        event's log-likelihood (normalised to mean 1; e.g. weights that make the sample flat in ``c``)."""
         import torch
 
         from .device import resolve_device
@@ -157,6 +162,14 @@ class ConditionalFlow(BaseEstimator):
         c = _as_context(c, X.shape[0])
         if X.shape[0] < 10:
             raise InputError(f"a flow needs at least 10 training events, got {X.shape[0]}")
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.shape != (X.shape[0],):
+                raise InputError(f"sample_weight must be ({X.shape[0]},), got shape {w.shape}")
+            if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+                raise InputError("sample_weight must be finite, non-negative and not all zero")
+            w = w / w.mean()
         rng = check_random_state(self.random_state)
         s_init, s_loop = spawn_seeds(rng, 2)
         self.n_features_in_, self.n_context_ = X.shape[1], c.shape[1]
@@ -172,11 +185,20 @@ class ConditionalFlow(BaseEstimator):
         flow = self._build()
         reset_parameters(flow, torch_generator(s_init))
 
-        def nll(flow, zb, cb):
-            return -flow(cb).log_prob(zb).mean()
+        if w is None:
+            def nll(flow, zb, cb):
+                return -flow(cb).log_prob(zb).mean()
+
+            train, val = (zt[tr], ct[tr]), (zt[va], ct[va])
+        else:
+            def nll(flow, zb, cb, wb):
+                return -(wb * flow(cb).log_prob(zb)).mean()
+
+            wt = torch.as_tensor(w, dtype=torch.float32)
+            train, val = (zt[tr], ct[tr], wt[tr]), (zt[va], ct[va], wt[va])
 
         res = fit_torch(
-            flow, nll, (zt[tr], ct[tr]), (zt[va], ct[va]) if va.numel() else None,
+            flow, nll, train, val if va.numel() else None,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             lr_schedule=self.lr_schedule,
             patience=self.patience, n_best=1, generator=torch_generator(s_loop), desc=f"flow[{self.kind}]",
@@ -233,6 +255,44 @@ class ConditionalFlow(BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         z, logdet = self.scaler_.transform(X)
         return self.log_prob_latent(z, c) + logdet
+
+    def to_base(self, X, c) -> np.ndarray:
+        """The base-distribution (standard normal) coordinates of ``X`` given ``c``: the flow's forward map
+        after the preprocessing, (n, d). For events following the fitted ``p(x | c)`` they are N(0, 1)
+        and independent of ``c``; the map is invertible at every ``c`` (:meth:`from_base`)."""
+        import torch
+
+        from .training import batched_eval
+
+        self._check()
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise InputError(f"X must be (n, {self.n_features_in_}), got shape {X.shape}")
+        c = _as_context(c, X.shape[0])
+        if not X.shape[0]:
+            return np.empty((0, self.n_features_in_))
+        z, _ = self.scaler_.transform(X)
+        zt = torch.as_tensor(z, dtype=torch.float32)
+        return batched_eval(lambda zb, cb: self.flow_(cb).transform(zb), (zt, self.context_tensor(c)),
+                            device=self._device()).double().numpy()
+
+    def from_base(self, U, c) -> np.ndarray:
+        """The inverse of :meth:`to_base`: original variables of base coordinates ``U`` given ``c``."""
+        import torch
+
+        from .training import batched_eval
+
+        self._check()
+        U = np.asarray(U, dtype=np.float64)
+        if U.ndim != 2 or U.shape[1] != self.n_features_in_:
+            raise InputError(f"U must be (n, {self.n_features_in_}), got shape {U.shape}")
+        c = _as_context(c, U.shape[0])
+        if not U.shape[0]:
+            return np.empty((0, self.n_features_in_))
+        ut = torch.as_tensor(U, dtype=torch.float32)
+        z = batched_eval(lambda ub, cb: self.flow_(cb).transform.inv(ub), (ut, self.context_tensor(c)),
+                         device=self._device()).double().numpy()
+        return self.scaler_.inverse_transform(z)
 
     def sample_latent(self, c, random_state=None) -> np.ndarray:
         import torch

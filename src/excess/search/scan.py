@@ -130,8 +130,12 @@ def _decorrelated(method, proto, decorrelation: str, features: list[str], params
     kind = resolve_decorrelation(decorrelation, method if isinstance(method, str) else proto)
     if kind == "none":
         return kind, proto
+    params = dict(params or {})
+    wrapper = {k: params.pop(k) for k in ("fit_on", "heldout_fraction") if k in params}
     make_transform(kind, features, params)  # fail early on a bad transform
-    return kind, Decorrelated(proto, transform=kind, features=tuple(features), transform_params=params)
+    d = Decorrelated(proto, transform=kind, features=tuple(features), transform_params=params or None, **wrapper)
+    d.resolved_fit_on()  # a bad fit_on fails now
+    return kind, d
 
 
 def _resolve_windows(windows, m_all: np.ndarray, window_options: dict | None) -> list[Window]:
@@ -383,9 +387,10 @@ def run_scan(
     fit_functions, function_test, alpha : the dijet functions and the f3-vs-f4 test
     min_selected : fewer selected sideband events flag the cut as ``no_result``
     min_sideband_events : fewer events in either sideband (before cuts) flag the window as ``no_result``
-    decorrelation : ``"auto"`` (default), ``"quantile"``, ``"ratio"`` or ``"none"``: the features'
+    decorrelation : ``"auto"`` (default), ``"quantile"``, ``"ratio"``, ``"flow"`` or ``"none"``: the features'
         decorrelation from mjj before the method sees them (:mod:`excess.search.decorrelation`;
-        ``decorrelation_params`` go to the transform)
+        ``decorrelation_params`` go to the transform, except ``fit_on`` and ``heldout_fraction``, which
+        say which training events fit it: :class:`~excess.search.decorrelation.Decorrelated`)
     background_model : ``"efficiency"`` (default: inclusive dijet fit x sideband efficiency fit,
         :mod:`excess.stats.efficiency`) or ``"sideband"`` (dijet fit of the selected events)
         or ``"profile"`` (the SR counted, the efficiency profiled from the sidebands, the signal's leakage into

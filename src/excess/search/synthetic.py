@@ -6,14 +6,19 @@ sculpt), plus an optional W' -> X Y -> (qq)(qq)-like signal with a Gaussian mjj 
 at mX (heavier jet) and mY (lighter jet). ``mass_correlation=k`` makes the background jet masses
 grow like ``(mjj / 3500 GeV)^k`` (QCD jet masses scale with the jet pT, k ~ 1): a SR-vs-SB
 classifier then learns mjj and sculpts the selected spectrum unless the features are decorrelated
-(:mod:`excess.search.decorrelation`); the tests of that use it.
+(:mod:`excess.search.decorrelation`); the tests of that use it. ``joint_drift=r`` keeps every
+feature's marginal distribution as it is but lets the *correlations* drift with mjj (a Gaussian copula
+with correlation ``rho(m) = r tanh((m - 3500 GeV) / 700 GeV)`` between the lighter jet's mass and its
+tau21, and between the mass difference and the heavier jet's tau21): a per-feature (marginal)
+decorrelation cannot remove that, a classifier that sees correlations (``GaussianSRvsSB(covariance="full")``)
+learns it, and its cut sculpts mjj unless the decorrelation is joint (``decorrelation="flow"``).
 
 The two scorers follow the anomaly protocol (``fit(X, m, *, sr, ...)``, ``score_samples``);
 they are test doubles for the statistics, not analysis methods:
 
 * :class:`FeatureScorer`: a fixed function of the features (no training);
-* :class:`GaussianSRvsSB`: a CWoLa-like, learned score: the log-ratio of diagonal Gaussians
-  fitted to the SR and to the SB training events (milliseconds to fit).
+* :class:`GaussianSRvsSB`: a CWoLa-like, learned score: the log-ratio of Gaussians (diagonal, or
+  ``covariance="full"``) fitted to the SR and to the SB training events (milliseconds to fit).
 """
 
 from __future__ import annotations
@@ -36,21 +41,42 @@ def toy_events(
     signal_masses: tuple[float, float, float] = (3500.0, 500.0, 100.0),
     signal_mjj_width: float = 120.0,
     mass_correlation: float = 0.0,
+    joint_drift: float = 0.0,
     random_state=None,
 ) -> pd.DataFrame:
     """A synthetic event table with the columns of :mod:`excess.data.schema` used by the search.
 
     ``mass_correlation``: exponent ``k`` of the background jet masses' scaling ``(mjj / 3500)^k``.
+    ``joint_drift``: ``r`` in ``rho(m) = r tanh((m - 3500) / 700)``, the background's mjj-dependent
+    correlation of (lighter jet mass, tau21_j1) and of (mass difference, tau21_j2), |r| < 1; the
+    marginals stay those of ``joint_drift=0`` (which draws the same events as before the option existed).
     """
     rng = check_random_state(random_state)
     nb, ns = int(n_background), int(n_signal)
+    r = float(joint_drift)
+    if not -1.0 < r < 1.0:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"joint_drift must be in (-1, 1), got {joint_drift}")
     mjj_b = sample_dijet(nb, background_params, mjj_range, random_state=rng)
-    light_b = rng.lognormal(np.log(80.0), 0.6, nb)
-    heavy_b = light_b + rng.lognormal(np.log(60.0), 0.8, nb)
+    if r:
+        from scipy import stats as sps
+
+        rho = r * np.tanh((mjj_b - 3500.0) / 700.0)
+        g = rng.standard_normal((4, nb))
+        g[2] = rho * g[0] + np.sqrt(1 - rho**2) * g[2]  # tau21_j1 with the lighter mass
+        g[3] = rho * g[1] + np.sqrt(1 - rho**2) * g[3]  # tau21_j2 with the mass difference
+        light_b = np.exp(np.log(80.0) + 0.6 * g[0])
+        heavy_b = light_b + np.exp(np.log(60.0) + 0.8 * g[1])
+        t1_b, t2_b = sps.beta.ppf(sps.norm.cdf(g[2]), 5, 3), sps.beta.ppf(sps.norm.cdf(g[3]), 5, 3)
+    else:
+        light_b = rng.lognormal(np.log(80.0), 0.6, nb)
+        heavy_b = light_b + rng.lognormal(np.log(60.0), 0.8, nb)
     if mass_correlation:
         scale = (mjj_b / 3500.0) ** float(mass_correlation)
         light_b, heavy_b = light_b * scale, heavy_b * scale
-    t1_b, t2_b = rng.beta(5, 3, nb), rng.beta(5, 3, nb)
+    if not r:
+        t1_b, t2_b = rng.beta(5, 3, nb), rng.beta(5, 3, nb)
     mres, mx, my = signal_masses
     mjj_s = rng.normal(mres, signal_mjj_width, ns)
     mjj_s = np.clip(mjj_s, mjj_range[0] + 1e-3, mjj_range[1] - 1e-3)
@@ -71,7 +97,8 @@ def toy_events(
     })
     df = df.iloc[rng.permutation(len(df))].reset_index(drop=True)
     df.attrs["excess"] = {"generator": "excess.search.synthetic.toy_events", "n_background": nb, "n_signal": ns,
-                          "signal_masses": list(signal_masses), "mass_correlation": float(mass_correlation)}
+                          "signal_masses": list(signal_masses), "mass_correlation": float(mass_correlation),
+                          "joint_drift": r}
     return df
 
 
@@ -96,16 +123,22 @@ class FeatureScorer:
 
 
 class GaussianSRvsSB:
-    """CWoLa-like learned score: ``log N(x; SR) - log N(x; SB)`` with diagonal Gaussians fitted on the
-    (standardised) SR and SB training events. Cheap enough for hundreds of pseudo-experiments."""
+    """CWoLa-like learned score: ``log N(x; SR) - log N(x; SB)`` with Gaussians fitted on the SR and SB
+    training events: diagonal (``covariance="diag"``, default: sees only each feature's own distribution)
+    or ``"full"`` (sees correlations too, as a real classifier does). Cheap enough for hundreds of
+    pseudo-experiments."""
 
     name = "gaussian_sr_vs_sb"
     trains_sr_vs_sb = True
     needs_labels = False
     needs_background = False
 
-    def __init__(self, random_state=None):
+    def __init__(self, covariance: str = "diag", random_state=None):
+        self.covariance = covariance
         self.random_state = random_state
+
+    def __repr__(self):
+        return f"GaussianSRvsSB(covariance={self.covariance!r})"
 
     def fit(self, X, m, *, sr, y=None, X_background=None, m_background=None):
         X = np.asarray(X, dtype=float)
@@ -115,14 +148,25 @@ class GaussianSRvsSB:
             from ..errors import InputError
 
             raise InputError("GaussianSRvsSB needs at least 2 SR and 2 SB events")
+        if self.covariance not in ("diag", "full"):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"covariance must be 'diag' or 'full', got {self.covariance!r}")
         self.mean_ = [X[is_sr].mean(0), X[~is_sr].mean(0)]
         self.var_ = [X[is_sr].var(0) + 1e-9, X[~is_sr].var(0) + 1e-9]
+        if self.covariance == "full":
+            self.chol_ = [np.linalg.cholesky(np.cov(X[s], rowvar=False).reshape(X.shape[1], X.shape[1])
+                                             + 1e-9 * np.eye(X.shape[1])) for s in (is_sr, ~is_sr)]
         return self
 
     def score_samples(self, X, m):
         X = np.asarray(X, dtype=float)
 
         def logn(i):
+            if self.covariance == "full":
+                L = self.chol_[i]
+                u = np.linalg.solve(L, (X - self.mean_[i]).T)
+                return -0.5 * np.sum(u**2, axis=0) - np.sum(np.log(np.diag(L)))
             return -0.5 * np.sum((X - self.mean_[i]) ** 2 / self.var_[i] + np.log(self.var_[i]), axis=1)
 
         return logn(0) - logn(1)
