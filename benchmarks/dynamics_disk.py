@@ -53,6 +53,11 @@ def main(argv=None) -> int:
     p.add_argument("--ball-radius", default="0.1")
     p.add_argument("--combine", default="accelerations", choices=["gradients", "accelerations"])
     p.add_argument("--velocity-scale", default="auto", choices=["auto", "none"])
+    p.add_argument("--vertical-scale", default="profile", choices=["profile", "none"],
+                   help="'profile': heights through a fitted sech^2 profile to a Gaussian coordinate")
+    p.add_argument("--kind", default="maf", choices=["maf", "nsf"], help="flow kind of both flows")
+    p.add_argument("--transforms", type=int, default=4)
+    p.add_argument("--hidden", default="64,64")
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
@@ -80,6 +85,8 @@ def main(argv=None) -> int:
         t_mock, c_mock = time.perf_counter() - t0, time.process_time() - c0
         params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       radial_scale=None, velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale,
+                      vertical_scale=None if args.vertical_scale == "none" else args.vertical_scale, kind=args.kind,
+                      transforms=args.transforms, hidden=tuple(int(h) for h in args.hidden.split(",")),
                       n_jobs=args.jobs, device="cpu")
         c0, ch0 = time.process_time(), _children_cpu()
         fit = fit_run(stars, out, params=params, random_state=args.seed, threads=args.threads)
@@ -92,11 +99,14 @@ def main(argv=None) -> int:
                      combine=args.combine, baryons="mwpotential2014", random_state=args.seed + 1, threads=args.threads)
     res = {
         "n_stars": n, "members": args.members, "epochs": args.epochs, "positions": dens["n_positions"],
-        "velocities_per_position": args.n_velocities, "ball_radius_kpc": args.ball_radius, "combine": args.combine, "trim": args.trim,
+        "velocities_per_position": args.n_velocities, "vertical_scale": args.vertical_scale, "kind": args.kind,
+        "transforms": args.transforms, "hidden": args.hidden, "ball_radius_kpc": args.ball_radius, "combine": args.combine, "trim": args.trim,
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
         "acc_median_rel_error_members": dens["acc"]["median_rel_error_members"],
         "az_median_rel_error_abs_z_ge_0.2": dens["acc"].get("vertical_median_rel_error_abs_z_ge_0.2"),
         "az_coverage_1_2_sigma": dens["acc"].get("vertical_coverage_1_2_sigma"),
+        "az_rel_error_by_height": dens["acc"].get("vertical_rel_error_by_height"),
+        "rho_by_height_msun_pc3": dens["rho"].get("by_height_msun_pc3"),
         "aR_median_rel_error": dens["acc"].get("radial_R_median_rel_error"),
         "acc_coverage_1_2_sigma": [dens["acc"]["coverage_1sigma"], dens["acc"]["coverage_2sigma"]],
         "rho_local_msun_pc3": dens["rho"].get("local_msun_pc3"), "rho_local_true_msun_pc3": dens["rho"].get("local_true_msun_pc3"),
@@ -106,7 +116,9 @@ def main(argv=None) -> int:
         "rho_dm_median_msun_pc3": dens.get("median_rho_dm_msun_pc3"),
         "seconds_mock": t_mock, "cpu_seconds_mock": c_mock, "seconds_fit": fit["seconds"], "cpu_seconds_fit": cpu_fit,
         "seconds_accelerations_and_density": dens["seconds"], "cpu_seconds_accelerations_and_density": dens["cpu_seconds"],
-        "peak_rss_mb": dens["peak_rss_mb"], "load_average": os.getloadavg(),
+        "peak_rss_mb": dens["peak_rss_mb"],
+        "peak_rss_mb_training_workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0 if prev is None else
+        prev.get("peak_rss_mb_training_workers"), "load_average": os.getloadavg(),
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "report": str(out / "report.html"),
     }

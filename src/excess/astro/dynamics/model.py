@@ -174,6 +174,7 @@ class PhaseSpaceFlow(BaseEstimator):
         its second derivatives vanish)
     radial_scale : ``None`` (no compression), ``"auto"`` (median radius), a length in kpc (log compression), or
         ``"profile"`` (fitted Dehnen-profile map, see the module docstring)
+    velocity_kind : flow kind of the velocity flow p(v | x) when it differs from ``kind`` (``None``: the same)
     vertical_scale : ``None`` or ``"profile"`` (heights mapped through a fitted sech^2 profile to a Gaussian
         coordinate, see the module docstring; local disk samples, needs ``radial_scale=None``)
     velocity_scale : ``None`` or ``"auto"`` (velocities divided by a fitted dispersion profile s(r))
@@ -188,7 +189,7 @@ class PhaseSpaceFlow(BaseEstimator):
 
     def __init__(self, n_members: int = 4, kind: str = "maf", transforms: int = 4, hidden: tuple[int, ...] = (64, 64),
                  bins: int = 8, activation: str = "silu", preprocessing: str = "standard", radial_scale=None,
-                 velocity_scale=None, vertical_scale=None,
+                 velocity_scale=None, vertical_scale=None, velocity_kind=None,
                  epochs: int = 50, batch_size: int = 1024, lr: float = 1e-3, lr_schedule: str = "cosine",
                  patience: int | None = None, validation_fraction: float = 0.2, n_jobs: int = 1, random_state=None,
                  device: str = "auto"):
@@ -202,6 +203,7 @@ class PhaseSpaceFlow(BaseEstimator):
         self.radial_scale = radial_scale
         self.velocity_scale = velocity_scale
         self.vertical_scale = vertical_scale
+        self.velocity_kind = velocity_kind
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -285,8 +287,9 @@ class PhaseSpaceFlow(BaseEstimator):
             return self._compress(torch.as_tensor(x, dtype=torch.float64))[0].numpy()
 
     # -- estimator API ---------------------------------------------------------------------------
-    def _flow_kwargs(self, seed: int, preprocessing: str) -> dict:
-        return dict(kind=self.kind, transforms=self.transforms, hidden=tuple(self.hidden), bins=self.bins,
+    def _flow_kwargs(self, seed: int, preprocessing: str, velocity: bool = False) -> dict:
+        kind = (self.velocity_kind or self.kind) if velocity else self.kind
+        return dict(kind=kind, transforms=self.transforms, hidden=tuple(self.hidden), bins=self.bins,
                     activation=self.activation, preprocessing=preprocessing, epochs=self.epochs,
                     batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule, patience=self.patience,
                     validation_fraction=self.validation_fraction, random_state=seed, device=self.device)
@@ -320,7 +323,7 @@ class PhaseSpaceFlow(BaseEstimator):
             self.velocity_coef_, self.velocity_range_ = _fit_dispersion_profile(x, v)
         y = self._compress_np(x)
         vs = self._scaled_velocities_np(x, v)
-        tasks = [(self._flow_kwargs(seeds[2 * k], self.preprocessing), self._flow_kwargs(seeds[2 * k + 1], self.preprocessing),
+        tasks = [(self._flow_kwargs(seeds[2 * k], self.preprocessing), self._flow_kwargs(seeds[2 * k + 1], self.preprocessing, velocity=True),
                   y, vs) for k in range(int(self.n_members))]
         with get_executor(n_workers=int(self.n_jobs)) as ex:
             members = ex.map(_fit_member, tasks)
