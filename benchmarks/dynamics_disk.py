@@ -7,6 +7,7 @@ Steps (the library calls behind ``excess dynamics mock --kind disk | fit | densi
    galpy's MWPotential2014 (bulge + Miyamoto-Nagai disk + NFW halo; R0 = 8 kpc, v_c = 220 km/s), kept in a
    ball of ``--radius`` kpc around (8, 0, 0) kpc (rejection sampling from the DF itself);
 2. fit: a :class:`~excess.astro.dynamics.model.PhaseSpaceFlow` ensemble (no radial map: a local sample;
+   heights through a fitted sech^2 profile to a Gaussian coordinate, ``--vertical-scale profile``, the default;
    velocities scaled by a fitted dispersion profile s(r));
 3. density: at R = 8 kpc, ``--n-heights`` heights in |z| <= 1 kpc times ``--n-azimuths`` azimuths within
    +-0.05 rad: accelerations (ensemble gradients averaged) and the density averaged over a ball of
@@ -16,10 +17,13 @@ Truth: the potential's forces and its total density (the stars are tracers). Pri
 of the vertical acceleration for |z| >= 0.2 kpc, the local density (|z| <= 0.1 kpc) against truth, the
 ensemble coverage, wall and CPU times and peak memory.
 
-Reproduce (the numbers in the README):
+Reproduce (the numbers in the README; ``--vertical-scale none`` for the rows without the vertical map,
+``--stars runs/dynamics_disk/stars.h5`` to reuse the mock of an earlier run):
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dynamics_disk.py --n-stars 40000 --members 4 \\
-        --epochs 40 --out runs/dynamics_disk
+        --epochs 40 --vertical-scale none --out runs/dynamics_disk
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dynamics_disk.py --stars runs/dynamics_disk/stars.h5 \\
+        --members 2 --epochs 30 --vertical-scale profile --out runs/dynamics_disk_vmap
 """
 
 from __future__ import annotations

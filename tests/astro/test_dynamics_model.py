@@ -178,7 +178,8 @@ def test_vertical_map_roundtrip_jacobian_and_fit(tmp_path):
     x = np.column_stack([rng.normal(8, 1, 400), rng.normal(0, 1, 400), zs[:400]])
     v = rng.normal(0, 30, (400, 3))
     m = PhaseSpaceFlow(n_members=1, transforms=1, hidden=(8,), epochs=1, batch_size=128, vertical_scale="profile",
-                       random_state=0, device="cpu").fit(x, v)
+                       velocity_kind="nsf", random_state=0, device="cpu").fit(x, v)
+    assert m.members_[0][0].kind == "maf" and m.members_[0][1].kind == "nsf"
     np.testing.assert_allclose(m._expand_np(m._compress_np(x)), x, atol=1e-9)
     back = PhaseSpaceFlow.load(m.save(tmp_path / "vm"))
     assert back.vertical_profile_ == pytest.approx(m.vertical_profile_)
