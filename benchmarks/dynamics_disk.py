@@ -7,6 +7,7 @@ Steps (the library calls behind ``excess dynamics mock --kind disk | fit | densi
    galpy's MWPotential2014 (bulge + Miyamoto-Nagai disk + NFW halo; R0 = 8 kpc, v_c = 220 km/s), kept in a
    ball of ``--radius`` kpc around (8, 0, 0) kpc (rejection sampling from the DF itself);
 2. fit: a :class:`~excess.astro.dynamics.model.PhaseSpaceFlow` ensemble (no radial map: a local sample;
+   heights through a fitted sech^2 profile to a Gaussian coordinate, ``--vertical-scale profile``, the default;
    velocities scaled by a fitted dispersion profile s(r));
 3. density: at R = 8 kpc, ``--n-heights`` heights in |z| <= 1 kpc times ``--n-azimuths`` azimuths within
    +-0.05 rad: accelerations (ensemble gradients averaged) and the density averaged over a ball of
@@ -16,10 +17,13 @@ Truth: the potential's forces and its total density (the stars are tracers). Pri
 of the vertical acceleration for |z| >= 0.2 kpc, the local density (|z| <= 0.1 kpc) against truth, the
 ensemble coverage, wall and CPU times and peak memory.
 
-Reproduce (the numbers in the README):
+Reproduce (the numbers in the README; ``--vertical-scale none`` for the rows without the vertical map,
+``--stars runs/dynamics_disk/stars.h5`` to reuse the mock of an earlier run):
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dynamics_disk.py --n-stars 40000 --members 4 \\
-        --epochs 40 --out runs/dynamics_disk
+        --epochs 40 --vertical-scale none --out runs/dynamics_disk
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dynamics_disk.py --stars runs/dynamics_disk/stars.h5 \\
+        --members 2 --epochs 30 --vertical-scale profile --out runs/dynamics_disk_vmap
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ def main(argv=None) -> int:
     p.add_argument("--ball-radius", default="0.1")
     p.add_argument("--combine", default="accelerations", choices=["gradients", "accelerations"])
     p.add_argument("--velocity-scale", default="auto", choices=["auto", "none"])
+    p.add_argument("--vertical-scale", default="profile", choices=["profile", "none"],
+                   help="'profile': heights through a fitted sech^2 profile to a Gaussian coordinate")
+    p.add_argument("--kind", default="maf", choices=["maf", "nsf"], help="flow kind of both flows")
+    p.add_argument("--transforms", type=int, default=4)
+    p.add_argument("--hidden", default="64,64")
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
@@ -80,6 +89,8 @@ def main(argv=None) -> int:
         t_mock, c_mock = time.perf_counter() - t0, time.process_time() - c0
         params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       radial_scale=None, velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale,
+                      vertical_scale=None if args.vertical_scale == "none" else args.vertical_scale, kind=args.kind,
+                      transforms=args.transforms, hidden=tuple(int(h) for h in args.hidden.split(",")),
                       n_jobs=args.jobs, device="cpu")
         c0, ch0 = time.process_time(), _children_cpu()
         fit = fit_run(stars, out, params=params, random_state=args.seed, threads=args.threads)
@@ -92,11 +103,14 @@ def main(argv=None) -> int:
                      combine=args.combine, baryons="mwpotential2014", random_state=args.seed + 1, threads=args.threads)
     res = {
         "n_stars": n, "members": args.members, "epochs": args.epochs, "positions": dens["n_positions"],
-        "velocities_per_position": args.n_velocities, "ball_radius_kpc": args.ball_radius, "combine": args.combine, "trim": args.trim,
+        "velocities_per_position": args.n_velocities, "vertical_scale": args.vertical_scale, "kind": args.kind,
+        "transforms": args.transforms, "hidden": args.hidden, "ball_radius_kpc": args.ball_radius, "combine": args.combine, "trim": args.trim,
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
         "acc_median_rel_error_members": dens["acc"]["median_rel_error_members"],
         "az_median_rel_error_abs_z_ge_0.2": dens["acc"].get("vertical_median_rel_error_abs_z_ge_0.2"),
         "az_coverage_1_2_sigma": dens["acc"].get("vertical_coverage_1_2_sigma"),
+        "az_rel_error_by_height": dens["acc"].get("vertical_rel_error_by_height"),
+        "rho_by_height_msun_pc3": dens["rho"].get("by_height_msun_pc3"),
         "aR_median_rel_error": dens["acc"].get("radial_R_median_rel_error"),
         "acc_coverage_1_2_sigma": [dens["acc"]["coverage_1sigma"], dens["acc"]["coverage_2sigma"]],
         "rho_local_msun_pc3": dens["rho"].get("local_msun_pc3"), "rho_local_true_msun_pc3": dens["rho"].get("local_true_msun_pc3"),
@@ -106,7 +120,9 @@ def main(argv=None) -> int:
         "rho_dm_median_msun_pc3": dens.get("median_rho_dm_msun_pc3"),
         "seconds_mock": t_mock, "cpu_seconds_mock": c_mock, "seconds_fit": fit["seconds"], "cpu_seconds_fit": cpu_fit,
         "seconds_accelerations_and_density": dens["seconds"], "cpu_seconds_accelerations_and_density": dens["cpu_seconds"],
-        "peak_rss_mb": dens["peak_rss_mb"], "load_average": os.getloadavg(),
+        "peak_rss_mb": dens["peak_rss_mb"],
+        "peak_rss_mb_training_workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0 if prev is None else
+        prev.get("peak_rss_mb_training_workers"), "load_average": os.getloadavg(),
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "report": str(out / "report.html"),
     }

@@ -50,6 +50,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--transforms", type=int, default=4)
+    p.add_argument("--velocity-kind", default=None, choices=["maf", "nsf"], help="kind of the velocity flow (default maf)")
+    p.add_argument("--bins", type=int, default=8, help="spline bins (nsf)")
     p.add_argument("--hidden", default="64,64")
     p.add_argument("--n-radii", type=int, default=12)
     p.add_argument("--n-directions", type=int, default=4)
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
         stars = save_mock(mock, out / "stars.h5")
         t_mock = time.perf_counter() - t0
         params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      transforms=args.transforms, hidden=tuple(int(h) for h in args.hidden.split(",")),
+                      transforms=args.transforms, velocity_kind=args.velocity_kind, bins=args.bins, hidden=tuple(int(h) for h in args.hidden.split(",")),
                       radial_scale=args.radial_scale if args.radial_scale in ("profile", "auto") else float(args.radial_scale),
                       velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale, n_jobs=args.jobs,
                       device="cpu")
@@ -96,7 +98,8 @@ def main(argv=None) -> int:
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0 if prev is None else \
         prev["peak_rss_mb_training_workers"]
     res = {
-        "n_stars": args.n_stars, "members": args.members, "epochs": args.epochs,
+        "n_stars": args.n_stars, "members": args.members, "epochs": args.epochs, "transforms": args.transforms,
+        "hidden": args.hidden, "velocity_kind": args.velocity_kind or "maf",
         "positions": dens["n_positions"], "velocities_per_position": args.n_velocities,
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
         "acc_median_rel_error_radial_component": dens["acc"]["median_rel_error_radial"],

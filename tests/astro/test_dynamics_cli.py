@@ -80,8 +80,9 @@ def test_disk_end_to_end(tmp_path, monkeypatch):
     assert main(["dynamics", "mock", "--kind", "disk", "-n", "400", "--seed", "1", "-o", str(stars)]) == 0
     run = tmp_path / "run"
     assert main(["dynamics", "fit", str(stars), "-o", str(run), "--members", "2", "--epochs", "2", "--batch-size", "128",
-                 "--transforms", "1", "--hidden", "8", "--radial-scale", "none", "--device", "cpu", "--threads", "1",
-                 "--no-plots"]) == 0
+                 "--transforms", "1", "--hidden", "8", "--radial-scale", "none", "--vertical-scale", "profile",
+                 "--device", "cpu", "--threads", "1", "--no-plots"]) == 0
+    assert json.loads((run / "model" / "ensemble.json").read_text())["vertical_profile"][1] > 0  # z0 fitted, kept
     assert main(["dynamics", "density", str(run), "--n-radii", "3", "--n-directions", "2", "--n-velocities", "20",
                  "--ball-radius", "0.15", "--baryons", "mwpotential2014", "--threads", "1"]) == 0
     m = json.loads((run / "metrics.json").read_text())["density"]
@@ -94,5 +95,7 @@ def test_disk_end_to_end(tmp_path, monkeypatch):
     np.testing.assert_allclose(np.unique(x[:, 2]), [-1.0, 0.0, 1.0])
     assert 0.09 < m["rho"]["local_true_msun_pc3"] < 0.11 and np.isfinite(m["rho"]["local_msun_pc3"])
     assert np.isfinite(m["acc"]["vertical_median_rel_error_abs_z_ge_0.2"])
+    assert [h[0] for h in m["acc"]["vertical_rel_error_by_height"]] == [-1.0, 0.0, 1.0]
+    assert len(m["rho"]["by_height_msun_pc3"]) == 3 and m["rho"]["by_height_msun_pc3"][1][3] > 0.09
     assert (run / "plots" / "density_rho_z.png").stat().st_size > 1000 and (run / "report.html").exists()
     assert main(["dynamics", "density", str(run), "--ball-radius", "-1", "--n-radii", "2", "--n-directions", "1"]) != 0

@@ -164,6 +164,10 @@ def compare_to_truth(est, truth, *, what: str) -> tuple[dict, dict]:
             zz = np.abs(est.acc[sel, 2] - a_true[sel, 2]) / np.maximum(est.acc_std[sel, 2], 1e-300)
             out["acc"]["vertical_median_rel_error_abs_z_ge_0.2"] = float(np.median(rel_z))
             out["acc"]["vertical_coverage_1_2_sigma"] = [float(np.mean(zz < 1)), float(np.mean(zz < 2))]
+        zs = np.unique(np.round(x[:, 2], 9))
+        out["acc"]["vertical_rel_error_by_height"] = [
+            [float(zz), float(np.mean(est.acc[i, 2]) / np.mean(a_true[i, 2]) - 1) if np.mean(a_true[i, 2]) else None]
+            for zz in zs for i in [np.flatnonzero(np.isclose(x[:, 2], zz, atol=1e-9))]]
         Rh = x[:, :2] / np.linalg.norm(x[:, :2], axis=1, keepdims=True)
         out["acc"]["radial_R_median_rel_error"] = float(np.median(np.abs((est.acc[:, :2] * Rh).sum(1)
                                                                           / (a_true[:, :2] * Rh).sum(1) - 1)))
@@ -185,6 +189,10 @@ def compare_to_truth(est, truth, *, what: str) -> tuple[dict, dict]:
                               shell_coverage_1sigma=float(np.mean(sz < 1)), shell_coverage_2sigma=float(np.mean(sz < 2)),
                               shell_rel_errors=[float(e) for e in sh])
         if kind == "disk":
+            out["rho"]["by_height_msun_pc3"] = [
+                [float(zz), float(np.mean(est.rho[i])) * 1e-9, float(np.sqrt(np.mean(est.rho_std[i] ** 2) / len(i))) * 1e-9,
+                 float(np.mean(rho_true[i])) * 1e-9]
+                for zz in np.unique(np.round(x[:, 2], 9)) for i in [np.flatnonzero(np.isclose(x[:, 2], zz, atol=1e-9))]]
             loc = np.abs(x[:, 2]) <= 0.1 + 1e-9
             if loc.any():
                 m_est, m_true = float(np.mean(est.rho[loc])), float(np.mean(rho_true[loc]))
