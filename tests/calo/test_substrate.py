@@ -44,7 +44,10 @@ def test_a_subclass_keeping_its_parents_name_does_not_replace_it():
 def test_models_saved_by_the_old_code_load_and_generate_the_same_showers(name, tmp_path):
     m = load_model(OLD / name, device="cpu")
     assert m.name == name and m.device == "cpu" and m.best_epoch_ == 1
-    np.testing.assert_array_equal(m.sample([2e3, 2e4, 5e4], random_state=4), np.load(OLD / name / "sample.npy"))
+    # same showers up to float32 rounding: bit equality depends on the CPU's vector instructions (this test
+    # failed at 1e-7 relative on a machine other than the one that wrote sample.npy)
+    np.testing.assert_allclose(m.sample([2e3, 2e4, 5e4], random_state=4), np.load(OLD / name / "sample.npy"),
+                               rtol=1e-5, atol=1e-6)
     # saving again writes no device and CPU tensors; a device in a file is ignored on load
     m.save(tmp_path / name)
     meta = json.loads((tmp_path / name / "model.json").read_text())
