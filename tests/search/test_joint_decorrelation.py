@@ -44,6 +44,32 @@ def test_joint_drift_sculpts_with_quantile(drifting):
     assert abs(z_quantile) > 5, z_quantile
 
 
+class _Recorder:
+    """An identity transform / a protocol method that remember the rows (column 0: an event id) they saw."""
+
+    name = "recorder"
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    def get_params(self, deep=False):
+        return {"random_state": self.random_state}
+
+    def set_params(self, **kw):
+        self.random_state = kw.get("random_state", self.random_state)
+        return self
+
+    def fit(self, X, m, sr=None, **kw):
+        self.seen_ = np.asarray(X)[:, 0].astype(int)
+        return self
+
+    def transform(self, X, m):
+        return np.asarray(X, float)
+
+    def score_samples(self, X, m):
+        return np.zeros(len(X))
+
+
 def test_transform_is_fitted_only_on_training_events(monkeypatch):
     import excess.search.decorrelation as dec
 

@@ -256,6 +256,14 @@ class ConditionalFlow(BaseEstimator):
         z, logdet = self.scaler_.transform(X)
         return self.log_prob_latent(z, c) + logdet
 
+    def _checked_rows(self, A, c, name):
+        """``(A as float64 (n, d), context)`` for a fitted flow, or one error naming ``name``'s shape."""
+        self._check()
+        A = np.asarray(A, dtype=np.float64)
+        if A.ndim != 2 or A.shape[1] != self.n_features_in_:
+            raise InputError(f"{name} must be (n, {self.n_features_in_}), got shape {A.shape}")
+        return A, _as_context(c, A.shape[0])
+
     def to_base(self, X, c) -> np.ndarray:
         """The base-distribution (standard normal) coordinates of ``X`` given ``c``: the flow's forward map
         after the preprocessing, (n, d). For events following the fitted ``p(x | c)`` they are N(0, 1)
@@ -264,11 +272,7 @@ class ConditionalFlow(BaseEstimator):
 
         from .training import batched_eval
 
-        self._check()
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise InputError(f"X must be (n, {self.n_features_in_}), got shape {X.shape}")
-        c = _as_context(c, X.shape[0])
+        X, c = self._checked_rows(X, c, "X")
         if not X.shape[0]:
             return np.empty((0, self.n_features_in_))
         z, _ = self.scaler_.transform(X)
@@ -282,11 +286,7 @@ class ConditionalFlow(BaseEstimator):
 
         from .training import batched_eval
 
-        self._check()
-        U = np.asarray(U, dtype=np.float64)
-        if U.ndim != 2 or U.shape[1] != self.n_features_in_:
-            raise InputError(f"U must be (n, {self.n_features_in_}), got shape {U.shape}")
-        c = _as_context(c, U.shape[0])
+        U, c = self._checked_rows(U, c, "U")
         if not U.shape[0]:
             return np.empty((0, self.n_features_in_))
         ut = torch.as_tensor(U, dtype=torch.float32)
