@@ -181,6 +181,23 @@ class ConditionalQuantileTransform(BaseEstimator):
             out[:, j] = z[i] + (x - q0) * (z[i + 1] - z[i]) / (q1 - q0)
         return out
 
+    def inverse_transform(self, Z, m) -> np.ndarray:
+        """Features of normal scores ``Z`` at masses ``m``: the piecewise-linear map of :meth:`transform`
+        inverted segment by segment (extrapolated at the ends, as it was built)."""
+        Z = np.asarray(Z, float)
+        q = self.quantiles(m)  # (n, L, d); raises if not fitted
+        if Z.ndim != 2 or Z.shape[1] != self.n_features_in_ or q.shape[0] != Z.shape[0]:
+            raise InputError(f"Z must be (n, {self.n_features_in_}) and m (n,), got {Z.shape}, {np.shape(m)}")
+        zl = self.levels_
+        L = zl.size
+        out = np.empty_like(Z)
+        r = np.arange(Z.shape[0])
+        for j in range(Z.shape[1]):
+            i = np.clip(np.searchsorted(zl, Z[:, j], side="right") - 1, 0, L - 2)
+            q0, q1 = q[r, i, j], q[r, i + 1, j]
+            out[:, j] = q0 + (Z[:, j] - zl[i]) * (q1 - q0) / (zl[i + 1] - zl[i])
+        return out
+
 
 def mass_weights(m, n_bins: int = 20, max_weight: float = 50.0) -> np.ndarray:
     """Weights (mean 1) that make the events ``m`` flat in ``m``: the inverse of the event density in
@@ -280,20 +297,9 @@ class ConditionalFlowTransform(BaseEstimator):
         return self.flow_.to_base(self.quantile_.transform(X, m), m)
 
     def inverse_transform(self, U, m) -> np.ndarray:
-        """Features of base coordinates ``U`` at masses ``m`` (the quantile stage inverted by bisection-free
-        piecewise-linear interpolation, as it was built)."""
+        """Features of base coordinates ``U`` at masses ``m`` (the flow, then the quantile stage, inverted)."""
         U, m = self._check(U, m)
-        Z = self.flow_.from_base(U, m)
-        q = self.quantile_.quantiles(m)
-        zl = self.quantile_.levels_
-        L = zl.size
-        out = np.empty_like(Z)
-        r = np.arange(Z.shape[0])
-        for j in range(Z.shape[1]):
-            i = np.clip(np.searchsorted(zl, Z[:, j], side="right") - 1, 0, L - 2)
-            q0, q1 = q[r, i, j], q[r, i + 1, j]
-            out[:, j] = q0 + (Z[:, j] - zl[i]) * (q1 - q0) / (zl[i + 1] - zl[i])
-        return out
+        return self.quantile_.inverse_transform(self.flow_.from_base(U, m), m)
 
 
 class MassRatioTransform(BaseEstimator):
