@@ -718,7 +718,9 @@ def simulate_tracks(
     no_ext = rng.random(n) < np.clip(det.trt_ext_ineff_base + det.trt_ext_ineff_slope * lost_si, 0.0, 1.0)
     # hadron-shower latent: a pi0-rich shower is at once early, electromagnetic, compact and fully visible
     u_had = rng.standard_normal(n)
-    rho_h = det.shower_latent_rho
+
+    def shower_u():  # a uniform variable correlated (shower_latent_rho, Gaussian copula) to the shower latent
+        return ndtr(latent_mix(u_had, det.shower_latent_rho))
 
     # ---- TRT -----------------------------------------------------------------------------------
     barrel = a < det.trt_barrel_eta_max
@@ -773,7 +775,7 @@ def simulate_tracks(
     em_frac = _em_layer_fractions(e_em, t_dead, det, rng)  # (6, n)
     # hadrons: interaction depth in lambda; MIP before it, exponential shower after it
     # interaction depth ~ Exp(1) lambda, early for an EM-like shower (copula on the hadron-shower latent)
-    depth_l = np.where(id_int, 0.0, -np.log(ndtr(latent_mix(u_had, rho_h))))  # ID interaction: from the front
+    depth_l = np.where(id_int, 0.0, -np.log(shower_u()))  # ID interaction: from the front
     interacts = hadron & (depth_l < det.em_lambda) & (arrives | id_int)
     total_x0 = det.presampler_x0 + sum(det.layer_x0)
     depth_x0 = np.minimum(depth_l * det.x0_per_lambda, total_x0)
@@ -787,10 +789,10 @@ def simulate_tracks(
     # EM (pi0) fraction of the shower (Groom's mean, Beta fluctuations, charge exchange ~ all EM)
     fbar = np.clip(1.0 - (np.maximum(e_kin, 1e-3) / det.fem_e0_gev) ** (det.fem_k - 1.0), det.fem_min, 0.9)
     f_em = _beta_quantile(det.fem_concentration * fbar, det.fem_concentration * (1 - fbar),
-                      ndtr(latent_mix(u_had, rho_h)))
+                          shower_u())
     f_em = np.where(rng.random(n) < det.charge_exchange_prob, rng.uniform(0.8, 1.0, n), f_em)
     e_em_h = f_em * e_kin
-    vis_h = (1 - f_em) * e_kin * det.h_over_e * 2.0 * _beta_quantile(2.0, 2.0, ndtr(latent_mix(u_had, rho_h)))
+    vis_h = (1 - f_em) * e_kin * det.h_over_e * 2.0 * _beta_quantile(2.0, 2.0, shower_u())
     shower = _exp_layer_fractions(depth_x0, det.x0_per_lambda, t_dead, det)  # (5, n)
     em_h_frac = _em_layer_fractions(np.maximum(e_em_h, 0.02), t_dead + depth_x0, det, rng)  # from the vertex
     had_layers = mip + np.where(interacts[None, :], shower[:4] * vis_h[None, :] + em_h_frac[1:5] * e_em_h[None, :], 0.0)
@@ -850,7 +852,7 @@ def simulate_tracks(
     e_lat = np.maximum(np.where(is_e, e_em, e_em_h), 0.05)  # energy of the EM shower
     sig_lat = np.minimum(det.lateral_sigma_ref * np.sqrt(det.lateral_e_ref_gev / e_lat), 0.15)
     c_el = np.clip(0.94 + sig_lat * tdraw(), 0, 1)
-    c_had = _beta_quantile(7.0, 3.0, ndtr(latent_mix(u_had, rho_h)))
+    c_had = _beta_quantile(7.0, 3.0, shower_u())
     c = np.where(is_e, c_el, np.where(interacts, em_share2 * c_el + (1 - em_share2) * c_had, 0.97))
     c_core = c * (1 - r_ov) + r_ov  # overlap energy lies inside the 3x7 window by construction
     core = c_core * np.maximum(e2, 0) + np.sqrt(3 / 7) * noise2 * rng.standard_normal(n)  # 3x7 of the 7x7
@@ -864,7 +866,7 @@ def simulate_tracks(
     wing = np.where(is_e, ((coll_si - in3_si) * lost_si + (coll_rest - in3_rest) * lost_rest)
                     / np.maximum(e_em, 1e-6), 0.0)
     c_phi_e = 0.96 + sig_lat * tdraw()
-    c_phi_h = em_share2 * c_phi_e + (1 - em_share2) * _beta_quantile(8.0, 2.0, ndtr(latent_mix(u_had, rho_h)))
+    c_phi_h = em_share2 * c_phi_e + (1 - em_share2) * _beta_quantile(8.0, 2.0, shower_u())
     c_phi = np.where(is_e, c_phi_e - wing, np.where(interacts, c_phi_h, 0.97))
     c_phi = np.clip(c_phi + 0.01 * rng.standard_normal(n), 0, 1) * (1 - r_ov) + 3.0 / 7.0 * r_ov
     rphi = np.clip((c_phi * core + np.sqrt(3 / 7) * noise2 * rng.standard_normal(n))
