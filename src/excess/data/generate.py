@@ -71,8 +71,14 @@ def visible_particles(prt):
         keep = (status > 0) & ~np.isin(np.abs(ids), INVISIBLE_PDG_IDS)
         p = prt.p
         px, py, pz, e = (ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e"))
-    ev = np.repeat(np.arange(len(counts)), counts)[keep]
-    return np.bincount(ev, minlength=len(counts)), px, py, pz, e, ids[keep]
+    kept = np.concatenate([[0], np.cumsum(keep)])[_offsets(counts)]  # visible particles before each event
+    return np.diff(kept), px, py, pz, e, ids[keep]
+
+
+def _offsets(counts) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
 
 
 def _flat_fields(prt):
@@ -109,8 +115,14 @@ def chunk_seed(seed: int, index: int) -> int:
 
 
 def versions() -> dict:
-    """Versions recorded in every generated file's metadata."""
-    return package_versions(("pythia8mc", "fastjet", "awkward", "numpy"))
+    """Versions recorded in every generated file's metadata (looked up once per process)."""
+    global _VERSIONS
+    if _VERSIONS is None:
+        _VERSIONS = package_versions(("pythia8mc", "fastjet", "awkward", "numpy"))
+    return dict(_VERSIONS)
+
+
+_VERSIONS: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -162,18 +174,23 @@ class PythiaSource:
         self.seed = int(seed)
         self.config = pythia_config(settings, seed)
         self.pythia = start_pythia(self.config, f"process {settings.process!r}")
-        self._charge_cache: dict[int, float] = {}
+        self._charge_ids = np.zeros(0, dtype=np.int64)  # sorted PDG ids seen so far, and their charges
+        self._charge_vals = np.zeros(0)
 
     def charges(self, ids: np.ndarray) -> np.ndarray:
-        uniq, inv = np.unique(ids, return_inverse=True)
-        pd_ = self.pythia.particleData
-        vals = np.empty(len(uniq))
-        for k, i in enumerate(uniq):
-            i = int(i)
-            if i not in self._charge_cache:
-                self._charge_cache[i] = float(pd_.charge(i))
-            vals[k] = self._charge_cache[i]
-        return vals[inv]
+        """Electric charge of each PDG id (Pythia's particle data, looked up once per id)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        known, vals = self._charge_ids, self._charge_vals
+        pos = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
+        if len(known) == 0 or not np.array_equal(known[pos], ids):
+            new = np.setdiff1d(ids, known)
+            pd_ = self.pythia.particleData
+            known = np.concatenate([known, new])
+            vals = np.concatenate([vals, [float(pd_.charge(int(i))) for i in new]])
+            order = np.argsort(known)
+            self._charge_ids, self._charge_vals = known, vals = known[order], vals[order]
+            pos = np.searchsorted(known, ids)
+        return vals[pos]
 
     def next_batch(self, n: int) -> FlatBatch:
         """``n`` events of visible final-state particles as flat numpy arrays plus per-event counts."""
@@ -241,11 +258,10 @@ def generate_chunk(settings_dict: dict, n_events: int, seed: int, path: str | No
     else:  # pragma: no cover - would need an absurd rejection rate
         raise GenerationError(f"only {n_sel} of {n_events} events passed the selection after {n_gen} generated")
     sigma_mb, sigma_err_mb = src.sigma()
-    df = pd.DataFrame({k: np.concatenate(v) for k, v in cols.items()})
-    for k in df.columns:
-        if df[k].dtype == np.float64:
-            df[k] = df[k].astype(np.float32)
-    df["label"] = np.int8(1 if settings.process == "signal" else 0)
+    data = {k: np.concatenate(v) for k, v in cols.items()}
+    data = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in data.items()}
+    data["label"] = np.full(n_sel, 1 if settings.process == "signal" else 0, dtype=np.int8)
+    df = pd.DataFrame(data, copy=False)
     meta = {
         "generator": "pythia8mc + fastjet (excess.data.generate)",
         "settings": settings.to_dict(),
