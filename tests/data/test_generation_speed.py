@@ -92,28 +92,6 @@ def test_veto_removes_events_that_fail(truth_batch):
     assert vetoed.sum() >= 1
 
 
-def test_constituents_of_equals_the_full_read_back(truth_batch):
-    """Reading back only the jets at least as hard as the requested ones gives the same constituents as
-    slicing the full list, also when the requested jets include the softest (nothing to save) and when the
-    pT passed in disagree with FastJet's (the per-event count check falls back to the full list)."""
-    b = truth_batch
-    jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, 1.0)
-    with silence_stdout():
-        flat = FlatClustering(b.px, b.py, b.pz, b.e, _offsets(b.counts), jetdef)
-        px, py, _, _, off = flat.inclusive_jets(20.0)
-        c_off, idx = flat.constituent_index(20.0)
-    n_jets = np.diff(off)
-    two = np.flatnonzero(n_jets >= 2)
-    lead = np.concatenate([off[two], off[two] + 1])  # FastJet's first two jets of each event
-    softest = np.array([int(np.argmin(np.hypot(px, py)))])
-    for jets, scale in ((lead, 1.0), (np.concatenate([lead, softest]), 1.0), (lead, 0.5)):
-        with silence_stdout():
-            n_const, parts = flat.constituents_of(jets, scale * px, scale * py, off, 20.0)
-        np.testing.assert_array_equal(n_const, c_off[jets + 1] - c_off[jets])
-        np.testing.assert_array_equal(parts, np.concatenate([idx[c_off[j]:c_off[j + 1]] for j in jets]))
-    assert len(lead) > 20 and n_const.sum() > 100  # the check is not vacuous
-
-
 def test_charges_lookup_matches_particle_data():
     src = PythiaSource(GeneratorSettings.from_preset("truth"), 4243)
     pd_ = src.pythia.particleData

@@ -108,37 +108,33 @@ def apply_detector_flat(counts, px, py, pz, e, pid, q, rng: np.random.Generator)
     p = np.sqrt(pt**2 + pz**2)
     eta = np.arctanh(np.clip(pz / np.maximum(p, 1e-12), -1 + 1e-12, 1 - 1e-12))
     abseta = np.abs(eta)
+    phi = np.arctan2(py, px)
 
-    # --- tracks (every particle draws its efficiency and resolution numbers, used or not: the stream of
-    # draws does not depend on which particles are charged)
-    charged = np.flatnonzero(q != 0)
+    # --- tracks
+    charged = q != 0
     is_muon = apid == _MUON
-    u_eff = rng.random(pt.shape)
-    z_res = rng.standard_normal(pt.shape)
-    trk = charged[u_eff[charged] < _track_efficiency(pt[charged], abseta[charged], is_muon[charged])]
-    tracked = np.zeros(len(pt), dtype=bool)
-    tracked[trk] = True
-    res = (0.01 + 5e-5 * pt[trk]) * np.where(abseta[trk] <= 1.5, 1.0, 2.0)
-    scale = np.clip(1.0 + res * z_res[trk], 0.05, None)
-    t_px, t_py, t_pz = px[trk] * scale, py[trk] * scale, pz[trk] * scale
+    eff = _track_efficiency(pt, abseta, is_muon)
+    tracked = charged & (rng.random(pt.shape) < eff)
+    res = (0.01 + 5e-5 * pt) * np.where(abseta <= 1.5, 1.0, 2.0)
+    scale = np.clip(1.0 + res * rng.standard_normal(pt.shape), 0.05, None)
+    trk = np.flatnonzero(tracked)
+    t_px, t_py, t_pz = px[trk] * scale[trk], py[trk] * scale[trk], pz[trk] * scale[trk]
     m2 = np.maximum(e[trk] ** 2 - p[trk] ** 2, 0.0)
     t_e = np.sqrt(t_px**2 + t_py**2 + t_pz**2 + m2)
     t_ev = ev[trk]
 
     # --- calorimeter towers (everything else but muons and neutrinos, which never reach here)
-    c = np.flatnonzero((~tracked) & (~is_muon) & (abseta <= DELPHES_CMS["calo_eta_max"]))
-    ac = apid[c]
-    em = (ac == _PHOTON) | (ac == _ELECTRON)
-    abseta_c = abseta[c]
-    size = np.where(abseta_c <= 3.0, DELPHES_CMS["tower_size_central"], DELPHES_CMS["tower_size_forward"])
+    calo = (~tracked) & (~is_muon) & (abseta <= DELPHES_CMS["calo_eta_max"])
+    em = (apid == _PHOTON) | (apid == _ELECTRON)
+    c = np.flatnonzero(calo)
+    size = np.where(abseta[c] <= 3.0, DELPHES_CMS["tower_size_central"], DELPHES_CMS["tower_size_forward"])
     ieta = np.floor(eta[c] / size).astype(np.int64)
-    iphi = np.floor((np.arctan2(py[c], px[c]) + np.pi) / size).astype(np.int64)
-    forward = (abseta_c > 3.0).astype(np.int64)
+    iphi = np.floor((phi[c] + np.pi) / size).astype(np.int64)
+    forward = (abseta[c] > 3.0).astype(np.int64)
     key = ((ev[c] * 2 + forward) * 4096 + (ieta + 2048)) * 4096 + iphi
     ukey, inv = np.unique(key, return_inverse=True)
-    e_c = e[c]
-    e_ecal = np.bincount(inv, weights=np.where(em, e_c, 0.0), minlength=len(ukey))
-    e_hcal = np.bincount(inv, weights=np.where(em, 0.0, e_c), minlength=len(ukey))
+    e_ecal = np.bincount(inv, weights=np.where(em[c], e[c], 0.0), minlength=len(ukey))
+    e_hcal = np.bincount(inv, weights=np.where(em[c], 0.0, e[c]), minlength=len(ukey))
     # tower centre
     iphi_u = ukey % 4096
     ieta_u = (ukey // 4096) % 4096 - 2048
@@ -158,14 +154,11 @@ def apply_detector_flat(counts, px, py, pz, e, pid, q, rng: np.random.Generator)
     tow_pt = tow_e / np.cosh(t_eta)
 
     # --- merge tracks and towers per event (sorted by event index)
-    # both lists are sorted by event: merge them (an event's tracks first, then its towers)
-    pos_t = np.arange(len(t_ev)) + np.searchsorted(ev_u, t_ev, side="left")
-    pos_u = np.arange(len(ev_u)) + np.searchsorted(t_ev, ev_u, side="right")
-    outs = []
-    for trk_v, tow_v in ((t_px, tow_pt * np.cos(t_phi)), (t_py, tow_pt * np.sin(t_phi)),
-                         (t_pz, tow_pt * np.sinh(t_eta)), (t_e, tow_e)):
-        o = np.empty(len(pos_t) + len(pos_u))
-        o[pos_t], o[pos_u] = trk_v, tow_v
-        outs.append(o)
-    new_counts = np.bincount(t_ev, minlength=n_events) + np.bincount(ev_u, minlength=n_events)
-    return (new_counts, *outs)
+    all_ev = np.concatenate([t_ev, ev_u])
+    o = np.argsort(all_ev, kind="stable")
+    out_px = np.concatenate([t_px, tow_pt * np.cos(t_phi)])[o]
+    out_py = np.concatenate([t_py, tow_pt * np.sin(t_phi)])[o]
+    out_pz = np.concatenate([t_pz, tow_pt * np.sinh(t_eta)])[o]
+    out_e = np.concatenate([t_e, tow_e])[o]
+    new_counts = np.bincount(all_ev, minlength=n_events)
+    return new_counts, out_px, out_py, out_pz, out_e

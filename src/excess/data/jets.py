@@ -96,10 +96,6 @@ class FlatClustering:
     def constituent_index(self, min_pt: float) -> tuple:
         """``(jet_offsets, index)``: the constituents of jet ``j`` (in :meth:`inclusive_jets`' order) are the
         particles ``index[jet_offsets[j]:jet_offsets[j + 1]]`` (indices into the flat input arrays)."""
-        jet_off, idx, _ = self._constituent_index(min_pt)
-        return jet_off, idx
-
-    def _constituent_index(self, min_pt: float) -> tuple:
         if self._cs is not None:  # pragma: no cover
             ci = self._cs.constituent_index(min_pt=min_pt)
             per_jet = ak.flatten(ci, axis=1)
@@ -113,33 +109,7 @@ class FlatClustering:
             ev_jets = np.diff(ev_off)
         n_const = np.diff(jet_off)
         event_of_jet = np.repeat(np.arange(len(ev_jets)), ev_jets)
-        return jet_off, local + np.repeat(self.offsets[:-1][event_of_jet], n_const), ev_jets
-
-    def constituents_of(self, jets, jet_px, jet_py, jet_offsets, min_pt: float) -> tuple:
-        """``(n_const, index)``: the constituents of the jets ``jets`` (indices into :meth:`inclusive_jets`
-        ``(min_pt)``, whose ``px, py, offsets`` are passed back in), concatenated in the order of ``jets``.
-
-        The same as slicing :meth:`constituent_index` ``(min_pt)``, but FastJet is asked only for the jets at
-        least as hard as the softest of ``jets`` (its constituent read-back costs jets x particles per event).
-        FastJet keeps a jet if ``px*px + py*py >= ptmin*ptmin``; should rounding at that boundary make the
-        per-event jet counts disagree with the same test here, the full list is read instead."""
-        jets = np.asarray(jets, dtype=np.int64)
-        pt2 = jet_px * jet_px + jet_py * jet_py
-        t = float(min_pt)
-        if len(jets):
-            t = max(t, float(np.sqrt(pt2[jets].min())) * (1.0 - 1e-6))
-        pos = None
-        if t > min_pt:
-            c_off, c_idx, ev_jets = self._constituent_index(t)
-            below = np.concatenate([[0], np.cumsum(pt2 >= t * t)])
-            if np.array_equal(ev_jets, below[jet_offsets[1:]] - below[jet_offsets[:-1]]):
-                pos = below[1:][jets] - 1
-        if pos is None:  # nothing to save, or a jet at the rounding boundary: the full list
-            c_off, c_idx, _ = self._constituent_index(min_pt)
-            pos = jets
-        n_const = c_off[pos + 1] - c_off[pos]
-        flat = np.repeat(c_off[pos] - _offsets(n_const)[:-1], n_const) + np.arange(int(n_const.sum()))
-        return n_const, c_idx[flat]
+        return jet_off, local + np.repeat(self.offsets[:-1][event_of_jet], n_const)
 
     def exclusive_jets_up_to(self, n: int) -> tuple:
         """``(px, py, pz, E, offsets)`` of at most ``n`` exclusive jets per event."""
@@ -320,7 +290,6 @@ def cluster_flat(counts, px, py, pz, e, settings, rng: np.random.Generator | Non
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, settings.jet_radius)
     cs = FlatClustering(px, py, pz, e, p_off, jetdef)
     jpx, jpy, jpz, je, j_off = cs.inclusive_jets(settings.jet_pt_min)
-    ujpx, ujpy = jpx, jpy  # before the jet response (what FastJet's pT cuts see)
     n_jets = np.diff(j_off)
     event_of_jet = np.repeat(np.arange(n_kept), n_jets)
     if smear or settings.jet_energy_scale != 1.0:
@@ -356,7 +325,11 @@ def cluster_flat(counts, px, py, pz, e, settings, rng: np.random.Generator | Non
     cols.update(dijet_columns((jpx[j1], jpy[j1], jpz[j1], je[j1]), (jpx[j2], jpy[j2], jpz[j2], je[j2])))
     # N-subjettiness of both leading jets in one reclustering pass (jets stacked: first all jet1, then jet2)
     n_pass = int(ok.sum())
-    n_const, parts = cs.constituents_of(np.concatenate([j1, j2]), ujpx, ujpy, j_off, settings.jet_pt_min)
+    c_off, c_idx = cs.constituent_index(settings.jet_pt_min)
+    sel = np.concatenate([j1, j2])
+    n_const = c_off[sel + 1] - c_off[sel]
+    pos = np.repeat(c_off[sel] - _offsets(n_const)[:-1], n_const) + np.arange(int(n_const.sum()))
+    parts = c_idx[pos]
     n_max = 9 if settings.extended_nsubjettiness else 3
     betas = (0.5, 1.0, 2.0) if settings.extended_nsubjettiness else (1.0,)
     taus = nsubjettiness_flat(n_const, px[parts], py[parts], pz[parts], e[parts], n_max=n_max, betas=betas,
