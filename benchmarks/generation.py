@@ -12,7 +12,12 @@ other jobs on a shared machine) next to wall time; medians over ``--repeats`` se
 folder), alternating baseline and current code run by run, so that before/after come from one run on
 the same machine under the same load.
 
+``--stages`` instead splits the per-event cost of one batch of ``--events`` Pythia events (of the first of
+``--processes``) into its stages, each timed ``--repeats`` times on the same batch (CPU medians), as a share
+of the CPU time Pythia took to generate that batch.
+
 Reproduce:  .venv/bin/python benchmarks/generation.py [--events 1500] [--repeats 3] [--baseline c4efd10]
+            .venv/bin/python benchmarks/generation.py --stages --processes signal --events 500 --repeats 7
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,6 +71,67 @@ def worker(preset: str, process: str, n_events: int, seed: int) -> dict:
             "n_sel": meta["counts"]["n_selected"], "reco_wall": meta["timing"]["reconstruction_s"]}
 
 
+def stages(preset: str, process: str, n_events: int, repeats: int, seed: int = 1000) -> None:
+    """Print the CPU time of each stage of the per-event path for one batch of ``n_events`` Pythia events."""
+    import fastjet
+
+    from excess.data.detector import apply_detector_flat
+    from excess.data.generate import FlatBatch, PythiaSource, reconstruct_batch, silence_stdout, visible_particles
+    from excess.data.jets import FlatClustering, _offsets, nsubjettiness_flat
+    from excess.data.settings import GeneratorSettings
+
+    s = GeneratorSettings.from_preset(preset, process=process)
+    src = PythiaSource(s, seed)
+    with silence_stdout():
+        src.pythia.nextBatch(20)  # first-call costs
+        c0 = time.process_time()
+        raw = src.pythia.nextBatch(n_events)
+        c_pythia = time.process_time() - c0
+
+    def cpu(f):
+        f()
+        ts = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            f()
+            ts.append(time.process_time() - c0)
+        return statistics.median(ts)
+
+    counts, px, py, pz, e, ids = visible_particles(raw.prt)
+    batch = FlatBatch(counts, px, py, pz, e, ids, src.charges(ids))
+    rng = lambda: np.random.default_rng(seed)  # noqa: E731
+    det = apply_detector_flat(counts, px, py, pz, e, ids, batch.charge, rng()) if s.detector != "none" else (counts, px, py, pz, e)
+    antikt = fastjet.JetDefinition(fastjet.antikt_algorithm, s.jet_radius)
+    with silence_stdout():
+        cs = FlatClustering(*det[1:], _offsets(det[0]), antikt)
+        jpx, jpy, _, _, j_off = cs.inclusive_jets(s.jet_pt_min)
+        c_off, c_idx = cs.constituent_index(s.jet_pt_min)
+    two = np.flatnonzero(np.diff(j_off) >= 2)
+    lead = np.concatenate([j_off[:-1][two], j_off[:-1][two] + 1])  # two jets per event (FastJet's first two: for timing)
+    n_const = c_off[lead + 1] - c_off[lead]
+    parts = np.concatenate([c_idx[c_off[j]:c_off[j + 1]] for j in lead])
+    cp = tuple(a[parts] for a in det[1:])
+    kt = fastjet.JetDefinition(fastjet.kt_algorithm, 1000.0, fastjet.WTA_pt_scheme if s.axes == "wta" else fastjet.E_scheme)
+    rows = [("visible final state + charges", lambda: src.charges(visible_particles(raw.prt)[5]))]
+    if s.detector != "none":
+        rows.append(("detector response", lambda: apply_detector_flat(counts, px, py, pz, e, ids, batch.charge, rng())))
+    rows += [("anti-kt clustering (FastJet)", lambda: FlatClustering(*det[1:], _offsets(det[0]), antikt)),
+             ("jets + constituents read back", lambda: (cs.inclusive_jets(s.jet_pt_min), cs.constituent_index(s.jet_pt_min))),
+             ("N-subj.: exclusive-kt reclustering", lambda: FlatClustering(*cp, _offsets(n_const), kt)),
+             ("N-subjettiness, all (incl. reclustering)", lambda: nsubjettiness_flat(n_const, *cp, axes=s.axes)),
+             ("reconstruct_batch, all (detector .. features)", lambda: reconstruct_batch(batch, s, rng()))]
+    print(f"preset={preset} process={process}: one batch of {n_events} Pythia events, {int(counts.sum() / n_events)} visible "
+          f"particles/event, {len(lead) // 2} events with >= 2 jets; Pythia nextBatch {c_pythia:.3f} s CPU; stage CPU = "
+          f"median of {repeats}")
+    print(f"{'stage':<48}{'CPU s':>8}{'% of Pythia':>13}")
+    for name, f in rows:
+        with silence_stdout():  # FastJet's banner
+            t = cpu(f)
+        print(f"{name:<48}{t:>8.3f}{100 * t / c_pythia:>12.1f}%", flush=True)
+    print(f"reproduce: .venv/bin/python benchmarks/generation.py --stages --processes {process} --events {n_events} "
+          f"--repeats {repeats} --preset {preset}")
+
+
 def export_src(rev: str, dest: Path) -> Path:
     """``src/`` of git revision ``rev`` under ``dest``."""
     tar = dest / "src.tar"
@@ -88,10 +156,13 @@ def main(argv=None):
     ap.add_argument("--preset", default="lhco")
     ap.add_argument("--processes", default="qcd,signal")
     ap.add_argument("--baseline", default=None, help="git revision to measure too (before/after in one run)")
+    ap.add_argument("--stages", action="store_true", help="split the per-event cost of one batch into its stages")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--process", default="qcd", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=1000, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.stages:
+        return stages(args.preset, args.processes.split(",")[0], args.events, args.repeats)
     if args.worker:
         with open(os.devnull, "w") as devnull:  # Pythia/FastJet banners must not reach the JSON line
             old = os.dup(1)
