@@ -59,6 +59,8 @@ def visible_particles(prt):
     :data:`~excess.data.settings.INVISIBLE_PDG_IDS`."""
     import awkward as ak
 
+    from .jets import _offsets
+
     flat = _flat_fields(prt)
     if flat is not None:  # the record layout pythia8mc returns: read its buffers, no awkward operations
         counts, status, ids, (px, py, pz, e) = flat
@@ -73,12 +75,6 @@ def visible_particles(prt):
         px, py, pz, e = (ak.to_numpy(ak.flatten(getattr(p, f)))[keep] for f in ("px", "py", "pz", "e"))
     kept = np.concatenate([[0], np.cumsum(keep)])[_offsets(counts)]  # visible particles before each event
     return np.diff(kept), px, py, pz, e, ids[keep]
-
-
-def _offsets(counts) -> np.ndarray:
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
 
 
 def _flat_fields(prt):
