@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     p.add_argument("--ball-radius", default="0.1")
     p.add_argument("--combine", default="accelerations", choices=["gradients", "accelerations"])
     p.add_argument("--velocity-scale", default="auto", choices=["auto", "none"])
+    p.add_argument("--velocity-degree", default="bic", help="degree of s(r) in log r: 'bic' or an integer (3: first version)")
     p.add_argument("--vertical-scale", default="profile", choices=["profile", "none"],
                    help="'profile': heights through a fitted sech^2 profile to a Gaussian coordinate")
     p.add_argument("--kind", default="maf", choices=["maf", "nsf"], help="flow kind of both flows")
@@ -89,6 +90,7 @@ def main(argv=None) -> int:
         t_mock, c_mock = time.perf_counter() - t0, time.process_time() - c0
         params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       radial_scale=None, velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale,
+                      velocity_degree=None if args.velocity_degree == "bic" else int(args.velocity_degree),
                       vertical_scale=None if args.vertical_scale == "none" else args.vertical_scale, kind=args.kind,
                       transforms=args.transforms, hidden=tuple(int(h) for h in args.hidden.split(",")),
                       n_jobs=args.jobs, device="cpu")
@@ -103,7 +105,8 @@ def main(argv=None) -> int:
                      combine=args.combine, baryons="mwpotential2014", random_state=args.seed + 1, threads=args.threads)
     res = {
         "n_stars": n, "members": args.members, "epochs": args.epochs, "positions": dens["n_positions"],
-        "velocities_per_position": args.n_velocities, "vertical_scale": args.vertical_scale, "kind": args.kind,
+        "velocities_per_position": args.n_velocities, "vertical_scale": args.vertical_scale,
+        "velocity_degree": args.velocity_degree, "kind": args.kind,
         "transforms": args.transforms, "hidden": args.hidden, "ball_radius_kpc": args.ball_radius, "combine": args.combine, "trim": args.trim,
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
         "acc_median_rel_error_members": dens["acc"]["median_rel_error_members"],

@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-velocities", type=int, default=1000)
     p.add_argument("--radial-scale", default="profile", help="'profile', 'auto' or a length in kpc")
     p.add_argument("--velocity-scale", default="auto", choices=["auto", "none"])
+    p.add_argument("--velocity-degree", default="bic", help="degree of s(r) in log r: 'bic' or an integer (3: first version)")
     p.add_argument("--combine", default="accelerations", choices=["gradients", "accelerations"])
     p.add_argument("--density-method", default="ball", choices=["ball", "autograd"])
     p.add_argument("--ball-radius", default="0.2r")
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
         params = dict(n_members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       transforms=args.transforms, velocity_kind=args.velocity_kind, bins=args.bins, hidden=tuple(int(h) for h in args.hidden.split(",")),
                       radial_scale=args.radial_scale if args.radial_scale in ("profile", "auto") else float(args.radial_scale),
-                      velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale, n_jobs=args.jobs,
+                      velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale,
+                      velocity_degree=None if args.velocity_degree == "bic" else int(args.velocity_degree), n_jobs=args.jobs,
                       device="cpu")
         c0, ch0 = time.process_time(), _children_cpu()
         fit = fit_run(stars, out, params=params, random_state=args.seed, threads=args.threads)
@@ -100,6 +102,7 @@ def main(argv=None) -> int:
     res = {
         "n_stars": args.n_stars, "members": args.members, "epochs": args.epochs, "transforms": args.transforms,
         "hidden": args.hidden, "velocity_kind": args.velocity_kind or "maf",
+        "velocity_degree": args.velocity_degree,
         "positions": dens["n_positions"], "velocities_per_position": args.n_velocities,
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
         "acc_median_rel_error_radial_component": dens["acc"]["median_rel_error_radial"],

@@ -17,6 +17,8 @@ def test_end_to_end(tmp_path, capsys, monkeypatch):
     stars = tmp_path / "stars.h5"
     assert main(["dynamics", "mock", "-n", "2000", "--seed", "1", "-o", str(stars)]) == 0
     run = tmp_path / "run"
+    assert main(["dynamics", "fit", str(stars), "-o", str(run), "--velocity-scale", "auto",
+                 "--velocity-degree", "high"]) != 0 and not (run / "model").exists()
     assert main(["dynamics", "fit", str(stars), "-o", str(run), "--members", "2", "--epochs", "3",
                  "--batch-size", "256", "--transforms", "2", "--hidden", "16,16", "--device", "cpu",
                  "--threads", "1"]) == 0

@@ -10,7 +10,7 @@ from excess.astro.dynamics.analytic import HernquistSphere  # noqa: E402
 from excess.astro.dynamics.boltzmann import ICOSAHEDRON, ball_divergence, ball_stencil  # noqa: E402
 from excess.astro.dynamics.estimate import estimate_field  # noqa: E402
 from excess.astro.dynamics.mocks import disk_mock, truth_from_spec  # noqa: E402
-from excess.astro.dynamics.model import PhaseSpaceFlow, _fit_dehnen  # noqa: E402
+from excess.astro.dynamics.model import PhaseSpaceFlow, _fit_dehnen, _fit_dispersion_profile  # noqa: E402
 from excess.errors import ConfigError  # noqa: E402
 
 
@@ -98,6 +98,35 @@ def test_profile_map_and_velocity_scale(tmp_path):
     np.testing.assert_allclose(back.log_prob(x[:10], v[:10]), m.log_prob(x[:10], v[:10]), rtol=1e-6)
     with pytest.raises(ConfigError, match="velocity_scale"):
         PhaseSpaceFlow(epochs=1, velocity_scale="fast").fit(x, v)
+
+
+def test_dispersion_profile_degree_by_bic():
+    rng = np.random.default_rng(4)
+    r = np.exp(rng.uniform(np.log(0.1), np.log(1000.0), 30000))
+    d = rng.normal(size=(r.size, 3))
+    x = d / np.linalg.norm(d, axis=1, keepdims=True) * r[:, None]
+    u = np.log(r)
+    # a power law (log sigma^2 linear in log r): BIC keeps the degree low, the slope is right
+    v = rng.normal(size=(r.size, 3)) * (200.0 * r**-0.25)[:, None]
+    coef, _ = _fit_dispersion_profile(x, v, degree="bic")
+    assert len(coef) - 1 <= 2 and abs(np.polyval(np.polyder(coef), 1.0) + 0.5) < 0.03
+    # a profile that rises then falls over 4 decades (Hernquist-like): the chosen degree follows its slope
+    # d log sigma^2 / d log r = 1 - 2 r / (1 + r) within 0.05, where a cubic misses by more
+    ls_true = np.log(r / (1 + r) ** 2)
+    v = rng.normal(size=(r.size, 3)) * np.exp(0.5 * ls_true)[:, None]
+    inner = np.linspace(np.quantile(u, 0.1), np.quantile(u, 0.9), 50)
+    slope_true = 1 - 2 * np.exp(inner) / (1 + np.exp(inner))
+    errs = {}
+    for deg in ("bic", 3):
+        coef, _ = _fit_dispersion_profile(x, v, degree=deg)
+        errs[deg] = (len(coef) - 1, np.max(np.abs(np.polyval(np.polyder(coef), inner) - slope_true)))
+    assert errs["bic"][0] > 3 and errs["bic"][1] < 0.05 < errs[3][1]
+    # in the model: None (default) is BIC, an integer fixes the degree, anything else is refused
+    m = PhaseSpaceFlow(n_members=1, transforms=1, hidden=(8,), epochs=1, batch_size=4096, velocity_scale="auto",
+                       velocity_degree=3, random_state=0, device="cpu").fit(x[:2000], v[:2000])
+    assert len(m.velocity_coef_) == 4
+    with pytest.raises(ConfigError, match="velocity_degree"):
+        PhaseSpaceFlow(epochs=1, velocity_scale="auto", velocity_degree=0).fit(x[:100], v[:100])
 
 
 def test_disk_mock_sanity():

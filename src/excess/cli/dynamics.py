@@ -70,6 +70,9 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
                    "profile), 'none' (local samples), or a length in kpc.")
 @click.option("--velocity-scale", type=click.Choice(["none", "auto"]), default="none", show_default=True,
               help="'auto': velocities divided by a fitted dispersion profile s(r) before the velocity flow.")
+@click.option("--velocity-degree", default="bic", show_default=True,
+              help="Degree of s(r)'s polynomial in log r: 'bic' (chosen in 1..8 by the Bayesian information "
+                   "criterion) or an integer (3: the first version).")
 @click.option("--vertical-scale", type=click.Choice(["none", "profile"]), default="none", show_default=True,
               help="'profile': heights mapped through a fitted sech^2 profile to a Gaussian coordinate (local disk "
                    "samples; with --radial-scale none).")
@@ -79,8 +82,8 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch threads.")
 @click.option("--no-plots", is_flag=True, help="Skip the loss-curve PNG.")
 @click.option("--force", is_flag=True, help="Replace the fitted model of an existing run directory.")
-def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, velocity_scale, vertical_scale,
-        jobs, device, seed, threads, no_plots, force):
+def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, velocity_scale, velocity_degree,
+        vertical_scale, jobs, device, seed, threads, no_plots, force):
     """Train an ensemble of flows f(x, v) = n(x) p(v|x) on the stars; writes RUN_DIR/model and report.html."""
     from ..astro.dynamics.run import fit_run
     from ..errors import ConfigError
@@ -89,12 +92,19 @@ def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radi
         hid = tuple(int(h) for h in hidden.split(","))
     except ValueError:
         raise ConfigError(f"--hidden expects comma-separated integers, got {hidden!r}") from None
+    if velocity_degree == "bic":
+        vdeg = None
+    else:
+        try:
+            vdeg = int(velocity_degree)
+        except ValueError:
+            raise ConfigError(f"--velocity-degree expects 'bic' or an integer, got {velocity_degree!r}") from None
     check_output(output, force, marker="model", what="fit (model/)")
     rs = None if radial_scale == "none" else (radial_scale if radial_scale in ("auto", "profile") else _float(radial_scale))
     params = dict(n_members=members, epochs=epochs, batch_size=batch_size, lr=lr, transforms=transforms, hidden=hid,
                   radial_scale=rs, velocity_scale=None if velocity_scale == "none" else velocity_scale,
-                  vertical_scale=None if vertical_scale == "none" else vertical_scale, n_jobs=jobs,
-                  device=device)
+                  velocity_degree=vdeg, vertical_scale=None if vertical_scale == "none" else vertical_scale,
+                  n_jobs=jobs, device=device)
     echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads, plots=not no_plots))
 
 
