@@ -80,6 +80,7 @@ __all__ = [
     "DECORRELATIONS",
     "ConditionalQuantileTransform",
     "ConditionalFlowTransform",
+    "ConditionalCopulaTransform",
     "mass_weights",
     "MassRatioTransform",
     "Decorrelated",
@@ -88,10 +89,10 @@ __all__ = [
     "resolve_decorrelation",
 ]
 
-DECORRELATIONS = ("none", "quantile", "ratio", "flow", "auto")
+DECORRELATIONS = ("none", "quantile", "ratio", "flow", "copula", "auto")
 FIT_ON = ("auto", "window", "sidebands", "heldout")
 #: what ``fit_on="auto"`` means per transform (:class:`Decorrelated`)
-DEFAULT_FIT_ON = {"quantile": "window", "ratio": "window", "flow": "window"}
+DEFAULT_FIT_ON = {"quantile": "window", "ratio": "window", "flow": "window", "copula": "window"}
 _SR_VS_SB_METHODS = ("cwola",)
 MASS_LIKE = ("mj1", "mj2", "delta_mj", "jet1_m", "jet2_m")
 
@@ -302,6 +303,194 @@ class ConditionalFlowTransform(BaseEstimator):
         return self.quantile_.inverse_transform(self.flow_.from_base(U, m), m)
 
 
+def _poly(u, degree: int) -> np.ndarray:
+    return np.vander(np.asarray(u, float), int(degree) + 1, increasing=True)
+
+
+class ConditionalCopulaTransform(BaseEstimator):
+    """Joint decorrelation, cheap and smooth: a conditional Gaussian-copula whitening.
+
+    Three stages, all fitted on the same events (numpy only, deterministic, no seed):
+
+    1. the per-feature :class:`ConditionalQuantileTransform` ``x -> z`` (each feature standard normal
+       at every mass);
+    2. the conditional mean ``mu(m)`` and correlation ``C(m)`` of ``z``: every element a polynomial of
+       degree ``mean_degree`` / ``corr_degree`` in ``u`` (the standardised ``ln m``), fitted by weighted
+       least squares on ``z_i`` and on the products ``r_i r_j`` of the residuals ``r = z - mu(m)``
+       (winsorised at ``+-clip``) with :func:`mass_weights` (every mjj weighted alike). At a mass, the
+       fitted second moments are symmetrised, normalised to a correlation matrix, its eigenvalues
+       clipped at ``eig_min`` and its diagonal renormalised to 1, and ``z' = L(m)^-1 (z - mu(m))``
+       with ``L`` its Cholesky factor (so ``z'_1`` is ``z_1``, and ``z'_k`` is ``z_k`` with its linear
+       dependence on ``z_1 .. z_{k-1}`` at that mass removed: at fixed ``m`` every ``z'_k`` is
+       increasing in ``z_k``);
+    3. optionally (``remap``, default True) a second per-feature quantile map of ``z'`` (when the
+       copula is not exactly Gaussian, the whitened features' marginals can drift a little with mjj).
+
+    ``L(m)^-1`` is evaluated on a grid of ``n_grid`` masses across the fit events' range and linearly
+    interpolated (constant beyond the range). Low order on purpose: a degree-1 ``C(m)`` fitted over a
+    window whose SR is in the middle cannot follow a correlation localised in the SR: with events
+    flat in mjj a SR holding a fraction ``f`` of the window moves the fitted ``C`` at the SR by about
+    ``f`` times the localised change (``f`` = 0.29 for the 400-GeV SR in a 1400-GeV window; about 0.6
+    with ``corr_degree=2``, whose even term can bend towards a central bump).
+
+    Parameters
+    ----------
+    n_mass_bins, degree : of the quantile stage(s)
+    corr_degree : polynomial degree in ``u`` of each correlation element (default 1)
+    mean_degree : of the conditional mean of ``z`` (``None``: no mean term)
+    clip : winsorisation of ``z`` for the moment fits
+    eig_min : smallest eigenvalue kept in ``C(m)`` (before the diagonal is renormalised)
+    weight_by_mass : fit the moments with :func:`mass_weights` (default True)
+    remap : the final per-feature quantile map (default True)
+    n_grid : masses at which ``L(m)^-1`` is computed
+    """
+
+    def __init__(self, n_mass_bins: int = 10, degree: int = 1, corr_degree: int = 1, mean_degree: int | None = 1,
+                 clip: float = 4.0, eig_min: float = 0.05, weight_by_mass: bool = True, remap: bool = True,
+                 n_grid: int = 129):
+        self.n_mass_bins = n_mass_bins
+        self.degree = degree
+        self.corr_degree = corr_degree
+        self.mean_degree = mean_degree
+        self.clip = clip
+        self.eig_min = eig_min
+        self.weight_by_mass = weight_by_mass
+        self.remap = remap
+        self.n_grid = n_grid
+
+    @staticmethod
+    def _check_finite(X, m, what: str):
+        bad = ~np.isfinite(X)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise InputError(f"copula decorrelation ({what}): {int(bad.sum())} NaN or infinite feature values "
+                             f"(first: row {i}, feature column {j}, value {X[i, j]})")
+        if not np.isfinite(m).all():
+            i = int(np.argmax(~np.isfinite(m)))
+            raise InputError(f"copula decorrelation ({what}): mjj has NaN or infinite values (first: row {i}, "
+                             f"value {m[i]})")
+        if (m <= 0).any():
+            i = int(np.argmax(m <= 0))
+            raise InputError(f"copula decorrelation ({what}): mjj must be > 0 (ln mjj), row {i} has {m[i]}")
+
+    def _validate(self, X, m, what: str):
+        X = np.asarray(X, float)
+        m = np.asarray(m, float)
+        if X.ndim != 2 or m.shape != (X.shape[0],):
+            raise InputError(f"X must be (n, d) and m (n,), got {X.shape} and {m.shape}")
+        if what != "fit":
+            if not hasattr(self, "winv_"):
+                raise NotFittedError("ConditionalCopulaTransform is not fitted")
+            if X.shape[1] != self.n_features_in_:
+                raise InputError(f"X must be (n, {self.n_features_in_}) and m (n,), got {X.shape}, {m.shape}")
+        self._check_finite(X, m, what)
+        return X, m
+
+    def _u(self, m):
+        return (np.log(m) - self.u_centre_) / self.u_scale_
+
+    def fit(self, X, m):
+        X, m = self._validate(X, m, "fit")
+        kd, km = int(self.corr_degree), self.mean_degree
+        if kd < 0 or (km is not None and int(km) < 0):
+            raise ConfigError(f"corr_degree and mean_degree must be >= 0, got {self.corr_degree}, {self.mean_degree}")
+        if not 0 < float(self.eig_min) < 1:
+            raise ConfigError(f"eig_min must be in (0, 1), got {self.eig_min}")
+        if float(self.clip) <= 0 or int(self.n_grid) < 2:
+            raise ConfigError(f"clip must be > 0 and n_grid >= 2, got {self.clip}, {self.n_grid}")
+        d = X.shape[1]
+        self.quantile_ = ConditionalQuantileTransform(n_mass_bins=self.n_mass_bins, degree=self.degree).fit(X, m)
+        Z = np.clip(self.quantile_.transform(X, m), -float(self.clip), float(self.clip))
+        lm = np.log(m)
+        self.u_centre_, self.u_scale_ = float(lm.mean()), float(max(lm.std(), 1e-12))
+        u = self._u(m)
+        if u.size < 2 * (max(kd, km or 0) + 1) * d:
+            raise InputError(f"copula decorrelation: {u.size} events are too few for {d} features at degree {kd}")
+        w = mass_weights(m) if self.weight_by_mass else np.ones(m.size)
+        sw = np.sqrt(w)
+
+        def wls(V, Y):  # weighted least squares, coefficients (k+1, ...)
+            coef, *_ = np.linalg.lstsq(V * sw[:, None], Y * sw[:, None], rcond=None)
+            return coef
+
+        if km is None:
+            self.mean_coef_ = np.zeros((1, d))
+        else:
+            self.mean_coef_ = wls(_poly(u, km), Z)
+        R = Z - _poly(u, self.mean_coef_.shape[0] - 1) @ self.mean_coef_
+        iu = np.triu_indices(d)
+        self.moment_coef_ = wls(_poly(u, kd), R[:, iu[0]] * R[:, iu[1]])  # (kd+1, d(d+1)/2)
+        self.u_range_ = (float(u.min()), float(u.max()))
+        self.grid_ = np.linspace(*self.u_range_, int(self.n_grid)) if u.max() > u.min() else np.array([u.min()] * 2)
+        self.n_features_in_ = d
+        self.winv_ = np.linalg.inv(np.linalg.cholesky(self.correlation(u=self.grid_)))  # (G, d, d) lower
+        self.remap_ = None
+        if self.remap:
+            self.remap_ = ConditionalQuantileTransform(n_mass_bins=self.n_mass_bins, degree=self.degree).fit(
+                self._whiten(self.quantile_.transform(X, m), m), m)
+        return self
+
+    def correlation(self, m=None, *, u=None) -> np.ndarray:
+        """The modelled correlation matrices ``C`` of the quantile-mapped features at masses ``m``
+        (or at standardised ``u``): (n, d, d), symmetric, unit diagonal, eigenvalues >= ~``eig_min``."""
+        if not hasattr(self, "moment_coef_"):
+            raise NotFittedError("ConditionalCopulaTransform is not fitted")
+        if u is None:
+            u = self._u(np.asarray(m, float))
+        u = np.clip(np.atleast_1d(np.asarray(u, float)), *self.u_range_)
+        d = self.n_features_in_
+        iu = np.triu_indices(d)
+        S = np.zeros((u.size, d, d))
+        S[:, iu[0], iu[1]] = _poly(u, self.moment_coef_.shape[0] - 1) @ self.moment_coef_
+        S = np.triu(S) + np.swapaxes(np.triu(S, 1), 1, 2)  # symmetric
+        dg = np.maximum(np.diagonal(S, axis1=1, axis2=2), 1e-3)
+        C = S / np.sqrt(dg[:, :, None] * dg[:, None, :])
+        C[:, np.arange(d), np.arange(d)] = 1.0
+        ev, V = np.linalg.eigh(C)
+        C = np.einsum("nij,nj,nkj->nik", V, np.maximum(ev, float(self.eig_min)), V)
+        dg = np.sqrt(np.diagonal(C, axis1=1, axis2=2))
+        C = C / (dg[:, :, None] * dg[:, None, :])
+        return 0.5 * (C + np.swapaxes(C, 1, 2))
+
+    def _mean(self, m):
+        u = np.clip(self._u(m), *self.u_range_)
+        return _poly(u, self.mean_coef_.shape[0] - 1) @ self.mean_coef_
+
+    def _winv_at(self, m):
+        """``L(m)^-1`` element by element, linearly interpolated on the grid: (d, d) list of (n,) arrays."""
+        u = self._u(m)
+        d = self.n_features_in_
+        return [[np.interp(u, self.grid_, self.winv_[:, i, j]) if j <= i else None for j in range(d)] for i in range(d)]
+
+    def _whiten(self, Z, m):
+        R = Z - self._mean(m)
+        W = self._winv_at(m)
+        out = np.zeros_like(R)
+        for i in range(R.shape[1]):
+            for j in range(i + 1):
+                out[:, i] += W[i][j] * R[:, j]
+        return out
+
+    def transform(self, X, m) -> np.ndarray:
+        X, m = self._validate(X, m, "transform")
+        Zw = self._whiten(self.quantile_.transform(X, m), m)
+        return Zw if self.remap_ is None else self.remap_.transform(Zw, m)
+
+    def inverse_transform(self, U, m) -> np.ndarray:
+        """Features of whitened scores ``U`` at masses ``m`` (each stage inverted: remap, the triangular
+        whitening by forward substitution with the same interpolated ``L(m)^-1``, the quantile map)."""
+        U, m = self._validate(U, m, "inverse_transform")
+        Zw = U if self.remap_ is None else self.remap_.inverse_transform(U, m)
+        W = self._winv_at(m)
+        R = np.zeros_like(Zw)
+        for i in range(Zw.shape[1]):
+            acc = Zw[:, i].copy()
+            for j in range(i):
+                acc -= W[i][j] * R[:, j]
+            R[:, i] = acc / W[i][i]
+        return self.quantile_.inverse_transform(R + self._mean(m), m)
+
+
 class MassRatioTransform(BaseEstimator):
     """Divide the mass-like columns (``columns``: indices) by ``m`` (TeV-free ratios); others pass through."""
 
@@ -321,7 +510,7 @@ class MassRatioTransform(BaseEstimator):
 
 
 def make_transform(kind: str, features=(), params: dict | None = None):
-    """A fresh transform for ``kind`` (``"quantile"``, ``"ratio"``, ``"flow"``); ``features`` names the columns."""
+    """A fresh transform for ``kind`` (``"quantile"``, ``"ratio"``, ``"flow"``, ``"copula"``); ``features`` names the columns."""
     params = dict(params or {})
     params.pop("fit_on", None)  # the wrapper's option (Decorrelated), not the transform's
     try:
@@ -329,6 +518,8 @@ def make_transform(kind: str, features=(), params: dict | None = None):
             return ConditionalQuantileTransform(**params)
         if kind == "flow":
             return ConditionalFlowTransform(**params)
+        if kind == "copula":
+            return ConditionalCopulaTransform(**params)
     except TypeError as e:
         raise ConfigError(f"decorrelation {kind!r}: bad parameter ({e})") from None
     if kind == "ratio":
