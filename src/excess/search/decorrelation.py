@@ -345,9 +345,9 @@ class ConditionalCopulaTransform(BaseEstimator):
     n_grid : masses at which ``L(m)^-1`` is computed
     """
 
-    def __init__(self, n_mass_bins: int = 10, degree: int = 1, corr_degree: int = 1, mean_degree: int | None = 1,
+    def __init__(self, n_mass_bins: int = 10, degree: int = 1, corr_degree: int = 2, mean_degree: int | None = 1,
                  clip: float = 4.0, eig_min: float = 0.05, weight_by_mass: bool = True, remap: bool = True,
-                 n_grid: int = 129):
+                 n_grid: int = 129, moments_on: str = "auto"):
         self.n_mass_bins = n_mass_bins
         self.degree = degree
         self.corr_degree = corr_degree
@@ -357,6 +357,7 @@ class ConditionalCopulaTransform(BaseEstimator):
         self.weight_by_mass = weight_by_mass
         self.remap = remap
         self.n_grid = n_grid
+        self.moments_on = moments_on
 
     @staticmethod
     def _check_finite(X, m, what: str):
@@ -389,8 +390,20 @@ class ConditionalCopulaTransform(BaseEstimator):
     def _u(self, m):
         return (np.log(m) - self.u_centre_) / self.u_scale_
 
-    def fit(self, X, m):
+    def fit(self, X, m, sr=None):
         X, m = self._validate(X, m, "fit")
+        if self.moments_on not in ("auto", "all", "sidebands"):
+            raise ConfigError(f"moments_on must be 'auto', 'all' or 'sidebands', got {self.moments_on!r}")
+        self.moments_on_ = ("all" if sr is None else "sidebands") if self.moments_on == "auto" else self.moments_on
+        use = np.ones(m.size, bool)
+        if self.moments_on_ == "sidebands":
+            if sr is None:
+                raise ConfigError("moments_on='sidebands' needs the signal region: fit(X, m, sr=(lo, hi))")
+            use = (m < float(sr[0])) | (m >= float(sr[1]))
+            if use.sum() < 2 * (int(self.corr_degree) + 1) or not (m < float(sr[0])).any() or not (m >= float(sr[1])).any():
+                raise InputError(f"copula decorrelation: the moments are fitted on the sidebands of {tuple(sr)}, "
+                                 f"which need events on both sides ({int((m < float(sr[0])).sum())} below, "
+                                 f"{int((m >= float(sr[1])).sum())} above)")
         kd, km = int(self.corr_degree), self.mean_degree
         if kd < 0 or (km is not None and int(km) < 0):
             raise ConfigError(f"corr_degree and mean_degree must be >= 0, got {self.corr_degree}, {self.mean_degree}")
@@ -404,10 +417,10 @@ class ConditionalCopulaTransform(BaseEstimator):
         lm = np.log(m)
         self.u_centre_, self.u_scale_ = float(lm.mean()), float(max(lm.std(), 1e-12))
         u = self._u(m)
-        if u.size < 2 * (max(kd, km or 0) + 1) * d:
-            raise InputError(f"copula decorrelation: {u.size} events are too few for {d} features at degree {kd}")
+        if use.sum() < 2 * (max(kd, km or 0) + 1) * d:
+            raise InputError(f"copula decorrelation: {int(use.sum())} events are too few for {d} features at degree {kd}")
         w = mass_weights(m) if self.weight_by_mass else np.ones(m.size)
-        sw = np.sqrt(w)
+        sw = np.sqrt(w * use)
 
         def wls(V, Y):  # weighted least squares, coefficients (k+1, ...)
             coef, *_ = np.linalg.lstsq(V * sw[:, None], Y * sw[:, None], rcond=None)
@@ -613,7 +626,10 @@ class Decorrelated(BaseEstimator):
         tr = make_transform(self.transform, self.features, self.transform_params)
         if t_seed is not None and "random_state" in tr.get_params(deep=False) and tr.random_state is None:
             tr.set_params(random_state=t_seed)
-        self.transform_ = tr.fit(X[use], m[use])
+        import inspect
+
+        sr_kw = {"sr": (lo, hi)} if "sr" in inspect.signature(tr.fit).parameters else {}
+        self.transform_ = tr.fit(X[use], m[use], **sr_kw)
         self.n_transform_events_ = int(use.sum())
         est = fresh_estimator(self.method, seed)
         kw = dict(fit_kw)
