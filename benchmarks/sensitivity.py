@@ -24,9 +24,9 @@ settings). ``sample --windows``: all (the scan's default sliding windows),
 signal (the LHCO SR only) or neighbours (it and the next two); ``--write-mix DIR`` keeps each injected
 sample. ``-v`` prints every window and cut.
 
-Options: ``--decorrelation`` (auto | quantile | ratio | flow | none), ``--fit-on`` (which training events
-fit the transform: auto | window | sidebands | heldout), ``--flow-param key=value`` (the flow
-transform's options, e.g. ``epochs=10``), ``--background-model`` (efficiency | sideband | profile |
+Options: ``--decorrelation`` (auto | quantile | ratio | copula | flow | none), ``--fit-on`` (which training
+events fit the transform: auto | window | sidebands | heldout), ``--decorrelation-param key=value`` (alias
+``--flow-param``: the transform's options, e.g. ``epochs=10`` for the flow, ``corr_degree=1`` for the copula), ``--background-model`` (efficiency | sideband | profile |
 signal_fit), ``--mass-correlation k`` (toy jet masses ~ mjj^k; default 1, the sculpting case),
 ``--joint-drift r`` (toy features' *correlations* drift with mjj, marginals do not: a per-feature
 decorrelation leaves that; :func:`~excess.search.synthetic.toy_events`), ``null --windows 1`` (only the
@@ -37,6 +37,7 @@ Joint decorrelation (the figures of the README)::
     # sculpting and calibration, background only, correlations drifting with mjj, a correlation-aware scorer
     python benchmarks/sensitivity.py null --method gaussian-full --joint-drift 0.5 --mass-correlation 0 \
         --decorrelation quantile --windows 1 --n-pseudo 20 --n-background 30000
+    python benchmarks/sensitivity.py null ... --decorrelation copula
     python benchmarks/sensitivity.py null ... --decorrelation flow --fit-on heldout
 
 The selection of each cut is rebuilt from the scan's out-of-fold scores and per-fold thresholds,
@@ -163,7 +164,7 @@ SIGNAL_WINDOW = "SR 3300-3700"
 
 
 def _decorrelation_params(a) -> dict | None:
-    """``decorrelation_params`` of the scan from ``--fit-on`` and ``--flow-param key=value``."""
+    """``decorrelation_params`` of the scan from ``--fit-on`` and ``--decorrelation-param key=value``."""
     params = {}
     for kv in a.flow_param or ():
         k, _, v = kv.partition("=")
@@ -342,7 +343,8 @@ def main(argv=None):
         s.add_argument("--mass-correlation", type=float, default=1.0)
         s.add_argument("--joint-drift", type=float, default=0.0)
         s.add_argument("--fit-on", default="auto", choices=("auto", "window", "sidebands", "heldout"))
-        s.add_argument("--flow-param", action="append", default=None, metavar="KEY=VALUE")
+        s.add_argument("--decorrelation-param", "--flow-param", dest="flow_param", action="append", default=None,
+                       metavar="KEY=VALUE", help="an option of the decorrelation transform (repeatable)")
         s.add_argument("--min-selected", type=int, default=20)
         s.add_argument("--efficiency-degree", type=lambda v: v if v == "auto" else int(v), default="auto")
         s.add_argument("--global-toys", type=int, default=0 if name != "null" else 50)

@@ -151,10 +151,11 @@ class ScanConfig(_Strict):
     function_test: str = Field("lrt", pattern="^(lrt|f-test)$")
     min_selected: int = Field(20, ge=1)
     # sensitivity at the frontier (issue 22): decorrelation and the background model of the selection
-    decorrelation: str = Field("auto", pattern="^(auto|quantile|ratio|flow|none)$",
+    decorrelation: str = Field("auto", pattern="^(auto|quantile|ratio|flow|copula|none)$",
                                description="Features' decorrelation from mjj: auto = quantile for cwola, none for "
-                               "the conditional-density methods; flow = joint (conditional MAF) decorrelation "
-                               "(excess.search.decorrelation).")
+                               "the conditional-density methods; copula = joint decorrelation by a conditional "
+                               "Gaussian-copula whitening after the quantile map (cheap, smooth in mjj); flow = joint "
+                               "(conditional MAF) decorrelation (excess.search.decorrelation).")
     decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform "
                                                  "(and fit_on: auto|window|sidebands|heldout, heldout_fraction).")
     background_model: str = Field("efficiency", pattern="^(efficiency|profile|signal_fit|sideband)$",

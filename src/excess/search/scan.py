@@ -387,7 +387,7 @@ def run_scan(
     fit_functions, function_test, alpha : the dijet functions and the f3-vs-f4 test
     min_selected : fewer selected sideband events flag the cut as ``no_result``
     min_sideband_events : fewer events in either sideband (before cuts) flag the window as ``no_result``
-    decorrelation : ``"auto"`` (default), ``"quantile"``, ``"ratio"``, ``"flow"`` or ``"none"``: the features'
+    decorrelation : ``"auto"`` (default), ``"quantile"``, ``"ratio"``, ``"copula"``, ``"flow"`` or ``"none"``: the features'
         decorrelation from mjj before the method sees them (:mod:`excess.search.decorrelation`;
         ``decorrelation_params`` go to the transform, except ``fit_on`` and ``heldout_fraction``, which
         say which training events fit it: :class:`~excess.search.decorrelation.Decorrelated`)

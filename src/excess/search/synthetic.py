@@ -11,7 +11,7 @@ feature's marginal distribution as it is but lets the *correlations* drift with 
 with correlation ``rho(m) = r tanh((m - 3500 GeV) / 700 GeV)`` between the lighter jet's mass and its
 tau21, and between the mass difference and the heavier jet's tau21): a per-feature (marginal)
 decorrelation cannot remove that, a classifier that sees correlations (``GaussianSRvsSB(covariance="full")``)
-learns it, and its cut sculpts mjj unless the decorrelation is joint (``decorrelation="flow"``).
+learns it, and its cut sculpts mjj unless the decorrelation is joint (``decorrelation="copula"`` or ``"flow"``).
 
 The two scorers follow the anomaly protocol (``fit(X, m, *, sr, ...)``, ``score_samples``);
 they are test doubles for the statistics, not analysis methods:
