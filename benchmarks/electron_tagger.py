@@ -174,6 +174,10 @@ def main(argv=None):
     metrics = evaluate_taggers(taggers, ev_tracks, out / "evaluation", n_shap=args.n_shap, random_state=args.seed,
                                config={"benchmark": "electron_tagger", **vars(args)})
     res["evaluation"] = {m: {"auc": v["roc"], "efficiency": v["efficiency"]} for m, v in metrics["models"].items()}
+    res["evaluation_s"] = metrics.get("runtime_s")
+    print(f"\nevaluation incl. SHAP: {metrics.get('runtime_s', float('nan')):.0f} s wall")
+    print("\nefficiency at 5 % fake rate, 68 % Clopper-Pearson interval in brackets, n electrons and b background"
+          " tracks per bin")
     print(f"\nefficiency at 5 % fake rate (true pT bins; signal = higgsino electrons, {int(ev_tracks['label'].sum())};"
           f" background = {int((ev_tracks['label'] == 0).sum())} tracks)")
     for m, v in metrics["models"].items():
@@ -183,10 +187,24 @@ def main(argv=None):
             rows.setdefault(e["category"], []).append(e)
         for c, es in rows.items():
             cells = "  ".join(
-                f"{e['pt_lo']:g}-{e['pt_hi']:g}: " + ("  n/a " if e["efficiency"] is None or e["efficiency"] != e["efficiency"]
-                                                     else f"{100 * e['efficiency']:5.1f}% (n={e['n_electrons']})")
+                f"{e['pt_lo']:g}-{e['pt_hi']:g}: " + (f"  n/a (n={e['n_electrons']}, b={e['n_others']})"
+                                                     if e["efficiency"] is None or e["efficiency"] != e["efficiency"]
+                                                     else f"{100 * e['efficiency']:5.1f}% [{100 * e['eff_lo']:.1f}, "
+                                                          f"{100 * e['eff_hi']:.1f}] (n={e['n_electrons']}, "
+                                                          f"b={e['n_others']})")
                 for e in es)
             print(f"    {c:13s} {cells}")
+
+    print("\nSHAP, mean |SHAP| per feature, top 5 per category (plots: evaluation/plots/shap_*.png):")
+    for m, v in metrics["models"].items():
+        for group, imp in (v.get("shap") or {}).items():
+            if not isinstance(imp, dict) or "features" not in imp:
+                print(f"  {m:10s} {group:13s} {imp}")
+                continue
+            order = np.argsort(imp["mean_abs_shap"])[::-1][:5]
+            print(f"  {m:10s} {group:13s} " + ", ".join(f"{imp['features'][i]} {imp['mean_abs_shap'][i]:.3f}"
+                                                          for i in order) + f"  (n={imp['n']})")
+        res["evaluation"][m]["shap"] = v.get("shap")
 
     # ---- impact ----
     if (args.gen / "wenu_impact").exists() and "dnn" in taggers:
