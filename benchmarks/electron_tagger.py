@@ -6,19 +6,22 @@ per-category DNN, the inclusive network and the HGB baseline, the efficiency at 
 and category for each (study: ~50 % at 1 GeV, 60-70 % at 2 GeV, > 80 % above 3 GeV), SHAP per category
 (run directory with report.html) and the impact table per mass point.
 
-Samples (make them first; sizes used for the README numbers; Run-2-like pile-up mu = 33.7)::
+Samples (make them first; the sizes of the README figures, affordable on 2 shared CPU cores; Run-2-like
+pile-up mu = 33.7)::
 
-    excess tag electrons simulate --process gun -n 200000 --chunk-size 50000 --seed 101 --pileup-mu 33.7 -o gen/gun
-    excess tag electrons simulate --process wenu -n 6000 --chunk-size 2000 --seed 101 --pileup-mu 33.7 -o gen/wenu
-    excess tag electrons simulate --process higgsino -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 \
+    excess tag electrons simulate --process gun -n 40000 --chunk-size 20000 --seed 101 --pileup-mu 33.7 -o gen/gun
+    excess tag electrons simulate --process wenu -n 2000 --chunk-size 1000 --seed 101 --pileup-mu 33.7 -o gen/wenu
+    excess tag electrons simulate --process higgsino -n 2000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 \
         -o gen/higgsino_153_150
-    excess tag electrons simulate --process wenu -n 36000 --chunk-size 2000 --pthat-min 150 --seed 202 \
+    excess tag electrons simulate --process wenu -n 3000 --chunk-size 1500 --pthat-min 150 --seed 202 \
         --pileup-mu 33.7 --keep-tracks-met-min 150 -o gen/wenu_impact
-    (and -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 --keep-tracks-met-min 150 with
+    (and -n 1500 --chunk-size 1500 --seed 202 --pileup-mu 33.7 --keep-tracks-met-min 150 with
     --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
 
-    python benchmarks/electron_tagger.py --gen gen --out bench_electrons [--resimulate]
+    python benchmarks/electron_tagger.py --gen gen --out bench_electrons --resimulate --max-per-class 40000 --n-shap 100
     python benchmarks/electron_tagger.py --gen gen --out bench_impact --resimulate --impact-only bench_electrons/models/dnn
+
+(the first command also prints the impact table when ``gen/wenu_impact`` exists.)
 
 ``--resimulate`` runs the current detector model again on every sample's stored truth
 (:func:`excess.data.electrons.resimulate_tracks`, at the sample's pile-up) instead of using the stored
