@@ -95,6 +95,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-pythia", action="store_true")
     ap.add_argument("--resimulate", action="store_true", help="re-run the detector model on the samples' truth")
+    ap.add_argument("--saved-models", type=Path, default=None, metavar="MODELS_DIR",
+                    help="evaluate the taggers saved in MODELS_DIR/<model> (e.g. OUT/models of an earlier run) "
+                         "instead of training them; same data and split")
+    ap.add_argument("--no-shap", action="store_true", help="skip SHAP in the evaluation")
     ap.add_argument("--impact-only", type=Path, default=None, metavar="MODEL_DIR",
                     help="only the impact table, with a saved tagger (e.g. OUT/models/dnn of an earlier run)")
     args = ap.parse_args(argv)
@@ -130,10 +134,11 @@ def main(argv=None):
     import torch
 
     res["torch_threads"] = torch.get_num_threads()
-    res["detector_tracks_per_s"], res["detector_tracks_per_cpu_s"] = throughput_detector()
-    print(f"detector model: {res['detector_tracks_per_s']:,.0f} tracks/s wall, {res['detector_tracks_per_cpu_s']:,.0f} per CPU s "
-          "(simulate_tracks, 200k mixed particles, 1 process)")
-    if not args.skip_pythia:
+    if args.saved_models is None:
+        res["detector_tracks_per_s"], res["detector_tracks_per_cpu_s"] = throughput_detector()
+        print(f"detector model: {res['detector_tracks_per_s']:,.0f} tracks/s wall, {res['detector_tracks_per_cpu_s']:,.0f} per CPU s "
+              "(simulate_tracks, 200k mixed particles, 1 process)")
+    if not args.skip_pythia and args.saved_models is None:
         res["pythia_wenu"] = throughput_pythia(out)
         p = res["pythia_wenu"]
         print(f"W->enu+jets sample: {p['events_per_s']:.1f} events/s, {p['tracks_per_s']:.0f} tracks/s "
@@ -164,6 +169,12 @@ def main(argv=None):
           f"(origins: {bkg_train['origin'].value_counts().to_dict()})")
     taggers, res["train_s"] = {}, {}
     for m in args.models.split(","):
+        if args.saved_models is not None:
+            from excess.nn.io import load_model
+
+            taggers[m] = load_model(args.saved_models / m, device="cpu")
+            print(f"  {m:10s} loaded from {args.saved_models / m}")
+            continue
         t0, c0 = time.perf_counter(), time.process_time()
         tg = ElectronTagger(model=m, epochs=args.epochs, random_state=args.seed, device="cpu").fit(train)
         res["train_s"][m] = time.perf_counter() - t0
@@ -174,7 +185,7 @@ def main(argv=None):
 
     # ---- evaluation: higgsino electrons vs held-out W+jets tracks and the higgsino events' own tracks ----
     ev_tracks = pd.concat([hig, bkg[is_test]], ignore_index=True)
-    metrics = evaluate_taggers(taggers, ev_tracks, out / "evaluation", n_shap=args.n_shap, random_state=args.seed,
+    metrics = evaluate_taggers(taggers, ev_tracks, out / "evaluation", shap=not args.no_shap, n_shap=args.n_shap, random_state=args.seed,
                                config={"benchmark": "electron_tagger", **vars(args)})
     res["evaluation"] = {m: {"auc": v["roc"], "efficiency": v["efficiency"]} for m, v in metrics["models"].items()}
     res["evaluation_s"] = metrics.get("runtime_s")
