@@ -36,7 +36,9 @@ VARIANTS = {
     "no_brem_latent": {"brem_latent_rho": 0.0, "brem_fit_log_sigma": 0.0},
     "gaussian_shapes": {"shape_tail_dof": None},
     "no_overlapping_hadrons": {"ov_had_em_beta": None},
-    "second_pass_model": {"calo_cluster_et_min_gev": 0.0, "trt_ext_ineff_base": 0.0, "trt_ext_ineff_slope": 0.0,
+    # fourth pass off: the crack as a hole (the third-pass model)
+    "crack_as_hole": {"crack_has_calo": False},
+    "second_pass_model": {"crack_has_calo": False, "calo_cluster_et_min_gev": 0.0, "trt_ext_ineff_base": 0.0, "trt_ext_ineff_slope": 0.0,
                           "shower_latent_rho": 0.0, "brem_latent_rho": 0.0, "brem_fit_log_sigma": 0.0,
                           "shape_tail_dof": None, "ov_had_em_beta": None},
     # the default model, with a feature group hidden from the tagger (set to 0 in training and evaluation)
@@ -64,6 +66,44 @@ def feature_aucs(sig: pd.DataFrame, bkg: pd.DataFrame) -> dict:
     return out
 
 
+def category_drivers(electrons: pd.DataFrame, det, seed: int) -> dict:
+    """Why reconstructed electrons land where they do: the default model against the same draws (same seed)
+    without the TRT-extension loss and without the cluster threshold (neither consumes random numbers, so
+    each electron's other draws are identical). Returns, per category, the share of its electrons
+    outside the TRT (|eta| > 2.0), curled before the TRT (no straws crossed at |eta| < 2.0), with a lost
+    TRT extension, outside the calorimeter (|eta| > 2.47), whose fitted helix misses the calorimeter,
+    failing the cluster threshold; the median energy lost to bremsstrahlung; the share with true pT < 1 GeV.
+    """
+    from excess.data.electrons import resimulate_tracks
+
+    def run(d):
+        return resimulate_tracks(electrons, d, random_state=np.random.default_rng([seed, 3]))  # as the variants
+
+    full = run(det)
+    no_ext = run(dataclasses.replace(det, trt_ext_ineff_base=0.0, trt_ext_ineff_slope=0.0))
+    no_thr = run(dataclasses.replace(det, calo_cluster_et_min_gev=0.0))
+    r = full["reco"].to_numpy(bool)
+    a = full["true_eta"].abs().to_numpy()
+    trt_geo, calo_geo = no_ext["has_trt"].to_numpy(bool), no_thr["has_calo"].to_numpy(bool)
+    cat = full["category"].astype(str).to_numpy()
+    out = {}
+    for c in sorted(set(cat[r]), key=["trt_calo", "notrt_calo", "trt_nocalo", "notrt_nocalo"].index):
+        m = r & (cat == c)
+        k = m.sum()
+        out[c] = {
+            "n": int(k),
+            "outside_trt_eta": float((m & (a > 2.0)).sum() / k),
+            "curled_before_trt": float((m & (a <= 2.0) & ~trt_geo).sum() / k),
+            "lost_trt_extension": float((m & trt_geo & ~full["has_trt"].to_numpy(bool)).sum() / k),
+            "outside_calo_eta": float((m & (a >= 2.47)).sum() / k),
+            "helix_misses_calo": float((m & (a < 2.47) & ~calo_geo).sum() / k),
+            "below_cluster_threshold": float((m & calo_geo & ~full["has_calo"].to_numpy(bool)).sum() / k),
+            "median_brem_fraction": float(np.median(full.loc[m, "brem_fraction"])),
+            "true_pt_below_1": float((m & (full["true_pt"].to_numpy() < 1.0)).sum() / k),
+        }
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gen", type=Path, required=True)
@@ -71,6 +111,8 @@ def main(argv=None):
     ap.add_argument("--max-per-class", type=int, default=40_000)
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from: {', '.join(VARIANTS)}")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fractions-only", action="store_true",
+                    help="only the higgsino category fractions per variant and their drivers (no training)")
     args = ap.parse_args(argv)
 
     from excess._util import atomic_write_json
@@ -103,6 +145,12 @@ def main(argv=None):
         drop = spec.pop("drop", ())
         det = dataclasses.replace(TrackDetector(pileup_mu=mu), **spec)
         t0 = time.perf_counter()
+        if args.fractions_only:
+            h = resimulate_tracks(hig_e, det, random_state=np.random.default_rng([args.seed, 3]))
+            frac = h.loc[h["reco"], "category"].value_counts(normalize=True).to_dict()
+            res["variants"][name] = {"higgsino_category_fractions": frac}
+            print(f"{name}: higgsino fractions " + " ".join(f"{k} {100 * v:.1f}%" for k, v in frac.items()))
+            continue
         g = resimulate_tracks(gun, det, random_state=np.random.default_rng([args.seed, 1]))
         w = resimulate_tracks(wenu, det, random_state=np.random.default_rng([args.seed, 2]))
         h = resimulate_tracks(hig_e, det, random_state=np.random.default_rng([args.seed, 3]))
@@ -132,6 +180,15 @@ def main(argv=None):
             print(f"  {c:13s} " + "  ".join(f"{e.pt_lo:g}-{e.pt_hi:g}: " + (" n/a " if e.efficiency != e.efficiency
                                                                              else f"{100 * e.efficiency:5.1f}%")
                                             for e in es))
+    drivers = category_drivers(hig_e, TrackDetector(pileup_mu=mu), args.seed)
+    res["category_drivers_default"] = drivers
+    print("\nwhat puts higgsino electrons in each category (default model; shares of the category's electrons):")
+    for c, d in drivers.items():
+        print(f"  {c:13s} n={d['n']}: |eta|>2.0 {100 * d['outside_trt_eta']:.0f}%, curled before TRT "
+              f"{100 * d['curled_before_trt']:.0f}%, TRT extension lost {100 * d['lost_trt_extension']:.0f}%, "
+              f"|eta|>2.47 {100 * d['outside_calo_eta']:.0f}%, helix misses calo {100 * d['helix_misses_calo']:.0f}%, "
+              f"below cluster threshold {100 * d['below_cluster_threshold']:.0f}%; median brem fraction "
+              f"{d['median_brem_fraction']:.2f}, true pT < 1 GeV {100 * d['true_pt_below_1']:.0f}%")
     print("\nsingle-feature AUC (gun electrons vs W+jets tracks, default model), top 5 per category:")
     for c, row in res.get("feature_auc_gun_vs_wenu", {}).items():
         print(f"  {c:13s} " + ", ".join(f"{f} {a:.3f}" for f, a in list(row.items())[:5]))

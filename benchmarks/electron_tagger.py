@@ -6,19 +6,22 @@ per-category DNN, the inclusive network and the HGB baseline, the efficiency at 
 and category for each (study: ~50 % at 1 GeV, 60-70 % at 2 GeV, > 80 % above 3 GeV), SHAP per category
 (run directory with report.html) and the impact table per mass point.
 
-Samples (make them first; sizes used for the README numbers; Run-2-like pile-up mu = 33.7)::
+Samples (make them first; the sizes of the README figures, affordable on 2 shared CPU cores; Run-2-like
+pile-up mu = 33.7)::
 
-    excess tag electrons simulate --process gun -n 200000 --chunk-size 50000 --seed 101 --pileup-mu 33.7 -o gen/gun
-    excess tag electrons simulate --process wenu -n 6000 --chunk-size 2000 --seed 101 --pileup-mu 33.7 -o gen/wenu
-    excess tag electrons simulate --process higgsino -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 \
+    excess tag electrons simulate --process gun -n 40000 --chunk-size 20000 --seed 101 --pileup-mu 33.7 -o gen/gun
+    excess tag electrons simulate --process wenu -n 2000 --chunk-size 1000 --seed 101 --pileup-mu 33.7 -o gen/wenu
+    excess tag electrons simulate --process higgsino -n 2000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 \
         -o gen/higgsino_153_150
-    excess tag electrons simulate --process wenu -n 36000 --chunk-size 2000 --pthat-min 150 --seed 202 \
+    excess tag electrons simulate --process wenu -n 3000 --chunk-size 1500 --pthat-min 150 --seed 202 \
         --pileup-mu 33.7 --keep-tracks-met-min 150 -o gen/wenu_impact
-    (and -n 10000 --chunk-size 2000 --seed 202 --pileup-mu 33.7 --keep-tracks-met-min 150 with
+    (and -n 1500 --chunk-size 1500 --seed 202 --pileup-mu 33.7 --keep-tracks-met-min 150 with
     --m-chi20/--m-chi10 103/100, 128/125, 155/150 for the grid)
 
-    python benchmarks/electron_tagger.py --gen gen --out bench_electrons [--resimulate]
+    python benchmarks/electron_tagger.py --gen gen --out bench_electrons --resimulate --max-per-class 40000 --n-shap 100
     python benchmarks/electron_tagger.py --gen gen --out bench_impact --resimulate --impact-only bench_electrons/models/dnn
+
+(the first command also prints the impact table when ``gen/wenu_impact`` exists.)
 
 ``--resimulate`` runs the current detector model again on every sample's stored truth
 (:func:`excess.data.electrons.resimulate_tracks`, at the sample's pile-up) instead of using the stored
@@ -92,6 +95,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-pythia", action="store_true")
     ap.add_argument("--resimulate", action="store_true", help="re-run the detector model on the samples' truth")
+    ap.add_argument("--saved-models", type=Path, default=None, metavar="MODELS_DIR",
+                    help="evaluate the taggers saved in MODELS_DIR/<model> (e.g. OUT/models of an earlier run) "
+                         "instead of training them; same data and split")
+    ap.add_argument("--no-shap", action="store_true", help="skip SHAP in the evaluation")
     ap.add_argument("--impact-only", type=Path, default=None, metavar="MODEL_DIR",
                     help="only the impact table, with a saved tagger (e.g. OUT/models/dnn of an earlier run)")
     args = ap.parse_args(argv)
@@ -127,10 +134,11 @@ def main(argv=None):
     import torch
 
     res["torch_threads"] = torch.get_num_threads()
-    res["detector_tracks_per_s"], res["detector_tracks_per_cpu_s"] = throughput_detector()
-    print(f"detector model: {res['detector_tracks_per_s']:,.0f} tracks/s wall, {res['detector_tracks_per_cpu_s']:,.0f} per CPU s "
-          "(simulate_tracks, 200k mixed particles, 1 process)")
-    if not args.skip_pythia:
+    if args.saved_models is None:
+        res["detector_tracks_per_s"], res["detector_tracks_per_cpu_s"] = throughput_detector()
+        print(f"detector model: {res['detector_tracks_per_s']:,.0f} tracks/s wall, {res['detector_tracks_per_cpu_s']:,.0f} per CPU s "
+              "(simulate_tracks, 200k mixed particles, 1 process)")
+    if not args.skip_pythia and args.saved_models is None:
         res["pythia_wenu"] = throughput_pythia(out)
         p = res["pythia_wenu"]
         print(f"W->enu+jets sample: {p['events_per_s']:.1f} events/s, {p['tracks_per_s']:.0f} tracks/s "
@@ -161,6 +169,12 @@ def main(argv=None):
           f"(origins: {bkg_train['origin'].value_counts().to_dict()})")
     taggers, res["train_s"] = {}, {}
     for m in args.models.split(","):
+        if args.saved_models is not None:
+            from excess.nn.io import load_model
+
+            taggers[m] = load_model(args.saved_models / m, device="cpu")
+            print(f"  {m:10s} loaded from {args.saved_models / m}")
+            continue
         t0, c0 = time.perf_counter(), time.process_time()
         tg = ElectronTagger(model=m, epochs=args.epochs, random_state=args.seed, device="cpu").fit(train)
         res["train_s"][m] = time.perf_counter() - t0
@@ -171,9 +185,13 @@ def main(argv=None):
 
     # ---- evaluation: higgsino electrons vs held-out W+jets tracks and the higgsino events' own tracks ----
     ev_tracks = pd.concat([hig, bkg[is_test]], ignore_index=True)
-    metrics = evaluate_taggers(taggers, ev_tracks, out / "evaluation", n_shap=args.n_shap, random_state=args.seed,
+    metrics = evaluate_taggers(taggers, ev_tracks, out / "evaluation", shap=not args.no_shap, n_shap=args.n_shap, random_state=args.seed,
                                config={"benchmark": "electron_tagger", **vars(args)})
     res["evaluation"] = {m: {"auc": v["roc"], "efficiency": v["efficiency"]} for m, v in metrics["models"].items()}
+    res["evaluation_s"] = metrics.get("runtime_s")
+    print(f"\nevaluation incl. SHAP: {metrics.get('runtime_s', float('nan')):.0f} s wall")
+    print("\nefficiency at 5 % fake rate, 68 % Clopper-Pearson interval in brackets, n electrons and b background"
+          " tracks per bin")
     print(f"\nefficiency at 5 % fake rate (true pT bins; signal = higgsino electrons, {int(ev_tracks['label'].sum())};"
           f" background = {int((ev_tracks['label'] == 0).sum())} tracks)")
     for m, v in metrics["models"].items():
@@ -183,10 +201,24 @@ def main(argv=None):
             rows.setdefault(e["category"], []).append(e)
         for c, es in rows.items():
             cells = "  ".join(
-                f"{e['pt_lo']:g}-{e['pt_hi']:g}: " + ("  n/a " if e["efficiency"] is None or e["efficiency"] != e["efficiency"]
-                                                     else f"{100 * e['efficiency']:5.1f}% (n={e['n_electrons']})")
+                f"{e['pt_lo']:g}-{e['pt_hi']:g}: " + (f"  n/a (n={e['n_electrons']}, b={e['n_others']})"
+                                                     if e["efficiency"] is None or e["efficiency"] != e["efficiency"]
+                                                     else f"{100 * e['efficiency']:5.1f}% [{100 * e['eff_lo']:.1f}, "
+                                                          f"{100 * e['eff_hi']:.1f}] (n={e['n_electrons']}, "
+                                                          f"b={e['n_others']})")
                 for e in es)
             print(f"    {c:13s} {cells}")
+
+    print("\nSHAP, mean |SHAP| per feature, top 5 per category (plots: evaluation/plots/shap_*.png):")
+    for m, v in metrics["models"].items():
+        for group, imp in (v.get("shap") or {}).items():
+            if not isinstance(imp, dict) or "features" not in imp:
+                print(f"  {m:10s} {group:13s} {imp}")
+                continue
+            order = np.argsort(imp["mean_abs_shap"])[::-1][:5]
+            print(f"  {m:10s} {group:13s} " + ", ".join(f"{imp['features'][i]} {imp['mean_abs_shap'][i]:.3f}"
+                                                          for i in order) + f"  (n={imp['n']})")
+        res["evaluation"][m]["shap"] = v.get("shap")
 
     # ---- impact ----
     if (args.gen / "wenu_impact").exists() and "dnn" in taggers:

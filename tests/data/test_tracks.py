@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from excess.data.tracks import (
@@ -105,8 +106,13 @@ def test_curling_removes_low_pt_tracks_from_trt_and_calo():
 def test_acceptance_edges():
     fwd = _gun(2000, 211, 3.0, eta=2.2, seed=13, detector=GEOM)  # beyond the TRT, inside the calorimeter
     assert not fwd["has_trt"].any() and fwd["has_calo"].all()
+    # the barrel-endcap transition is read out (fourth pass); as a hole it gives no calorimeter variables
     crack = _gun(2000, 211, 3.0, eta=1.45, seed=14, detector=GEOM)
-    assert not crack["has_calo"].any()
+    assert crack["has_calo"].mean() > 0.99
+    hole = _gun(2000, 211, 3.0, eta=1.45, seed=14, detector=dataclasses.replace(GEOM, crack_has_calo=False))
+    assert not hole["has_calo"].any()
+    tracking = ["reco", "pt", "d0", "z0sintheta", "n_ibl", "n_pix", "n_sct", "dpoverp", "n_trt", "charge"]
+    pd.testing.assert_frame_equal(crack[tracking], hole[tracking])  # only the calorimeter changes
     assert tracking_efficiency(np.array([211]), np.array([3.0]), np.array([2.6]))[0] == 0.0
 
 
@@ -127,6 +133,24 @@ def test_categories_exhaustive_and_consistent():
         assert sub[list(feats)].notna().all().all()
         absent = [c for c in TRT_FEATURES + CALO_FEATURES if c not in feats]
         assert sub[absent].isna().all().all()
+
+
+def test_category_fractions_of_electrons_follow_acceptance_and_thresholds():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    args = (rng.uniform(0.5, 5, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-3, 3, n), np.full(n, 11))
+    full, geom = (simulate_tracks(*args, detector=d, random_state=4) for d in (DET, GEOM))
+    full, geom = full[full["reco"]], geom[geom["reco"]]
+    frac = full["category"].value_counts(normalize=True)
+    fwd = full["true_eta"].abs() > 2.0
+    assert not full.loc[fwd, "has_trt"].any()  # beyond the TRT
+    assert frac["notrt_calo"] + frac["notrt_nocalo"] > fwd.mean() + 0.05  # plus lost TRT extensions
+    assert frac.idxmax() == "trt_calo" and (frac > 0.01).all()
+    # the TRT-extension loss and the cluster threshold move electrons out of trt_calo
+    gfrac = geom["category"].value_counts(normalize=True)
+    assert gfrac["trt_calo"] > frac["trt_calo"] + 0.1
+    crack = full["true_eta"].abs().between(1.38, 1.51)
+    assert full.loc[crack, "has_calo"].mean() > 0.6  # the transition region is read out
 
 
 def test_electron_vs_pion_calorimeter_response():

@@ -45,7 +45,8 @@ TRT (JINST 3 S08003)
     (0.0736, 0.1827, 3.1540, 0.1683); the regions are |eta| < 0.8, 0.8-1.5 and 1.5-2.0 (approximate
     geometry). ``trt_pid`` is the ATLAS-style eProbabilityHT ``L_e / (L_e + L_pi)`` from the hit pattern.
 EM calorimeter (JINST 3 S08003)
-    Precision region |eta| < 2.47 without the crack 1.37 < |eta| < 1.52; presampler |eta| < 1.8; front face
+    Acceptance |eta| < 2.47 including the barrel-endcap transition 1.37 < |eta| < 1.52 (the "crack", a hole
+    before the fourth pass, see below); presampler |eta| < 1.8; front face
     at 1.4 m (barrel) or z = 3.7 m (endcap). Layers in X0 behind the dead material: strips 4.4, middle 16,
     back 2 (barrel values used everywhere; approximate); dead material before the presampler ~2-4 X0
     (approximate table). Resolution 10 %/sqrt(E) (+) 0.7 %; electronic noise per layer around the track
@@ -155,6 +156,17 @@ or the word *assumption* for each; none was tuned to a tagger result or to the s
     charge and impact parameters are bit-identical to the second pass for a given seed (checked; the 0.001
     smear of the output eta, drawn last, differs): b-tagging and semi-visible jets, which use only
     those, are unchanged.
+
+Fourth pass (one field; not tuned to a tagger result; checked against the study's category fractions only
+after it was made)
+    *The crack has calorimeter cells* (``crack_has_calo = True``; ``False`` restores the hole of the earlier
+    passes): the barrel EM calorimeter covers |eta| < 1.475 and the endcap 1.375 < |eta| < 3.2 (JINST 3
+    S08003, Table 1.3), so the transition region 1.37 < |eta| < 1.52 is read out: clusters and their
+    variables exist there, as ATLAS reconstructs electrons in it (physics analyses exclude it for the
+    degraded energy measurement, not because the cells are missing). The larger material in front of the
+    calorimeter in the transition is what :attr:`TrackDetector.dead_x0` (3.5-4 X0 there) already carries; the
+    degraded resolution of the transition is not modelled. Only the calorimeter flags and variables change;
+    tracking outputs are bit-identical (no random draw depends on it).
 
 Categories (the low-pT electron study): every track lands in exactly one of :data:`CATEGORIES`:
 ``trt_calo`` (TRT hits and calorimeter), ``notrt_calo``, ``trt_nocalo``, ``notrt_nocalo``. The features of
@@ -334,6 +346,9 @@ class TrackDetector:
     ov_had_em_beta: tuple[float, float] | None = (2.0, 3.0)
     # a calorimeter cluster must be reconstructed: EM-scale E_T of the window above this [GeV] (0: any)
     calo_cluster_et_min_gev: float = 0.4
+    # ---- fourth pass (module docstring, "Fourth pass") ----
+    # the barrel-endcap transition (crack) has calorimeter cells: cluster variables exist there (False: a hole)
+    crack_has_calo: bool = True
     extra: dict = field(default_factory=dict)  # free-form provenance notes
 
     def to_dict(self) -> dict:
@@ -484,7 +499,7 @@ def _helix_in_calo(pt_fit, eta, det: TrackDetector):
     Barrel: the helix reaches the front radius before the endcap face. Otherwise it is followed to the
     endcap face ``z = calo_endcap_z_mm`` (for at most ``max_turn_rad`` of azimuthal turn), where its
     transverse radius ``2 R |sin(dphi / 2)|`` gives the impact pseudorapidity, which must lie in the
-    acceptance (|eta| < 2.47, outside the crack). A low-pT central track that curls inside the barrel
+    acceptance (|eta| < 2.47; the crack only with ``crack_has_calo``). A low-pT central track that curls inside the barrel
     therefore spirals into the endcap (when it turns less than ``max_turn_rad`` on the way).
     """
     a = np.abs(np.asarray(eta, dtype=float))
@@ -499,8 +514,16 @@ def _helix_in_calo(pt_fit, eta, det: TrackDetector):
     r_e = 2.0 * big_r * np.abs(np.sin(0.5 * np.minimum(dphi_e, 2 * np.pi)))
     eta_imp = np.where(barrel, a, np.arcsinh(ze / np.maximum(r_e, 1e-6)))
     ok_turn = barrel | (dphi_e <= det.max_turn_rad)
-    in_acc = (eta_imp < det.calo_eta_max) & ~((eta_imp > det.crack[0]) & (eta_imp < det.crack[1]))
-    return ok_turn & in_acc
+    return ok_turn & _in_calo_acceptance(eta_imp, det)
+
+
+def _in_calo_acceptance(abs_eta, det: TrackDetector):
+    """|eta| inside the EM calorimeter (< ``calo_eta_max``); the barrel-endcap transition ``crack`` counts
+    only with ``crack_has_calo`` (fourth pass; before, the crack was a hole)."""
+    inside = abs_eta < det.calo_eta_max
+    if det.crack_has_calo:
+        return inside
+    return inside & ~((abs_eta > det.crack[0]) & (abs_eta < det.crack[1]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -750,7 +773,7 @@ def simulate_tracks(
 
     # ---- EM calorimeter ------------------------------------------------------------------------
     r_front = np.minimum(det.calo_barrel_radius_mm, det.calo_endcap_z_mm / np.maximum(np.sinh(a), 1e-9))
-    in_calo = (a < det.calo_eta_max) & ~((a > det.crack[0]) & (a < det.crack[1]))
+    in_calo = _in_calo_acceptance(a, det)
     arrives = in_calo & (reach_calo > r_front)  # the particle itself reaches the calorimeter (straight eta)
     if det.calo_acceptance == "physical":
         has_calo = arrives
