@@ -92,7 +92,8 @@ def mix(background, signal, output, n_signal, s_over_b, sr, reserve_background, 
         write_events(ref, ref_path, {"role": "reference background", "source": str(background)})
     data, info = inject_signal(bkg, sig, n_signal=n_signal, s_over_b=s_over_b, sr=tuple(sr), random_state=rng)
     write_events(data, output)
-    click.echo(json.dumps({"output": str(output), **info.to_dict()}, indent=2))
+    # the injection drew from a Generator made from --seed: record the seed the user gave
+    click.echo(json.dumps({"output": str(output), **info.to_dict(), "seed": seed}, indent=2))
 
 
 @generate.command("convert")
