@@ -17,7 +17,7 @@ by ``excess generate mix`` (background + injected signal, truth labels kept), in
 
 Make the sample (LHCO R&D level: 1000 signal events in 1M)::
 
-    excess generate mix -b /work/data/qcd_1m -s /work/data/signal_100k --n-signal 1000 -o mixed_1m.h5
+    excess generate mix -b data/qcd_1m -s data/signal_100k --n-signal 1000 -o mixed_1m.h5
 
 Reproduce (one window, the method's defaults, 2 worker processes)::
 

@@ -15,7 +15,7 @@ Sub-commands::
     python benchmarks/sensitivity.py demo
     # generated samples (a background chunk dir + a signal sample): the signal injected at S/sqrt(B) in the
     # LHCO SR with `excess.data.mix.inject_signal` (what `excess generate mix` does), seeds 1..5
-    python benchmarks/sensitivity.py sample --background /work/data/qcd_1m --signal /work/data/signal_100k \
+    python benchmarks/sensitivity.py sample --background data/qcd_1m --signal data/signal_100k \
         --method cwola --s-over-sqrt-b 1 2 --seeds 5 --windows all --json out.json
 
 ``--method``: gaussian (the cheap CWoLa-like :class:`~excess.search.synthetic.GaussianSRvsSB`),
@@ -365,8 +365,10 @@ def main(argv=None):
     n.add_argument("--seed", type=int, default=2026)
     n.add_argument("--windows", type=int, default=3, help="3: the first three toy windows; 1: the LHCO window only")
     sm = sub.choices["sample"]
-    sm.add_argument("--background", default="/work/data/qcd_1m")
-    sm.add_argument("--signal", default="/work/data/signal_100k")
+    sm.add_argument("--background", default="data/qcd_1m",
+                    help="background chunk folder (excess generate dijet); default data/qcd_1m, relative to the working directory")
+    sm.add_argument("--signal", default="data/signal_100k",
+                    help="signal sample (excess generate dijet); default data/signal_100k, relative to the working directory")
     sm.add_argument("--s-over-sqrt-b", type=float, nargs="+", default=[1.0, 2.0])
     sm.add_argument("--seeds", type=int, default=5)
     sm.add_argument("--seed-list", type=int, nargs="+", default=None)

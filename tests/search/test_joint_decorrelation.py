@@ -266,7 +266,7 @@ def test_copula_bad_input():
         tr.transform(bad, m)
     m_bad = m.copy()
     m_bad[5] = np.inf
-    with pytest.raises(InputError, match="mjj has NaN or infinite values"):
+    with pytest.raises(InputError, match=r"copula decorrelation \(transform\): m \(mjj\) has 1 NaN or infinite values"):
         tr.transform(X, m_bad)
     with pytest.raises(InputError, match=r"X must be \(n, 3\)"):
         tr.transform(X[:, :2], m)

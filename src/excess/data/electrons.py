@@ -209,7 +209,7 @@ class _PythiaTracks:
     """A configured Pythia instance producing track and event tables of batches of events."""
 
     def __init__(self, settings: TrackSampleSettings, seed: int, workdir: Path):
-        from .generate import start_pythia
+        from .generate import ChargeTable, start_pythia
 
         self.settings = settings
         slha = None
@@ -222,17 +222,7 @@ class _PythiaTracks:
         finally:
             if slha is not None:
                 slha.unlink(missing_ok=True)
-        self._charge: dict[int, float] = {}
-
-    def charges(self, ids):
-        uniq, inv = np.unique(ids, return_inverse=True)
-        vals = np.empty(len(uniq))
-        for k, i in enumerate(uniq):
-            i = int(i)
-            if i not in self._charge:
-                self._charge[i] = float(self.pythia.particleData.charge(i))
-            vals[k] = self._charge[i]
-        return vals[inv]
+        self.charges = ChargeTable(self.pythia)  # charges(ids): electric charge of each PDG id (shared, cached)
 
     def sigma_fb(self) -> float:
         return float(self.pythia.infoPython().sigmaGen()) * 1e12

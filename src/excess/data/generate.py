@@ -28,7 +28,7 @@ from .._util import atomic_write_json, ensure_dir, get_logger, package_versions,
 from ..errors import ConfigError, GenerationError, InputError, OutputError
 from .settings import INVISIBLE_PDG_IDS, SEED_MAX, SEED_MIN, GeneratorSettings, pythia_config
 
-__all__ = ["generate_dijet", "generate_chunk", "GenerationSummary", "chunk_seed", "PythiaSource", "start_pythia"]
+__all__ = ["generate_dijet", "generate_chunk", "GenerationSummary", "chunk_seed", "PythiaSource", "ChargeTable", "start_pythia"]
 
 log = get_logger(__name__)
 
@@ -162,6 +162,34 @@ def start_pythia(config, what: str):
     return pythia
 
 
+class ChargeTable:
+    """Electric charge of PDG ids from a Pythia instance's particle data, looked up once per id.
+
+    ``table(ids)`` returns the charges (float) of ``ids`` (any order, repeats, new ids); the ids seen so far
+    are kept in a sorted table, so a batch of known ids costs one ``searchsorted``. Shared by the
+    generators of excess (dijets, electrons).
+    """
+
+    def __init__(self, pythia):
+        self._pythia = pythia
+        self._ids = np.zeros(0, dtype=np.int64)  # sorted PDG ids seen so far, and their charges
+        self._vals = np.zeros(0)
+
+    def __call__(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        known, vals = self._ids, self._vals
+        pos = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
+        if len(known) == 0 or not np.array_equal(known[pos], ids):
+            new = np.setdiff1d(ids, known)
+            pd_ = self._pythia.particleData
+            known = np.concatenate([known, new])
+            vals = np.concatenate([vals, [float(pd_.charge(int(i))) for i in new]])
+            order = np.argsort(known)
+            self._ids, self._vals = known, vals = known[order], vals[order]
+            pos = np.searchsorted(known, ids)
+        return vals[pos]
+
+
 class PythiaSource:
     """A configured Pythia instance producing batches of visible final-state particles."""
 
@@ -170,23 +198,7 @@ class PythiaSource:
         self.seed = int(seed)
         self.config = pythia_config(settings, seed)
         self.pythia = start_pythia(self.config, f"process {settings.process!r}")
-        self._charge_ids = np.zeros(0, dtype=np.int64)  # sorted PDG ids seen so far, and their charges
-        self._charge_vals = np.zeros(0)
-
-    def charges(self, ids: np.ndarray) -> np.ndarray:
-        """Electric charge of each PDG id (Pythia's particle data, looked up once per id)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        known, vals = self._charge_ids, self._charge_vals
-        pos = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
-        if len(known) == 0 or not np.array_equal(known[pos], ids):
-            new = np.setdiff1d(ids, known)
-            pd_ = self.pythia.particleData
-            known = np.concatenate([known, new])
-            vals = np.concatenate([vals, [float(pd_.charge(int(i))) for i in new]])
-            order = np.argsort(known)
-            self._charge_ids, self._charge_vals = known, vals = known[order], vals[order]
-            pos = np.searchsorted(known, ids)
-        return vals[pos]
+        self.charges = ChargeTable(self.pythia)  # charges(ids): electric charge of each PDG id
 
     def next_batch(self, n: int) -> FlatBatch:
         """``n`` events of visible final-state particles as flat numpy arrays plus per-event counts."""

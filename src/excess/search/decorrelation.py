@@ -105,7 +105,7 @@ from scipy import stats as sps
 from sklearn.base import BaseEstimator
 
 from ..anomaly.base import fresh_estimator
-from ..errors import ConfigError, InputError, NotFittedError
+from ..errors import ConfigError, InputError, NonFiniteError, NotFittedError
 
 __all__ = [
     "DECORRELATIONS",
@@ -128,6 +128,60 @@ _SR_VS_SB_METHODS = ("cwola",)
 MASS_LIKE = ("mj1", "mj2", "delta_mj", "jet1_m", "jet2_m")
 
 
+def _check_xm(X, m, what: str, feature_names=None, *, n_features: int | None = None, positive_m: bool = False,
+              x_name: str = "X"):
+    """The one input check of the decorrelation transforms: ``X`` (n, d) features, ``m`` (n,) masses (mjj).
+
+    Returns both as float arrays (``X`` may be ``None``: then only ``m`` is checked). ``what`` starts every
+    message (e.g. ``"copula decorrelation (transform)"``); ``feature_names`` (or a DataFrame's columns) name
+    the bad feature next to its column index; ``n_features``: the number of columns the transform was fitted
+    with; ``positive_m``: ``m`` must be > 0 (the transform takes ``ln m`` or divides by it); ``x_name``: what
+    ``X`` is called (``"U"``, ``"Z"`` for an inverse transform's scores).
+
+    Raises :class:`~excess.errors.InputError` for a wrong ndim, a wrong number of features or mismatched
+    lengths, and :class:`~excess.errors.NonFiniteError` (an ``InputError``) for NaN or infinite values,
+    naming whether ``X`` or ``m`` holds them, the first bad row, the feature and the value.
+    """
+    if feature_names is None and X is not None and hasattr(X, "columns"):
+        feature_names = [str(c) for c in X.columns]
+    try:
+        m = np.asarray(m, dtype=float)
+        X = None if X is None else np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{what}: {x_name} and m must be numeric arrays ({e})") from None
+    if m.ndim != 1:
+        raise InputError(f"{what}: m (mjj) must be 1-d (n,), got shape {m.shape}")
+    if X is not None:
+        d = "d" if n_features is None else str(int(n_features))
+        if X.ndim != 2:
+            raise InputError(f"{what}: {x_name} must be (n, {d}) and m (n,), got {x_name} of shape {X.shape}")
+        if n_features is not None and X.shape[1] != int(n_features):
+            raise InputError(f"{what}: {x_name} must be (n, {d}) and m (n,) (the transform was fitted with {d} "
+                             f"features), got {x_name} of shape {X.shape}")
+        if X.shape[0] != m.shape[0]:
+            raise InputError(f"{what}: {x_name} must be (n, {d}) and m (n,) with the same n, got {x_name} of shape "
+                             f"{X.shape} and m of shape {m.shape}")
+        bad = ~np.isfinite(X)
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            names = list(feature_names) if feature_names is not None else []
+            label = f"feature column {j}" + (f" ({names[j]})" if len(names) == X.shape[1] else "")
+            per_col = bad.sum(axis=0)
+            counts = {(names[c] if len(names) == X.shape[1] else f"column {c}"): int(per_col[c])
+                      for c in np.nonzero(per_col)[0]}
+            raise NonFiniteError(f"{what}: {x_name} has {int(bad.sum())} NaN or infinite feature values (first: row {i}, "
+                                 f"{label}, value {X[i, j]})", counts=counts, n_rows=int(bad.any(axis=1).sum()))
+    bad_m = ~np.isfinite(m)
+    if bad_m.any():
+        i = int(np.argmax(bad_m))
+        raise NonFiniteError(f"{what}: m (mjj) has {int(bad_m.sum())} NaN or infinite values (first: row {i}, "
+                             f"value {m[i]})", counts={"m": int(bad_m.sum())}, n_rows=int(bad_m.sum()))
+    if positive_m and (m <= 0).any():
+        i = int(np.argmax(m <= 0))
+        raise InputError(f"{what}: m (mjj) must be > 0, row {i} has {m[i]}")
+    return X, m
+
+
 class ConditionalQuantileTransform(BaseEstimator):
     """Per-feature transform ``x -> Phi^-1(F(x | m))`` with ``F`` learned in mass bins of the given events.
 
@@ -140,6 +194,8 @@ class ConditionalQuantileTransform(BaseEstimator):
         estimate it: at least 10 events beyond the outermost quantile in each bin)
     degree : polynomial degree in ``m`` of each quantile level's curve (1: linear in m; the SR is
         interpolated between the two sidebands)
+
+    ``fit(X, m, sr=None)``: ``sr`` is ignored (every transform accepts it: :class:`Decorrelated` passes it).
     """
 
     def __init__(self, n_mass_bins: int = 10, n_levels: int = 21, z_max: float = 3.0, degree: int = 1):
@@ -148,11 +204,9 @@ class ConditionalQuantileTransform(BaseEstimator):
         self.z_max = z_max
         self.degree = degree
 
-    def fit(self, X, m):
-        X = np.asarray(X, float)
-        m = np.asarray(m, float)
-        if X.ndim != 2 or m.shape != (X.shape[0],):
-            raise InputError(f"X must be (n, d) and m (n,), got {X.shape} and {m.shape}")
+    def fit(self, X, m, sr=None):
+        """Fit the quantile curves on ``X`` (n, d) at masses ``m`` (n,); ``sr`` is ignored."""
+        X, m = _check_xm(X, m, "quantile decorrelation (fit)")
         nb, deg = int(self.n_mass_bins), int(self.degree)
         if nb < deg + 1 or nb < 2:
             raise ConfigError(f"n_mass_bins ({nb}) must exceed degree ({deg}) and be >= 2")
@@ -185,7 +239,8 @@ class ConditionalQuantileTransform(BaseEstimator):
         """Quantile curves at masses ``m``: (n, levels, d), strictly increasing along levels."""
         if not hasattr(self, "coef_"):
             raise NotFittedError("ConditionalQuantileTransform is not fitted")
-        u = (np.asarray(m, float) - self.m_centre_) / self.m_scale_
+        _, m = _check_xm(None, m, "quantile decorrelation (quantiles)")
+        u = (m - self.m_centre_) / self.m_scale_
         V = np.vander(u, self.coef_.shape[0], increasing=True)
         q = np.einsum("nk,kld->nld", V, self.coef_)
         q = np.maximum.accumulate(q, axis=1)
@@ -194,12 +249,9 @@ class ConditionalQuantileTransform(BaseEstimator):
         return q + spread * np.arange(q.shape[1])[None, :, None]
 
     def transform(self, X, m) -> np.ndarray:
-        X = np.asarray(X, float)
-        m = np.asarray(m, float)
         if not hasattr(self, "coef_"):
             raise NotFittedError("ConditionalQuantileTransform is not fitted")
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_ or m.shape != (X.shape[0],):
-            raise InputError(f"X must be (n, {getattr(self, 'n_features_in_', '?')}) and m (n,), got {X.shape}, {m.shape}")
+        X, m = _check_xm(X, m, "quantile decorrelation (transform)", n_features=self.n_features_in_)
         q = self.quantiles(m)  # (n, L, d)
         z = self.levels_
         out = np.empty_like(X)
@@ -216,10 +268,10 @@ class ConditionalQuantileTransform(BaseEstimator):
     def inverse_transform(self, Z, m) -> np.ndarray:
         """Features of normal scores ``Z`` at masses ``m``: the piecewise-linear map of :meth:`transform`
         inverted segment by segment (extrapolated at the ends, as it was built)."""
-        Z = np.asarray(Z, float)
-        q = self.quantiles(m)  # (n, L, d); raises if not fitted
-        if Z.ndim != 2 or Z.shape[1] != self.n_features_in_ or q.shape[0] != Z.shape[0]:
-            raise InputError(f"Z must be (n, {self.n_features_in_}) and m (n,), got {Z.shape}, {np.shape(m)}")
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("ConditionalQuantileTransform is not fitted")
+        Z, m = _check_xm(Z, m, "quantile decorrelation (inverse_transform)", n_features=self.n_features_in_, x_name="Z")
+        q = self.quantiles(m)  # (n, L, d)
         zl = self.levels_
         L = zl.size
         out = np.empty_like(Z)
@@ -268,6 +320,9 @@ class ConditionalFlowTransform(BaseEstimator):
         ``m``, and its errors then differ between SR and SB)
     weight_by_mass : fit with :func:`mass_weights` (default True)
     random_state, device : the flow's seed and device
+
+    ``fit(X, m, sample_weight=None, sr=None)``: ``sr`` is ignored (every transform accepts it:
+    :class:`Decorrelated` passes it).
     """
 
     def __init__(self, n_mass_bins: int = 10, degree: int = 1, transforms: int = 2, hidden=(32, 32),
@@ -288,15 +343,11 @@ class ConditionalFlowTransform(BaseEstimator):
         self.random_state = random_state
         self.device = device
 
-    def fit(self, X, m, sample_weight=None):
+    def fit(self, X, m, sample_weight=None, sr=None):
+        """Fit the quantile stage and the flow on ``X`` (n, d) at masses ``m`` (n,); ``sr`` is ignored."""
         from ..nn.flows import ConditionalFlow
 
-        X = np.asarray(X, float)
-        m = np.asarray(m, float)
-        if X.ndim != 2 or m.shape != (X.shape[0],):
-            raise InputError(f"X must be (n, d) and m (n,), got {X.shape} and {m.shape}")
-        if not (np.isfinite(X).all() and np.isfinite(m).all()):
-            raise InputError("conditional flow transform: X or m contains NaN or infinite values")
+        X, m = _check_xm(X, m, "flow decorrelation (fit)")
         w = np.ones(m.size)
         if sample_weight is not None:
             w = np.asarray(sample_weight, float)
@@ -315,22 +366,17 @@ class ConditionalFlowTransform(BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _check(self, X, m):
+    def transform(self, X, m) -> np.ndarray:
         if not hasattr(self, "flow_"):
             raise NotFittedError("ConditionalFlowTransform is not fitted")
-        X = np.asarray(X, float)
-        m = np.asarray(m, float)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_ or m.shape != (X.shape[0],):
-            raise InputError(f"X must be (n, {self.n_features_in_}) and m (n,), got {X.shape}, {m.shape}")
-        return X, m
-
-    def transform(self, X, m) -> np.ndarray:
-        X, m = self._check(X, m)
+        X, m = _check_xm(X, m, "flow decorrelation (transform)", n_features=self.n_features_in_)
         return self.flow_.to_base(self.quantile_.transform(X, m), m)
 
     def inverse_transform(self, U, m) -> np.ndarray:
         """Features of base coordinates ``U`` at masses ``m`` (the flow, then the quantile stage, inverted)."""
-        U, m = self._check(U, m)
+        if not hasattr(self, "flow_"):
+            raise NotFittedError("ConditionalFlowTransform is not fitted")
+        U, m = _check_xm(U, m, "flow decorrelation (inverse_transform)", n_features=self.n_features_in_, x_name="U")
         return self.quantile_.inverse_transform(self.flow_.from_base(U, m), m)
 
 
@@ -393,33 +439,11 @@ class ConditionalCopulaTransform(BaseEstimator):
         self.n_grid = n_grid
         self.moments_on = moments_on
 
-    @staticmethod
-    def _check_finite(X, m, what: str):
-        bad = ~np.isfinite(X)
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            raise InputError(f"copula decorrelation ({what}): {int(bad.sum())} NaN or infinite feature values "
-                             f"(first: row {i}, feature column {j}, value {X[i, j]})")
-        if not np.isfinite(m).all():
-            i = int(np.argmax(~np.isfinite(m)))
-            raise InputError(f"copula decorrelation ({what}): mjj has NaN or infinite values (first: row {i}, "
-                             f"value {m[i]})")
-        if (m <= 0).any():
-            i = int(np.argmax(m <= 0))
-            raise InputError(f"copula decorrelation ({what}): mjj must be > 0 (ln mjj), row {i} has {m[i]}")
-
-    def _validate(self, X, m, what: str):
-        X = np.asarray(X, float)
-        m = np.asarray(m, float)
-        if X.ndim != 2 or m.shape != (X.shape[0],):
-            raise InputError(f"X must be (n, d) and m (n,), got {X.shape} and {m.shape}")
-        if what != "fit":
-            if not hasattr(self, "winv_"):
-                raise NotFittedError("ConditionalCopulaTransform is not fitted")
-            if X.shape[1] != self.n_features_in_:
-                raise InputError(f"X must be (n, {self.n_features_in_}) and m (n,), got {X.shape}, {m.shape}")
-        self._check_finite(X, m, what)
-        return X, m
+    def _validate(self, X, m, what: str, x_name: str = "X"):
+        if what != "fit" and not hasattr(self, "winv_"):
+            raise NotFittedError("ConditionalCopulaTransform is not fitted")
+        return _check_xm(X, m, f"copula decorrelation ({what})", n_features=None if what == "fit" else self.n_features_in_,
+                         positive_m=True, x_name=x_name)
 
     def _u(self, m):
         return (np.log(m) - self.u_centre_) / self.u_scale_
@@ -526,7 +550,7 @@ class ConditionalCopulaTransform(BaseEstimator):
     def inverse_transform(self, U, m) -> np.ndarray:
         """Features of whitened scores ``U`` at masses ``m`` (each stage inverted: remap, the triangular
         whitening by forward substitution with the same interpolated ``L(m)^-1``, the quantile map)."""
-        U, m = self._validate(U, m, "inverse_transform")
+        U, m = self._validate(U, m, "inverse_transform", x_name="U")
         Zw = U if self.remap_ is None else self.remap_.inverse_transform(U, m)
         W = self._winv_at(m)
         R = np.zeros_like(Zw)
@@ -539,18 +563,23 @@ class ConditionalCopulaTransform(BaseEstimator):
 
 
 class MassRatioTransform(BaseEstimator):
-    """Divide the mass-like columns (``columns``: indices) by ``m`` (TeV-free ratios); others pass through."""
+    """Divide the mass-like columns (``columns``: indices) by ``m`` (TeV-free ratios); others pass through.
+
+    Nothing is fitted: ``fit(X, m, sr=None)`` records the number of features (``sr`` is ignored; every
+    transform accepts it: :class:`Decorrelated` passes it)."""
 
     def __init__(self, columns=()):
         self.columns = columns
 
-    def fit(self, X, m):
-        self.n_features_in_ = np.asarray(X).shape[1]
+    def fit(self, X, m, sr=None):
+        X, m = _check_xm(X, m, "ratio decorrelation (fit)", positive_m=True)
+        self.n_features_in_ = X.shape[1]
         return self
 
     def transform(self, X, m) -> np.ndarray:
-        X = np.array(X, dtype=float, copy=True)
-        m = np.asarray(m, float)
+        X, m = _check_xm(X, m, "ratio decorrelation (transform)", n_features=getattr(self, "n_features_in_", None),
+                         positive_m=True)
+        X = X.copy()
         for c in self.columns:
             X[:, int(c)] = X[:, int(c)] / m
         return X
@@ -595,9 +624,12 @@ def resolve_decorrelation(decorrelation: str, method: Any) -> str:
 class Decorrelated(BaseEstimator):
     """An anomaly method trained and applied on decorrelated features.
 
-    ``fit(X, m, *, sr, ...)`` fits ``transform`` (``"quantile"``, ``"ratio"`` or ``"flow"``) on some of the
-    training events, then a fresh copy of ``method`` on the transformed features; ``score_samples(X, m)``
-    scores transformed features. ``fit_on`` says which events fit the transform:
+    ``fit(X, m, *, sr, ...)`` fits ``transform`` (``"quantile"``, ``"ratio"``, ``"flow"`` or ``"copula"``) on
+    some of the training events (``transform.fit(X, m, sr=sr)``: every transform accepts ``sr``), then a fresh
+    copy of ``method`` on the transformed features; ``score_samples(X, m)`` scores transformed features.
+    Bad input (NaN or infinite values, wrong shapes) raises one :class:`~excess.errors.InputError` that names
+    ``X`` or ``m``, the first bad row, the value and the feature (by its name in ``features``).
+    ``fit_on`` says which events fit the transform:
 
     * ``"window"``: all training events (the method's own training events);
     * ``"sidebands"``: the training events in the sidebands (a signal in the SR cannot be learned);
@@ -637,9 +669,11 @@ class Decorrelated(BaseEstimator):
     def needs_background(self) -> bool:
         return bool(getattr(self.method, "needs_background", False))
 
+    def _names(self):
+        return list(self.features) if self.features else None
+
     def fit(self, X, m, *, sr, **fit_kw):
-        X = np.asarray(X, float)
-        m = np.asarray(m, float)
+        X, m = _check_xm(X, m, "decorrelation (fit)", self._names())
         lo, hi = map(float, sr)
         fit_on = self.resolved_fit_on()
         if not 0 < float(self.heldout_fraction) < 1:
@@ -660,10 +694,7 @@ class Decorrelated(BaseEstimator):
         tr = make_transform(self.transform, self.features, self.transform_params)
         if t_seed is not None and "random_state" in tr.get_params(deep=False) and tr.random_state is None:
             tr.set_params(random_state=t_seed)
-        import inspect
-
-        sr_kw = {"sr": (lo, hi)} if "sr" in inspect.signature(tr.fit).parameters else {}
-        self.transform_ = tr.fit(X[use], m[use], **sr_kw)
+        self.transform_ = tr.fit(X[use], m[use], sr=(lo, hi))  # every transform takes sr (most ignore it)
         self.n_transform_events_ = int(use.sum())
         est = fresh_estimator(self.method, seed)
         kw = dict(fit_kw)
@@ -680,5 +711,5 @@ class Decorrelated(BaseEstimator):
     def score_samples(self, X, m) -> np.ndarray:
         if not hasattr(self, "method_"):
             raise NotFittedError("Decorrelated is not fitted")
-        m = np.asarray(m, float)
-        return self.method_.score_samples(self.transform_.transform(np.asarray(X, float), m), m)
+        X, m = _check_xm(X, m, "decorrelation (score_samples)", self._names())
+        return self.method_.score_samples(self.transform_.transform(X, m), m)
