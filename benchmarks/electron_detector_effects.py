@@ -38,7 +38,9 @@ VARIANTS = {
     "no_overlapping_hadrons": {"ov_had_em_beta": None},
     # fourth pass off: the crack as a hole (the third-pass model)
     "crack_as_hole": {"crack_has_calo": False},
-    "second_pass_model": {"crack_has_calo": False, "calo_cluster_et_min_gev": 0.0, "trt_ext_ineff_base": 0.0, "trt_ext_ineff_slope": 0.0,
+    # fifth pass off: no fitted-pT threshold in the tracking (the fourth-pass model)
+    "no_track_pt_threshold": {"track_pt_min_gev": 0.0},
+    "second_pass_model": {"crack_has_calo": False, "track_pt_min_gev": 0.0, "calo_cluster_et_min_gev": 0.0, "trt_ext_ineff_base": 0.0, "trt_ext_ineff_slope": 0.0,
                           "shower_latent_rho": 0.0, "brem_latent_rho": 0.0, "brem_fit_log_sigma": 0.0,
                           "shape_tail_dof": None, "ov_had_em_beta": None},
     # the default model, with a feature group hidden from the tagger (set to 0 in training and evaluation)
@@ -172,6 +174,8 @@ def main(argv=None):
                                  "seconds": time.perf_counter() - t0}
         if name == "default":
             res["feature_auc_gun_vs_wenu"] = feature_aucs(g, bkg_train)
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out / "effects.json", res)  # after every variant: a long run can be stopped
         print(f"\n{name}: higgsino fractions " + " ".join(f"{k} {100 * v:.1f}%" for k, v in frac.items()))
         rows = {}
         for e in effs:
