@@ -121,6 +121,7 @@ def main(argv=None):
     from excess.data.electrons import read_tracks, resimulate_tracks
     from excess.data.io import read_metadata
     from excess.data.tracks import TrackDetector
+    from excess.errors import InputError
     from excess.tagging import ElectronTagger
     from excess.tagging.evaluate import efficiency_at_fake_rate
 
@@ -164,8 +165,14 @@ def main(argv=None):
         bkg_train = w[~test & wr & (w["label"] == 0)]
         bkg_train = bkg_train.sample(n=min(args.max_per_class, len(bkg_train)), random_state=args.seed)
         bkg_test = w[test & wr & (w["label"] == 0)]
-        tagger = ElectronTagger(model="hgb", hgb_members=1, random_state=args.seed).fit(
-            pd.concat([g, bkg_train], ignore_index=True))
+        try:
+            tagger = ElectronTagger(model="hgb", hgb_members=1, random_state=args.seed).fit(
+                pd.concat([g, bkg_train], ignore_index=True))
+        except InputError as exc:  # e.g. without the cluster threshold trt_nocalo is nearly empty: record it, go on
+            frac = h["category"].value_counts(normalize=True).to_dict()
+            res["variants"][name] = {"error": str(exc), "higgsino_category_fractions": frac}
+            print(f"\n{name}: not trainable: {exc}")
+            continue
         ev = pd.concat([h, bkg_test], ignore_index=True)
         effs = efficiency_at_fake_rate(ev["label"].to_numpy(), tagger.decision_function(ev), ev["true_pt"].to_numpy(),
                                        ev["category"].astype(str).to_numpy())
