@@ -38,7 +38,9 @@ VARIANTS = {
     "no_overlapping_hadrons": {"ov_had_em_beta": None},
     # fourth pass off: the crack as a hole (the third-pass model)
     "crack_as_hole": {"crack_has_calo": False},
-    "second_pass_model": {"crack_has_calo": False, "calo_cluster_et_min_gev": 0.0, "trt_ext_ineff_base": 0.0, "trt_ext_ineff_slope": 0.0,
+    # fifth pass off: no fitted-pT threshold in the tracking (the fourth-pass model)
+    "no_track_pt_threshold": {"track_pt_min_gev": 0.0},
+    "second_pass_model": {"crack_has_calo": False, "track_pt_min_gev": 0.0, "calo_cluster_et_min_gev": 0.0, "trt_ext_ineff_base": 0.0, "trt_ext_ineff_slope": 0.0,
                           "shower_latent_rho": 0.0, "brem_latent_rho": 0.0, "brem_fit_log_sigma": 0.0,
                           "shape_tail_dof": None, "ov_had_em_beta": None},
     # the default model, with a feature group hidden from the tagger (set to 0 in training and evaluation)
@@ -119,6 +121,7 @@ def main(argv=None):
     from excess.data.electrons import read_tracks, resimulate_tracks
     from excess.data.io import read_metadata
     from excess.data.tracks import TrackDetector
+    from excess.errors import InputError
     from excess.tagging import ElectronTagger
     from excess.tagging.evaluate import efficiency_at_fake_rate
 
@@ -162,8 +165,14 @@ def main(argv=None):
         bkg_train = w[~test & wr & (w["label"] == 0)]
         bkg_train = bkg_train.sample(n=min(args.max_per_class, len(bkg_train)), random_state=args.seed)
         bkg_test = w[test & wr & (w["label"] == 0)]
-        tagger = ElectronTagger(model="hgb", hgb_members=1, random_state=args.seed).fit(
-            pd.concat([g, bkg_train], ignore_index=True))
+        try:
+            tagger = ElectronTagger(model="hgb", hgb_members=1, random_state=args.seed).fit(
+                pd.concat([g, bkg_train], ignore_index=True))
+        except InputError as exc:  # e.g. without the cluster threshold trt_nocalo is nearly empty: record it, go on
+            frac = h["category"].value_counts(normalize=True).to_dict()
+            res["variants"][name] = {"error": str(exc), "higgsino_category_fractions": frac}
+            print(f"\n{name}: not trainable: {exc}")
+            continue
         ev = pd.concat([h, bkg_test], ignore_index=True)
         effs = efficiency_at_fake_rate(ev["label"].to_numpy(), tagger.decision_function(ev), ev["true_pt"].to_numpy(),
                                        ev["category"].astype(str).to_numpy())
@@ -172,6 +181,8 @@ def main(argv=None):
                                  "seconds": time.perf_counter() - t0}
         if name == "default":
             res["feature_auc_gun_vs_wenu"] = feature_aucs(g, bkg_train)
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out / "effects.json", res)  # after every variant: a long run can be stopped
         print(f"\n{name}: higgsino fractions " + " ".join(f"{k} {100 * v:.1f}%" for k, v in frac.items()))
         rows = {}
         for e in effs:

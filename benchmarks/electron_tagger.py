@@ -75,10 +75,10 @@ def run_impact(tagger, gen: Path, load, seed: int) -> dict:
     print("\nimpact (139 fb^-1, Asimov Z; S / B / Z; MC events in brackets; B floored at one event weight if 0):")
     for p in imp["points"]:
         cells = []
-        for k in ("no_tagger", "tagger", "threshold_4p5"):
+        for k in ("no_tagger", "tagger", "tagger_rate", "threshold_4p5"):
             r = p["selections"][k]
             cells.append(f"{k}: {r['s']:.2f}/{r['b']:.1f}{'*' if r['b_is_floor'] else ''}/{r['z']:.3f} "
-                         f"[{r['n_sig_mc']},{r['n_bkg_mc']}]")
+                         f"[{r['n_sig_mc']:.3g},{r['n_bkg_mc']:.3g}]")
         print(f"  {p['m_chi20']:g}/{p['m_chi10']:g} ({p['n_signal_events']} ev. vs {p['n_background_events']}): "
               + "  ".join(cells))
     return imp

@@ -153,6 +153,23 @@ def test_category_fractions_of_electrons_follow_acceptance_and_thresholds():
     assert full.loc[crack, "has_calo"].mean() > 0.6  # the transition region is read out
 
 
+def test_tracking_pt_threshold_drops_electrons_that_radiated_below_it():
+    # fifth pass: reco needs a fitted pT above 0.4 GeV; nothing else changes (no random draw depends on it)
+    args = (np.full(20_000, 1.0), np.full(20_000, 1.6), np.zeros(20_000))
+    cut, off = (simulate_tracks(*args, np.full(20_000, 11), detector=d, random_state=7)
+                for d in (DET, dataclasses.replace(DET, track_pt_min_gev=0.0)))
+    assert DET.track_pt_min_gev == 0.4
+    pd.testing.assert_frame_equal(cut.drop(columns="reco"), off.drop(columns="reco"))
+    assert (cut["reco"] == (off["reco"] & (off["pt"] > 0.4))).all()
+    lost = off["reco"] & ~cut["reco"]
+    assert lost.mean() > 0.02 and off.loc[lost, "brem_fraction"].min() > 0.5  # heavy radiators only
+    assert (off.loc[lost, "category"] == "notrt_nocalo").mean() > 0.5  # where the fourth pass put them
+    # pions of the same true pT fit at their pT: none lost
+    pcut, poff = (simulate_tracks(*args, np.full(20_000, 211), detector=d, random_state=7)
+                  for d in (DET, dataclasses.replace(DET, track_pt_min_gev=0.0)))
+    assert (pcut["reco"] == poff["reco"]).all()
+
+
 def test_electron_vs_pion_calorimeter_response():
     e, pi = _gun(5000, 11, 3.0, eta=0.3, seed=15), _gun(5000, 211, 3.0, eta=0.3, seed=16)
     assert np.nanmedian(e["e_over_p"]) > 0.8 > np.nanmedian(pi["e_over_p"])

@@ -18,7 +18,7 @@ def _run(args, capsys):
 
 def test_simulate_train_evaluate_impact(tmp_path, capsys, higgsino_dir):
     gun, wenu, hig = tmp_path / "gun", tmp_path / "wenu", higgsino_dir
-    _run(["-q", "tag", "electrons", "simulate", "--process", "gun", "-n", "400", "--seed", "3", "--pileup-mu", "20",
+    _run(["-q", "tag", "electrons", "simulate", "--process", "gun", "-n", "1200", "--seed", "3", "--pileup-mu", "20",
           "-o", str(gun)], capsys)
     assert json.loads((gun / "manifest.json").read_text())["settings"]["pileup_mu"] == 20.0
     s = _run(["-q", "tag", "electrons", "simulate", "--process", "wenu", "-n", "40", "--chunk-size", "40",

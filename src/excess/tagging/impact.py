@@ -13,7 +13,15 @@ Three ways to treat that track, each giving S and B for ``lumi_fb`` (139 fb^-1 b
 ``tagger``          the track passes the tagger's working point (the score threshold of its category that
                     keeps ``fake_rate`` of the background tracks);
 ``threshold_4p5``   the track must be a standard electron: pT > 4.5 GeV, a true electron, identified with
-                    ``std_electron_eff`` (no hadron fakes modelled).
+                    ``std_electron_eff`` (no hadron fakes modelled);
+``tagger_rate``     the tagger by its tag rates instead of its decision on the simulated track ("truth
+                    tagging", as for b-tagging in MC-starved regions): an event that passes ``no_tagger``
+                    counts with the probability ``1 - prod_i (1 - r_i)`` that at least one of its selected
+                    tracks is tagged, ``r_i`` the pass rate of the working point for tracks of the same
+                    category, pT bin and truth class (prompt electron, other electron, other), measured on all
+                    reconstructed tracks of the samples (:func:`tag_rates`). It assumes the rate does not
+                    depend on the rest of the selection, and it gives a background estimate where few
+                    or no simulated background events survive the tagger.
 
 Significance: the Asimov discovery significance ``Z = sqrt(2 ((s + b) ln(1 + s/b) - s))``
 (:func:`asimov_z`). Where no simulated background event survives, ``b`` is replaced by the weight of one
@@ -30,7 +38,8 @@ import pandas as pd
 from .._util import check_random_state
 from ..errors import InputError
 
-__all__ = ["SR_CUTS", "asimov_z", "select_events", "impact_study", "tagger_thresholds"]
+__all__ = ["SR_CUTS", "asimov_z", "select_events", "impact_study", "tagger_thresholds", "tag_rates",
+           "track_tag_rate"]
 
 SR_CUTS = {"met_min": 200.0, "jet1_pt_min": 100.0, "e_pt_min": 4.5, "e_pt_max": 10.0, "trk_pt_min": 0.5,
            "trk_pt_max": 5.0, "iso_max": 0.06, "dr_min": 0.1, "dr_max": 1.2, "jpsi": (3.0, 3.2), "d0_max": 0.3,
@@ -49,11 +58,73 @@ def asimov_z(s, b):
 def tagger_thresholds(tagger, background_tracks: pd.DataFrame, fake_rate: float = 0.05) -> dict:
     """Per-category score threshold keeping ``fake_rate`` of the background (label 0) tracks."""
     bkg = background_tracks[background_tracks["label"] == 0]
+    if "reco" in bkg.columns:  # the working point is a fake rate of reconstructed tracks
+        bkg = bkg[bkg["reco"].astype(bool)]
     if len(bkg) == 0:
         raise InputError("no background tracks to set the tagger working point")
     score = tagger.decision_function(bkg)
     cats = bkg["category"].astype(str).to_numpy()
     return {c: float(np.quantile(score[cats == c], 1 - fake_rate)) for c in np.unique(cats)}
+
+
+_RATE_PT_BINS = (0.5, 1.0, 2.0, 3.0, 5.0)
+
+
+def _truth_class(tracks: pd.DataFrame) -> np.ndarray:
+    """0 prompt electron (label 1), 1 other electron, 2 anything else."""
+    label = tracks["label"].to_numpy() if "label" in tracks.columns else np.zeros(len(tracks), int)
+    is_e = np.abs(tracks["pid"].to_numpy()) == 11 if "pid" in tracks.columns else np.zeros(len(tracks), bool)
+    return np.where(label == 1, 0, np.where(is_e, 1, 2))
+
+
+def _rate_keys(tracks: pd.DataFrame, pt_bins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cat = tracks["category"].astype(str).to_numpy()
+    b = np.clip(np.searchsorted(np.asarray(pt_bins), tracks["pt"].to_numpy(float), side="right") - 1, 0,
+                len(pt_bins) - 2)
+    return cat, b, _truth_class(tracks)
+
+
+def tag_rates(tracks: pd.DataFrame, passed, *, pt_bins=_RATE_PT_BINS, min_count: int = 20) -> dict:
+    """Pass rates of a working point per (category, fitted-pT bin, truth class) on reconstructed tracks.
+
+    ``passed`` flags each row of ``tracks``. A cell with fewer than ``min_count`` tracks falls back to its
+    category and class over all pT, then to the class alone. Returns ``{"pt_bins", "cells": {key: [k, n]},
+    "category": {...}, "class": {...}}`` with string keys ``"cat|bin|class"``, ``"cat|class"``, ``"class"``.
+    """
+    passed = np.asarray(passed, bool)
+    if passed.shape != (len(tracks),):
+        raise InputError(f"passed has shape {passed.shape}, expected ({len(tracks)},)")
+    rows = tracks["reco"].astype(bool).to_numpy() if "reco" in tracks.columns else np.ones(len(tracks), bool)
+    cat, b, cls = _rate_keys(tracks[rows], pt_bins)
+    p = passed[rows]
+
+    def count(keys):
+        out = {}
+        for k, ok in zip(keys, p):
+            c = out.setdefault(k, [0, 0])
+            c[0] += int(ok)
+            c[1] += 1
+        return out
+
+    return {"pt_bins": list(pt_bins), "min_count": int(min_count),
+            "cells": count([f"{c}|{i}|{k}" for c, i, k in zip(cat, b, cls)]),
+            "category": count([f"{c}|{k}" for c, k in zip(cat, cls)]),
+            "class": count([str(k) for k in cls])}
+
+
+def track_tag_rate(tracks: pd.DataFrame, rates: dict) -> np.ndarray:
+    """The tag rate of each track from :func:`tag_rates` (with its fall-backs; 0 where nothing was measured)."""
+    cat, b, cls = _rate_keys(tracks, rates["pt_bins"])
+    m = rates["min_count"]
+    out = np.zeros(len(tracks))
+    for j, (c, i, k) in enumerate(zip(cat, b, cls)):
+        for table, key in ((rates["cells"], f"{c}|{i}|{k}"), (rates["category"], f"{c}|{k}"),
+                           (rates["class"], str(k))):
+            kn = table.get(key)
+            if kn is not None and (kn[1] >= m or table is rates["class"]):
+                out[j] = kn[0] / kn[1]
+                break
+    return out
 
 
 def _pair_mass(pt1, eta1, phi1, pt2, eta2, phi2):
@@ -72,8 +143,12 @@ def _dphi(a, b):
 
 
 def select_events(tracks: pd.DataFrame, events: pd.DataFrame, delta_m: float, *, track_pass=None,
-                  std_electron_eff: float = 0.85, rng=None, cuts: dict | None = None) -> dict:
-    """Event weights [fb] passing the SR for each track treatment; returns per-selection arrays of event ids."""
+                  track_rate=None, std_electron_eff: float = 0.85, rng=None, cuts: dict | None = None) -> dict:
+    """The events passing the SR for each track treatment: per-selection arrays of event ids.
+
+    With ``track_rate`` (a tag rate per row of ``tracks``), ``"tagger_rate"`` is a Series, indexed by event id,
+    of the probability that at least one selected track of the event is tagged.
+    """
     c = {**SR_CUTS, **(cuts or {})}
     rng = check_random_state(rng)
     need = {"event_id", "met", "met_phi", "jet1_pt", "n_electrons", "e1_pt", "e1_eta", "e1_phi", "e1_charge",
@@ -88,6 +163,8 @@ def select_events(tracks: pd.DataFrame, events: pd.DataFrame, delta_m: float, *,
     t = tracks[tracks["reco"].astype(bool) & tracks["event_id"].isin(ev.index[ok_ev])].copy()
     if track_pass is not None:
         track_pass = pd.Series(np.asarray(track_pass), index=tracks.index).loc[t.index].to_numpy()
+    if track_rate is not None:
+        track_rate = pd.Series(np.asarray(track_rate, dtype=float), index=tracks.index).loc[t.index].to_numpy()
     e = ev.loc[t["event_id"]]
     pt, eta, phi = t["pt"].to_numpy(), t["eta"].to_numpy(), t["phi"].to_numpy()
     dr = np.hypot(eta - e["e1_eta"].to_numpy(), _dphi(phi, e["e1_phi"].to_numpy()))
@@ -105,6 +182,9 @@ def select_events(tracks: pd.DataFrame, events: pd.DataFrame, delta_m: float, *,
     out = {"no_tagger": np.unique(ids[good]), "threshold_4p5": np.unique(ids[std])}
     if track_pass is not None:
         out["tagger"] = np.unique(ids[good & track_pass])
+    if track_rate is not None:
+        log_miss = pd.Series(np.log1p(-np.clip(track_rate[good], 0.0, 1.0 - 1e-12)), index=ids[good])
+        out["tagger_rate"] = 1.0 - np.exp(log_miss.groupby(level=0).sum())
     return out
 
 
@@ -113,8 +193,8 @@ class ImpactRow:
     s: float
     b: float
     z: float
-    n_sig_mc: int
-    n_bkg_mc: int
+    n_sig_mc: float  # simulated events selected (tagger_rate: the sum of their tag probabilities)
+    n_bkg_mc: float
     b_is_floor: bool
 
     def to_dict(self) -> dict:
@@ -144,28 +224,44 @@ def impact_study(tagger, signals: dict, background: tuple[pd.DataFrame, pd.DataF
         return ok
 
     b_pass = passes(b_tracks)
+    s_pass = {k: passes(tr) for k, (tr, _) in signals.items()}
+    rates = None
+    if tagger is not None:  # tag rates measured on every sample's reconstructed tracks together
+        rates = tag_rates(pd.concat([b_tracks] + [tr for tr, _ in signals.values()], ignore_index=True),
+                          np.concatenate([b_pass] + [s_pass[k] for k in signals]))
     w_b = b_events.set_index("event_id")["weight_fb"]
     points = []
+
+    def total(w, sel):
+        if isinstance(sel, pd.Series):  # probability per event (tagger_rate)
+            return float((w.loc[sel.index] * sel).sum()), float(sel.sum())
+        return float(w.loc[sel].sum()), float(len(sel))
+
     for (m2, m1), (s_tracks, s_events) in signals.items():
         dm = m2 - m1
-        sel_s = select_events(s_tracks, s_events, dm, track_pass=passes(s_tracks), std_electron_eff=std_electron_eff,
-                              rng=rng)
-        sel_b = select_events(b_tracks, b_events, dm, track_pass=b_pass, std_electron_eff=std_electron_eff, rng=rng)
+        sel_s = select_events(s_tracks, s_events, dm, track_pass=s_pass[(m2, m1)],
+                              track_rate=None if rates is None else track_tag_rate(s_tracks, rates),
+                              std_electron_eff=std_electron_eff, rng=rng)
+        sel_b = select_events(b_tracks, b_events, dm, track_pass=b_pass,
+                              track_rate=None if rates is None else track_tag_rate(b_tracks, rates),
+                              std_electron_eff=std_electron_eff, rng=rng)
         w_s = s_events.set_index("event_id")["weight_fb"]
         row = {}
         for key in sel_s:
-            s = float(w_s.loc[sel_s[key]].sum() * lumi_fb)
-            b = float(w_b.loc[sel_b[key]].sum() * lumi_fb)
+            (s, n_s), (b, n_b) = total(w_s, sel_s[key]), total(w_b, sel_b[key])
+            s, b = s * lumi_fb, b * lumi_fb
             floor = b <= 0
             if floor:
                 b = float(w_b.max() * lumi_fb)
-            row[key] = ImpactRow(s, b, float(asimov_z(s, b)), int(len(sel_s[key])), int(len(sel_b[key])),
-                                 floor).to_dict()
+            row[key] = ImpactRow(s, b, float(asimov_z(s, b)), n_s, n_b, floor).to_dict()
         points.append({"m_chi20": m2, "m_chi10": m1, "selections": row,
                        "n_signal_events": int(len(s_events)), "n_background_events": int(len(b_events))})
-    return {"lumi_fb": lumi_fb, "fake_rate": fake_rate, "thresholds": thresholds, "cuts": {**SR_CUTS},
+    return {"lumi_fb": lumi_fb, "fake_rate": fake_rate, "thresholds": thresholds, "tag_rates": rates,
+            "cuts": {**SR_CUTS},
             "std_electron_eff": std_electron_eff, "points": points,
             "description": ("Mock SR: MET > 200 GeV, leading jet > 100 GeV, one electron 4.5-10 GeV, an opposite-charge "
                             f"isolated track 0.5-5 GeV with the study's cuts; W -> e nu + jets background; "
                             f"{lumi_fb:g} fb^-1; Asimov Z; higgsino yields assume the forced decays (BR = 1) unless "
-                            "branching_ratio was set at generation.")}
+                            "branching_ratio was set at generation. B marked as floored (b_is_floor): no simulated background "
+                            "event survived, B set to one event's weight. tagger_rate: the tagger by its tag rates "
+                            "(probability per event), not by its decision on the simulated track.")}

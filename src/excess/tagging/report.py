@@ -37,12 +37,15 @@ def _impact_table(impact: dict) -> str:
     rows = []
     for p in impact.get("points", []):
         cells = []
-        for sel in ("no_tagger", "tagger", "threshold_4p5"):
+        for sel in ("no_tagger", "tagger", "tagger_rate", "threshold_4p5"):
             r = p["selections"].get(sel, {})
-            cells.append(f"<td>{fmt(r.get('s'), 2)}</td><td>{fmt(r.get('b'), 2)}</td><td>{fmt(r.get('z'), 3)}</td>")
+            floor = "*" if r.get("b_is_floor") else ""
+            cells.append(f"<td>{fmt(r.get('s'), 2)}</td><td>{fmt(r.get('b'), 2)}{floor}</td>"
+                         f"<td>{fmt(r.get('z'), 3)}</td>")
         rows.append(f"<tr><td class='l'>{p['m_chi20']:g}/{p['m_chi10']:g}</td>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th colspan='3'>{h}</th>" for h in ("no tagger", "tagger on the track", "4.5 GeV electron"))
-    sub = "<th>S</th><th>B</th><th>Z</th>" * 3
+    head = "".join(f"<th colspan='3'>{h}</th>" for h in ("no tagger", "tagger on the track",
+                                                        "tagger by its tag rates", "4.5 GeV electron"))
+    sub = "<th>S</th><th>B</th><th>Z</th>" * 4
     return (f"<table><tr><th class='l' rowspan='2'>m(χ̃⁰₂)/m(χ̃⁰₁) [GeV]</th>{head}</tr><tr>{sub}</tr>"
             + "".join(rows) + "</table>")
 
