@@ -8,6 +8,9 @@ learned jointly by maximum likelihood. The score is ``log p_sig - log p_bg``.
 split) form the signal density ``p_sig = mean_k p_sig_k``. A single signal flow sometimes never locks
 on to a small signal (it settles on a broad density that only re-describes the background); the
 mixture keeps the members that did, which makes the score much less seed-dependent.
+The members train together as one batched model (:func:`SignalMembers`: their weights stacked, one
+``torch.func.vmap`` call per step), each with its own initialisation, ``w`` and batches; training stops
+when their summed validation loss has not improved for ``patience`` epochs.
 
 After training, ``w`` is re-estimated on held-out SR events with both densities fixed
 (``signal_fraction_``), with its uncertainty from the observed Fisher information
