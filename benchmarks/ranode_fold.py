@@ -5,7 +5,7 @@ signal members stand out) on the folds other than fold 0 of the window SR 3.3-3.
 sidebands) and prints, per seed, the CPU seconds of each ``fit_torch`` call (the SB flow, the signal
 flows), the epochs run, the members' ``w`` and the max SIC of fold 0's SR events (labels from the file).
 
-    OMP_NUM_THREADS=1 python benchmarks/ranode_fold.py --events mix60k_s300.h5 --seeds 0 1
+    OMP_NUM_THREADS=1 python benchmarks/ranode_fold.py --events mix60k_s300.h5 --seeds 0 1 [--batched]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", required=True, help="event file with labels (excess generate mix)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--batched", action="store_true", help="batched_members=True (the members as one vmapped model)")
     a = p.parse_args(argv)
 
     import numpy as np
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     training.fit_torch = timed
     for seed in a.seeds:
         cpu.clear()
-        est = make_method("ranode", random_state=seed, flow_params=FAST_FLOW)
+        est = make_method("ranode", random_state=seed, flow_params=FAST_FLOW, batched_members=a.batched)
         t0 = time.process_time()
         est.fit(X[fold != 0], m[fold != 0], sr=(3300, 3700))
         t1 = time.process_time()

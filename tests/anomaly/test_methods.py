@@ -140,7 +140,7 @@ def test_ranode_signal_members_are_one_batched_model():
 
 def test_ranode_signal_training_stops_early(toy_signal):
     X, m, _ = toy_signal
-    est = make_method("ranode", fast=True, random_state=0, n_members=2,
+    est = make_method("ranode", fast=True, random_state=0, n_members=2, batched_members=True,
                       signal_flow_params={"epochs": 60, "patience": 1}).fit(X, m, sr=SR)
     h = est.members_[0]["history"]
     assert h["stopped_epoch"] < 59 and len(h["val_loss"]) == h["stopped_epoch"] + 1

@@ -146,6 +146,10 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
     n_members : signal models averaged into ``p_sig`` (see the module docstring)
     validation_fraction : SR events held out for early stopping and the ``w`` estimate
     background_flow : path of a saved SB flow to reuse instead of training one
+    batched_members : train the ``n_members`` signal flows as one batched model (:func:`SignalMembers`,
+        one vmapped call per step, joint early stopping on their summed validation loss): 1.3-2.8x less
+        CPU for the signal flows on a 60k-event window; its sensitivity is not yet checked against the
+        default, one member after the other (False)
     flow_groups : under out-of-fold scoring, SB flows per window, each shared by a group of folds and
         trained on the sidebands of the other folds (2: ~4x less flow training); None (default): one per
         fold (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
@@ -170,8 +174,9 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
     def __init__(self, flow_params: dict | None = None, signal_flow_params: dict | None = None, w_init: float = 0.01,
                  learn_w: bool = True, n_members: int = 3, validation_fraction: float = 0.3,
                  background_flow: str | None = None, random_state=None, device="auto",
-                 flow_groups: int | None = DEFAULT_FLOW_GROUPS):
+                 flow_groups: int | None = DEFAULT_FLOW_GROUPS, batched_members: bool = False):
         self.flow_groups = flow_groups
+        self.batched_members = batched_members
         self.flow_params = flow_params
         self.signal_flow_params = signal_flow_params
         self.w_init = w_init
@@ -211,6 +216,46 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
         lt = torch.as_tensor(lbg, dtype=torch.float32)
         theta0 = float(np.log(self.w_init) - np.log1p(-self.w_init))
 
+        if not self.batched_members:
+            def nll1(model, zb, cb, lb):
+                ls = model.flow(cb).log_prob(zb)
+                lw = torch.nn.functional.logsigmoid(model.theta)
+                l1w = torch.nn.functional.logsigmoid(-model.theta)
+                return -torch.logaddexp(l1w + lb, lw + ls).mean()
+
+            self.signal_flows_, self.members_ = [], []
+            for k, seed in enumerate(member_seeds):
+                s_init, s_loop = spawn_seeds(np.random.default_rng(seed), 2)
+                sig = build_zuko_flow(p["kind"], z.shape[1], bg.n_context_, p["transforms"], p["hidden"],
+                                      p.get("bins", 8))
+                reset_parameters(sig, torch_generator(s_init))  # on the CPU; fit_torch moves model and data
+                model = torch.nn.Module()
+                model.flow = sig
+                model.theta = torch.nn.Parameter(torch.tensor(theta0), requires_grad=bool(self.learn_w))
+                params = [q for q in model.parameters() if q.requires_grad]
+                res = fit_torch(
+                    model, nll1, (zt[tr], ct[tr], lt[tr]), (zt[va], ct[va], lt[va]),
+                    epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), lr=float(p["lr"]),
+                    patience=int(p["patience"]), generator=torch_generator(s_loop),
+                    desc=f"ranode[signal {k + 1}/{len(member_seeds)}]", parameters=params, device=device,
+                )
+                self.signal_flows_.append(sig)
+                self.members_.append({"w_trained": float(torch.sigmoid(model.theta).item()), "history": res.to_dict()})
+        else:
+            self._fit_batched(p, member_seeds, z, bg, zt, ct, lt, tr, va, theta0, rng, device)
+        self.w_trained_ = float(np.mean([mm["w_trained"] for mm in self.members_]))
+        lr_va = self._log_ratio_latent(z[va], data.m_sr[va], lbg[va])
+        self.signal_fraction_, self.signal_fraction_err_ = fit_signal_fraction(lr_va)
+        self.n_signal_ = self.signal_fraction_ * data.n_sr
+        self.n_signal_err_ = self.signal_fraction_err_ * data.n_sr
+
+    def _fit_batched(self, p, member_seeds, z, bg, zt, ct, lt, tr, va, theta0, rng, device):
+        """The signal flows trained as one batched model (``batched_members=True``)."""
+        import torch
+
+        from ..nn.flows import build_zuko_flow
+        from ..nn.training import fit_torch, reset_parameters, torch_generator
+
         # the members train as one batched model (one vmapped call per step instead of n_members): each
         # member keeps its own initialisation, its own w and its own batches (a fixed per-member shuffle
         # of the training rows under the shared epoch permutation); the summed loss gives each member the
@@ -244,11 +289,6 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
         self.signal_flows_ = model.unstack()
         w = torch.sigmoid(model.theta.detach().cpu()).tolist()
         self.members_ = [{"w_trained": float(wk), "history": res.to_dict()} for wk in w]
-        self.w_trained_ = float(np.mean([mm["w_trained"] for mm in self.members_]))
-        lr_va = self._log_ratio_latent(z[va], data.m_sr[va], lbg[va])
-        self.signal_fraction_, self.signal_fraction_err_ = fit_signal_fraction(lr_va)
-        self.n_signal_ = self.signal_fraction_ * data.n_sr
-        self.n_signal_err_ = self.signal_fraction_err_ * data.n_sr
 
     def _log_ratio_latent(self, z, m, lbg):
         import torch
