@@ -106,3 +106,43 @@ def test_background_only_no_fake_excess():
     assert abs(f_data - f_samp) < 3 * sigma, (f_data, f_samp, sigma)
     # and the selection does not sculpt: SR data selected fraction equals that in the SB of the test window
     assert abs(np.mean(est.score_samples(Xt[~sr], mt[~sr]) > cut) - f_samp) < 0.05
+
+
+def test_ranode_signal_members_are_one_batched_model():
+    """The batched members compute exactly each member flow's own log-density, and hand trained weights back."""
+    import torch
+
+    from excess.anomaly.ranode import SignalMembers
+    from excess.nn.flows import build_zuko_flow
+    from excess.nn.training import reset_parameters, torch_generator
+
+    flows = []
+    for k in range(3):
+        f = build_zuko_flow("maf", 3, 1, 2, (8, 8))
+        reset_parameters(f, torch_generator(k))
+        flows.append(f)
+    g = torch.Generator().manual_seed(0)
+    z, c = torch.randn(40, 3, 3, generator=g), torch.randn(40, 3, 1, generator=g)
+    members = SignalMembers(flows, theta0=-2.0)
+    assert members.theta.shape == (3,) and members.theta.requires_grad
+    with torch.no_grad():
+        own = torch.stack([f(c[:, k]).log_prob(z[:, k]) for k, f in enumerate(flows)], dim=1)
+        torch.testing.assert_close(members.log_prob(z, c), own, rtol=0, atol=0)
+        for t in members.stacked.values():  # "train": change every member's weights
+            t.add_(0.01 * torch.randn(t.shape, generator=g))
+        batched = members.log_prob(z, c)
+        assert not torch.allclose(batched, own)
+        trained = members.unstack()
+        torch.testing.assert_close(
+            torch.stack([f(c[:, k]).log_prob(z[:, k]) for k, f in enumerate(trained)], dim=1), batched)
+    assert not SignalMembers(flows, theta0=-2.0, learn_w=False).theta.requires_grad
+
+
+def test_ranode_signal_training_stops_early(toy_signal):
+    X, m, _ = toy_signal
+    est = make_method("ranode", fast=True, random_state=0, n_members=2, batched_members=True,
+                      signal_flow_params={"epochs": 60, "patience": 1}).fit(X, m, sr=SR)
+    h = est.members_[0]["history"]
+    assert h["stopped_epoch"] < 59 and len(h["val_loss"]) == h["stopped_epoch"] + 1
+    assert h["best_epochs"][0] <= h["stopped_epoch"] - 1  # stopped one epoch without improvement after the best
+    assert [mm["w_trained"] for mm in est.members_][0] != est.members_[1]["w_trained"]
