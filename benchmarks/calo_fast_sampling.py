@@ -7,6 +7,12 @@ chunks ran side by side on the torch threads (chunks of 2^18 elements, each matr
 the threads): on a loaded machine that split spins at every barrier.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/calo_fast_sampling.py runs/calo/ds1_flow_100k_rel --threads 2
+
+With ``--baseline REV`` (a git revision, e.g. ``main``) it compares this checkout's sampling with that
+revision's instead: REV is checked out into a temporary git worktree, and each repeat samples the same
+showers (same model, energies and seed) once with REV's code and once with this checkout's, each in a
+fresh process, in turn (A B A B ...: a machine whose load drifts slows both alike). It prints the median
+wall and CPU time per shower of each and their ratios, and whether the showers are bit-identical.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--baseline", default=None, help="git revision to compare with, sampled in a worktree of it (see above)")
     a = ap.parse_args(argv)
+    if a.baseline:
+        return compare_with_baseline(a, argv)
 
     import torch
 
@@ -67,6 +76,62 @@ def main(argv=None):
     flow_module._map_chunks = parallel
     print(f"speed-up of the fast path: {times['zuko inverse'] / times['fast path']:.2f}x over zuko, "
           f"{times['fast path, before'] / times['fast path']:.2f}x over the fast path before")
+    la = os.getloadavg()
+    print(f"load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} on {os.cpu_count()} CPUs")
+    print("reproduce:", f"OMP_NUM_THREADS={a.threads} .venv/bin/python", shlex.join(["benchmarks/calo_fast_sampling.py", *(argv or sys.argv[1:])]))
+
+
+_CHILD = r"""
+import sys, time, numpy as np, torch
+from excess.calo.gflash import sample_incident_energies
+from excess.calo.models import load_model
+model_dir, threads, bs, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+torch.set_num_threads(threads)
+model = load_model(model_dir, device="cpu")
+ds1 = model.geometry_.name.startswith("ds1")
+e = (sample_incident_energies(bs, "discrete", e_min=256, e_max=2.0**22, random_state=0) if ds1
+     else sample_incident_energies(bs, "log-uniform", random_state=0))
+model.sample(e[:100], random_state=0)  # warm-up
+c0, t0 = time.process_time(), time.perf_counter()
+x = model.sample(e, batch_size=bs, random_state=1)
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+np.save(out, x)
+print(wall, cpu)
+"""
+
+
+def compare_with_baseline(a, argv):
+    import os
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "-q", "--detach", str(base), a.baseline], check=True)
+        try:
+            res = {"baseline": ([], []), "this checkout": ([], [])}
+            outs = {}
+            for r in range(a.repeats):
+                for name, src in (("baseline", base / "src"), ("this checkout", root / "src")):
+                    outs[name] = Path(tmp) / f"{name.replace(' ', '_')}.npy"
+                    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(a.threads)}
+                    p = subprocess.run([sys.executable, "-c", _CHILD, str(a.model_dir), str(a.threads), str(a.batch_size), str(outs[name])],
+                                       env=env, check=True, capture_output=True, text=True)
+                    wall, cpu = map(float, p.stdout.split()[-2:])
+                    res[name][0].append(wall)
+                    res[name][1].append(cpu)
+            same = np.array_equal(np.load(outs["baseline"]), np.load(outs["this checkout"]))
+            diff = float(np.abs(np.load(outs["baseline"]) - np.load(outs["this checkout"])).max())
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(base)], check=False)
+    med = {k: (float(np.median(w)) / a.batch_size * 1e3, float(np.median(c)) / a.batch_size * 1e3) for k, (w, c) in res.items()}
+    for k, (w, c) in med.items():
+        print(f"{k:>13} ({a.baseline if k == 'baseline' else 'HEAD + changes'}): {w:.4f} ms per shower wall, CPU {c:.4f} ms "
+              f"(median of {a.repeats}, batch {a.batch_size}, {a.threads} thread(s))")
+    print(f"this checkout / baseline: wall {med['this checkout'][0] / med['baseline'][0]:.3f}, "
+          f"CPU {med['this checkout'][1] / med['baseline'][1]:.3f}")
+    print(f"showers bit-identical: {same} (max |difference| {diff:.3g} MeV)")
     la = os.getloadavg()
     print(f"load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} on {os.cpu_count()} CPUs")
     print("reproduce:", f"OMP_NUM_THREADS={a.threads} .venv/bin/python", shlex.join(["benchmarks/calo_fast_sampling.py", *(argv or sys.argv[1:])]))

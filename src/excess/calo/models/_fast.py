@@ -26,43 +26,61 @@ __all__ = ["inverse_sampler", "compiled"]
 
 
 def _affine_inverse(phi, y, slope: float):
+    """``phi`` (B, 2, F) fresh from the network (overwritten), ``y`` (B, F)."""
+    import torch
+
     shift, scale = phi[:, 0], phi[:, 1]
-    log_scale = scale / (1 + (scale / math.log(slope)).abs())
-    return (y - shift) * (-log_scale).exp()
+    t = torch.div(scale, math.log(slope))  # zuko: log_scale = scale / (1 + |scale / ln slope|)
+    t.abs_().add_(1)
+    log_scale = scale.div_(t)
+    return torch.sub(y, shift).mul_(log_scale.neg_().exp_())
 
 
 def _rqs_inverse(phi, y, bins: int, bound: float, slope: float):
     """Inverse of zuko's ``MonotonicRQSTransform``; ``phi`` (B, 3K-1, F) holds the unconstrained
     widths, heights and interior derivatives parameter-major (features innermost, so that every
-    reduction over the bins adds contiguous rows), ``y`` is (B, F).
+    reduction over the bins adds contiguous rows), ``y`` is (B, F). ``phi`` comes fresh from the
+    network and is overwritten.
 
     Only what the inverse needs is computed at full size (the soft clamp, exp and cumulative sums of
-    widths and heights); normalisation and the derivatives are applied to the one bin each ``y`` is in.
+    widths and heights, in place); normalisation and the derivatives are applied to the one bin each
+    ``y`` is in. Every element goes through the same float operations as before (in place or not).
     """
     import torch
 
     K = bins
+    B, F = y.shape
     ls = abs(math.log(slope))
 
     def soft_clamp(v, c):
         return v / (1 + (c / ls) * v.abs())
 
-    # softmax by hand: the soft clamp bounds the logits by |ln slope| / 2, so exp cannot overflow
-    cw = torch.cumsum(soft_clamp(phi[:, :K], 2).exp(), dim=1)  # (B, K, F), unnormalised
-    ch = torch.cumsum(soft_clamp(phi[:, K : 2 * K], 2).exp(), dim=1)
-    sw, sh = cw[:, -1:], ch[:, -1:]  # (B, 1, F) normalisations
+    # widths and heights at once: soft clamp, then exp (a softmax by hand: the soft clamp bounds the logits
+    # by |ln slope| / 2, so exp cannot overflow), then the cumulative sums, unnormalised
+    wh = phi[:, : 2 * K]
+    t = wh.abs()
+    t.mul_(2 / ls).add_(1)
+    wh.div_(t).exp_()
+    del t
+    cwh = wh.view(B, 2, K, F).cumsum(2)  # (B, 2, K, F): widths, heights
+    cw, ch = cwh[:, 0], cwh[:, 1]
+    s_wh = cwh[:, :, -1:]  # (B, 2, 1, F) normalisations
     yu = ((y.clamp(-bound, bound) + bound) / (2 * bound)).unsqueeze(1)  # position in [0, 1]
-    k = (ch[:, :-1] < yu * sh).sum(1, keepdim=True)  # bin 0..K-1, (B, 1, F)
+    k = (ch[:, :-1] < yu * s_wh[:, 1]).sum(1, keepdim=True)  # bin 0..K-1, (B, 1, F)
     km1 = (k - 1).clamp_min(0)
     first = k == 0
     zero = torch.zeros((), dtype=phi.dtype, device=phi.device)
-    x1, y1 = cw.gather(1, k) / sw, ch.gather(1, k) / sh
-    x0 = torch.where(first, zero, cw.gather(1, km1) / sw)
-    y0 = torch.where(first, zero, ch.gather(1, km1) / sh)
+    # knots k-1 and k of widths and heights in one gather: (B, 2, 2, F) = [w/h][k-1, k]
+    kk = torch.cat([km1, k], dim=1).unsqueeze(1).expand(B, 2, 2, F)
+    g = cwh.gather(2, kk) / s_wh
+    x1, y1 = g[:, 0, 1:], g[:, 1, 1:]
+    x0 = torch.where(first, zero, g[:, 0, :1])
+    y0 = torch.where(first, zero, g[:, 1, :1])
     wk, hk = x1 - x0, y1 - y0
     d = phi[:, 2 * K :]  # interior knot derivatives (K-1); the two end knots have derivative 1
-    d0 = torch.where(first, zero, soft_clamp(d.gather(1, km1), 1)).exp()
-    d1 = torch.where(k == K - 1, zero, soft_clamp(d.gather(1, k.clamp_max(K - 2)), 1)).exp()
+    dd = soft_clamp(d.gather(1, torch.cat([km1, k.clamp_max(K - 2)], dim=1)), 1)
+    d0 = torch.where(first, zero, dd[:, :1]).exp()
+    d1 = torch.where(k == K - 1, zero, dd[:, 1:]).exp()
     # zuko's formulas, in units of 2 * bound (z is scale-invariant)
     s = hk / wk
     yr = (yu - y0).clamp_min(0)
@@ -77,9 +95,21 @@ def _rqs_inverse(phi, y, bins: int, bound: float, slope: float):
 
 
 class _Layer:
-    """One masked autoregressive transform, prepared for inversion."""
+    """One masked autoregressive transform, prepared for inversion.
 
-    def __init__(self, t):
+    The layer works in a column layout of its own: ``layout`` lists the natural feature index of each
+    column. A coupling layer (two passes) puts each pass's group of features in contiguous columns, so
+    that the groups are slices, not gathers and scatters; a one-pass layer (the context-only marginal
+    splines) takes the layout of its input as it is. The output layer of the network is split into
+    blocks of at most ``block_columns`` columns, a block of whole features each, whose univariate
+    inverses run one block at a time: matrix products with fewer output columns ran ~1.5x faster per
+    flop on the 2-core machine (the output of one block stays in cache), and so do the spline's
+    element-wise steps on a block.
+    """
+
+    block_columns = 1024
+
+    def __init__(self, t, layout_in):
         import torch
         from zuko.nn import MaskedLinear
         from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
@@ -109,37 +139,61 @@ class _Layer:
             W = [(lin.weight * lin.mask).detach().clone() for lin in linears]
             b = [lin.bias.detach().clone() for lin in linears]
         self.total = int(t.total)
-        order = t.order.long()
+        order = t.order.long().cpu()
         self.passes = int(t.passes)
-        self.groups = [torch.nonzero(order == g).squeeze(1) for g in range(self.passes)]
-        self.W1x = [W[0][:, :features][:, g].t().contiguous() for g in self.groups]  # (|g|, H)
+        layout_in = torch.as_tensor(layout_in, dtype=torch.long)
+        if self.passes == 1:
+            groups = [layout_in]
+            self.layout = layout_in
+        else:
+            groups = [torch.nonzero(order == g).squeeze(1) for g in range(self.passes)]
+            self.layout = torch.cat(groups)
+        # columns of the input (in layout_in) to take, None when the layouts agree
+        pos = torch.empty_like(layout_in)
+        pos[layout_in] = torch.arange(len(layout_in))
+        take = pos[self.layout]
+        dev = W[0].device
+        self.take = None if torch.equal(take, torch.arange(len(take))) else take.to(dev)
+        self.sizes = [len(g) for g in groups]
+        self.W1x = [W[0][:, :features][:, g.to(dev)].t().contiguous() for g in groups]  # (|g|, H)
         self.W1c = W[0][:, features:].t().contiguous() if context else None  # (C, H)
         self.b1 = b[0]
         self.mid = [(w.t().contiguous(), bb) for w, bb in zip(W[1:-1], b[1:-1])]
-        # output rows parameter-major: phi of a group comes out as (B, total, |g|)
-        rows = [(torch.arange(self.total, device=order.device)[:, None] + g[None, :] * self.total).reshape(-1)
-                for g in self.groups]
-        self.Wout = [W[-1][r].t().contiguous() for r in rows]  # (H, total * |g|)
-        self.bout = [b[-1][r] for r in rows]
+        # output rows parameter-major within blocks of whole features: block j of group p comes out as (B, total, |block|)
+        self.out = []
+        per_block = max(1, self.block_columns // self.total)
+        for g in groups:
+            blocks = []
+            for i in range(0, len(g), per_block):
+                gb = g[i : i + per_block].to(dev)
+                r = (torch.arange(self.total, device=dev)[:, None] + gb[None, :] * self.total).reshape(-1)
+                blocks.append((i, len(gb), W[-1][r].t().contiguous(), b[-1][r]))  # (H, total * |block|)
+            self.out.append(blocks)
 
     def __call__(self, c, y):
+        """``y`` (B, F) in the input layout -> x (B, F) in ``self.layout``."""
         import torch
 
+        if self.take is not None:
+            y = y.index_select(1, self.take)
         B = y.shape[0]
         acc = self.b1 if self.W1c is None else torch.addmm(self.b1, c, self.W1c)
         if acc.dim() == 1:
             acc = acc.expand(B, -1)
-        x = torch.empty_like(y)
-        for p, g in enumerate(self.groups):
+        xs, start = [], 0
+        for p, n in enumerate(self.sizes):
             h = acc.clamp_min(0)
             for w, bb in self.mid:
                 h = torch.addmm(bb, h, w).clamp_min_(0)
-            phi = torch.addmm(self.bout[p], h, self.Wout[p]).view(B, self.total, len(g))
-            xg = self.inverse(phi, y[:, g])
-            x[:, g] = xg
+            yg = y[:, start : start + n]
+            parts = [self.inverse(torch.addmm(bo, h, wo).view(B, self.total, m), yg[:, i : i + m])
+                     for i, m, wo, bo in self.out[p]]
+            xg = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+            xs.append(xg)
             if p + 1 < self.passes:
                 acc = torch.addmm(acc, xg, self.W1x[p])
-        return x
+            start += n
+        return xs[0] if len(xs) == 1 else torch.cat(xs, dim=1)
 
 
 def inverse_sampler(flow):
@@ -147,21 +201,29 @@ def inverse_sampler(flow):
     autoregressive transforms (see the module docstring); raises ``NotImplementedError`` otherwise."""
     from zuko.flows.autoregressive import MaskedAutoregressiveTransform
 
-    layers = []
+    import torch
+
     transform = flow.transform
-    for t in getattr(transform, "transforms", [transform]):
+    ts = list(getattr(transform, "transforms", [transform]))
+    for t in ts:
         if not isinstance(t, MaskedAutoregressiveTransform):
             raise NotImplementedError(f"transform {type(t).__name__}")
-        layers.append(_Layer(t))
+    layers = []
+    layout = torch.arange(int(ts[-1].order.shape[0])) if ts else None
+    for t in reversed(ts):  # in the order of the inverse
+        layers.append(_Layer(t, layout))
+        layout = layers[-1].layout
+    # back to the natural order of the features at the end (None: already there)
+    back = None if layout is None or torch.equal(layout, torch.arange(len(layout))) else torch.argsort(layout)
+    if back is not None and layers:
+        back = back.to(layers[0].b1.device)
 
     def f(c, z):
-        import torch
-
         with torch.no_grad():
             x = z
-            for layer in reversed(layers):
+            for layer in layers:
                 x = layer(c, x)
-            return x
+            return x if back is None else x.index_select(1, back)
 
     return f
 
