@@ -8,9 +8,10 @@ learned jointly by maximum likelihood. The score is ``log p_sig - log p_bg``.
 split) form the signal density ``p_sig = mean_k p_sig_k``. A single signal flow sometimes never locks
 on to a small signal (it settles on a broad density that only re-describes the background); the
 mixture keeps the members that did, which makes the score much less seed-dependent.
-The members train together as one batched model (:func:`SignalMembers`: their weights stacked, one
-``torch.func.vmap`` call per step), each with its own initialisation, ``w`` and batches; training stops
-when their summed validation loss has not improved for ``patience`` epochs.
+By default the members train one after the other; with ``batched_members=True`` they train together as
+one batched model (:func:`SignalMembers`: their weights stacked, one ``torch.func.vmap`` call per step),
+each with its own initialisation, ``w`` and batches, stopping when their summed validation loss has not
+improved for ``patience`` epochs.
 
 After training, ``w`` is re-estimated on held-out SR events with both densities fixed
 (``signal_fraction_``), with its uncertainty from the observed Fisher information
@@ -54,6 +55,16 @@ def fit_signal_fraction(log_ratio: np.ndarray) -> tuple[float, float]:
     info = float(np.sum(((r - 1) / f) ** 2))
     err = 1 / np.sqrt(info) if info > 0 else float("inf")
     return w, float(err)
+
+
+def _mixture_nll(theta, lb, ls):
+    """Per-event negative log-likelihood of ``(1 - w) p_bg + w p_sig`` with ``w = sigmoid(theta)``, from
+    the log-densities ``lb`` (background) and ``ls`` (signal); broadcasts over a member axis."""
+    import torch
+
+    lw = torch.nn.functional.logsigmoid(theta)
+    l1w = torch.nn.functional.logsigmoid(-theta)
+    return -torch.logaddexp(l1w + lb, lw + ls)
 
 
 @functools.lru_cache(maxsize=1)
@@ -216,45 +227,45 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
         lt = torch.as_tensor(lbg, dtype=torch.float32)
         theta0 = float(np.log(self.w_init) - np.log1p(-self.w_init))
 
-        if not self.batched_members:
-            def nll1(model, zb, cb, lb):
-                ls = model.flow(cb).log_prob(zb)
-                lw = torch.nn.functional.logsigmoid(model.theta)
-                l1w = torch.nn.functional.logsigmoid(-model.theta)
-                return -torch.logaddexp(l1w + lb, lw + ls).mean()
+        def member(seed):  # a signal flow, initialised from the member's seed, and its training-loop seed
+            s_init, s_loop = spawn_seeds(np.random.default_rng(seed), 2)
+            sig = build_zuko_flow(p["kind"], z.shape[1], bg.n_context_, p["transforms"], p["hidden"], p.get("bins", 8))
+            reset_parameters(sig, torch_generator(s_init))  # on the CPU; fit_torch moves model and data
+            return sig, s_loop
+
+        if self.batched_members:
+            self._fit_batched(p, member_seeds, member, zt, ct, lt, tr, va, theta0, rng, device)
+        else:
+            def nll(model, zb, cb, lb):
+                return _mixture_nll(model.theta, lb, model.flow(cb).log_prob(zb)).mean()
 
             self.signal_flows_, self.members_ = [], []
             for k, seed in enumerate(member_seeds):
-                s_init, s_loop = spawn_seeds(np.random.default_rng(seed), 2)
-                sig = build_zuko_flow(p["kind"], z.shape[1], bg.n_context_, p["transforms"], p["hidden"],
-                                      p.get("bins", 8))
-                reset_parameters(sig, torch_generator(s_init))  # on the CPU; fit_torch moves model and data
+                sig, s_loop = member(seed)
                 model = torch.nn.Module()
                 model.flow = sig
                 model.theta = torch.nn.Parameter(torch.tensor(theta0), requires_grad=bool(self.learn_w))
                 params = [q for q in model.parameters() if q.requires_grad]
                 res = fit_torch(
-                    model, nll1, (zt[tr], ct[tr], lt[tr]), (zt[va], ct[va], lt[va]),
+                    model, nll, (zt[tr], ct[tr], lt[tr]), (zt[va], ct[va], lt[va]),
                     epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), lr=float(p["lr"]),
                     patience=int(p["patience"]), generator=torch_generator(s_loop),
                     desc=f"ranode[signal {k + 1}/{len(member_seeds)}]", parameters=params, device=device,
                 )
                 self.signal_flows_.append(sig)
                 self.members_.append({"w_trained": float(torch.sigmoid(model.theta).item()), "history": res.to_dict()})
-        else:
-            self._fit_batched(p, member_seeds, z, bg, zt, ct, lt, tr, va, theta0, rng, device)
         self.w_trained_ = float(np.mean([mm["w_trained"] for mm in self.members_]))
         lr_va = self._log_ratio_latent(z[va], data.m_sr[va], lbg[va])
         self.signal_fraction_, self.signal_fraction_err_ = fit_signal_fraction(lr_va)
         self.n_signal_ = self.signal_fraction_ * data.n_sr
         self.n_signal_err_ = self.signal_fraction_err_ * data.n_sr
 
-    def _fit_batched(self, p, member_seeds, z, bg, zt, ct, lt, tr, va, theta0, rng, device):
-        """The signal flows trained as one batched model (``batched_members=True``)."""
+    def _fit_batched(self, p, member_seeds, member, zt, ct, lt, tr, va, theta0, rng, device):
+        """The signal flows trained as one batched model (``batched_members=True``); ``member(seed)`` makes
+        one initialised signal flow and its loop seed."""
         import torch
 
-        from ..nn.flows import build_zuko_flow
-        from ..nn.training import fit_torch, reset_parameters, torch_generator
+        from ..nn.training import fit_torch, torch_generator
 
         # the members train as one batched model (one vmapped call per step instead of n_members): each
         # member keeps its own initialisation, its own w and its own batches (a fixed per-member shuffle
@@ -263,9 +274,7 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
         # validation loss has not improved for ``patience`` epochs (gradients are clipped on all members jointly)
         flows, orders = [], []
         for seed in member_seeds:
-            s_init, s_loop = spawn_seeds(np.random.default_rng(seed), 2)
-            sig = build_zuko_flow(p["kind"], z.shape[1], bg.n_context_, p["transforms"], p["hidden"], p.get("bins", 8))
-            reset_parameters(sig, torch_generator(s_init))  # on the CPU; fit_torch moves model and data
+            sig, s_loop = member(seed)
             flows.append(sig)
             orders.append(torch.randperm(len(tr), generator=torch_generator(s_loop)))
         (s_epochs,) = spawn_seeds(rng, 1)
@@ -276,10 +285,7 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
         val = tuple(t[va].unsqueeze(1).expand(-1, k, *t.shape[1:]) for t in (zt, ct, lt))
 
         def nll(model, zb, cb, lb):  # batches (B, K, ...): the sum over members of each member's mean NLL
-            ls = model.log_prob(zb, cb)  # (B, K)
-            lw = torch.nn.functional.logsigmoid(model.theta)
-            l1w = torch.nn.functional.logsigmoid(-model.theta)
-            return -torch.logaddexp(l1w + lb, lw + ls).mean(0).sum()
+            return _mixture_nll(model.theta, lb, model.log_prob(zb, cb)).mean(0).sum()
 
         res = fit_torch(
             model, nll, train, val, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), lr=float(p["lr"]),
