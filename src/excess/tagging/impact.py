@@ -55,11 +55,15 @@ def asimov_z(s, b):
     return np.sqrt(2.0 * ((s + b) * np.log1p(s / b) - s))
 
 
+def _reconstructed(tracks: pd.DataFrame) -> np.ndarray:
+    """Rows that are reconstructed tracks (all rows of a table without a ``reco`` column)."""
+    return tracks["reco"].astype(bool).to_numpy() if "reco" in tracks.columns else np.ones(len(tracks), bool)
+
+
 def tagger_thresholds(tagger, background_tracks: pd.DataFrame, fake_rate: float = 0.05) -> dict:
     """Per-category score threshold keeping ``fake_rate`` of the background (label 0) tracks."""
     bkg = background_tracks[background_tracks["label"] == 0]
-    if "reco" in bkg.columns:  # the working point is a fake rate of reconstructed tracks
-        bkg = bkg[bkg["reco"].astype(bool)]
+    bkg = bkg[_reconstructed(bkg)]  # the working point is a fake rate of reconstructed tracks
     if len(bkg) == 0:
         raise InputError("no background tracks to set the tagger working point")
     score = tagger.decision_function(bkg)
@@ -94,7 +98,7 @@ def tag_rates(tracks: pd.DataFrame, passed, *, pt_bins=_RATE_PT_BINS, min_count:
     passed = np.asarray(passed, bool)
     if passed.shape != (len(tracks),):
         raise InputError(f"passed has shape {passed.shape}, expected ({len(tracks)},)")
-    rows = tracks["reco"].astype(bool).to_numpy() if "reco" in tracks.columns else np.ones(len(tracks), bool)
+    rows = _reconstructed(tracks)
     cat, b, cls = _rate_keys(tracks[rows], pt_bins)
     p = passed[rows]
 
