@@ -214,22 +214,7 @@ def _last_in_chain(flavoured: np.ndarray, d1: np.ndarray, d2: np.ndarray, candid
     return np.asarray(keep, dtype=np.int64)
 
 
-class _Charges:
-    """PDG id -> electric charge from Pythia's particle data (cached)."""
-
-    def __init__(self, pythia):
-        self._pd = pythia.particleData
-        self._cache: dict[int, float] = {}
-
-    def __call__(self, ids: np.ndarray) -> np.ndarray:
-        u, inv = np.unique(ids, return_inverse=True)
-        for i in u.tolist():
-            if i not in self._cache:
-                self._cache[i] = float(self._pd.charge(int(i)))
-        return np.array([self._cache[i] for i in u.tolist()])[inv]
-
-
-def _process_batch(batch, s: BTagSettings, charges: _Charges, rng, det, event_offset: int):
+def _process_batch(batch, s: BTagSettings, charges, rng, det, event_offset: int):
     """Jets and tracks of one Pythia batch: (jet columns dict, track columns dict, n jets without tracks)."""
     import awkward as ak
     import fastjet
@@ -352,7 +337,7 @@ def generate_btag_chunk(settings_dict: dict, process: str, n_jets: int, seed: in
                         batch_size: int = 50) -> dict:
     """At least ``n_jets`` jets (whole events; truncated to ``n_jets``) of ``process`` with one Pythia seed,
     written to ``path`` (``.npz``) atomically. Top-level for :mod:`excess.executor`; returns the metadata."""
-    from .generate import silence_stdout, start_pythia, versions
+    from .generate import ChargeTable, silence_stdout, start_pythia, versions
     from .tracks import TrackDetector
 
     s = BTagSettings(**settings_dict)
@@ -366,7 +351,7 @@ def generate_btag_chunk(settings_dict: dict, process: str, n_jets: int, seed: in
         raise GenerationError(f"Pythia cuts particle decays ({limits}); b and c hadrons must decay with their lifetime")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xB7A6]))
     det = TrackDetector()
-    charges = _Charges(pythia)
+    charges = ChargeTable(pythia)
     jparts, tparts = [], []
     n_have = n_gen = n_notrack = 0
     for _ in range(100_000):

@@ -301,19 +301,11 @@ class SVJSource:
     """A configured Pythia instance (Hidden Valley signal or QCD) producing batches of flat records."""
 
     def __init__(self, settings: SVJSettings, seed: int):
-        from .generate import start_pythia
+        from .generate import ChargeTable, start_pythia
 
         self.config = svj_pythia_config(settings, seed)
         self.pythia = start_pythia(self.config, f"the SVJ {settings.process} process")
-        self._charge: dict[int, float] = {}
-
-    def charges(self, ids: np.ndarray) -> np.ndarray:
-        uniq, inv = np.unique(ids, return_inverse=True)
-        pd_ = self.pythia.particleData
-        for i in uniq:
-            if int(i) not in self._charge:
-                self._charge[int(i)] = float(pd_.charge(int(i)))
-        return np.array([self._charge[int(i)] for i in uniq])[inv] if uniq.size else np.zeros(0)
+        self.charges = ChargeTable(self.pythia)  # charges(ids): electric charge of each PDG id
 
     def next_batch(self, n: int):
         from .generate import silence_stdout
