@@ -13,7 +13,9 @@ by ``excess generate mix`` (background + injected signal, truth labels kept), in
   window whose SR is ``--sic-sr`` (default the LHCO SR 3300-3700 GeV), from the labels;
 - ``z_local``: the largest local significance of that window over the efficiencies, and ``z_best`` /
   ``best`` those of the whole scan (a background-only file must give no large ``z_best``);
-- the number of windows, folds, flows and the flow epochs run.
+- the number of windows, folds, flows and the flow epochs run;
+- per window (``windows`` in the JSON, ``# window`` lines): SR and SB events and the summed wall time of
+  its folds' fits, to see where the time goes.
 
 Make the sample (LHCO R&D level: 1000 signal events in 1M)::
 
@@ -168,7 +170,13 @@ def main(argv=None) -> int:
         "load": round(os.getloadavg()[0], 1), "cores": os.cpu_count(),
         "command": "python benchmarks/scan_1m.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:])),
     }
-    print("RESULT " + " ".join(f"{k}={v}" for k, v in out.items() if k not in ("params", "command")))
+    # per window: events and the summed wall time of its folds' fits (worker seconds; folds of one window
+    # may run on different workers, so these add up to about workers x wall, not to wall)
+    out["windows"] = [{"window": w.window.label, "n_sr": int(w.n_sr), "n_sb": int(w.n_sb),
+                       "fold_wall_s": round(float(w.runtime_s), 1)} for w in res.windows]
+    for w in out["windows"]:
+        print(f"# window {w['window']}: {w['n_sr']} SR + {w['n_sb']} SB events, folds' wall {w['fold_wall_s']} s")
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in out.items() if k not in ("params", "command", "windows")))
     print(f"# params: {json.dumps(params)}; machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"load avg {os.getloadavg()[0]:.1f}")
     print(f"# reproduce: {out['command']}")
