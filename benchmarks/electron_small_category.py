@@ -29,6 +29,8 @@ def main(argv=None):
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--models", default="dnn,hgb")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--preprocessing", default="quantile", help="the DNN's input map: quantile (default) or standard")
+    ap.add_argument("--min-epoch-steps", type=int, default=50, help="optimizer steps per epoch at least (0: one pass)")
     args = ap.parse_args(argv)
 
     from excess.data.electrons import TrackSampleSettings, read_tracks, resimulate_tracks
@@ -64,7 +66,8 @@ def main(argv=None):
           f"{int(ev['label'].sum())} higgsino electrons / {int((ev['label'] == 0).sum())} tracks")
     for name in args.models.split(","):
         est = (MLPClassifier(hidden=(128, 128), epochs=args.epochs, batch_size=512, lr=1e-3, patience=args.patience,
-                             n_best=1, validation_fraction=0.2, dropout=0.5, random_state=args.seed, device="cpu")
+                             n_best=1, validation_fraction=0.2, dropout=0.5, random_state=args.seed, device="cpu",
+                             preprocessing=args.preprocessing, min_epoch_steps=args.min_epoch_steps)
                if name == "dnn" else HGBEnsemble(n_members=3, random_state=args.seed))
         c0 = time.process_time()
         est.fit(X, y)
