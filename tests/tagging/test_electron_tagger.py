@@ -88,6 +88,10 @@ def test_input_errors(dnn, toy):
     with pytest.raises(InputError, match="3 track.*'trt_calo'.*NaN.*'reta'"):
         dnn.predict_proba(bad)
     bad = test.copy()
+    bad.loc[bad.index[bad["category"] == "notrt_nocalo"][:2], "d0"] = np.inf
+    with pytest.raises(InputError, match="2 track.*'notrt_nocalo'.*infinite.*'d0'"):
+        dnn.predict_proba(bad)
+    bad = test.copy()
     bad.loc[bad.index[0], "category"] = "calo_only"
     with pytest.raises(InputError, match="unknown category name.*calo_only"):
         dnn.predict_proba(bad)
