@@ -3,9 +3,12 @@
 Same data, re-simulation seeds and split as ``benchmarks/electron_tagger.py`` (gun electrons vs W+jets
 tracks for training; higgsino electrons plus the held-out 30 % of the W+jets tracks for the test); prints
 the efficiency at 5 % fake rate per true-pT bin of a DNN member (2 x 128, dropout 0.5, Adam 1e-3, batch 512)
-and of an HGB member trained on the tracks of ``--category`` only::
+and of an HGB member trained on the tracks of ``--category`` only. The DNN uses the tagger's defaults
+(quantile input map, epochs of at least 50 optimizer steps); ``--preprocessing standard --min-epoch-steps 0``
+gives the study's plain network, which failed in ``notrt_nocalo`` below 1 GeV (README)::
 
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo
+    python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo --preprocessing standard --min-epoch-steps 0
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo --max-per-class 0   # all gun electrons
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo --epochs 150 --patience 30 --models dnn
 """
