@@ -8,7 +8,8 @@ and of an HGB member trained on the tracks of ``--category`` only. The DNN uses 
 gives the study's plain network, which failed in ``notrt_nocalo`` below 1 GeV (README)::
 
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo
-    python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo --preprocessing standard --min-epoch-steps 0
+    python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo \
+        --preprocessing standard --min-epoch-steps 0
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo --max-per-class 0   # all gun electrons
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo --epochs 150 --patience 30 --models dnn
 """

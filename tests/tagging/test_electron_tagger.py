@@ -131,3 +131,8 @@ def test_default_network_uses_a_heavy_tailed_informative_input(tmp_path):
     # the same network with mean/std scaling and one pass per epoch does not find it (the old failure)
     old = ElectronTagger(device="cpu")._member(1).set_params(preprocessing="standard", min_epoch_steps=0).fit(X, y)
     assert roc_auc(yt, old.decision_function(Xt)) < best - 0.1
+    with pytest.raises(ConfigError, match="preprocessing must be one of standard, quantile, got 'robust'"):
+        ElectronTagger(device="cpu")._member(1).set_params(preprocessing="robust").fit(X, y)
+    X[:, 2] = 1.0  # a constant input maps to 0 (the quantile map needs a range)
+    net = ElectronTagger(device="cpu")._member(1).set_params(epochs=1).fit(X, y)
+    assert np.all(net._inputs(X)[:, 2] == 0) and np.isfinite(net.predict_proba(Xt)).all()

@@ -292,7 +292,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
         device = resolve_device(self.device)
         if self.preprocessing not in MLP_PREPROCESSINGS:
-            raise ConfigError(f"preprocessing must be one of {', '.join(MLP_PREPROCESSINGS)}, got {self.preprocessing!r}")
+            raise ConfigError(f"preprocessing must be one of {', '.join(MLP_PREPROCESSINGS)}, "
+                              f"got {self.preprocessing!r}")
         if int(self.min_epoch_steps) < 0:
             raise ConfigError(f"min_epoch_steps must be >= 0, got {self.min_epoch_steps}")
         X, y = _check_xy(X, y)
