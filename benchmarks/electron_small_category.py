@@ -3,9 +3,13 @@
 Same data, re-simulation seeds and split as ``benchmarks/electron_tagger.py`` (gun electrons vs W+jets
 tracks for training; higgsino electrons plus the held-out 30 % of the W+jets tracks for the test); prints
 the efficiency at 5 % fake rate per true-pT bin of a DNN member (2 x 128, dropout 0.5, Adam 1e-3, batch 512)
-and of an HGB member trained on the tracks of ``--category`` only::
+and of an HGB member trained on the tracks of ``--category`` only. The DNN uses the tagger's defaults
+(quantile input map, epochs of at least 50 optimizer steps); ``--preprocessing standard --min-epoch-steps 0``
+gives the study's plain network, which failed in ``notrt_nocalo`` below 1 GeV (README)::
 
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo
+    python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo \
+        --preprocessing standard --min-epoch-steps 0
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo --max-per-class 0   # all gun electrons
     python benchmarks/electron_small_category.py --gen gen --category notrt_nocalo --epochs 150 --patience 30 --models dnn
 """
@@ -29,6 +33,8 @@ def main(argv=None):
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--models", default="dnn,hgb")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--preprocessing", default="quantile", help="the DNN's input map: quantile (default) or standard")
+    ap.add_argument("--min-epoch-steps", type=int, default=50, help="optimizer steps per epoch at least (0: one pass)")
     args = ap.parse_args(argv)
 
     from excess.data.electrons import TrackSampleSettings, read_tracks, resimulate_tracks
@@ -64,7 +70,8 @@ def main(argv=None):
           f"{int(ev['label'].sum())} higgsino electrons / {int((ev['label'] == 0).sum())} tracks")
     for name in args.models.split(","):
         est = (MLPClassifier(hidden=(128, 128), epochs=args.epochs, batch_size=512, lr=1e-3, patience=args.patience,
-                             n_best=1, validation_fraction=0.2, dropout=0.5, random_state=args.seed, device="cpu")
+                             n_best=1, validation_fraction=0.2, dropout=0.5, random_state=args.seed, device="cpu",
+                             preprocessing=args.preprocessing, min_epoch_steps=args.min_epoch_steps)
                if name == "dnn" else HGBEnsemble(n_members=3, random_state=args.seed))
         c0 = time.process_time()
         est.fit(X, y)

@@ -93,6 +93,8 @@ def main(argv=None):
     ap.add_argument("--models", default="dnn,inclusive,hgb")
     ap.add_argument("--n-shap", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--preprocessing", default="quantile", help="the networks' input map: quantile or standard")
+    ap.add_argument("--min-epoch-steps", type=int, default=50, help="optimizer steps per epoch at least (0: one pass)")
     ap.add_argument("--skip-pythia", action="store_true")
     ap.add_argument("--resimulate", action="store_true", help="re-run the detector model on the samples' truth")
     ap.add_argument("--saved-models", type=Path, default=None, metavar="MODELS_DIR",
@@ -176,7 +178,8 @@ def main(argv=None):
             print(f"  {m:10s} loaded from {args.saved_models / m}")
             continue
         t0, c0 = time.perf_counter(), time.process_time()
-        tg = ElectronTagger(model=m, epochs=args.epochs, random_state=args.seed, device="cpu").fit(train)
+        tg = ElectronTagger(model=m, epochs=args.epochs, random_state=args.seed, device="cpu",
+                            preprocessing=args.preprocessing, min_epoch_steps=args.min_epoch_steps).fit(train)
         res["train_s"][m] = time.perf_counter() - t0
         res.setdefault("train_cpu_s", {})[m] = time.process_time() - c0
         taggers[m] = tg

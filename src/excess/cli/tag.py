@@ -95,12 +95,14 @@ def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, m
 @click.option("--max-tracks", type=click.IntRange(1), default=None, help="Random subset of the inputs.")
 @click.option("--min-tracks", type=click.IntRange(1), default=20, show_default=True,
               help="Electrons and other tracks each category needs at least.")
+@click.option("--preprocessing", type=click.Choice(["quantile", "standard"]), default="quantile", show_default=True,
+              help="The networks' input map: quantile (to Gaussian margins) or standard (mean/std).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--force", is_flag=True, help="Replace the results of an existing OUTPUT.")
-def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks, min_tracks, seed, device, output,
-          force):
+def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks, min_tracks, preprocessing, seed,
+          device, output, force):
     """Train taggers on labelled tracks; each is saved under OUTPUT/models/<model>."""
     import time
 
@@ -115,7 +117,7 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
     for m in models:
         t0 = time.perf_counter()
         tg = ElectronTagger(model=m, hidden=hid, epochs=epochs, batch_size=batch_size, min_tracks=min_tracks,
-                            random_state=seed, device=device).fit(df)
+                            random_state=seed, device=device, preprocessing=preprocessing).fit(df)
         info = {"train_s": time.perf_counter() - t0, "n_train": tg.n_train_}
         info["path"] = str(save_model(tg, output / "models" / m))
         summary["models"][m] = info

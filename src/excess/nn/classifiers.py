@@ -18,9 +18,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from .._util import check_random_state, spawn_seeds
 from ..errors import ConfigError, InputError, NotFittedError
 
-__all__ = ["HGBEnsemble", "MLPClassifier", "make_classifier", "CLASSIFIERS", "balanced_weights"]
+__all__ = ["HGBEnsemble", "MLPClassifier", "make_classifier", "CLASSIFIERS", "MLP_PREPROCESSINGS", "balanced_weights"]
 
 CLASSIFIERS = ("hgb", "mlp")
+MLP_PREPROCESSINGS = ("standard", "quantile")
 
 
 def balanced_weights(y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
@@ -221,9 +222,25 @@ class _TreeArrays:
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Torch MLP classifier with early stopping and best-epoch ensembling.
 
-    Inputs are standardised with training statistics; the loss is class-balanced BCE; the prediction
-    averages the probabilities of the ``n_best`` epochs with lowest validation loss. ``dropout`` (> 0)
-    adds dropout after each hidden layer (active in training only).
+    The loss is class-balanced BCE; the prediction averages the probabilities of the ``n_best`` epochs with
+    lowest validation loss. ``dropout`` (> 0) adds dropout after each hidden layer (active in training only).
+
+    ``preprocessing`` maps the inputs before the network, fitted on the training rows:
+
+    * ``"standard"`` (default): subtract the mean, divide by the standard deviation.
+    * ``"quantile"``: each input through its empirical CDF and ``Phi^-1``
+      (:class:`~excess.nn.preprocessing.QuantileScaler`; constant inputs map to 0). Use it when inputs are
+      heavy-tailed: a standardised input whose standard deviation is set by a few far outliers (impact
+      parameters in mm with secondary tracks at 10 mm, ratios with small denominators) squeezes the bulk,
+      where the classes differ, into a sliver near 0 that a ReLU network with dropout does not resolve in a
+      few hundred steps; the quantile map spreads every input's bulk over unit scale and bounds the outliers
+      (values beyond the training range map to the edge), and is invariant under any monotone change of
+      the input's units.
+
+    ``min_epoch_steps`` (> 0): an epoch shows the training rows as many times as needed for at least that
+    many optimizer steps, so a small training set is not trained for only ``epochs x ceil(n / batch_size)``
+    steps (a few dozen for a thousand rows at batch 512); ``epochs`` and ``patience`` then count such
+    epochs. 0 (default) keeps one pass per epoch.
     """
 
     def __init__(
@@ -240,9 +257,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         random_state=None,
         device: str = "auto",
         dropout: float = 0.0,
+        preprocessing: str = "standard",
+        min_epoch_steps: int = 0,
     ):
         self.hidden = hidden
         self.dropout = dropout
+        self.preprocessing = preprocessing
+        self.min_epoch_steps = min_epoch_steps
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -270,12 +291,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         from .training import fit_torch, reset_parameters, stratified_split, torch_generator
 
         device = resolve_device(self.device)
+        if self.preprocessing not in MLP_PREPROCESSINGS:
+            raise ConfigError(f"preprocessing must be one of {', '.join(MLP_PREPROCESSINGS)}, "
+                              f"got {self.preprocessing!r}")
+        if int(self.min_epoch_steps) < 0:
+            raise ConfigError(f"min_epoch_steps must be >= 0, got {self.min_epoch_steps}")
         X, y = _check_xy(X, y)
         rng = check_random_state(self.random_state)
         seed_init, seed_loop = spawn_seeds(rng, 2)
-        self.mean_ = X.mean(axis=0)
-        self.scale_ = X.std(axis=0)
-        self.scale_[self.scale_ == 0] = 1.0
+        self._fit_inputs(X)
         w = balanced_weights(y, sample_weight) if self.balance else (
             np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, float))
         if validation is None:  # stratified split so both classes are in the validation set
@@ -284,7 +308,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             tr, va = np.arange(y.size), np.arange(0)
             Xv, yv = _check_xy(*validation)
             wv = balanced_weights(yv) if self.balance else np.ones(yv.size)
-        Xs = torch.from_numpy((X - self.mean_) / self.scale_)
+        steps = -(-tr.size // self.batch_size)
+        if self.min_epoch_steps and tr.size and steps < self.min_epoch_steps:  # small set: more passes per epoch
+            tr = np.tile(tr, -(-int(self.min_epoch_steps) * self.batch_size // tr.size))
+        Xs = torch.from_numpy(self._inputs(X))
         yt = torch.from_numpy(y.astype(np.float64))
         wt = torch.from_numpy(w)
         net = self._build(X.shape[1])
@@ -296,7 +323,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
         val = (Xs[va], yt[va], wt[va]) if va.size else None
         if validation is not None:
-            val = (torch.from_numpy((Xv - self.mean_) / self.scale_), torch.from_numpy(yv.astype(np.float64)),
+            val = (torch.from_numpy(self._inputs(Xv)), torch.from_numpy(yv.astype(np.float64)),
                    torch.from_numpy(wv))
         res = fit_torch(
             net, loss_fn, (Xs[tr], yt[tr], wt[tr]), val,
@@ -320,7 +347,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "states_"):
             raise NotFittedError("MLPClassifier is not fitted")
         X = np.asarray(X, dtype=np.float64)
-        xt = torch.from_numpy((X - self.mean_) / self.scale_)
+        xt = torch.from_numpy(self._inputs(X))
         device = resolve_device(self.device)
         net = (getattr(self, "_net", None) or self._build(self.n_features_in_)).to(device)
         net.eval()  # dropout off when predicting
@@ -337,16 +364,50 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
+    # input preprocessing: "standard" (mean_, scale_) or "quantile" (quantile_ on the non-constant columns,
+    # then mean_ = 0, scale_ = 1; constant columns map to 0)
+    def _fit_inputs(self, X: np.ndarray) -> None:
+        from .preprocessing import QuantileScaler
+
+        self.quantile_, self.varying_ = None, None
+        if self.preprocessing == "quantile":
+            self.varying_ = X.max(axis=0) > X.min(axis=0)
+            if self.varying_.any():
+                self.quantile_ = QuantileScaler().fit(X[:, self.varying_])
+            self.mean_, self.scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
+            return
+        self.mean_ = X.mean(axis=0)
+        self.scale_ = X.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        if getattr(self, "varying_", None) is None:
+            return (X - self.mean_) / self.scale_
+        Z = np.zeros_like(X)
+        if self.quantile_ is not None:
+            Z[:, self.varying_] = self.quantile_.transform(X[:, self.varying_])[0]
+        return Z
+
     # state_dict-style persistence (see excess.nn.io)
     def _get_state(self) -> tuple[dict, dict]:
         tensors = {f"epoch{i}.{k}": v for i, s in enumerate(self.states_) for k, v in s.items()}
         meta = {"mean": self.mean_.tolist(), "scale": self.scale_.tolist(), "n_states": len(self.states_),
                 "n_features_in": self.n_features_in_}
+        if getattr(self, "varying_", None) is not None:
+            meta["quantile"] = {"varying": self.varying_.tolist(),
+                                "state": None if self.quantile_ is None else self.quantile_.get_state()}
         return tensors, meta
 
     def _set_state(self, tensors: dict, meta: dict) -> None:
+        from .preprocessing import QuantileScaler
+
         self.mean_ = np.asarray(meta["mean"])
         self.scale_ = np.asarray(meta["scale"])
+        self.quantile_, self.varying_ = None, None
+        if "quantile" in meta:  # models saved before the option have standardised inputs
+            self.varying_ = np.asarray(meta["quantile"]["varying"], dtype=bool)
+            st = meta["quantile"]["state"]
+            self.quantile_ = None if st is None else QuantileScaler.from_state(st)
         self.n_features_in_ = int(meta["n_features_in"])
         self.states_ = []
         for i in range(int(meta["n_states"])):
