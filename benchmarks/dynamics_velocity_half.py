@@ -38,6 +38,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--instrument", default="gv", choices=["gv", "v"],
                    help="gv: least squares (the library's solve); v: instrumental variables w = v - <v>")
+    p.add_argument("--transforms", type=int, default=4)
+    p.add_argument("--hidden", default="64,64")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay of the velocity flow")
+    p.add_argument("--context", default="y", choices=["y", "none"],
+                   help="none: an unconditional velocity flow p'(v / s(r)) (isotropic, shape fixed; a diagnostic)")
     p.add_argument("--log", default=None, help="append the result as a JSON line")
     args = p.parse_args(argv)
 
@@ -55,14 +60,19 @@ def main(argv=None) -> int:
     x, v = mock.x, mock.v
     deg = None if args.degree == "bic" else int(args.degree)
     m = PhaseSpaceFlow(n_members=args.members, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                       radial_scale="profile", velocity_scale="auto", velocity_kind=args.velocity_kind,
+                       radial_scale="profile", velocity_scale="auto", velocity_kind=args.velocity_kind, transforms=args.transforms,
+                       hidden=tuple(int(h) for h in args.hidden.split(",")),
                        velocity_degree=deg, device="cpu")
     seeds = spawn_seeds(check_random_state(args.seed), 2 * args.members)  # as PhaseSpaceFlow.fit
     m.radial_scale_, m.vertical_profile_ = m._resolve_scale(x), None
     m.velocity_coef_, m.velocity_range_ = _fit_dispersion_profile(x, v, degree="bic" if deg is None else deg)
     y, vs = m._compress_np(x), m._scaled_velocities_np(x, v)
     c0 = time.process_time()
-    vf = ConditionalFlow(**m._flow_kwargs(seeds[2 * args.member + 1], m.preprocessing, velocity=True)).fit(vs, y)
+    kw = m._flow_kwargs(seeds[2 * args.member + 1], m.preprocessing, velocity=True)
+    vf = ConditionalFlow(**kw, weight_decay=args.weight_decay).fit(vs, y if args.context == "y" else None)
+
+    def ctx(yy):
+        return yy if args.context == "y" else None
     cpu = time.process_time() - c0
 
     T = HernquistSphere(1e12, 10.0)
@@ -75,12 +85,12 @@ def main(argv=None) -> int:
         yy, _ = m._compress(X)
         ls = m._velocity_log_scale(X)
         rr = torch.linalg.vector_norm(X, dim=-1)
-        return -torch.log(rr) - 3 * torch.log(rr + T.a) + vf.log_prob_torch(V / torch.exp(ls)[:, None], yy) - 3 * ls
+        return -torch.log(rr) - 3 * torch.log(rr + T.a) + vf.log_prob_torch(V / torch.exp(ls)[:, None], ctx(yy)) - 3 * ls
 
     xr = np.repeat(xq, args.nv, axis=0)
     out = {}
     for s in (1, 2):
-        vv = m._scaled_velocities_np(xr, vf.sample(m._compress_np(xr), random_state=s), inverse=True)
+        vv = m._scaled_velocities_np(xr, vf.sample(m._compress_np(xr) if args.context == 'y' else np.empty((len(xr), 0)), random_state=s), inverse=True)
         vt = torch.as_tensor(vv.reshape(len(xq), args.nv, 3))
         gx, gv = log_f_gradients(log_f, torch.as_tensor(xq), vt)
         gx, gv = gx.detach(), gv.detach()
