@@ -156,6 +156,8 @@ def main(argv=None) -> int:
     p.add_argument("--density-method", default="ball", choices=["ball", "autograd"])
     p.add_argument("--ball-radius", default="0.2r")
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
+    p.add_argument("--weights", default="score", choices=["score", "velocity"],
+                   help="Boltzmann solve: least squares (score) or the model's Jeans equation (velocity)")
     p.add_argument("--jobs", type=int, default=1, help="members trained in parallel processes")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reuse", action="store_true",
@@ -191,7 +193,8 @@ def main(argv=None) -> int:
         fit = {"seconds": prev["seconds_fit"]}
     dens = field_run(out, what="density", n_radii=args.n_radii, n_directions=args.n_directions,
                      n_velocities=args.n_velocities, density_method=args.density_method, ball_radius=args.ball_radius,
-                     combine=args.combine, trim=args.trim, random_state=args.seed + 1, threads=args.threads)
+                     combine=args.combine, trim=args.trim, weights=args.weights, random_state=args.seed + 1,
+                     threads=args.threads)
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0 if prev is None else \
         prev["peak_rss_mb_training_workers"]
     res = {
@@ -206,7 +209,7 @@ def main(argv=None) -> int:
         "acc_coverage_1_2_sigma": [dens["acc"]["coverage_1sigma"], dens["acc"]["coverage_2sigma"]],
         "acc_median_rel_error_members": dens["acc"]["median_rel_error_members"],
         "acc_shell_median_abs_rel_error_radial": dens["acc"].get("shell_median_abs_rel_error_radial"),
-        "density_method": args.density_method, "ball_radius": args.ball_radius, "combine": args.combine, "trim": args.trim,
+        "density_method": args.density_method, "ball_radius": args.ball_radius, "combine": args.combine, "trim": args.trim, "weights": args.weights,
         "rho_median_abs_rel_error": dens["rho"]["median_abs_rel_error"],
         "rho_shell_median_abs_rel_error": dens["rho"].get("shell_median_abs_rel_error"),
         "rho_shell_max_abs_rel_error": dens["rho"].get("shell_max_abs_rel_error"),
