@@ -158,6 +158,8 @@ def main(argv=None) -> int:
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
     p.add_argument("--weights", default="score", choices=["score", "velocity"],
                    help="Boltzmann solve: least squares (score) or the model's Jeans equation (velocity)")
+    p.add_argument("--resample", default="none", choices=["none", "bootstrap"],
+                   help="bootstrap: each member trained on its own bootstrap resample of the stars")
     p.add_argument("--jobs", type=int, default=1, help="members trained in parallel processes")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reuse", action="store_true",
@@ -184,6 +186,7 @@ def main(argv=None) -> int:
                       radial_scale=args.radial_scale if args.radial_scale in ("profile", "auto") else float(args.radial_scale),
                       velocity_scale=None if args.velocity_scale == "none" else args.velocity_scale,
                       velocity_degree=None if args.velocity_degree == "bic" else int(args.velocity_degree), n_jobs=args.jobs,
+                      resample=None if args.resample == "none" else args.resample,
                       device="cpu")
         c0, ch0 = time.process_time(), _children_cpu()
         fit = fit_run(stars, out, params=params, random_state=args.seed, threads=args.threads)
@@ -200,7 +203,7 @@ def main(argv=None) -> int:
     res = {
         "n_stars": args.n_stars, "members": args.members, "epochs": args.epochs, "transforms": args.transforms,
         "hidden": args.hidden, "velocity_kind": args.velocity_kind or "maf",
-        "velocity_degree": args.velocity_degree,
+        "velocity_degree": args.velocity_degree, "resample": args.resample,
         "positions": dens["n_positions"], "velocities_per_position": args.n_velocities,
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
         "acc_median_rel_error_radial_component": dens["acc"]["median_rel_error_radial"],

@@ -76,6 +76,9 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
 @click.option("--vertical-scale", type=click.Choice(["none", "profile"]), default="none", show_default=True,
               help="'profile': heights mapped through a fitted sech^2 profile to a Gaussian coordinate (local disk "
                    "samples; with --radial-scale none).")
+@click.option("--resample", type=click.Choice(["none", "bootstrap"]), default="none", show_default=True,
+              help="'bootstrap': each member trained on its own bootstrap resample of the stars (the spread then "
+                   "includes the stars' sampling noise).")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Members trained in parallel.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -83,7 +86,7 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
 @click.option("--no-plots", is_flag=True, help="Skip the loss-curve PNG.")
 @click.option("--force", is_flag=True, help="Replace the fitted model of an existing run directory.")
 def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, velocity_scale, velocity_degree,
-        vertical_scale, jobs, device, seed, threads, no_plots, force):
+        vertical_scale, resample, jobs, device, seed, threads, no_plots, force):
     """Train an ensemble of flows f(x, v) = n(x) p(v|x) on the stars; writes RUN_DIR/model and report.html."""
     from ..astro.dynamics.run import fit_run
     from ..errors import ConfigError
@@ -104,7 +107,7 @@ def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radi
     params = dict(n_members=members, epochs=epochs, batch_size=batch_size, lr=lr, transforms=transforms, hidden=hid,
                   radial_scale=rs, velocity_scale=None if velocity_scale == "none" else velocity_scale,
                   velocity_degree=vdeg, vertical_scale=None if vertical_scale == "none" else vertical_scale,
-                  n_jobs=jobs, device=device)
+                  resample=None if resample == "none" else resample, n_jobs=jobs, device=device)
     echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads, plots=not no_plots))
 
 
