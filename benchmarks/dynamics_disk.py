@@ -64,6 +64,8 @@ def main(argv=None) -> int:
     p.add_argument("--transforms", type=int, default=4)
     p.add_argument("--hidden", default="64,64")
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
+    p.add_argument("--weights", default="score", choices=["score", "velocity"],
+                   help="Boltzmann solve: least squares (score) or the model's Jeans equation (velocity)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reuse", action="store_true",
@@ -102,12 +104,12 @@ def main(argv=None) -> int:
         fit = {"seconds": prev["seconds_fit"]}
     dens = field_run(out, what="density", n_radii=args.n_heights, n_directions=args.n_azimuths,
                      n_velocities=args.n_velocities, density_method="ball", ball_radius=args.ball_radius,
-                     combine=args.combine, baryons="mwpotential2014", random_state=args.seed + 1, threads=args.threads)
+                     combine=args.combine, baryons="mwpotential2014", weights=args.weights, random_state=args.seed + 1, threads=args.threads)
     res = {
         "n_stars": n, "members": args.members, "epochs": args.epochs, "positions": dens["n_positions"],
         "velocities_per_position": args.n_velocities, "vertical_scale": args.vertical_scale,
         "velocity_degree": args.velocity_degree, "kind": args.kind,
-        "transforms": args.transforms, "hidden": args.hidden, "ball_radius_kpc": args.ball_radius, "combine": args.combine, "trim": args.trim,
+        "transforms": args.transforms, "hidden": args.hidden, "ball_radius_kpc": args.ball_radius, "combine": args.combine, "trim": args.trim, "weights": args.weights,
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
         "acc_median_rel_error_members": dens["acc"]["median_rel_error_members"],
         "az_median_rel_error_abs_z_ge_0.2": dens["acc"].get("vertical_median_rel_error_abs_z_ge_0.2"),

@@ -188,3 +188,17 @@ def test_vertical_map_roundtrip_jacobian_and_fit(tmp_path):
         PhaseSpaceFlow(vertical_scale="profile", radial_scale="auto").fit(x, v)
     with pytest.raises(ConfigError, match="vertical_scale"):
         PhaseSpaceFlow(vertical_scale="sech").fit(x, v)
+
+
+def test_bootstrap_members_see_different_resamples(mock):
+    x, v = mock.x[:300], mock.v[:300]
+    kw = dict(n_members=2, transforms=1, hidden=(8,), epochs=1, batch_size=128, radial_scale="auto", random_state=3,
+              device="cpu")
+    plain = PhaseSpaceFlow(**kw).fit(x, v)
+    boot = PhaseSpaceFlow(resample="bootstrap", **kw).fit(x, v)
+    again = PhaseSpaceFlow(resample="bootstrap", **kw).fit(x, v)
+    lp = [m.members_[0][0].log_prob(m._compress_np(x[:20]), None) for m in (plain, boot, again)]
+    assert not np.allclose(lp[0], lp[1])  # same seeds, other stars' weights
+    np.testing.assert_allclose(lp[1], lp[2])  # reproducible from random_state
+    with pytest.raises(ConfigError, match="resample"):
+        PhaseSpaceFlow(resample="jackknife", epochs=1).fit(x, v)

@@ -69,6 +69,37 @@ def test_solver_recovers_field_and_density(model):
     np.testing.assert_allclose(rho.numpy(), model.density(x), rtol=1e-6)
 
 
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: type(m).__name__)
+def test_velocity_weighted_solve_exact_for_equilibrium(model):
+    rng = np.random.default_rng(3)
+    x = _positions(model, 12, rng)
+    v = _bound_velocities(model, x, 40, rng)
+    xt, vt = torch.as_tensor(x), torch.as_tensor(v)
+    a = accelerations_at(model.log_df, xt, vt, weights="velocity").numpy()
+    np.testing.assert_allclose(a, model.acceleration(x), rtol=1e-8, atol=1e-12)
+    with pytest.raises(InputError, match="weights"):
+        accelerations_at(model.log_df, xt, vt, weights="bogus")
+
+
+def test_velocity_weighted_solve_is_the_jeans_equation_of_the_model():
+    # f = n(x) N(v; 0, s(x)^2 I), velocities drawn from it: the velocity-weighted solve gives the isotropic Jeans
+    # acceleration grad(n s^2) / n (Stein's identity), up to the Monte-Carlo noise of the velocities
+    n_log = lambda X: -((X * X).sum(-1)) / 50.0  # noqa: E731  (log n)
+    ls2 = lambda X: 8.0 - 0.1 * torch.log1p((X * X).sum(-1))  # noqa: E731  (log s^2)
+
+    def log_f(X, V):
+        return n_log(X) - 0.5 * (V * V).sum(-1) / torch.exp(ls2(X)) - 1.5 * ls2(X)
+
+    xt = torch.tensor([[3.0, 0.0, 0.0], [0.0, -8.0, 2.0], [5.0, 5.0, 5.0]], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    vg = torch.randn(3, 40_000, 3, generator=gen, dtype=torch.float64) * torch.exp(0.5 * ls2(xt))[:, None, None]
+    X = xt.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad((n_log(X) + ls2(X)).sum(), X)
+    jeans = (torch.exp(ls2(xt))[:, None] * g).numpy()
+    a_v = accelerations_at(log_f, xt, vg, weights="velocity").numpy()
+    np.testing.assert_allclose(a_v, jeans, rtol=0.03, atol=0.03 * np.abs(jeans).max())
+
+
 def test_solver_on_synthetic_gradients():
     # a known field recovered from gradients constructed to satisfy the equation up to noise
     gen = torch.Generator().manual_seed(0)

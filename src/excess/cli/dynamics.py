@@ -76,6 +76,9 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
 @click.option("--vertical-scale", type=click.Choice(["none", "profile"]), default="none", show_default=True,
               help="'profile': heights mapped through a fitted sech^2 profile to a Gaussian coordinate (local disk "
                    "samples; with --radial-scale none).")
+@click.option("--resample", type=click.Choice(["none", "bootstrap"]), default="none", show_default=True,
+              help="'bootstrap': each member trained on its own bootstrap resample of the stars (the spread then "
+                   "includes the stars' sampling noise).")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Members trained in parallel.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -83,7 +86,7 @@ def gaia(table, min_parallax_over_error, max_ruwe, max_distance, drop_invalid, o
 @click.option("--no-plots", is_flag=True, help="Skip the loss-curve PNG.")
 @click.option("--force", is_flag=True, help="Replace the fitted model of an existing run directory.")
 def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radial_scale, velocity_scale, velocity_degree,
-        vertical_scale, jobs, device, seed, threads, no_plots, force):
+        vertical_scale, resample, jobs, device, seed, threads, no_plots, force):
     """Train an ensemble of flows f(x, v) = n(x) p(v|x) on the stars; writes RUN_DIR/model and report.html."""
     from ..astro.dynamics.run import fit_run
     from ..errors import ConfigError
@@ -104,7 +107,7 @@ def fit(stars, output, members, epochs, batch_size, lr, transforms, hidden, radi
     params = dict(n_members=members, epochs=epochs, batch_size=batch_size, lr=lr, transforms=transforms, hidden=hid,
                   radial_scale=rs, velocity_scale=None if velocity_scale == "none" else velocity_scale,
                   velocity_degree=vdeg, vertical_scale=None if vertical_scale == "none" else vertical_scale,
-                  n_jobs=jobs, device=device)
+                  resample=None if resample == "none" else resample, n_jobs=jobs, device=device)
     echo_json(fit_run(stars, output, params=params, random_state=seed, threads=threads, plots=not no_plots))
 
 
@@ -132,6 +135,9 @@ def _field_options(f):
                                              "the members' accelerations."),
         click.option("--trim", type=click.FloatRange(0.0, 0.9, max_open=True), default=0.0, show_default=True,
                      help="Fraction of the sampled velocities farthest from their mean dropped at each position."),
+        click.option("--weights", type=click.Choice(["score", "velocity"]), default="score", show_default=True,
+                     help="Rows of the Boltzmann solve: score = least squares (weights grad_v log f); velocity = "
+                          "weights v - <v>, the model's Jeans equation (needs only its velocity moments)."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--threads", type=click.IntRange(1), default=None),
         click.option("--no-plots", is_flag=True, help="Skip the PNGs (metrics and report only)."),
@@ -156,14 +162,15 @@ def _read_positions(path):
 
 @dynamics.command()
 @_field_options
-def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, seed, threads,
-                  no_plots):
+def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, weights, seed,
+                  threads, no_plots):
     """Accelerations from the Boltzmann equation at query positions (vs truth for mocks)."""
     from ..astro.dynamics.run import field_run
 
     echo_json(field_run(run_dir, what="accelerations", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
-                         combine=combine, trim=trim, random_state=seed, threads=threads, plots=not no_plots))
+                         combine=combine, trim=trim, weights=weights, random_state=seed, threads=threads,
+                         plots=not no_plots))
 
 
 @dynamics.command()
@@ -176,12 +183,12 @@ def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velo
 @click.option("--ball-radius", default=None,
               help="Ball radius: kpc, or '<f>r' for f times the galactocentric distance [default: 0.2r for spherical "
                    "mocks, 0.1 kpc otherwise].")
-def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, seed, threads,
-            no_plots, baryons, density_method, ball_radius):
+def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, weights, seed,
+            threads, no_plots, baryons, density_method, ball_radius):
     """Mass density -div(a)/(4 pi G) (and minus a baryon model) at query positions."""
     from ..astro.dynamics.run import field_run
 
     echo_json(field_run(run_dir, what="density", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
                          baryons=baryons, density_method=density_method, ball_radius=ball_radius, combine=combine,
-                         trim=trim, random_state=seed, threads=threads, plots=not no_plots))
+                         trim=trim, weights=weights, random_state=seed, threads=threads, plots=not no_plots))

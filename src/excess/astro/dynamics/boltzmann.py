@@ -13,6 +13,13 @@ the least-squares solution (An, Naik et al. 2021, arXiv:2106.05981; LocalFlows `
 
     a(x) = -(sum_i g_v,i g_v,i^T)^-1  sum_i (v_i . g_x,i) g_v,i,     g = grad log f(x, v_i)
 
+``weights="velocity"`` (:func:`solve_accelerations`) instead projects the residuals on ``w_i = v_i - <v>``
+(an instrumental-variable solve, ``a = -(sum w_i g_v,i^T)^-1 sum (v_i . g_x,i) w_i``). It too is exact for an
+exact ``f`` (every residual vanishes), and with velocities drawn from the model's own ``p(v | x)`` it is, by
+Stein's identity ``<w g_v^T> = -I``, the first velocity moment of the Boltzmann equation, i.e. the Jeans
+equation of the model: it uses only the model's ``n``, mean velocity and velocity dispersion tensor (and their
+gradients), not the shape of ``p(v | x)``, whose score ``g_v`` the least-squares weights need to be right.
+
 We use ``log f`` rather than ``f`` (which weights each velocity's equation by ``1/f^2``): for an exact
 equilibrium both give the exact ``a`` (every residual vanishes there), and the log form keeps the rows of
 comparable size. With the ``v_i`` held fixed, ``a(x)`` is a smooth function of ``x``; its divergence by
@@ -36,7 +43,7 @@ from collections.abc import Callable
 from ...errors import InputError
 from .units import density_from_divergence
 
-__all__ = ["log_f_gradients", "boltzmann_residual", "solve_accelerations", "accelerations_at", "divergence",
+__all__ = ["log_f_gradients", "boltzmann_residual", "solve_accelerations", "SOLVE_WEIGHTS", "accelerations_at", "divergence",
            "density_at", "ICOSAHEDRON", "ball_stencil", "ball_divergence"]
 
 
@@ -72,19 +79,30 @@ def boltzmann_residual(grad_x, grad_v, v, a):
     return (v * grad_x).sum(-1) + (a[:, None, :] * grad_v).sum(-1)
 
 
-def solve_accelerations(grad_x, grad_v, v):
-    """The least-squares ``a`` (P, 3) that minimises ``sum_i residual_i^2`` at each position."""
+SOLVE_WEIGHTS = ("score", "velocity")
+
+
+def solve_accelerations(grad_x, grad_v, v, weights: str = "score"):
+    """``a`` (P, 3) from the residuals at each position: ``weights="score"`` is the least-squares solution
+    (``sum_i residual_i^2`` minimal, rows weighted by ``g_v``); ``"velocity"`` the solution of
+    ``sum_i (v_i - <v>) residual_i = 0`` (the model's Jeans equation; see the module docstring)."""
     import torch
 
-    A = torch.einsum("pni,pnj->pij", grad_v, grad_v)
-    b = torch.einsum("pn,pni->pi", (v * grad_x).sum(-1), grad_v)
+    if weights == "score":
+        W = grad_v
+    elif weights == "velocity":
+        W = v - v.mean(1, keepdim=True)
+    else:
+        raise InputError(f"weights must be one of {', '.join(SOLVE_WEIGHTS)}, got {weights!r}")
+    A = torch.einsum("pni,pnj->pij", W, grad_v)
+    b = torch.einsum("pn,pni->pi", (v * grad_x).sum(-1), W)
     return -torch.linalg.solve(A, b)
 
 
-def accelerations_at(log_f: Callable, x, v, *, create_graph: bool = False):
+def accelerations_at(log_f: Callable, x, v, *, create_graph: bool = False, weights: str = "score"):
     """Accelerations (P, 3) at positions ``x`` (P, 3) from velocities ``v`` (P, N, 3) sampled there."""
     gx, gv = log_f_gradients(log_f, x, v, create_graph=create_graph)
-    return solve_accelerations(gx, gv, v.to(gx.dtype))
+    return solve_accelerations(gx, gv, v.to(gx.dtype), weights=weights)
 
 
 def divergence(field: Callable, x):
@@ -103,10 +121,10 @@ def divergence(field: Callable, x):
     return out.detach(), div.detach()
 
 
-def density_at(log_f: Callable, x, v):
+def density_at(log_f: Callable, x, v, *, weights: str = "score"):
     """``(a, rho)`` at positions ``x`` (P, 3) with velocities ``v`` (P, N, 3) held fixed: the acceleration
     in (km/s)^2/kpc and the total mass density ``-div(a) / (4 pi G)`` in Msun/kpc^3."""
-    a, div = divergence(lambda xr: accelerations_at(log_f, xr, v, create_graph=True), x)
+    a, div = divergence(lambda xr: accelerations_at(log_f, xr, v, create_graph=True, weights=weights), x)
     return a, density_from_divergence(div)
 
 

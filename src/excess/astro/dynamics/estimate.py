@@ -97,10 +97,12 @@ def trim_velocities(v: np.ndarray, fraction: float) -> np.ndarray:
 
 def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, density_method: str = "autograd",
                    ball_radius=None, combine: str = "accelerations", trim: float = 0.0, batch_evaluations: int | None = None,
-                   random_state=None) -> FieldEstimate:
+                   weights: str = "score", random_state=None) -> FieldEstimate:
     """Accelerations (and densities) at positions ``x`` (P, 3) kpc for every member of ``model``.
 
     ``trim``: fraction of the sampled velocities dropped at each position (:func:`trim_velocities`).
+    ``weights``: ``"score"`` (least squares) or ``"velocity"`` (the model's Jeans equation), see
+    :func:`~excess.astro.dynamics.boltzmann.solve_accelerations`.
     ``ball_radius``: kpc, a number or one per position (``density_method="ball"`` only). ``batch_evaluations``
     bounds the flow evaluations (positions x stencil points x velocities) per autograd pass, i.e. the memory:
     by default 100,000 for first derivatives and 20,000 for the second derivatives of ``"autograd"`` densities.
@@ -109,7 +111,7 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, d
     import torch
 
     from ...nn.device import resolve_device
-    from .boltzmann import ball_divergence, ball_stencil, density_at, log_f_gradients, solve_accelerations
+    from .boltzmann import SOLVE_WEIGHTS, ball_divergence, ball_stencil, density_at, log_f_gradients, solve_accelerations
     from .units import density_from_divergence
 
     x, _ = check_phase_space(x, who="query positions")
@@ -118,6 +120,8 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, d
         raise ConfigError(f"n_velocities must be >= 3 for the least-squares solve, got {n_v}")
     if combine not in COMBINE_MODES:
         raise ConfigError(f"combine must be one of {', '.join(COMBINE_MODES)}, got {combine!r}")
+    if weights not in SOLVE_WEIGHTS:
+        raise ConfigError(f"weights must be one of {', '.join(SOLVE_WEIGHTS)}, got {weights!r}")
     if not 0.0 <= float(trim) < 0.9:
         raise ConfigError(f"trim must be in [0, 0.9), got {trim}")
     if density_method not in DENSITY_METHODS:
@@ -163,7 +167,7 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, d
         for m in range(M):
             vt = torch.as_tensor(vs[m], device=device)
             if second:
-                a_m, r_m = density_at(log_fs[m], torch.as_tensor(xs, device=device), vt)
+                a_m, r_m = density_at(log_fs[m], torch.as_tensor(xs, device=device), vt, weights=weights)
                 rho[m, i : i + p] = r_m.cpu().numpy()
                 a_m = a_m.cpu().numpy()
                 if combine == "gradients":  # first derivatives for the combined solve
@@ -171,7 +175,7 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, d
             else:
                 vk = vt.repeat_interleave(K, dim=0)  # the centre's velocities at every stencil point
                 gx, gv = log_f_gradients(log_fs[m], pts_t, vk)
-                a_m = solve_accelerations(gx, gv, vk).detach().cpu().numpy().reshape(p, K, 3)
+                a_m = solve_accelerations(gx, gv, vk, weights=weights).detach().cpu().numpy().reshape(p, K, 3)
                 if ball:
                     rho[m, i : i + p] = density_from_divergence(ball_divergence(a_m[:, 1:], h[i : i + p]))
                 a_m = a_m[:, 0]
@@ -181,7 +185,7 @@ def estimate_field(model, x, *, n_velocities: int = 500, density: bool = True, d
                 gv_sum = gv.detach() if gv_sum is None else gv_sum + gv.detach()
         if combine == "gradients":
             vk = torch.as_tensor(vs[0], device=device).repeat_interleave(K, dim=0)
-            a_c = solve_accelerations(gx_sum / M, gv_sum / M, vk.to(gx_sum.dtype)).cpu().numpy().reshape(p, K, 3)
+            a_c = solve_accelerations(gx_sum / M, gv_sum / M, vk.to(gx_sum.dtype), weights=weights).cpu().numpy().reshape(p, K, 3)
             acc_c[i : i + p] = a_c[:, 0]
             if ball:
                 rho_c[i : i + p] = density_from_divergence(ball_divergence(a_c[:, 1:], h[i : i + p]))

@@ -182,12 +182,13 @@ def _fit_dispersion_profile(x: np.ndarray, v: np.ndarray, bins: int = 30, degree
     return [float(c) for c in best[1]], (float(edges[0]), float(edges[-1]))
 
 
-def _fit_member(x_flow_kwargs, v_flow_kwargs, y, v):
-    """Train one member (top level so that an executor can run it in another process)."""
+def _fit_member(x_flow_kwargs, v_flow_kwargs, y, v, weight=None):
+    """Train one member (top level so that an executor can run it in another process); ``weight``: per-star
+    counts of a bootstrap resample (``None``: every star once)."""
     from ...nn.flows import ConditionalFlow
 
-    n_flow = ConditionalFlow(**x_flow_kwargs).fit(y, None)
-    v_flow = ConditionalFlow(**v_flow_kwargs).fit(v, y)
+    n_flow = ConditionalFlow(**x_flow_kwargs).fit(y, None, sample_weight=weight)
+    v_flow = ConditionalFlow(**v_flow_kwargs).fit(v, y, sample_weight=weight)
     return n_flow, v_flow
 
 
@@ -212,6 +213,10 @@ class PhaseSpaceFlow(BaseEstimator):
         is cosine-annealed over all ``epochs`` with no early stopping (``patience=None``; stopping early leaves the
         rate high: on the Hernquist benchmark the n(x) flows stopped at ~25 of 60 epochs and the members'
         validation losses spread by 0.05 nats), and the best epoch on the validation split is kept
+    resample : ``None`` (every member sees all stars) or ``"bootstrap"``: each member is trained on its own
+        bootstrap resample of the stars (multinomial counts as likelihood weights), so that the members' spread
+        includes the sampling noise of the stars, which members trained on the same stars share (the fixed
+        radial map and dispersion profile are fitted once, on all stars)
     n_jobs : members trained in parallel through :func:`excess.executor.get_executor` (1 = in this process)
     random_state : one seed; each member's flows get their own seeds drawn from it
     device : torch device for training and evaluation ("auto")
@@ -221,8 +226,8 @@ class PhaseSpaceFlow(BaseEstimator):
                  bins: int = 8, activation: str = "silu", preprocessing: str = "standard", radial_scale=None,
                  velocity_scale=None, vertical_scale=None, velocity_kind=None, velocity_degree=None,
                  epochs: int = 50, batch_size: int = 1024, lr: float = 1e-3, lr_schedule: str = "cosine",
-                 patience: int | None = None, validation_fraction: float = 0.2, n_jobs: int = 1, random_state=None,
-                 device: str = "auto"):
+                 patience: int | None = None, validation_fraction: float = 0.2, resample=None, n_jobs: int = 1,
+                 random_state=None, device: str = "auto"):
         self.n_members = n_members
         self.kind = kind
         self.transforms = transforms
@@ -241,6 +246,7 @@ class PhaseSpaceFlow(BaseEstimator):
         self.lr_schedule = lr_schedule
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.resample = resample
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.device = device
@@ -337,8 +343,15 @@ class PhaseSpaceFlow(BaseEstimator):
                               "use 'standard' or 'logit' for derivatives of f")
         if x.shape[0] < 20:
             raise InputError(f"a phase-space flow needs at least 20 stars, got {x.shape[0]}")
+        if self.resample not in (None, "bootstrap"):
+            raise ConfigError(f"resample must be None or 'bootstrap', got {self.resample!r}")
         rng = check_random_state(self.random_state)
         seeds = spawn_seeds(rng, 2 * int(self.n_members))
+        weights = [None] * int(self.n_members)
+        if self.resample == "bootstrap":  # drawn after the flows' seeds: those stay what they are without resampling
+            n = x.shape[0]
+            weights = [np.random.default_rng(s).multinomial(n, np.full(n, 1.0 / n)).astype(np.float64)
+                       for s in spawn_seeds(rng, int(self.n_members))]
         self.radial_scale_ = self._resolve_scale(x)
         self.vertical_profile_ = None
         if self.vertical_scale is not None:
@@ -358,7 +371,7 @@ class PhaseSpaceFlow(BaseEstimator):
         y = self._compress_np(x)
         vs = self._scaled_velocities_np(x, v)
         tasks = [(self._flow_kwargs(seeds[2 * k], self.preprocessing), self._flow_kwargs(seeds[2 * k + 1], self.preprocessing, velocity=True),
-                  y, vs) for k in range(int(self.n_members))]
+                  y, vs, weights[k]) for k in range(int(self.n_members))]
         with get_executor(n_workers=int(self.n_jobs)) as ex:
             members = ex.map(_fit_member, tasks)
         self.members_ = [tuple(m) for m in members]

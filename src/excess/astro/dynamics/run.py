@@ -227,7 +227,7 @@ def ball_radii(ball_radius, positions: np.ndarray, spec: dict) -> np.ndarray:
 
 def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: int = 12, n_directions: int = 4,
               n_positions: int = 64, n_velocities: int = 500, baryons: str = "none", density_method: str = "ball",
-              ball_radius=None, combine: str = "accelerations", trim: float = 0.0, random_state=0,
+              ball_radius=None, combine: str = "accelerations", trim: float = 0.0, weights: str = "score", random_state=0,
               threads: int | None = None, plots: bool = True) -> dict:
     """Accelerations (``what="accelerations"``) or accelerations and densities (``"density"``) of a fitted run."""
     import h5py
@@ -257,11 +257,12 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
     t0, c0 = time.perf_counter(), time.process_time()
     est = estimate_field(model, positions, n_velocities=n_velocities, density=what == "density",
                          density_method=density_method, ball_radius=h, combine=combine, trim=trim,
-                         random_state=rng)
+                         weights=weights, random_state=rng)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     bary = baryon_model(baryons)
     summary = {"n_positions": int(est.positions.shape[0]), "n_velocities": int(n_velocities),
-               "n_members": model.n_members_, "combine": combine, "trim": trim, "seconds": seconds, "cpu_seconds": cpu,
+               "n_members": model.n_members_, "combine": combine, "trim": trim, "weights": weights,
+               "seconds": seconds, "cpu_seconds": cpu,
                "peak_rss_mb": _peak_rss_mb()}
     if what == "density":
         summary["density_method"] = density_method
@@ -288,6 +289,7 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
                                                   "n_positions": n_positions, "n_velocities": n_velocities,
                                                   "baryons": baryons, "density_method": density_method,
                                                   "ball_radius": ball_radius, "combine": combine, "trim": trim,
+                                                  "weights": weights,
                                                   "seed": random_state})
     _update_json(run_dir / "metrics.json", what, summary)
     if plots:
