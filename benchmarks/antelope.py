@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -68,7 +69,8 @@ def main(argv=None):
     from excess.antelope.report import write_evaluation_plots, write_evaluation_report
 
     set_quiet(True)
-    command = "nice -n 5 " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    niceness = os.nice(0)
+    command = (f"nice -n {niceness} " if niceness else "") + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     args.out.mkdir(parents=True, exist_ok=True)
     qcd = load_samples(args.qcd)
     if args.max_qcd:
@@ -153,7 +155,8 @@ def main(argv=None):
                   f"{n_ok}/{len(m['windows'])} windows with a result):")
             if name == "injected" and best_truth:
                 print(f"  truth, best SR before any cut: {best_truth['sr']} S = {best_truth['S']}, "
-                      f"B = {best_truth['B']}, S/sqrt(B) = {best_truth['S_over_sqrtB']:.2f}")
+                      f"B = {best_truth['B']}, S/sqrt(B) = {best_truth['S_over_sqrtB']:.2f} (search status there: "
+                      f"{best_truth['status']})")
             print(f"  search's best window {b.get('window')} at efficiency {b.get('efficiency')}: local Z = "
                   f"{b.get('z_local')}, global Z {'>' if g.get('z_global_is_limit') else '='} {g.get('z_global')} "
                   f"({g.get('n_toys')} toys); mass estimate {b.get('m_res')} GeV\n  truth in that SR (no cut): "
