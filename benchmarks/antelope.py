@@ -39,6 +39,8 @@ def main(argv=None):
     ap.add_argument("--signal", nargs="+", required=True, help="signal sample(s), one or more points each")
     ap.add_argument("--train-point", default="2000,0.3", help="the PFN's signal point m_zprime,r_inv[,m_dark]")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="training seeds first-seed ... first-seed + seeds - 1 "
+                    "(split the seeds over processes; the data split does not depend on them)")
     ap.add_argument("--max-qcd", type=int, default=None, help="use at most this many QCD events")
     ap.add_argument("--max-signal", type=int, default=None, help="use at most this many events per signal sample")
     ap.add_argument("--pfn-epochs", type=int, default=40)
@@ -86,7 +88,8 @@ def main(argv=None):
                       **({"lr": args.vae_lr} if args.vae_lr is not None else {})},
               "ae": {"epochs": args.ae_epochs, "patience": args.patience}}
     t0 = time.perf_counter()
-    res = evaluate_models(data, train_point=args.train_point, seeds=range(args.seeds), pfn_params=params["pfn"],
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    res = evaluate_models(data, train_point=args.train_point, seeds=seeds, pfn_params=params["pfn"],
                           vae_params=params["vae"], ae_params=params["ae"], device=args.device,
                           save_models=args.out / "models")
     metrics = {**res.to_dict(), "preselection": counts, "command": command,
