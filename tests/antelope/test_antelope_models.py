@@ -35,6 +35,11 @@ def test_permutation_invariance(fitted, svj_small):
     np.testing.assert_allclose(fitted.latent(xp), fitted.latent(x), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(fitted.pfn_.decision_function(xp), fitted.pfn_.decision_function(x), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(fitted.score_samples(xp), fitted.score_samples(x), rtol=1e-5, atol=1e-6)
+    # not trivially invariant: the scores differ between events, and changing one real track changes its event's
+    assert np.ptp(fitted.score_samples(x)) > 1e-3
+    moved = x.copy()
+    moved[0, 0, 0] *= 3.0
+    assert not np.isclose(fitted.latent(moved)[0], fitted.latent(x)[0]).all()
 
 
 def test_padding_invariance(fitted, svj_small):
@@ -99,3 +104,25 @@ def test_bad_inputs_one_clear_error_each(fitted, svj_small):
         check_sets(few, min_tracks=3)
     with pytest.raises(InputError, match="labels must be 0"):
         PFNClassifier(**TINY_PFN).fit(x, np.zeros(5))
+
+
+def test_vae_leaky_slope_is_the_papers_and_survives_save_load(fitted, tmp_path):
+    import json
+
+    import torch
+
+    from excess.nn.io import load_model, save_model
+
+    def slopes(vae):
+        return {m.negative_slope for m in vae.net_.modules() if isinstance(m, torch.nn.LeakyReLU)}
+
+    assert slopes(fitted.vae_) == {0.3}  # ANTELOPE's LeakyReLU(0.3), not the substrate's 0.2
+    save_model(fitted.vae_, tmp_path / "vae")
+    again = load_model(tmp_path / "vae")
+    assert slopes(again) == {0.3}
+    # a VAE saved before the slope was a parameter was trained with 0.2 and loads with 0.2
+    cfg = json.loads((tmp_path / "vae" / "hyperparameters.json").read_text())
+    cfg["params"].pop("negative_slope")
+    cfg["meta"].pop("negative_slope")
+    (tmp_path / "vae" / "hyperparameters.json").write_text(json.dumps(cfg))
+    assert slopes(load_model(tmp_path / "vae")) == {0.2}

@@ -72,6 +72,19 @@ def test_antelope_method_sets_and_latent_agree(trained, svj_small):
         make_method("antelope", device="cpu").fit(tracks, m, sr=SR)
     with pytest.raises(InputError, match="trained on 8 latent features, got 3"):
         make_method("antelope", vae=str(trained / "vae"), device="cpu").fit(z[:, :3], m, sr=SR)
+    # bad sets through the anomaly API: the same one clear error as the models give
+    bad = tracks[:300].copy()
+    bad[4, 0, 2] = np.nan
+    with pytest.raises(InputError, match=r"NaN/inf in a track \(first events \[4\], columns \['phi'\]\)"):
+        frozen.fit(bad, m[:300], sr=SR)
+    bad = tracks[:300].copy()
+    bad[7] = 0
+    with pytest.raises(InputError, match=r"no track \(all padding; first events \[7\]\)"):
+        frozen.score_samples(bad, m[:300])
+    zn = z.copy()
+    zn[3, 1] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        make_method("antelope", vae=str(trained / "vae"), device="cpu").fit(zn, m, sr=SR)
 
 
 def test_tiny_end_to_end_search(trained, tmp_path):

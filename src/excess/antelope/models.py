@@ -5,8 +5,8 @@
   signal point (1) with class-balanced cross entropy (one logit: the two-class softmax of the paper in one
   output). Its 64-d ``latent`` (the masked sum over tracks) is the event representation.
 * :class:`AntelopeVAE` -- the VAE of :mod:`excess.nn.autoencoders` with ANTELOPE's shape: input dropout 0.1,
-  encoder 32-32-16 to a 12-d latent, decoder 32-64-64, LeakyReLU (the substrate's slope 0.2; the paper's is 0.3),
-  loss MSE (summed over inputs, standardised) + KL.
+  encoder 32-32-16 to a 12-d latent, decoder 32-64-64, LeakyReLU with the paper's slope 0.3, loss MSE (summed
+  over inputs, standardised) + KL.
 * :class:`Antelope` -- the chain: the PFN trained supervised, frozen; the VAE trained on the background's PFN
   latent; ``score_samples`` the VAE loss through ``sigmoid(log10(.))`` (``score="total"``, ``"kl"`` or
   ``"reconstruction"``), higher = more anomalous.
@@ -140,18 +140,19 @@ class PFNClassifier(TorchStateMixin, ClassifierMixin, BaseEstimator):
 
 class AntelopeVAE(VAE):
     """:class:`excess.nn.autoencoders.VAE` with ANTELOPE's shape: input dropout, encoder ``hidden`` to ``latent``,
-    decoder ``decoder_hidden``, LeakyReLU; scores ``total`` (MSE summed over inputs + beta KL), ``kl`` or
-    ``reconstruction`` (the summed MSE), each through ``sigmoid(log10(.))`` in :meth:`score_samples`."""
+    decoder ``decoder_hidden``, LeakyReLU (``negative_slope`` 0.3 as the paper); scores ``total`` (MSE summed over
+    inputs + beta KL), ``kl`` or ``reconstruction`` (the summed MSE), each through ``sigmoid(log10(.))`` in :meth:`score_samples`."""
 
     def __init__(self, hidden=(32, 32, 16), latent: int = 12, decoder_hidden=(32, 64, 64), input_dropout: float = 0.1,
-                 activation: str = "leaky_relu", epochs: int = 100, batch_size: int = 256, lr: float = 1e-3,
-                 patience: int = 10, validation_fraction: float = 0.2, beta: float = 1.0, random_state=None,
-                 device: str = "auto"):
+                 activation: str = "leaky_relu", negative_slope: float = 0.3, epochs: int = 100,
+                 batch_size: int = 256, lr: float = 1e-3, patience: int = 10, validation_fraction: float = 0.2,
+                 beta: float = 1.0, random_state=None, device: str = "auto"):
         super().__init__(hidden=hidden, latent=latent, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          validation_fraction=validation_fraction, beta=beta, random_state=random_state, device=device)
         self.decoder_hidden = decoder_hidden
         self.input_dropout = input_dropout
         self.activation = activation
+        self.negative_slope = negative_slope
 
     def _build(self, d):
         import torch
@@ -159,12 +160,25 @@ class AntelopeVAE(VAE):
         from ..nn.mlp import mlp
 
         net = torch.nn.Module()
-        enc = mlp((d, *(int(h) for h in self.hidden), 2 * int(self.latent)), self.activation)
+        slope = float(self.negative_slope)
+        enc = mlp((d, *(int(h) for h in self.hidden), 2 * int(self.latent)), self.activation, negative_slope=slope)
         if self.input_dropout:
             enc = torch.nn.Sequential(torch.nn.Dropout(float(self.input_dropout)), *enc)
         net.enc = enc
-        net.dec = mlp((int(self.latent), *(int(h) for h in self.decoder_hidden), d), self.activation)
+        net.dec = mlp((int(self.latent), *(int(h) for h in self.decoder_hidden), d), self.activation,
+                      negative_slope=slope)
         return net
+
+    def _get_state(self):
+        tensors, meta = super()._get_state()
+        return tensors, {**meta, "negative_slope": float(self.negative_slope)}
+
+    def _set_state(self, tensors, meta):
+        if "negative_slope" not in meta:  # saved before the slope was a parameter: trained with the substrate's 0.2
+            from ..nn.mlp import LEAKY_SLOPE
+
+            self.negative_slope = LEAKY_SLOPE
+        super()._set_state(tensors, meta)
 
     def losses(self, X) -> dict[str, np.ndarray]:
         """Per-event ``total``, ``kl`` and ``reconstruction`` (summed squared error, standardised units) losses,

@@ -17,13 +17,17 @@ __all__ = ["mlp", "ACTIVATIONS"]
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh")
 
 
-def _activation(name: str):
+LEAKY_SLOPE = 0.2
+"""The default negative slope of ``leaky_relu``: the GAN literature's (DCGAN, CaloGAN), not torch's 0.01."""
+
+
+def _activation(name: str, negative_slope: float = LEAKY_SLOPE):
     import torch
 
     if name == "relu":
         return torch.nn.ReLU()
-    if name == "leaky_relu":  # the slope of the GAN literature (DCGAN, CaloGAN), not torch's 0.01
-        return torch.nn.LeakyReLU(0.2)
+    if name == "leaky_relu":
+        return torch.nn.LeakyReLU(float(negative_slope))
     if name == "elu":
         return torch.nn.ELU()
     if name == "gelu":
@@ -35,10 +39,11 @@ def _activation(name: str):
     raise ConfigError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
 
 
-def mlp(sizes: Sequence[int], activation: str = "relu", *, dropout: float = 0.0, dtype=None):
+def mlp(sizes: Sequence[int], activation: str = "relu", *, dropout: float = 0.0, dtype=None,
+        negative_slope: float = LEAKY_SLOPE):
     """A dense network through the layer ``sizes`` (at least input and output).
 
-    ``activation`` is one of :data:`ACTIVATIONS`; ``dropout`` (> 0) adds a dropout layer after each hidden
+    ``activation`` is one of :data:`ACTIVATIONS` (``negative_slope``: that of ``leaky_relu``); ``dropout`` (> 0) adds a dropout layer after each hidden
     activation (which changes the ``state_dict`` layer numbering); ``dtype`` (e.g. ``torch.float64``) casts
     the parameters.
     """
@@ -51,7 +56,7 @@ def mlp(sizes: Sequence[int], activation: str = "relu", *, dropout: float = 0.0,
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(torch.nn.Linear(a, b))
         if i < len(sizes) - 2:
-            layers.append(_activation(activation))
+            layers.append(_activation(activation, negative_slope))
             if dropout > 0:
                 layers.append(torch.nn.Dropout(float(dropout)))
     net = torch.nn.Sequential(*layers)
