@@ -33,12 +33,11 @@ def test_calibrator_recovers_known_probability(method, tol):
     assert np.abs(raw - p_true)[mid].mean() > 0.1  # the raw score is far from the truth
     assert np.abs(p - p_true)[mid].mean() < tol
     assert reliability(y, p)["ece"] < 0.02 < reliability(y, raw)["ece"]
-    if method == "sigmoid":  # strictly increasing: every rank-based figure is unchanged
-        from excess.nn.calibration import logit
-
-        o = np.argsort(raw)
-        dz, dp = np.diff(logit(raw[o])), np.diff(p[o])  # (scores are compared as log-odds clipped at 1e-12)
-        assert np.all(dp[dz > 0] > 0) and np.all(dp[dz == 0] == 0)
+    # strictly increasing (isotonic: its steps' ties broken by the raw score): rank-based figures unchanged
+    o = np.argsort(raw, kind="stable")
+    dr, dp = np.diff(raw[o]), np.diff(p[o])
+    ok = (raw[o][:-1] > 1e-6) & (raw[o][1:] < 1 - 1e-6)  # (float resolution within 1e-6 of 0 and 1)
+    assert np.all(dp[(dr > 1e-9) & ok] > 0) and np.all(dp >= 0) and np.all(dp[dr == 0] == 0)
 
 
 def test_prior_shift_gives_the_posterior_at_the_sample_fraction():
@@ -65,7 +64,8 @@ def pair(toy):
 def test_tagger_calibration_keeps_ranks_and_lowers_the_calibration_error(pair, toy, tmp_path):
     raw, cal = pair
     _, test = toy
-    assert cal.calibration == "sigmoid" and set(cal.calibrators_) == set(cal.members_) and not raw.calibrators_
+    assert cal.calibration == "auto" and set(cal.calibrators_) == set(cal.members_) and not raw.calibrators_
+    assert {c.method for c in cal.calibrators_.values()} == {"sigmoid"}
     y, pt, cats = test["label"].to_numpy(), test["pt"].to_numpy(), test["category"].to_numpy()
     pr, pc = raw.predict_proba(test)[:, 1], cal.predict_proba(test)[:, 1]
     assert not np.allclose(pr, pc)
@@ -94,8 +94,8 @@ def test_tagger_calibration_keeps_ranks_and_lowers_the_calibration_error(pair, t
 
 def test_pt_binned_training_routes_each_track_to_its_member(toy, tmp_path):
     train, test = toy
-    tg = ElectronTagger(model="hgb", hgb_members=1, pt_bins=(0.5, 2.0, 5.0), pt_bins_merge=True, min_tracks=10,
-                        random_state=3).fit(train)
+    tg = ElectronTagger(model="dnn", pt_bins=(0.5, 2.0, 5.0), pt_bins_merge=True, min_tracks=10, random_state=3,
+                        **FAST).fit(train)
     # the toy has no trt_nocalo electron above 2 GeV (no calorimeter cluster only for soft electrons): merged
     assert {"trt_calo:pt0", "trt_calo:pt1", "notrt_calo:pt0", "notrt_calo:pt1", "trt_nocalo:pt0-1"} <= set(tg.members_)
     assert "trt_nocalo:pt0" not in tg.members_
@@ -128,7 +128,8 @@ def test_cli_pt_bins_and_calibration(toy, tmp_path, capsys):
     path = tmp_path / "t.parquet"
     train.to_parquet(path)
     rc = main(["-q", "tag", "electrons", "train", "-i", str(path), "--model", "inclusive", "--pt-bins", "0.5,2,5",
-               "--pt-bins-merge", "--calibration", "isotonic", "--epochs", "1", "--hidden", "8", "--device", "cpu", "-o", str(tmp_path / "run")])
+               "--pt-bins-merge", "--calibration", "isotonic", "--epochs", "1", "--hidden", "8", "--device", "cpu",
+               "-o", str(tmp_path / "run")])
     assert rc == 0, capsys.readouterr().err
     hp = json.loads((tmp_path / "run" / "models" / "inclusive" / "hyperparameters.json").read_text())
     assert hp["params"]["pt_bins"] == [0.5, 2.0, 5.0] and hp["params"]["calibration"] == "isotonic"
@@ -136,3 +137,20 @@ def test_cli_pt_bins_and_calibration(toy, tmp_path, capsys):
     assert main(["-q", "tag", "electrons", "train", "-i", str(path), "--pt-bins", "1,x", "-o",
                  str(tmp_path / "r2")]) == 1
     assert "--pt-bins expects comma-separated edges" in capsys.readouterr().err
+
+
+def test_hgb_raw_by_default_and_cross_fitted_on_request(toy):
+    train, test = toy
+    train = train.iloc[:2000]  # (keeps the three fits per category small)
+    auto = ElectronTagger(model="hgb", hgb_members=1, random_state=4).fit(train)
+    assert not auto.calibrators_  # "auto": HGB's class-balanced boosting is left raw
+    cal = ElectronTagger(model="hgb", hgb_members=1, random_state=4, calibration="isotonic").fit(train)
+    assert {c.method for c in cal.calibrators_.values()} == {"isotonic"}
+    for g in auto.members_:  # the members are trained exactly as without calibration
+        m = cal._matrix(test[cal._rows(test, g)], g)
+        np.testing.assert_array_equal(cal._raw(g, m), auto._raw(g, m))
+    y, pt, cats = test["label"].to_numpy(), test["pt"].to_numpy(), test["category"].to_numpy()
+    ea = efficiency_at_fake_rate(y, auto.decision_function(test), pt, cats)
+    ec = efficiency_at_fake_rate(y, cal.decision_function(test), pt, cats)
+    np.testing.assert_allclose([e.efficiency for e in ea if e.category != "combined"],
+                               [e.efficiency for e in ec if e.category != "combined"])

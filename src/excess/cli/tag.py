@@ -97,8 +97,9 @@ def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, m
               help="Electrons and other tracks each category needs at least.")
 @click.option("--preprocessing", type=click.Choice(["quantile", "standard"]), default="quantile", show_default=True,
               help="The networks' input map: quantile (to Gaussian margins) or standard (mean/std).")
-@click.option("--calibration", type=click.Choice(["sigmoid", "isotonic", "none"]), default="sigmoid",
-              show_default=True, help="Calibrate each member's probability on held-out rows (none: raw output).")
+@click.option("--calibration", type=click.Choice(["auto", "sigmoid", "isotonic", "none"]), default="auto",
+              show_default=True, help="Calibrate each member's probability on held-out rows (auto: Platt for the "
+              "networks, raw HGB; none: raw output).")
 @click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Electron fraction the probability refers to (default: equal classes, as training).")
 @click.option("--pt-bins", default=None, metavar="EDGES",
@@ -123,7 +124,8 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
     try:
         edges = None if pt_bins is None else tuple(float(e) for e in pt_bins.split(",") if e.strip())
     except ValueError:
-        raise ConfigError(f"--pt-bins expects comma-separated edges in GeV, e.g. 0.5,1,2,3,5; got {pt_bins!r}") from None
+        raise ConfigError(f"--pt-bins expects comma-separated edges in GeV, e.g. 0.5,1,2,3,5; "
+                          f"got {pt_bins!r}") from None
     check_output(output, force, marker="training.json", what="training")
     df = _load_tracks(inputs, columns, tree, max_tracks, seed)
     hid = tuple(int(h) for h in hidden.split(",") if h.strip())

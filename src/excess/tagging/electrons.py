@@ -22,16 +22,22 @@ comes out. The estimators follow scikit-learn: ``__init__`` stores the arguments
 ``model="hgb"``
     One :class:`~excess.nn.classifiers.HGBEnsemble` per category (the boosted-tree baseline).
 
-Calibrated scores (``calibration="sigmoid"``, the default; ``"isotonic"``; ``None`` = the raw member output)
+Calibrated scores (``calibration="auto"``, the default: ``"sigmoid"`` for the networks, none for HGB;
+``"sigmoid"``, ``"isotonic"``; ``None`` = the raw member output)
     Each member's raw probability goes through a :class:`~excess.nn.calibration.ScoreCalibrator` fitted,
-    class-balanced, on rows that member was not trained on: a network's early-stopping validation rows
-    (``validation_fraction``; they also chose its epochs), and for HGB a stratified ``validation_fraction``
-    hold-out of the member's rows (its trees then see the rest). ``predict_proba`` is then
-    P(electron | inputs, category) for **equal electron and other-track priors** in each category (training
+    class-balanced, on scores of rows not trained on: a network's early-stopping validation rows
+    (``validation_fraction``; they also chose its epochs); for HGB, which trains on all its rows, two-fold
+    cross-fitted scores (two extra ensembles, each fitted on one half and scoring the other: about twice
+    the training time; as scikit-learn's ``CalibratedClassifierCV(ensemble=False)``). The members
+    themselves are trained exactly as with ``calibration=None``. ``"auto"`` leaves HGB raw: on a 16k-track
+    toy its class-balanced expected calibration error was 0.0033 raw and 0.0147 after cross-fitted Platt
+    scaling (the half-sample fold ensembles are less sharp than the full one), 0.0075 with a 20 % hold-out.
+    ``predict_proba`` is then P(electron | inputs, category) for **equal electron and other-track priors** in each category (training
     and calibration are class-balanced). ``prior=f`` (a float in (0, 1), also settable after fitting with
-    ``set_params``) returns it for an electron fraction ``f`` instead (odds times f / (1 - f)). Platt scaling
-    is strictly increasing, so the ROC and the efficiency at fixed fake rate within a member are unchanged;
-    across categories the calibrated scores are comparable, which changes the combined ROC.
+    ``set_params``) returns it for an electron fraction ``f`` instead (odds times f / (1 - f)). Both maps are
+    strictly increasing (the isotonic steps' ties broken by the raw score), so the ROC and the efficiency at
+    fixed fake rate within a member are unchanged; across categories the calibrated scores are comparable,
+    which changes the combined ROC.
 Optional pT-binned training (``pt_bins``, edges in GeV of the fitted track ``pt``; default ``None``)
     One member per (category, pT bin), keyed ``"<category>:pt<i>"``; the outer bins are open (a track below
     the first edge uses the first bin's member, above the last edge the last's). A (category, bin) with
@@ -131,7 +137,7 @@ class ElectronTagger(ClassifierMixin, BaseEstimator):
         device: str = "auto",
         preprocessing: str = "quantile",
         min_epoch_steps: int = 50,
-        calibration: str | None = "sigmoid",
+        calibration: str | None = "auto",
         prior: float | None = None,
         pt_bins: tuple[float, ...] | None = None,
         pt_bins_merge: bool = False,
@@ -253,9 +259,10 @@ class ElectronTagger(ClassifierMixin, BaseEstimator):
                 raise InputError(f"y must have one label per track: {y.shape} vs {len(X)} tracks")
         y = y.astype(np.int64)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        if self.calibration is not None and self.calibration not in CALIBRATIONS:
-            raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)} or None, "
+        if self.calibration is not None and self.calibration not in (*CALIBRATIONS, "auto"):
+            raise ConfigError(f"calibration must be one of auto, {', '.join(CALIBRATIONS)} or None, "
                               f"got {self.calibration!r}")
+        method = self._calibration_method()
         if self.prior is not None:
             prior_shift(0.5, self.prior)  # validates the prior
         groups = self._merged_groups(X, y)
@@ -263,37 +270,54 @@ class ElectronTagger(ClassifierMixin, BaseEstimator):
         seeds = spawn_seeds(rng, max(len(CATEGORIES), len(groups)) + 1)
         self.members_, self.features_, self.n_train_, self.calibrators_ = {}, {}, {}, {}
         self.groups_ = groups
+        for group in groups:  # every member's rows checked before any training
+            n_sig, n_bkg = self._counts(X, y, *groups[group])
+            if min(n_sig, n_bkg) < self.min_tracks:
+                hint = "; use fewer or wider pt_bins, or pt_bins_merge" if self.pt_bins is not None else ""
+                raise InputError(f"{self._group_name(group)} has {n_sig} electron and {n_bkg} other tracks; need at "
+                                 f"least {self.min_tracks} of each to train (an empty or tiny category{hint})")
         for i, (group, (cat, _)) in enumerate(groups.items()):
             rows = self._rows(X, group)
             yy = y[rows]
             n_sig, n_bkg = int(yy.sum()), int((yy == 0).sum())
-            if min(n_sig, n_bkg) < self.min_tracks:
-                raise InputError(f"{self._group_name(group)} has {n_sig} electron and {n_bkg} other tracks; need at "
-                                 f"least {self.min_tracks} of each to train (an empty or tiny category"
-                                 f"{'; use fewer or wider pt_bins, or pt_bins_merge' if self.pt_bins is not None else ''})")
             M = self._matrix(X[rows] if not rows.all() else X, group)
             ww = None if w is None else w[rows]
             est = self._member(seeds[i])
-            if self.calibration is not None and self.model == "hgb":  # trees: hold calibration rows out
-                from ..nn.training import stratified_split
-
-                tr, ca = stratified_split(yy, self.validation_fraction, np.random.default_rng([seeds[i], 1]))
-                est.fit(M[tr], yy[tr], sample_weight=None if ww is None else ww[tr])
-            else:
-                est.fit(M, yy, sample_weight=ww)
-                ca = getattr(est, "validation_indices_", None)  # networks: the early-stopping rows
-            if self.calibration is not None:
-                if ca is None or np.unique(yy[ca]).size < 2:
-                    raise InputError(f"{self._group_name(group)}: no held-out rows of both classes to calibrate on "
-                                     f"(validation_fraction={self.validation_fraction})")
-                self.calibrators_[group] = ScoreCalibrator(self.calibration).fit(
-                    est.predict_proba(M[ca])[:, 1], yy[ca], None if ww is None else ww[ca])
+            est.fit(M, yy, sample_weight=ww)  # the member exactly as without calibration
+            if method is not None:
+                if self.model == "hgb":  # trees: two-fold cross-fitted scores (each from a fold not trained on it)
+                    raw, ca = self._cross_fitted(M, yy, ww, seeds[i]), slice(None)
+                else:  # networks: their early-stopping rows (never trained on)
+                    ca = est.validation_indices_
+                    if ca is None or np.unique(yy[ca]).size < 2:
+                        raise InputError(f"{self._group_name(group)}: no held-out rows of both classes to calibrate "
+                                         f"on (validation_fraction={self.validation_fraction})")
+                    raw = est.predict_proba(M[ca])[:, 1]
+                self.calibrators_[group] = ScoreCalibrator(method).fit(
+                    raw, yy[ca], None if ww is None else ww[ca])
             self.members_[group] = est
             self.features_[group] = (list(ALL_FEATURES) + [f"is_{c}" for c in CATEGORIES] if cat == "all"
                                      else list(category_features(cat)))
             self.n_train_[group] = {"electrons": n_sig, "others": n_bkg}
         self.classes_ = np.array([0, 1])
         return self
+
+    def _calibration_method(self) -> str | None:
+        if self.calibration == "auto":  # HGB's class-balanced log-loss boosting is calibrated already
+            return None if self.model == "hgb" else "sigmoid"
+        return self.calibration
+
+    def _cross_fitted(self, M, y, w, seed) -> np.ndarray:
+        """Scores of each row from a member fitted on the other half of the rows (stratified 2-fold)."""
+        from ..nn.training import stratified_split
+
+        rng = np.random.default_rng([seed, 1])
+        a, b = stratified_split(y, 0.5, rng)
+        out = np.empty(y.size)
+        for tr, te in ((a, b), (b, a)):
+            f = self._member(int(rng.integers(2**31 - 1))).fit(M[tr], y[tr], None if w is None else w[tr])
+            out[te] = f.predict_proba(M[te])[:, 1]
+        return out
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if not hasattr(self, "members_"):
