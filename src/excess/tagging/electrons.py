@@ -34,10 +34,10 @@ Calibrated scores (``calibration="auto"``, the default: ``"sigmoid"`` for the ne
     raw and 0.0147 after cross-fitted Platt scaling (the half-sample fold ensembles are less sharp than the
     full one). ``predict_proba`` is then P(electron | inputs, category) for **equal electron and
     other-track priors** in each category (training and calibration are class-balanced). ``prior=f`` (a
-    float in (0, 1), also settable after fitting with ``set_params``) returns it for an electron fraction ``f`` instead (odds times f / (1 - f)). Both maps are
-    strictly increasing (the isotonic steps' ties broken by the raw score), so the ROC and the efficiency at
-    fixed fake rate within a member are unchanged; across categories the calibrated scores are comparable,
-    which changes the combined ROC.
+    float in (0, 1), also settable after fitting with ``set_params``) returns it for an electron fraction
+    ``f`` instead (odds times f / (1 - f)). Both maps are strictly increasing (the isotonic steps' ties
+    broken by the raw score), so the ROC and the efficiency at fixed fake rate within a member are
+    unchanged; across categories the calibrated scores are comparable, which changes the combined ROC.
 Optional pT-binned training (``pt_bins``, edges in GeV of the fitted track ``pt``; default ``None``)
     One member per (category, pT bin), keyed ``"<category>:pt<i>"``; the outer bins are open (a track below
     the first edge uses the first bin's member, above the last edge the last's). A (category, bin) with
