@@ -9,9 +9,10 @@ rows (never the rows the classifier was trained on) with scikit-learn:
     fake rate) of the calibrated score equals the raw score's.
 ``"isotonic"``
     :class:`sklearn.isotonic.IsotonicRegression` on ``logit(p)``. Corrects any monotone distortion. A bare
-    isotonic fit is a step function, and its ties moved a 5 % fake-rate threshold by a whole step (a small
-    category's efficiency fell from 67 to 39 %); so the steps are broken by the raw score:
-    ``(1 - 1e-6) * iso(p) + 1e-6 * p``, strictly increasing, at most 1e-6 from the isotonic value.
+    isotonic fit is a step function, and its ties moved a 5 % fake-rate threshold by a whole step (in
+    ``benchmarks/electron_calibration.py`` before this tie-break, notrt_nocalo 0.5-1 GeV: 67 -> 39 %); so the
+    steps are broken by the raw score: ``(1 - 1e-6) * iso(p) + 1e-6 * p``, strictly increasing, at most 1e-6
+    from the isotonic value.
 
 By default the calibration rows are class-balanced (:func:`~excess.nn.classifiers.balanced_weights`), so the
 calibrated value is P(class 1 | inputs) for equal class priors; :func:`prior_shift` moves it to another prior
