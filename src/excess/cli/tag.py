@@ -97,12 +97,21 @@ def simulate(process, n_events, seed, chunk_size, m_chi20, m_chi10, pthat_min, m
               help="Electrons and other tracks each category needs at least.")
 @click.option("--preprocessing", type=click.Choice(["quantile", "standard"]), default="quantile", show_default=True,
               help="The networks' input map: quantile (to Gaussian margins) or standard (mean/std).")
+@click.option("--calibration", type=click.Choice(["auto", "sigmoid", "isotonic", "none"]), default="auto",
+              show_default=True, help="Calibrate each member's probability on held-out rows (auto: Platt for the "
+              "networks, raw HGB; none: raw output).")
+@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Electron fraction the probability refers to (default: equal classes, as training).")
+@click.option("--pt-bins", default=None, metavar="EDGES",
+              help="Train one member per category and fitted-pT bin, edges in GeV, e.g. 0.5,1,2,3,5 (outer bins open).")
+@click.option("--pt-bins-merge", is_flag=True,
+              help="Join a (category, pT bin) short of electrons or other tracks to its neighbour instead of failing.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--force", is_flag=True, help="Replace the results of an existing OUTPUT.")
-def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks, min_tracks, preprocessing, seed,
-          device, output, force):
+def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks, min_tracks, preprocessing,
+          calibration, prior, pt_bins, pt_bins_merge, seed, device, output, force):
     """Train taggers on labelled tracks; each is saved under OUTPUT/models/<model>."""
     import time
 
@@ -110,6 +119,13 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
     from ..nn.io import save_model
     from ..tagging import ElectronTagger
 
+    from ..errors import ConfigError
+
+    try:
+        edges = None if pt_bins is None else tuple(float(e) for e in pt_bins.split(",") if e.strip())
+    except ValueError:
+        raise ConfigError(f"--pt-bins expects comma-separated edges in GeV, e.g. 0.5,1,2,3,5; "
+                          f"got {pt_bins!r}") from None
     check_output(output, force, marker="training.json", what="training")
     df = _load_tracks(inputs, columns, tree, max_tracks, seed)
     hid = tuple(int(h) for h in hidden.split(",") if h.strip())
@@ -117,7 +133,9 @@ def train(inputs, columns, tree, models, epochs, batch_size, hidden, max_tracks,
     for m in models:
         t0 = time.perf_counter()
         tg = ElectronTagger(model=m, hidden=hid, epochs=epochs, batch_size=batch_size, min_tracks=min_tracks,
-                            random_state=seed, device=device, preprocessing=preprocessing).fit(df)
+                            random_state=seed, device=device, preprocessing=preprocessing,
+                            calibration=None if calibration == "none" else calibration, prior=prior,
+                            pt_bins=edges, pt_bins_merge=pt_bins_merge).fit(df)
         info = {"train_s": time.perf_counter() - t0, "n_train": tg.n_train_}
         info["path"] = str(save_model(tg, output / "models" / m))
         summary["models"][m] = info

@@ -11,6 +11,7 @@
 * :mod:`~excess.nn.classifiers` — torch MLP and gradient-boosted-tree classifiers
 * :mod:`~excess.nn.autoencoders` — autoencoder and VAE
 * :mod:`~excess.nn.sets` — deep-set networks over particles: PFN and the IRC-safe EFN
+* :mod:`~excess.nn.calibration` — monotone probability calibration (Platt, isotonic), prior shift, reliability/ECE
 * :mod:`~excess.nn.two_sample` — the calibrated classifier two-sample test (AUC, JSD)
 * :mod:`~excess.nn.io` — save/load as ``state_dict`` + JSON
 

@@ -304,8 +304,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, float))
         if validation is None:  # stratified split so both classes are in the validation set
             tr, va = stratified_split(y, self.validation_fraction, rng)
+            self.validation_indices_ = va  # rows never trained on (early stopping only): a calibration set
         else:
             tr, va = np.arange(y.size), np.arange(0)
+            self.validation_indices_ = None
             Xv, yv = _check_xy(*validation)
             wv = balanced_weights(yv) if self.balance else np.ones(yv.size)
         steps = -(-tr.size // self.batch_size)

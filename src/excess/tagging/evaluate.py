@@ -122,18 +122,18 @@ def shap_importance(tagger, tracks: pd.DataFrame, *, n_explain: int = 200, n_bac
     """Mean |SHAP value| of each input of each member (KernelSHAP for networks, TreeSHAP for trees).
 
     Returns ``{group: {"features": [...], "mean_abs_shap": [...], "n": n_explained}}``; groups are the
-    categories (``"all"`` for the inclusive tagger).
+    categories (``"all"`` for the inclusive tagger; ``"<category>:pt<i>"`` under pT-binned training). Network
+    values are in calibrated probability when the tagger calibrates; tree values in the raw log-odds.
     """
     import shap
 
     rng = check_random_state(random_state)
     out = {}
     for group in tagger.members_:
-        rows = (np.ones(len(tracks), bool) if group == "all"
-                else (tracks["category"].astype(str) == group).to_numpy())
+        rows = tagger._rows(tracks, group)  # the member's category (and pT bin)
         if rows.sum() < 10:
             continue
-        sub = tracks[rows] if group != "all" else tracks
+        sub = tracks[rows] if not rows.all() else tracks
         X = tagger._matrix(sub, group)
         bg = X[rng.choice(len(X), min(n_background, len(X)), replace=False)]
         ex = X[rng.choice(len(X), min(n_explain, len(X)), replace=False)]
