@@ -53,9 +53,9 @@ def main(argv=None):
     ap.add_argument("--search", action="store_true", help="also run the mT searches (injected signal, QCD alone)")
     ap.add_argument("--inject", default=None, help="signal point injected in the search (default: --train-point)")
     ap.add_argument("--n-inject", type=int, default=300)
-    ap.add_argument("--window-width", type=float, default=400.0)
-    ap.add_argument("--window-step", type=float, default=200.0)
-    ap.add_argument("--sideband-width", type=float, default=500.0)
+    ap.add_argument("--window-width", type=float, default=None, help="SR width in mT (GeV) [search default 600]")
+    ap.add_argument("--window-step", type=float, default=None, help="SR step (GeV) [100]")
+    ap.add_argument("--sideband-width", type=float, default=None, help="sideband width (GeV) [800]")
     ap.add_argument("--anchor", type=float, default=None, help="a window centre (GeV) [search default 3500]")
     ap.add_argument("--bin-width", type=float, default=None, help="mT bin width of the fits (GeV) [50]")
     ap.add_argument("--min-sideband-events", type=int, default=100)
@@ -126,8 +126,9 @@ def main(argv=None):
         print(f"\nsearch samples: {b_te.size} held-out QCD events, {pick.size} of {cand.size} held-out events of "
               f"{inject}; {n_excl} training events excluded (none of them searched)")
         effs = tuple(float(e) for e in args.efficiencies.split(","))
-        wo = {"width": args.window_width, "step": args.window_step, "sideband_width": args.sideband_width}
-        wo.update({k: v for k, v in (("anchor", args.anchor), ("bin_width", args.bin_width)) if v is not None})
+        wo = {k: v for k, v in (("width", args.window_width), ("step", args.window_step),
+                                ("sideband_width", args.sideband_width), ("anchor", args.anchor),
+                                ("bin_width", args.bin_width)) if v is not None}
         out = {"n_training_events_excluded": n_excl, "n_qcd": int(b_te.size), "n_injected": int(pick.size),
                "inject": inject}
         for name, idx in (("injected", np.r_[b_te, pick]), ("qcd_only", b_te)):

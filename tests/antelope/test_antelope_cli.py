@@ -59,3 +59,19 @@ def test_cli_bad_input(files, tmp_path, fake_reader, capsys):
     assert not (tmp_path / "m").exists()
     rc = main(["antelope", "train", qcd, "-o", str(tmp_path / "m"), "--train-point", "2000,0.3", "--param", "x=1"])
     assert rc == 1 and "model.key=value" in capsys.readouterr().err
+
+
+def test_chunk_directory_and_its_files_give_the_same_event_keys(tmp_path, fake_reader):
+    """The search excludes the models' training events by file#row key: a chunk directory must give the keys
+    of its chunk files (a model trained on the files, searched on the directory, must not see its events)."""
+    from excess.antelope.data import load_samples
+
+    d = tmp_path / "qcd"
+    d.mkdir()
+    for i, seed in enumerate((4, 5)):
+        with open(d / f"chunk-{i:05d}.h5", "wb") as fh:  # np.savez would append .npz to a name
+            write_sample(make_svj(n_bkg=30, points=(), seed=seed), fh)
+    by_dir = load_samples([d])
+    by_files = load_samples(sorted(d.glob("chunk-*.h5")))
+    assert len(by_dir) == 60 and by_dir.keys() == by_files.keys()
+    assert len(set(by_dir.keys())) == 60

@@ -89,7 +89,13 @@ def load_samples(paths: Sequence[str | os.PathLike], *, reader=None) -> SVJData:
         raise InputError("no input samples given")
     read = reader or _read_svj
     parts = []
+    # a chunk directory is read file by file, so an event's key (file#row, :meth:`SVJData.keys`) is the same
+    # whether the directory or its chunk files were given (the search excludes the models' training events by key)
+    files = []
     for p in paths:
+        chunks = sorted(c for c in Path(p).glob("chunk-*.h5") if not c.name.startswith(".")) if Path(p).is_dir() else []
+        files += chunks or [p]
+    for p in files:
         s = read(p)
         ev = s.events.reset_index(drop=True)
         missing = [c for c in ("mT", "label") if c not in ev.columns]

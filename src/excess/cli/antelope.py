@@ -169,9 +169,9 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
               help="frozen: the VAE trained on QCD by `train`; window: a VAE per window and fold on its sidebands.")
 @click.option("--score", type=click.Choice(["total", "kl", "reconstruction"]), default="total", show_default=True)
 @click.option("--efficiencies", default="0.1,0.03,0.01", show_default=True, help="Sideband efficiencies of the cuts.")
-@click.option("--window-width", type=float, default=None, help="SR width in mT (GeV) [search default 400].")
-@click.option("--window-step", type=float, default=None, help="SR step (GeV) [200].")
-@click.option("--sideband-width", type=float, default=None, help="Sideband width (GeV) [500].")
+@click.option("--window-width", type=float, default=None, help="SR width in mT (GeV) [600].")
+@click.option("--window-step", type=float, default=None, help="SR step (GeV) [100].")
+@click.option("--sideband-width", type=float, default=None, help="Sideband width (GeV) [800].")
 @click.option("--anchor", type=float, default=None, help="A window centre (GeV) [3500].")
 @click.option("--bin-width", type=float, default=None, help="mT bin width of the fits (GeV) [50].")
 @click.option("--min-sideband-events", type=click.IntRange(1), default=100, show_default=True,
@@ -209,6 +209,10 @@ def search(samples, max_events, models, out, inject_point, n_signal, mode, score
     trained = set(read_json(models / "train_events.json", "training events")) if (models / "train_events.json").exists() else set()
     keep = np.array([k not in trained for k in data.keys()])  # never search the models' training events
     excluded = int((~keep).sum())
+    if trained and not excluded:
+        click.echo(f"warning: none of the {len(trained)} events the models were trained on (file#row keys in "
+                   f"{models / 'train_events.json'}) is among these samples; if the same files were moved or "
+                   "renamed, the search scores its own training events", err=True)
     lab = ev["label"].to_numpy()
     sig = np.zeros(len(data), bool)
     if inject_point is not None:
