@@ -15,22 +15,11 @@ import time
 
 import numpy as np
 
-from excess.data.tracks import simulate_tracks
+from excess.data.tracks import toy_track_table
 from excess.nn.calibration import reliability
 from excess.nn.classifiers import balanced_weights
 from excess.tagging import ElectronTagger
 from excess.tagging.evaluate import efficiency_at_fake_rate
-
-
-def toy_tracks(n, seed):
-    rng = np.random.default_rng(seed)
-    pid = np.where(rng.random(n) < 0.4, 11, 211) * rng.choice([-1, 1], n)
-    t = simulate_tracks(rng.uniform(0.5, 5, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-3, 3, n), pid,
-                        random_state=seed + 1)
-    t = t[t["reco"]].reset_index(drop=True)
-    t["category"] = t["category"].astype(str)
-    t["label"] = (np.abs(t["pid"]) == 11).astype(np.int8)
-    return t
 
 
 def main():
@@ -39,7 +28,7 @@ def main():
     ap.add_argument("--n-test", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args()
-    train, test = toy_tracks(a.n_train, 100), toy_tracks(a.n_test, 200)
+    train, test = toy_track_table(a.n_train, 100), toy_track_table(a.n_test, 200)
     y = test["label"].to_numpy()
     print(f"train {len(train)} tracks, test {len(test)}; efficiencies in true-pT bins", flush=True)
     for model, kw in [("hgb", {}), ("dnn", dict(epochs=10, device="cpu"))]:

@@ -1,21 +1,11 @@
-import numpy as np
-import pandas as pd
 import pytest
 
-from excess.data.tracks import simulate_tracks
+from excess.data.tracks import toy_track_table
 
 
 def toy_tracks(n=3000, seed=0):
     """Electron-gun and pion tracks through the detector model (no Pythia): a labelled track table."""
-    rng = np.random.default_rng(seed)
-    pid = np.where(rng.random(n) < 0.4, 11, 211) * rng.choice([-1, 1], n)
-    t = simulate_tracks(rng.uniform(0.5, 5, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-3, 3, n), pid,
-                        random_state=seed + 1)
-    t = t[t["reco"]].reset_index(drop=True)
-    t["category"] = t["category"].astype(str)
-    t["label"] = (np.abs(t["pid"]) == 11).astype(np.int8)
-    t["origin"] = np.where(t["label"] == 1, "prompt", "hadron")
-    return t
+    return toy_track_table(n, seed)
 
 
 @pytest.fixture(scope="session")

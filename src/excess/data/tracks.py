@@ -214,6 +214,7 @@ __all__ = [
     "CALO_FEATURES",
     "category_features",
     "simulate_tracks",
+    "toy_track_table",
     "convert_photons",
     "resolution",
     "p_ht",
@@ -958,3 +959,22 @@ def simulate_tracks(
     df["pid"] = pid
     df["brem_fraction"] = np.where(is_e, 1.0 - z_si * z_rest, 0.0)
     return df
+
+
+def toy_track_table(n: int = 3000, seed: int = 0, *, electron_fraction: float = 0.4) -> pd.DataFrame:
+    """A labelled track table without Pythia: ``n`` single electrons and charged pions (both charges), flat in
+    pT 0.5-5 GeV, |eta| < 2.5 and phi, through :func:`simulate_tracks`; the reconstructed tracks only, with
+    ``category`` (str), ``label`` (1 electron, 0 pion) and ``origin`` ("prompt" / "hadron"). ``seed`` draws the
+    particles and ``seed + 1`` the detector response. For smoke runs, tests and calibration checks of the
+    taggers; the physics samples come from :func:`excess.data.electrons.generate_tracks`."""
+    if not 0 < float(electron_fraction) < 1:
+        raise InputError(f"electron_fraction must be in (0, 1), got {electron_fraction}")
+    rng = np.random.default_rng(seed)
+    pid = np.where(rng.random(n) < electron_fraction, 11, 211) * rng.choice([-1, 1], n)
+    t = simulate_tracks(rng.uniform(0.5, 5, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-3, 3, n), pid,
+                        random_state=seed + 1)
+    t = t[t["reco"]].reset_index(drop=True)
+    t["category"] = t["category"].astype(str)
+    t["label"] = (np.abs(t["pid"]) == 11).astype(np.int8)
+    t["origin"] = np.where(t["label"] == 1, "prompt", "hadron")
+    return t
