@@ -270,14 +270,15 @@ class ElectronTagger(ClassifierMixin, BaseEstimator):
         seeds = spawn_seeds(rng, max(len(CATEGORIES), len(groups)) + 1)
         self.members_, self.features_, self.n_train_, self.calibrators_ = {}, {}, {}, {}
         self.groups_ = groups
-        for group in groups:  # every member's rows checked before any training
-            n_sig, n_bkg = self._counts(X, y, *groups[group])
+        rows_of = {group: self._rows(X, group) for group in groups}
+        for group, rows in rows_of.items():  # every member's rows checked before any training
+            n_sig, n_bkg = int(y[rows].sum()), int((y[rows] == 0).sum())
             if min(n_sig, n_bkg) < self.min_tracks:
                 hint = "; use fewer or wider pt_bins, or pt_bins_merge" if self.pt_bins is not None else ""
                 raise InputError(f"{self._group_name(group)} has {n_sig} electron and {n_bkg} other tracks; need at "
                                  f"least {self.min_tracks} of each to train (an empty or tiny category{hint})")
         for i, (group, (cat, _)) in enumerate(groups.items()):
-            rows = self._rows(X, group)
+            rows = rows_of[group]
             yy = y[rows]
             n_sig, n_bkg = int(yy.sum()), int((yy == 0).sum())
             M = self._matrix(X[rows] if not rows.all() else X, group)
