@@ -84,7 +84,7 @@ def run_antelope_search(data: SVJData, models_dir, out, *, mode: str = "frozen",
                         seed: int = 1, device: str = "auto", workers: int | None = None,
                         vae_params: dict | None = None, show_progress: bool = True, resonant: str = "mT",
                         provenance: dict | None = None, min_sideband_events: int = 100,
-                        background_model: str = "efficiency") -> dict:
+                        background_model: str = "efficiency", fit_functions=(3, 4)) -> dict:
     """Score with ANTELOPE and hunt for a bump in ``resonant``; write the run directory ``out``; return metrics."""
     from ..nn.io import load_model
     from .models import PFNClassifier
@@ -112,7 +112,7 @@ def run_antelope_search(data: SVJData, models_dir, out, *, mode: str = "frozen",
     try:
         return _scan_and_write(events, cols, data, params, models_dir, out, mode, score, efficiencies, windows,
                                window_options, n_folds, global_toys, seed, device, workers, show_progress, resonant,
-                               provenance, t0, min_sideband_events, background_model)
+                               provenance, t0, min_sideband_events, background_model, tuple(fit_functions))
     except BaseException:
         scan = out / "scan"
         if created and not (scan.is_dir() and any(p.is_file() for p in scan.rglob("*"))):
@@ -137,7 +137,7 @@ def _check_windows(m, windows, window_options) -> None:
 
 def _scan_and_write(events, cols, data, params, models_dir, out, mode, score, efficiencies, windows, window_options,
                     n_folds, global_toys, seed, device, workers, show_progress, resonant, provenance, t0,
-                    min_sideband_events, background_model="efficiency") -> dict:
+                    min_sideband_events, background_model="efficiency", fit_functions=(3, 4)) -> dict:
     from ..report import search_plots
     from ..report.html import write_report
     from ..search import run_scan
@@ -148,7 +148,7 @@ def _scan_and_write(events, cols, data, params, models_dir, out, mode, score, ef
                       efficiencies=efficiencies, windows=windows, window_options=window_options, n_folds=n_folds,
                       global_toys=global_toys, random_state=seed, resume_dir=out / "scan", n_workers=workers,
                       show_progress=show_progress, min_sideband_events=min_sideband_events,
-                      background_model=background_model)
+                      background_model=background_model, fit_functions=fit_functions)
     metrics = result.to_dict()
     metrics["method"] = f"antelope ({mode} VAE, score {score}) in {resonant}"
     metrics["best"] = _best_summary(result)
@@ -168,7 +168,8 @@ def _scan_and_write(events, cols, data, params, models_dir, out, mode, score, ef
     cfg = {"models": str(models_dir), "mode": mode, "score": score, "resonant": resonant,
            "efficiencies": list(efficiencies), "windows": windows, "window_options": window_options,
            "n_folds": n_folds, "global_toys": global_toys, "seed": seed, "device": device,
-           "min_sideband_events": min_sideband_events, "background_model": background_model}
+           "min_sideband_events": min_sideband_events, "background_model": background_model,
+           "fit_functions": list(fit_functions)}
     import yaml
 
     with atomic_path(out / "config.yaml", suffix=".yaml") as tmp:

@@ -178,6 +178,9 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
               help="Fewer events in a sideband (before cuts) flag the window as no result.")
 @click.option("--background-model", type=click.Choice(["efficiency", "sideband", "profile", "signal_fit"]),
               default="efficiency", show_default=True, help="Background of a cut's SR (excess.search.run_scan's background_model).")
+@click.option("--fit-functions", type=click.Choice(["3,4", "3", "4"]), default="3,4", show_default=True,
+              help="Dijet functions of the sideband fits: 3,4 = the 4-parameter one where a likelihood-ratio test "
+                   "prefers it; 3 or 4: that one only.")
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True)
 @click.option("--toys", type=click.IntRange(0), default=200, show_default=True, help="Pseudo-experiments for global Z.")
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -185,8 +188,8 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--force", is_flag=True, help="Replace a finished search in OUT.")
 def search(samples, max_events, models, out, inject_point, n_signal, mode, score, efficiencies, window_width,
-           window_step, sideband_width, anchor, bin_width, min_sideband_events, background_model, folds, toys, seed,
-           workers, device, force):
+           window_step, sideband_width, anchor, bin_width, min_sideband_events, background_model, fit_functions, folds,
+           toys, seed, workers, device, force):
     """Bump hunt in mT with ANTELOPE's score (trained models from `train`); writes report.html."""
     import numpy as np
 
@@ -230,7 +233,8 @@ def search(samples, max_events, models, out, inject_point, n_signal, mode, score
     m = run_antelope_search(data.subset(sel), models, out, mode=mode, score=score, efficiencies=effs,
                             window_options=wo or None, n_folds=folds, global_toys=toys, seed=seed, device=device,
                             workers=workers, provenance=prov, vae_params=meta.get("params", {}).get("vae"),
-                            min_sideband_events=min_sideband_events, background_model=background_model)
+                            min_sideband_events=min_sideband_events, background_model=background_model,
+                            fit_functions=tuple(int(f) for f in fit_functions.split(",")))
     g = m.get("global_significance") or {}
     echo_json({"report": str(out / "report.html"), "best": m.get("best"), "z_global": g.get("z_global"),
                "z_global_is_limit": g.get("z_global_is_limit"), "truth_best_window": m.get("truth_best_window"),
