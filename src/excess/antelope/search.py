@@ -32,7 +32,7 @@ from .._util import atomic_path, atomic_write_json, get_logger, to_jsonable
 from ..errors import ConfigError, InputError
 from .data import SVJData
 
-__all__ = ["add_latent_columns", "run_antelope_search", "truth_in_window", "MODES", "MT_WINDOWS"]
+__all__ = ["add_latent_columns", "run_antelope_search", "truth_in_window", "MODES", "MT_WINDOWS", "MT_RELATIVE_WINDOWS"]
 
 log = get_logger(__name__)
 
@@ -46,6 +46,10 @@ MODES = ("frozen", "window")
 # 600 GeV SRs every 100 GeV with 800 GeV sidebands hold the edge in one SR and fit the background mostly where
 # the signal is small against QCD. Any key passed in ``window_options`` overrides these.
 MT_WINDOWS = {"width": 600.0, "step": 100.0, "sideband_width": 800.0}
+# Mass-scaled alternative (``window_options={"relative": True}``; :func:`excess.stats.windows.sliding_windows`): SRs of
+# 0.2 x their centre every 4 %, sidebands 0.3 x the centre on each side (SR 2500-3050 with sidebands 1660-3880 at
+# 2.8 TeV), anchored at 3 TeV.
+MT_RELATIVE_WINDOWS = {"width": 0.2, "step": 0.04, "sideband_width": 0.3, "anchor": 3000.0, "relative": True}
 
 
 def add_latent_columns(events: pd.DataFrame, tracks, pfn, *, prefix: str = "pfn_") -> tuple[pd.DataFrame, list[str]]:
@@ -105,7 +109,8 @@ def run_antelope_search(data: SVJData, models_dir, out, *, mode: str = "frozen",
         params["vae"] = str((models_dir / "vae").resolve())
     else:
         params["vae_params"] = dict(vae_params or {})
-    window_options = None if windows else {**MT_WINDOWS, **(window_options or {})}
+    defaults = MT_RELATIVE_WINDOWS if (window_options or {}).get("relative") else MT_WINDOWS
+    window_options = None if windows else {**defaults, **(window_options or {})}
     _check_windows(events[resonant].to_numpy(dtype=float), windows, window_options)  # before anything is written
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)

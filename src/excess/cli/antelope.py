@@ -174,6 +174,8 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
 @click.option("--sideband-width", type=float, default=None, help="Sideband width (GeV) [800].")
 @click.option("--anchor", type=float, default=None, help="A window centre (GeV) [3500].")
 @click.option("--bin-width", type=float, default=None, help="mT bin width of the fits (GeV) [50].")
+@click.option("--relative-windows", is_flag=True, help="Mass-scaled windows: --window-width, --window-step and "
+              "--sideband-width are fractions of the SR centre [0.2, 0.04, 0.3; anchor 3000].")
 @click.option("--min-sideband-events", type=click.IntRange(1), default=100, show_default=True,
               help="Fewer events in a sideband (before cuts) flag the window as no result.")
 @click.option("--background-model", type=click.Choice(["efficiency", "sideband", "profile", "signal_fit"]),
@@ -188,8 +190,8 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--force", is_flag=True, help="Replace a finished search in OUT.")
 def search(samples, max_events, models, out, inject_point, n_signal, mode, score, efficiencies, window_width,
-           window_step, sideband_width, anchor, bin_width, min_sideband_events, background_model, fit_functions, folds,
-           toys, seed, workers, device, force):
+           window_step, sideband_width, anchor, bin_width, relative_windows, min_sideband_events, background_model,
+           fit_functions, folds, toys, seed, workers, device, force):
     """Bump hunt in mT with ANTELOPE's score (trained models from `train`); writes report.html."""
     import numpy as np
 
@@ -228,6 +230,8 @@ def search(samples, max_events, models, out, inject_point, n_signal, mode, score
     sel = np.nonzero(((lab == 0) & keep) | sig)[0]
     wo = {k: v for k, v in (("width", window_width), ("step", window_step), ("sideband_width", sideband_width),
                             ("anchor", anchor), ("bin_width", bin_width)) if v is not None}
+    if relative_windows:
+        wo["relative"] = True
     prov = {"files": list(data.files), "preselection": counts, "excluded_training_events": excluded,
             "n_qcd": int(((lab == 0) & keep).sum()), "n_signal_injected": int(sig.sum()), "inject": inject_point}
     m = run_antelope_search(data.subset(sel), models, out, mode=mode, score=score, efficiencies=effs,

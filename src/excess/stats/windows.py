@@ -137,15 +137,22 @@ def sliding_windows(
     sideband_width: float = 500.0,
     anchor: float = 3500.0,
     bin_width: float = 50.0,
+    relative: bool = False,
 ) -> list[Window]:
     """Signal regions of ``width`` every ``step`` GeV with centres on ``anchor + k * step``,
     kept where ``[centre - width/2 - sideband_width, centre + width/2 + sideband_width]`` lies in
-    ``data_range``. The default anchor makes the LHCO SR 3300-3700 one of the windows."""
+    ``data_range``. The default anchor makes the LHCO SR 3300-3700 one of the windows.
+
+    ``relative=True``: mass-scaled windows, ``width``, ``step`` and ``sideband_width`` are fractions of the SR
+    centre (the resolution and the width of a signal grow with its mass): centres ``anchor * (1 + step)^k``,
+    SR ``centre * (1 -+ width/2)``, sidebands ``sideband_width * centre`` wide; edges rounded to 10 GeV."""
     lo, hi = map(float, data_range)
     if not lo < hi:
         raise ConfigError(f"data_range must be increasing, got {data_range}")
     if width <= 0 or step <= 0 or sideband_width <= 0:
         raise ConfigError("width, step and sideband_width must be > 0")
+    if relative:
+        return _relative_windows(lo, hi, width, step, sideband_width, anchor, bin_width)
     half = 0.5 * width + sideband_width
     k_lo = int(np.ceil((lo + half - anchor) / step - 1e-9))
     k_hi = int(np.floor((hi - half - anchor) / step + 1e-9))
@@ -157,6 +164,26 @@ def sliding_windows(
     for k in range(k_lo, k_hi + 1):
         c = anchor + k * step
         out.append(Window.around((c - 0.5 * width, c + 0.5 * width), sideband_width, bin_width))
+    return out
+
+
+def _relative_windows(lo, hi, width, step, sideband_width, anchor, bin_width) -> list[Window]:
+    if not (width < 1.0 and width / 2 + sideband_width < 1.0 and anchor > 0):
+        raise ConfigError(f"relative windows need width < 1 and width/2 + sideband_width < 1 (fractions of the SR "
+                          f"centre) and anchor > 0, got width {width}, sideband_width {sideband_width}, anchor {anchor}")
+    reach_lo, reach_hi = 1.0 - width / 2 - sideband_width, 1.0 + width / 2 + sideband_width
+    g = np.log1p(step)
+    k_lo = int(np.ceil(np.log(lo / reach_lo / anchor) / g - 1e-9))
+    k_hi = int(np.floor(np.log(hi / reach_hi / anchor) / g + 1e-9))
+    out = []
+    for k in range(k_lo, k_hi + 1):
+        c = anchor * np.exp(k * g)
+        e = [round(v / 10.0) * 10.0 for v in (c * (1 - width / 2), c * (1 + width / 2), c * reach_lo, c * reach_hi)]
+        if e[2] >= lo and e[3] <= hi:
+            out.append(Window(*e, bin_width=bin_width))
+    if not out:
+        raise ConfigError(f"no relative window (SR {width:g} x centre, sidebands {sideband_width:g} x centre) fits in "
+                          f"the data range {lo:.0f}-{hi:.0f} GeV")
     return out
 
 
