@@ -250,6 +250,8 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
 
     if what not in ("accelerations", "density"):
         raise InputError(f"what must be 'accelerations' or 'density', got {what!r}")
+    if solver not in SOLVERS:
+        raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     set_threads(threads)
     run_dir = Path(run_dir)
     cfg = _read_json(run_dir / "config.json").get("fit")
@@ -264,8 +266,6 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
             x_stars = load_mock(cfg["stars"]).x
         positions = query_positions(spec, x_stars, n_radii=n_radii, n_directions=n_directions, n_positions=n_positions,
                                     random_state=rng)
-    if solver not in SOLVERS:
-        raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     potential = solver == "potential"
     h = ball_radii(ball_radius, positions, spec) if (what == "density" and density_method == "ball" and not potential) else None
     t0, c0 = time.perf_counter(), time.process_time()
