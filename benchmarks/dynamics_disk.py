@@ -66,6 +66,11 @@ def main(argv=None) -> int:
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
     p.add_argument("--weights", default="score", choices=["score", "velocity"],
                    help="Boltzmann solve: least squares (score) or the model's Jeans equation (velocity)")
+    p.add_argument("--solver", default="least-squares", choices=["least-squares", "potential"],
+                   help="least squares at each position, or one smooth potential per member fitted to all stars")
+    p.add_argument("--potential-stars", type=int, default=None, help="--solver potential: stars drawn for the fit (default all)")
+    p.add_argument("--potential-velocities", default="sampled", choices=["sampled", "observed"])
+    p.add_argument("--potential-epochs", type=int, default=None, help="--solver potential: epochs (default the estimator's)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reuse", action="store_true",
@@ -104,12 +109,16 @@ def main(argv=None) -> int:
         fit = {"seconds": prev["seconds_fit"]}
     dens = field_run(out, what="density", n_radii=args.n_heights, n_directions=args.n_azimuths,
                      n_velocities=args.n_velocities, density_method="ball", ball_radius=args.ball_radius,
-                     combine=args.combine, baryons="mwpotential2014", weights=args.weights, random_state=args.seed + 1, threads=args.threads)
+                     combine=args.combine, baryons="mwpotential2014", weights=args.weights, random_state=args.seed + 1, threads=args.threads,
+                     solver=args.solver, potential_velocities=args.potential_velocities,
+                     potential_max_stars=args.potential_stars,
+                     potential_params=None if args.potential_epochs is None else {"epochs": args.potential_epochs})
     res = {
         "n_stars": n, "members": args.members, "epochs": args.epochs, "positions": dens["n_positions"],
         "velocities_per_position": args.n_velocities, "vertical_scale": args.vertical_scale,
         "velocity_degree": args.velocity_degree, "kind": args.kind,
         "transforms": args.transforms, "hidden": args.hidden, "ball_radius_kpc": args.ball_radius, "combine": args.combine, "trim": args.trim, "weights": args.weights,
+        "solver": args.solver, "potential": dens.get("potential"),
         "acc_median_rel_error": dens["acc"]["median_rel_error"],
         "acc_median_rel_error_members": dens["acc"]["median_rel_error_members"],
         "az_median_rel_error_abs_z_ge_0.2": dens["acc"].get("vertical_median_rel_error_abs_z_ge_0.2"),

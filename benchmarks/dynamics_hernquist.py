@@ -158,6 +158,11 @@ def main(argv=None) -> int:
     p.add_argument("--trim", type=float, default=0.0, help="fraction of velocity tails dropped per position")
     p.add_argument("--weights", default="score", choices=["score", "velocity"],
                    help="Boltzmann solve: least squares (score) or the model's Jeans equation (velocity)")
+    p.add_argument("--solver", default="least-squares", choices=["least-squares", "potential"],
+                   help="least squares at each position, or one smooth potential per member fitted to all stars")
+    p.add_argument("--potential-stars", type=int, default=None, help="--solver potential: stars drawn for the fit (default all)")
+    p.add_argument("--potential-velocities", default="sampled", choices=["sampled", "observed"])
+    p.add_argument("--potential-epochs", type=int, default=None, help="--solver potential: epochs (default the estimator's)")
     p.add_argument("--resample", default="none", choices=["none", "bootstrap"],
                    help="bootstrap: each member trained on its own bootstrap resample of the stars")
     p.add_argument("--jobs", type=int, default=1, help="members trained in parallel processes")
@@ -197,7 +202,9 @@ def main(argv=None) -> int:
     dens = field_run(out, what="density", n_radii=args.n_radii, n_directions=args.n_directions,
                      n_velocities=args.n_velocities, density_method=args.density_method, ball_radius=args.ball_radius,
                      combine=args.combine, trim=args.trim, weights=args.weights, random_state=args.seed + 1,
-                     threads=args.threads)
+                     threads=args.threads, solver=args.solver, potential_velocities=args.potential_velocities,
+                     potential_max_stars=args.potential_stars,
+                     potential_params=None if args.potential_epochs is None else {"epochs": args.potential_epochs})
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0 if prev is None else \
         prev["peak_rss_mb_training_workers"]
     res = {
@@ -212,9 +219,11 @@ def main(argv=None) -> int:
         "acc_coverage_1_2_sigma": [dens["acc"]["coverage_1sigma"], dens["acc"]["coverage_2sigma"]],
         "acc_median_rel_error_members": dens["acc"]["median_rel_error_members"],
         "acc_shell_median_abs_rel_error_radial": dens["acc"].get("shell_median_abs_rel_error_radial"),
-        "density_method": args.density_method, "ball_radius": args.ball_radius, "combine": args.combine, "trim": args.trim, "weights": args.weights,
+        "solver": args.solver, "potential": dens.get("potential"),
+        "density_method": dens.get("density_method", args.density_method), "ball_radius": args.ball_radius, "combine": args.combine, "trim": args.trim, "weights": args.weights,
         "rho_median_abs_rel_error": dens["rho"]["median_abs_rel_error"],
         "rho_shell_median_abs_rel_error": dens["rho"].get("shell_median_abs_rel_error"),
+        "rho_shell_rel_errors": dens["rho"].get("shell_rel_errors"),
         "rho_shell_max_abs_rel_error": dens["rho"].get("shell_max_abs_rel_error"),
         "rho_shell_coverage_1_2_sigma": [dens["rho"].get("shell_coverage_1sigma"), dens["rho"].get("shell_coverage_2sigma")],
         "rho_median_rel_bias": dens["rho"]["median_rel_bias"],

@@ -58,6 +58,17 @@ def test_end_to_end(tmp_path, capsys, monkeypatch):
     (tmp_path / "empty").mkdir()
     assert main(["dynamics", "density", str(tmp_path / "empty")]) == 1
     assert "no fitted model" in capsys.readouterr().err
+    # the smooth-potential solver: one potential per member, saved and reused while its settings stay the same
+    pot = ["--solver", "potential", "--potential-stars", "300", "--potential-epochs", "2", "--threads", "1", "--no-plots"]
+    assert main(["dynamics", "density", str(run), "--n-radii", "3", "--n-directions", "1", *pot]) == 0
+    d = json.loads((run / "metrics.json").read_text())["density"]
+    assert d["solver"] == "potential" and d["density_method"] == "laplacian" and not d["potential"]["reused"]
+    assert d["potential"]["n_pairs"] == [300, 300] and np.isfinite(d["rho"]["median_abs_rel_error"])
+    assert (run / "potential" / "potentials.json").exists()
+    assert main(["dynamics", "accelerations", str(run), "--n-radii", "2", "--n-directions", "1", *pot]) == 0
+    assert json.loads((run / "metrics.json").read_text())["accelerations"]["potential"]["reused"]
+    capsys.readouterr()
+    assert main(["dynamics", "accelerations", str(run), "--solver", "lsq"]) != 0
 
 
 def test_gaia_command(tmp_path, capsys):

@@ -138,6 +138,17 @@ def _field_options(f):
         click.option("--weights", type=click.Choice(["score", "velocity"]), default="score", show_default=True,
                      help="Rows of the Boltzmann solve: score = least squares (weights grad_v log f); velocity = "
                           "weights v - <v>, the model's Jeans equation (needs only its velocity moments)."),
+        click.option("--solver", type=click.Choice(["least-squares", "potential"]), default="least-squares",
+                     show_default=True, help="least-squares: solve the Boltzmann equation at each query position; "
+                                             "potential: fit one smooth potential per member to all stars (Deep "
+                                             "Potential; a = -grad Phi, rho = lap Phi / (4 pi G)), kept in RUN_DIR/potential."),
+        click.option("--potential-velocities", type=click.Choice(["sampled", "observed"]), default="sampled",
+                     show_default=True, help="--solver potential: velocities paired with the stars' positions (drawn "
+                                             "from each member's p(v|x), or the stars' own)."),
+        click.option("--potential-stars", type=click.IntRange(20), default=None,
+                     help="--solver potential: fit on this many stars drawn at random [default: all]."),
+        click.option("--potential-epochs", type=click.IntRange(1), default=None,
+                     help="--solver potential: training epochs of each potential [default: 60]."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--threads", type=click.IntRange(1), default=None),
         click.option("--no-plots", is_flag=True, help="Skip the PNGs (metrics and report only)."),
@@ -162,15 +173,21 @@ def _read_positions(path):
 
 @dynamics.command()
 @_field_options
-def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, weights, seed,
-                  threads, no_plots):
+def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, weights,
+                  solver, potential_velocities, potential_stars, potential_epochs, seed, threads, no_plots):
     """Accelerations from the Boltzmann equation at query positions (vs truth for mocks)."""
     from ..astro.dynamics.run import field_run
 
     echo_json(field_run(run_dir, what="accelerations", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
                          combine=combine, trim=trim, weights=weights, random_state=seed, threads=threads,
-                         plots=not no_plots))
+                         plots=not no_plots, **_solver_kwargs(solver, potential_velocities, potential_stars,
+                                                              potential_epochs)))
+
+
+def _solver_kwargs(solver, velocities, stars, epochs) -> dict:
+    return {"solver": solver, "potential_velocities": velocities, "potential_max_stars": stars,
+            "potential_params": None if epochs is None else {"epochs": epochs}}
 
 
 @dynamics.command()
@@ -183,12 +200,14 @@ def accelerations(run_dir, positions, n_radii, n_directions, n_positions, n_velo
 @click.option("--ball-radius", default=None,
               help="Ball radius: kpc, or '<f>r' for f times the galactocentric distance [default: 0.2r for spherical "
                    "mocks, 0.1 kpc otherwise].")
-def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, weights, seed,
-            threads, no_plots, baryons, density_method, ball_radius):
+def density(run_dir, positions, n_radii, n_directions, n_positions, n_velocities, combine, trim, weights, solver,
+            potential_velocities, potential_stars, potential_epochs, seed, threads, no_plots, baryons, density_method,
+            ball_radius):
     """Mass density -div(a)/(4 pi G) (and minus a baryon model) at query positions."""
     from ..astro.dynamics.run import field_run
 
     echo_json(field_run(run_dir, what="density", positions=_read_positions(positions), n_radii=n_radii,
                          n_directions=n_directions, n_positions=n_positions, n_velocities=n_velocities,
                          baryons=baryons, density_method=density_method, ball_radius=ball_radius, combine=combine,
-                         trim=trim, weights=weights, random_state=seed, threads=threads, plots=not no_plots))
+                         trim=trim, weights=weights, random_state=seed, threads=threads, plots=not no_plots,
+                         **_solver_kwargs(solver, potential_velocities, potential_stars, potential_epochs)))

@@ -47,12 +47,12 @@ __all__ = ["log_f_gradients", "boltzmann_residual", "solve_accelerations", "SOLV
            "density_at", "ICOSAHEDRON", "ball_stencil", "ball_divergence"]
 
 
-def _check_shapes(x, v):
+def _check_shapes(x, v, min_velocities: int = 3):
     if x.ndim != 2 or x.shape[-1] != 3:
         raise InputError(f"positions must have shape (P, 3), got {tuple(x.shape)}")
     if v.ndim != 3 or v.shape[0] != x.shape[0] or v.shape[-1] != 3:
         raise InputError(f"velocities must have shape (P, N, 3) with P = {x.shape[0]}, got {tuple(v.shape)}")
-    if v.shape[1] < 3:
+    if v.shape[1] < min_velocities:
         raise InputError(f"the least-squares solve needs at least 3 velocities per position, got {v.shape[1]}")
 
 
@@ -64,7 +64,7 @@ def log_f_gradients(log_f: Callable, x, v, *, create_graph: bool = False):
     """
     import torch
 
-    _check_shapes(x, v)
+    _check_shapes(x, v, min_velocities=1)
     P, N, _ = v.shape
     dx = torch.zeros((P, N, 3), dtype=x.dtype, device=x.device, requires_grad=True)
     xs = x[:, None, :] + dx
@@ -101,6 +101,7 @@ def solve_accelerations(grad_x, grad_v, v, weights: str = "score"):
 
 def accelerations_at(log_f: Callable, x, v, *, create_graph: bool = False, weights: str = "score"):
     """Accelerations (P, 3) at positions ``x`` (P, 3) from velocities ``v`` (P, N, 3) sampled there."""
+    _check_shapes(x, v)
     gx, gv = log_f_gradients(log_f, x, v, create_graph=create_graph)
     return solve_accelerations(gx, gv, v.to(gx.dtype), weights=weights)
 

@@ -39,7 +39,9 @@ from ..._util import (atomic_path, atomic_write_json, check_random_state, check_
 from ...errors import InputError
 from .mocks import load_mock, truth_from_spec
 
-__all__ = ["fit_run", "field_run", "write_dynamics_report", "query_positions", "compare_to_truth"]
+SOLVERS = ("least-squares", "potential")
+
+__all__ = ["SOLVERS", "fit_run", "field_run", "write_dynamics_report", "query_positions", "compare_to_truth"]
 
 log = get_logger(__name__)
 _VERSIONS = ("numpy", "torch", "zuko", "galpy", "astropy", "scipy")
@@ -228,8 +230,17 @@ def ball_radii(ball_radius, positions: np.ndarray, spec: dict) -> np.ndarray:
 def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: int = 12, n_directions: int = 4,
               n_positions: int = 64, n_velocities: int = 500, baryons: str = "none", density_method: str = "ball",
               ball_radius=None, combine: str = "accelerations", trim: float = 0.0, weights: str = "score", random_state=0,
-              threads: int | None = None, plots: bool = True) -> dict:
-    """Accelerations (``what="accelerations"``) or accelerations and densities (``"density"``) of a fitted run."""
+              threads: int | None = None, plots: bool = True, solver: str = "least-squares",
+              potential_velocities: str = "sampled", potential_n_velocities: int = 1,
+              potential_max_stars: int | None = None, potential_params: dict | None = None) -> dict:
+    """Accelerations (``what="accelerations"``) or accelerations and densities (``"density"``) of a fitted run.
+
+    ``solver="least-squares"`` solves the Boltzmann equation at each query position (:mod:`.estimate`);
+    ``"potential"`` fits one smooth potential per member to all the stars (:mod:`.potential`; ``potential_*``:
+    the velocities paired with the stars, their number per star, a random subset of the stars, the
+    :class:`~excess.astro.dynamics.potential.BoltzmannPotential` parameters), saved in ``RUN_DIR/potential`` and
+    reused while those settings stay the same; densities are then ``lap Phi / (4 pi G)`` pointwise.
+    """
     import h5py
 
     from ...nn.training import set_threads
@@ -239,6 +250,8 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
 
     if what not in ("accelerations", "density"):
         raise InputError(f"what must be 'accelerations' or 'density', got {what!r}")
+    if solver not in SOLVERS:
+        raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     set_threads(threads)
     run_dir = Path(run_dir)
     cfg = _read_json(run_dir / "config.json").get("fit")
@@ -253,19 +266,29 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
             x_stars = load_mock(cfg["stars"]).x
         positions = query_positions(spec, x_stars, n_radii=n_radii, n_directions=n_directions, n_positions=n_positions,
                                     random_state=rng)
-    h = ball_radii(ball_radius, positions, spec) if (what == "density" and density_method == "ball") else None
+    potential = solver == "potential"
+    h = ball_radii(ball_radius, positions, spec) if (what == "density" and density_method == "ball" and not potential) else None
     t0, c0 = time.perf_counter(), time.process_time()
-    est = estimate_field(model, positions, n_velocities=n_velocities, density=what == "density",
-                         density_method=density_method, ball_radius=h, combine=combine, trim=trim,
-                         weights=weights, random_state=rng)
+    pot_info = None
+    if potential:
+        est, pot_info = _potential_field(run_dir, model, cfg, positions, density=what == "density",
+                                         velocities=potential_velocities, n_velocities=potential_n_velocities,
+                                         max_stars=potential_max_stars, params=potential_params, random_state=rng)
+    else:
+        est = estimate_field(model, positions, n_velocities=n_velocities, density=what == "density",
+                             density_method=density_method, ball_radius=h, combine=combine, trim=trim,
+                             weights=weights, random_state=rng)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     bary = baryon_model(baryons)
     summary = {"n_positions": int(est.positions.shape[0]), "n_velocities": int(n_velocities),
                "n_members": model.n_members_, "combine": combine, "trim": trim, "weights": weights,
-               "seconds": seconds, "cpu_seconds": cpu,
+               "solver": solver, "seconds": seconds, "cpu_seconds": cpu,
                "peak_rss_mb": _peak_rss_mb()}
+    if pot_info is not None:
+        summary["potential"] = pot_info
+        summary.update(n_velocities=0, combine=None, trim=None, weights=None)
     if what == "density":
-        summary["density_method"] = density_method
+        summary["density_method"] = est.density_method
         if h is not None:
             summary["ball_radius_kpc_min_max"] = [float(h.min()), float(h.max())]
     arrays = {}
@@ -289,13 +312,41 @@ def field_run(run_dir, *, what: str = "accelerations", positions=None, n_radii: 
                                                   "n_positions": n_positions, "n_velocities": n_velocities,
                                                   "baryons": baryons, "density_method": density_method,
                                                   "ball_radius": ball_radius, "combine": combine, "trim": trim,
-                                                  "weights": weights,
+                                                  "weights": weights, "solver": solver,
+                                                  "potential": None if pot_info is None else pot_info["settings"],
                                                   "seed": random_state})
     _update_json(run_dir / "metrics.json", what, summary)
     if plots:
         _field_plots(run_dir, what, est, arrays, spec)
     write_dynamics_report(run_dir)
     return summary
+
+
+def _potential_field(run_dir: Path, model, cfg: dict, positions, *, density: bool, velocities: str, n_velocities: int,
+                     max_stars, params, random_state):
+    """Fitted (or reused) potentials of every member and their :class:`FieldEstimate` at ``positions``."""
+    from .potential import estimate_field_potential, fit_potentials, load_potentials, save_potentials
+
+    settings = to_jsonable({"velocities": velocities, "n_velocities": int(n_velocities), "max_stars": max_stars,
+                            "params": params or {}})
+    pot_dir = run_dir / "potential"
+    pots, reused, fit_s, fit_cpu = None, False, 0.0, 0.0
+    if (pot_dir / "potentials.json").exists():
+        pots, saved = load_potentials(pot_dir, model)
+        reused = saved == settings and len(pots) == model.n_members_
+        pots = pots if reused else None
+    if pots is None:
+        stars = load_mock(cfg["stars"])
+        t0, c0 = time.perf_counter(), time.process_time()
+        pots = fit_potentials(model, stars.x, stars.v, velocities=velocities, n_velocities=n_velocities,
+                              max_stars=max_stars, params=params, random_state=random_state)
+        fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+        save_potentials(pots, pot_dir, settings)
+    est = estimate_field_potential(pots, positions, density=density)
+    info = {"settings": settings, "reused": reused, "fit_seconds": fit_s, "fit_cpu_seconds": fit_cpu,
+            "n_pairs": [p.n_pairs_ for p in pots],
+            "best_val_loss": [min(p.history_.get("val_loss") or [float("nan")]) for p in pots]}
+    return est, info
 
 
 def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> None:
@@ -326,7 +377,8 @@ def _field_plots(run_dir: Path, what: str, est, arrays: dict, spec: dict) -> Non
     save_figure(fig, run_dir / "plots" / f"{what}_acc_profile.png")
     if what == "density":
         fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-        axes[0].errorbar(r, est.rho * 1e-9, yerr=est.rho_std * 1e-9, fmt="o", ms=3, label="-div(a)/(4 pi G), ensemble")
+        axes[0].errorbar(r, est.rho * 1e-9, yerr=est.rho_std * 1e-9, fmt="o", ms=3,
+                         label="lap(Phi)/(4 pi G), ensemble" if est.density_method == "laplacian" else "-div(a)/(4 pi G), ensemble")
         if "rho_baryons" in arrays and np.any(arrays["rho_baryons"] > 0):
             axes[0].plot(r, (est.rho - arrays["rho_baryons"]) * 1e-9, "s", ms=3, mfc="none", label="minus baryons")
         if "rho_true" in arrays:
@@ -369,7 +421,8 @@ def _disk_plots(run_dir: Path, what: str, est, arrays: dict, plt, save_figure) -
     save_figure(fig, run_dir / "plots" / f"{what}_az_profile.png")
     if what == "density" and est.rho is not None:
         fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-        axes[0].errorbar(z, est.rho * 1e-9, yerr=est.rho_std * 1e-9, fmt="o", ms=3, label="ball-averaged -div(a)/(4 pi G)")
+        axes[0].errorbar(z, est.rho * 1e-9, yerr=est.rho_std * 1e-9, fmt="o", ms=3,
+                         label="lap(Phi)/(4 pi G)" if est.density_method == "laplacian" else "ball-averaged -div(a)/(4 pi G)")
         if "rho_baryons" in arrays and np.any(arrays["rho_baryons"] > 0):
             axes[0].plot(z[o], arrays["rho_baryons"][o] * 1e-9, "--", color="0.5", label="baryon model")
         if "rho_true" in arrays:
