@@ -241,6 +241,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     many optimizer steps, so a small training set is not trained for only ``epochs x ceil(n / batch_size)``
     steps (a few dozen for a thousand rows at batch 512); ``epochs`` and ``patience`` then count such
     epochs. 0 (default) keeps one pass per epoch.
+
+    ``max_steps`` (None: no budget): the opposite bound, for large training sets: at most
+    ``ceil(max_steps / steps_per_epoch)`` of the ``epochs`` (:func:`~excess.nn.training.fit_torch`).
     """
 
     def __init__(
@@ -259,11 +262,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         dropout: float = 0.0,
         preprocessing: str = "standard",
         min_epoch_steps: int = 0,
+        max_steps: int | None = None,
     ):
         self.hidden = hidden
         self.dropout = dropout
         self.preprocessing = preprocessing
         self.min_epoch_steps = min_epoch_steps
+        self.max_steps = max_steps
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -331,7 +336,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             net, loss_fn, (Xs[tr], yt[tr], wt[tr]), val,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             patience=self.patience, n_best=self.n_best, generator=torch_generator(seed_loop), desc="mlp",
-            device=device,
+            device=device, max_steps=self.max_steps,
         )
         self.states_ = [s for _, _, s in res.best_states]
         self.history_ = res.to_dict()

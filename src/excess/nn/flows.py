@@ -76,6 +76,9 @@ class ConditionalFlow(BaseEstimator):
         smoothed empirical CDF, :class:`~excess.nn.preprocessing.QuantileScaler`) or "standard"
     epochs, batch_size, lr, lr_schedule, weight_decay, patience, validation_fraction : training
         (``lr_schedule``: "constant" or "cosine" annealing over ``epochs``)
+    max_steps : step budget (None: none): at most ``ceil(max_steps / steps_per_epoch)`` of the ``epochs``, so
+        that the training cost stops growing with the number of events once an epoch holds many steps
+        (:func:`~excess.nn.training.fit_torch`; ``history_["epochs"]`` is the number planned)
     random_state : seed for the split, the initialisation and the batches
     device : where torch trains and evaluates (:mod:`excess.nn.device`; "auto" picks a CUDA GPU when present)
     """
@@ -97,6 +100,7 @@ class ConditionalFlow(BaseEstimator):
         random_state=None,
         device: str = "auto",
         activation: str = "relu",
+        max_steps: int | None = None,
     ):
         self.kind = kind
         self.transforms = transforms
@@ -113,6 +117,7 @@ class ConditionalFlow(BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.activation = activation
+        self.max_steps = max_steps
 
     # -- building blocks -------------------------------------------------------------------------
     def _build(self):
@@ -202,7 +207,7 @@ class ConditionalFlow(BaseEstimator):
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             lr_schedule=self.lr_schedule,
             patience=self.patience, n_best=1, generator=torch_generator(s_loop), desc=f"flow[{self.kind}]",
-            device=device,
+            device=device, max_steps=self.max_steps,
         )
         self.flow_ = flow
         self.history_ = res.to_dict()

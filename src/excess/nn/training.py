@@ -23,7 +23,7 @@ from ..errors import ConfigError, FitError
 
 LR_SCHEDULES = ("constant", "cosine")
 
-__all__ = ["LR_SCHEDULES", "TrainResult", "train_val_split", "stratified_split", "torch_generator",
+__all__ = ["LR_SCHEDULES", "TrainResult", "budget_epochs", "train_val_split", "stratified_split", "torch_generator",
            "reset_parameters", "train_loop", "fit_torch", "batched_eval", "set_threads", "as_numpy", "to_device"]
 
 log = get_logger(__name__)
@@ -98,6 +98,17 @@ def reset_parameters(module, generator) -> None:
                 mod.bias.uniform_(-bound, bound, generator=generator)
 
 
+def budget_epochs(epochs: int, steps_per_epoch: int, max_steps: int | None) -> int:
+    """Epochs under a step budget: ``min(epochs, ceil(max_steps / steps_per_epoch))``, at least 1;
+    ``epochs`` when ``max_steps`` is ``None`` (see :func:`fit_torch`)."""
+    epochs = int(epochs)
+    if max_steps is None:
+        return epochs
+    if isinstance(max_steps, bool) or int(max_steps) != max_steps or max_steps < 1:
+        raise ConfigError(f"max_steps must be a positive integer or None, got {max_steps!r}")
+    return max(1, min(epochs, math.ceil(int(max_steps) / max(1, int(steps_per_epoch)))))
+
+
 def train_val_split(n: int, val_fraction: float, rng: np.random.Generator, *, min_val: int = 1):
     """Random index split ``(train_idx, val_idx)``; ``val_fraction=0`` gives an empty validation set."""
     perm = rng.permutation(n)
@@ -144,6 +155,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_by: dict[str, tuple[float, int, dict]] = field(default_factory=dict)
     best_score: float = math.inf
+    epochs: int | None = None
 
     @property
     def best_epoch(self) -> int:
@@ -155,6 +167,7 @@ class TrainResult:
             "val_loss": self.val_loss,
             "best_epochs": [e for _, e, _ in self.best_states],
             "stopped_epoch": self.stopped_epoch,
+            "epochs": self.epochs,
             "seconds": self.seconds,
         }
 
@@ -311,6 +324,7 @@ def fit_torch(
     lr_schedule: str = "constant",
     device=None,
     max_resident_bytes: int = 2 * 1024**3,
+    max_steps: int | None = None,
 ) -> TrainResult:
     """Train ``module`` with Adam on ``loss_fn(module, *batch) -> scalar`` (a mean over the batch).
 
@@ -338,6 +352,7 @@ def fit_torch(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if weight_decay else torch.optim.Adam(params, lr=lr)
     n = train[0].shape[0]
     steps = max(1, math.ceil(n / batch_size))
+    epochs = budget_epochs(epochs, steps, max_steps)
     if lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps) if lr_schedule == "cosine" else None
@@ -389,6 +404,7 @@ def fit_torch(
         postfix=lambda row: {"train": f"{row['train_loss']:.4f}", "val": f"{row['val_loss']:.4f}"},
     )
     res.val_loss = [row["val_loss"] for row in res.history]
+    res.epochs = epochs
     best = res.best_score
     if not math.isfinite(best):
         raise FitError(f"{desc or 'training'}: validation loss is not finite")
