@@ -357,7 +357,24 @@ def cmd_sculpting(a) -> dict:
             ev = ev.iloc[: a.max_events]
         source = f"{a.background}: the first {len(ev)} events"
     print(f"# python benchmarks/sensitivity.py {' '.join(sys.argv[1:])}\n# {source}", flush=True)
-    out = {"args": vars(a), "source": source, "checks": []}
+    out = {"args": vars(a), "source": source, "checks": [], "moments": {}}
+    if a.moments:  # no classifier: per 200 GeV mjj bin, the mapped features' mean / std / tails, pair correlations
+        from excess.search.sculpting import decorrelated_moments
+
+        for kind in a.decorrelation:
+            mo = decorrelated_moments(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(LHCO_SR),
+                                      decorrelation=kind, decorrelation_params=_decorrelation_params(a))
+            out["moments"][kind] = mo
+            e = mo["edges"]
+            print(f"\n{kind}: per mjj bin {', '.join(f'{e[i]:.0f}' for i in range(len(e) - 1))} GeV (n {mo['n']}): "
+                  f"mean / std / fraction above +2.5 and below -2.5 in 1e-3 (expected {1e3 * mo['expected_tail']:.2f})")
+            for f in FEATURES:
+                print(f"  {f:>9}: " + "  ".join(f"{mo['mean'][f][i]:+.3f}/{mo['std'][f][i]:.3f}/{1e3 * mo['upper'][f][i]:.1f}/"
+                                                f"{1e3 * mo['lower'][f][i]:.1f}" for i in range(len(e) - 1)))
+            for k, v in mo["corr"].items():
+                print(f"  corr {k:>18}: " + " ".join(f"{x:+.3f}" for x in v))
+        if a.moments_only:
+            return out
     for kind in a.decorrelation:
         r = sculpting_check(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(LHCO_SR), decorrelation=kind,
                             decorrelation_params=_decorrelation_params(a), efficiencies=a.efficiencies,
@@ -421,6 +438,8 @@ def main(argv=None):
     sc.add_argument("--toy", type=int, default=0, help="use N toy background events instead (toy_events)")
     sc.add_argument("--subsets", action="store_true", help="also the AUC of each feature and pair alone (11x the CPU)")
     sc.add_argument("--seed", type=int, default=1)
+    sc.add_argument("--moments", action="store_true", help="also the mapped features' moments per mjj bin (no classifier)")
+    sc.add_argument("--moments-only", action="store_true", help="only the moments (seconds)")
     a = p.parse_args(argv)
     out = {"toys": cmd_toys, "null": cmd_null, "demo": cmd_demo, "sample": cmd_sample,
            "sculpting": cmd_sculpting}[a.cmd](a)
