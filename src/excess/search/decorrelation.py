@@ -238,6 +238,11 @@ class ConditionalQuantileTransform(BaseEstimator):
         V = np.vander(u, deg + 1, increasing=True)  # (nb, deg+1)
         coef, *_ = np.linalg.lstsq(V, q.reshape(nb, -1), rcond=None)
         self.coef_ = coef.reshape(deg + 1, p.size, X.shape[1])
+        self.u_knots_ = (float(u.min()), float(u.max()))  # beyond the outermost bin centres: the tangent line
+        # the smallest gap between adjacent levels the curves may show: a tenth of the gaps measured in the bins
+        # (where fitted curves would cross, the map would otherwise have a near-vertical segment, and events
+        # beyond an end level would be extrapolated to |z| ~ 1e7)
+        self.min_gap_ = 0.1 * np.median(np.diff(q, axis=1), axis=0)  # (levels - 1, d)
         self.n_features_in_ = X.shape[1]
         self.m_range_ = (float(m.min()), float(m.max()))
         return self
@@ -248,9 +253,24 @@ class ConditionalQuantileTransform(BaseEstimator):
             raise NotFittedError("ConditionalQuantileTransform is not fitted")
         _, m = _check_xm(None, m, "quantile decorrelation (quantiles)")
         u = (m - self.m_centre_) / self.m_scale_
-        V = np.vander(u, self.coef_.shape[0], increasing=True)
-        q = np.einsum("nk,kld->nld", V, self.coef_)
-        q = np.maximum.accumulate(q, axis=1)
+        k = self.coef_.shape[0]
+        knots = getattr(self, "u_knots_", None)
+        if k > 2 and knots is not None:  # a curve of degree >= 2 continues as its tangent beyond the fitted bins
+            ue = np.clip(u, *knots)
+            V = np.vander(ue, k, increasing=True)
+            dV = np.zeros_like(V)
+            dV[:, 1:] = V[:, :-1] * np.arange(1, k)
+            q = np.einsum("nk,kld->nld", V, self.coef_) + (u - ue)[:, None, None] * np.einsum("nk,kld->nld", dV, self.coef_)
+        else:
+            V = np.vander(u, k, increasing=True)
+            q = np.einsum("nk,kld->nld", V, self.coef_)
+        min_gap = getattr(self, "min_gap_", None)
+        if min_gap is None:  # fitted before the rearrangement existed
+            q = np.maximum.accumulate(q, axis=1)
+        else:  # crossing curves rearranged (sorted), adjacent levels at least min_gap apart
+            q = np.sort(q, axis=1)
+            gaps = np.maximum(np.diff(q, axis=1), min_gap[None])
+            q = np.concatenate([q[:, :1], q[:, :1] + np.cumsum(gaps, axis=1)], axis=1)
         # strictly increasing: ties (discrete features) get a tiny spread
         spread = 1e-9 * (1.0 + np.abs(q).max(axis=1, keepdims=True))
         return q + spread * np.arange(q.shape[1])[None, :, None]
