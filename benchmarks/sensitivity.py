@@ -163,7 +163,8 @@ def cmd_toys(a) -> dict:
             ns = _n_signal(a.n_background, target, seed)
             ev = toy_events(a.n_background, ns, mass_correlation=a.mass_correlation, joint_drift=a.joint_drift,
                             random_state=seed)
-            out["runs"].append(_run_one(ev, a, method, params, WINDOWS, target, seed, ns))
+            windows = WINDOWS[1:2] if a.windows == 1 else WINDOWS[:a.windows]
+            out["runs"].append(_run_one(ev, a, method, params, windows, target, seed, ns))
     _summary(out, a.s_over_sqrt_b)
     return out
 
@@ -416,6 +417,7 @@ def main(argv=None):
     t.add_argument("--n-background", type=int, default=300_000)
     t.add_argument("--s-over-sqrt-b", type=float, nargs="+", default=[1.0, 2.0])
     t.add_argument("--seeds", type=int, default=5)
+    t.add_argument("--windows", type=int, default=4, help="4: the four toy windows; 1: the LHCO window only")
     n = sub.choices["null"]
     n.add_argument("--n-pseudo", type=int, default=100)
     n.add_argument("--n-background", type=int, default=30_000)

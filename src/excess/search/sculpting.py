@@ -244,8 +244,8 @@ def sculpting_check(
 def decorrelated_moments(X, m, window: Window | None = None, *, features: Sequence[str] | None = None,
                          decorrelation: str = "quantile", decorrelation_params: dict | None = None,
                          bin_width: float = 200.0, tail: float = 2.5) -> dict:
-    """Why a decorrelation leaves sculpting, without a classifier: the transform (``quantile``, ``copula`` or
-    ``flow``: they map the background to standard normal scores at every mass) fitted once on the window's
+    """Why a decorrelation leaves sculpting, without a classifier: the transform (``quantile``, ``copula``,
+    ``flow`` or ``auto``, CWoLa's default: they map the background to standard normal scores at every mass) fitted once on the window's
     events, then per ``bin_width`` GeV mass bin the mean, standard deviation and the fractions beyond
     ``+-tail`` of each mapped feature, and the correlation of each pair. Flat across the bins (0, 1,
     ``Phi(-tail)``, a constant) when nothing drifts; a pattern that differs between the SR (the middle bins)
@@ -264,6 +264,9 @@ def decorrelated_moments(X, m, window: Window | None = None, *, features: Sequen
     if X.ndim != 2 or m.ndim != 1 or X.shape[0] != m.shape[0]:
         raise InputError(f"decorrelated_moments: X must be (n, d) and m (n,), got {X.shape} and {m.shape}")
     names = list(features) if features is not None else [f"x{j}" for j in range(X.shape[1])]
+    from .decorrelation import resolve_decorrelation
+
+    decorrelation = resolve_decorrelation(decorrelation, "cwola")  # "auto": the CWoLa default
     if decorrelation not in ("quantile", "copula", "flow"):
         raise ConfigError(f"decorrelated_moments needs a transform to normal scores (quantile, copula, flow), "
                           f"got {decorrelation!r}")
