@@ -40,6 +40,14 @@ Joint decorrelation (the figures of the README)::
     python benchmarks/sensitivity.py null ... --decorrelation copula
     python benchmarks/sensitivity.py null ... --decorrelation flow --fit-on heldout
 
+Residual sculpting on background only (:func:`excess.search.sculpting.sculpting_check`: the out-of-fold AUC
+of a SR-vs-SB classifier on decorrelated background events, and the selected SR count over the scan's
+prediction at each cut; 0.5 and 1 when nothing is left to sculpt), on a chunk folder or on toys::
+
+    python benchmarks/sensitivity.py sculpting --background data/qcd_1m --max-events 500000 \
+        --decorrelation quantile copula --efficiencies 0.1 0.03 0.01 0.003 0.001
+    python benchmarks/sensitivity.py sculpting --toy 100000 --joint-drift 0.5 --mass-correlation 0 --decorrelation quantile copula
+
 The selection of each cut is rebuilt from the scan's out-of-fold scores and per-fold thresholds,
 with the fold assignment the scan documents (:func:`excess.anomaly.base.stratified_folds` with the
 window's seed); the benchmark checks that it reproduces the scan's selected counts (up to float32
@@ -155,7 +163,8 @@ def cmd_toys(a) -> dict:
             ns = _n_signal(a.n_background, target, seed)
             ev = toy_events(a.n_background, ns, mass_correlation=a.mass_correlation, joint_drift=a.joint_drift,
                             random_state=seed)
-            out["runs"].append(_run_one(ev, a, method, params, WINDOWS, target, seed, ns))
+            windows = WINDOWS[1:2] if a.windows == 1 else WINDOWS[:a.windows]
+            out["runs"].append(_run_one(ev, a, method, params, windows, target, seed, ns))
     _summary(out, a.s_over_sqrt_b)
     return out
 
@@ -333,12 +342,60 @@ def cmd_demo(a) -> dict:
     return out
 
 
+def cmd_sculpting(a) -> dict:
+    """Background only: what a SR-vs-SB classifier still learns after each decorrelation (LHCO window)."""
+    from excess.search.sculpting import sculpting_check
+
+    if a.toy:
+        ev = toy_events(a.toy, 0, mass_correlation=a.mass_correlation, joint_drift=a.joint_drift, random_state=a.seed)
+        source = (f"toys: {a.toy} background events, mass_correlation {a.mass_correlation}, joint_drift "
+                  f"{a.joint_drift}, seed {a.seed}")
+    else:
+        from excess.data.io import read_events
+
+        ev = read_events(a.background, columns=["mjj", *FEATURES], max_events=a.max_events or None)
+        if a.max_events:
+            ev = ev.iloc[: a.max_events]
+        source = f"{a.background}: the first {len(ev)} events"
+    print(f"# python benchmarks/sensitivity.py {' '.join(sys.argv[1:])}\n# {source}", flush=True)
+    out = {"args": vars(a), "source": source, "checks": [], "moments": {}}
+    if a.moments:  # no classifier: per 200 GeV mjj bin, the mapped features' mean / std / tails, pair correlations
+        from excess.search.sculpting import decorrelated_moments
+
+        for kind in a.decorrelation:
+            mo = decorrelated_moments(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(LHCO_SR),
+                                      decorrelation=kind, decorrelation_params=_decorrelation_params(a))
+            out["moments"][kind] = mo
+            e = mo["edges"]
+            print(f"\n{kind}: per mjj bin {', '.join(f'{e[i]:.0f}' for i in range(len(e) - 1))} GeV (n {mo['n']}): "
+                  f"mean / std / fraction above +2.5 and below -2.5 in 1e-3 (expected {1e3 * mo['expected_tail']:.2f})")
+            for f in FEATURES:
+                print(f"  {f:>9}: " + "  ".join(f"{mo['mean'][f][i]:+.3f}/{mo['std'][f][i]:.3f}/{1e3 * mo['upper'][f][i]:.1f}/"
+                                                f"{1e3 * mo['lower'][f][i]:.1f}" for i in range(len(e) - 1)))
+            for k, v in mo["corr"].items():
+                print(f"  corr {k:>18}: " + " ".join(f"{x:+.3f}" for x in v))
+        if a.moments_only:
+            return out
+    for kind in a.decorrelation:
+        r = sculpting_check(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(LHCO_SR), decorrelation=kind,
+                            decorrelation_params=_decorrelation_params(a), efficiencies=a.efficiencies,
+                            n_folds=a.n_folds, subsets="singles+pairs" if a.subsets else None,
+                            background_model=a.background_model, min_selected=a.min_selected, random_state=a.seed)
+        print("\n" + r.table(), flush=True)
+        out["checks"].append(r.to_dict())
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("toys", "null", "demo", "sample"):
+    for name in ("toys", "null", "demo", "sample", "sculpting"):
         s = sub.add_parser(name)
-        s.add_argument("--decorrelation", default="auto")
+        if name == "sculpting":
+            s.add_argument("--decorrelation", nargs="+", default=["quantile", "copula"],
+                           help="one check per decorrelation (auto: the CWoLa default)")
+        else:
+            s.add_argument("--decorrelation", default="auto")
         s.add_argument("--background-model", default="efficiency")
         s.add_argument("--mass-correlation", type=float, default=1.0)
         s.add_argument("--joint-drift", type=float, default=0.0)
@@ -353,12 +410,14 @@ def main(argv=None):
         s.add_argument("--n-folds", type=int, default=5)
         s.add_argument("--workers", type=int, default=1)
         s.add_argument("--efficiencies", type=float, nargs="+",
-                       default=[0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4] if name != "null" else [0.1, 0.01, 0.001])
+                       default={"null": [0.1, 0.01, 0.001], "sculpting": [0.1, 0.01, 0.001]}.get(
+                           name, [0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4]))
         s.add_argument("-v", "--verbose", action="store_true")
     t = sub.choices["toys"]
     t.add_argument("--n-background", type=int, default=300_000)
     t.add_argument("--s-over-sqrt-b", type=float, nargs="+", default=[1.0, 2.0])
     t.add_argument("--seeds", type=int, default=5)
+    t.add_argument("--windows", type=int, default=4, help="4: the four toy windows; 1: the LHCO window only")
     n = sub.choices["null"]
     n.add_argument("--n-pseudo", type=int, default=100)
     n.add_argument("--n-background", type=int, default=30_000)
@@ -375,8 +434,17 @@ def main(argv=None):
     sm.add_argument("--windows", choices=("all", "signal", "neighbours"), default="all",
                     help="all: the scan's default sliding windows; signal: the LHCO SR; neighbours: it and the next two")
     sm.add_argument("--write-mix", default=None, help="folder to write each injected sample to (.h5)")
+    sc = sub.choices["sculpting"]
+    sc.add_argument("--background", default="data/qcd_1m", help="background events (chunk folder or file)")
+    sc.add_argument("--max-events", type=int, default=500_000, help="the first N background events (0: all)")
+    sc.add_argument("--toy", type=int, default=0, help="use N toy background events instead (toy_events)")
+    sc.add_argument("--subsets", action="store_true", help="also the AUC of each feature and pair alone (11x the CPU)")
+    sc.add_argument("--seed", type=int, default=1)
+    sc.add_argument("--moments", action="store_true", help="also the mapped features' moments per mjj bin (no classifier)")
+    sc.add_argument("--moments-only", action="store_true", help="only the moments (seconds)")
     a = p.parse_args(argv)
-    out = {"toys": cmd_toys, "null": cmd_null, "demo": cmd_demo, "sample": cmd_sample}[a.cmd](a)
+    out = {"toys": cmd_toys, "null": cmd_null, "demo": cmd_demo, "sample": cmd_sample,
+           "sculpting": cmd_sculpting}[a.cmd](a)
     if a.json:
         from excess._util import atomic_write_json
 

@@ -152,7 +152,7 @@ class ScanConfig(_Strict):
     min_selected: int = Field(20, ge=1)
     # sensitivity at the frontier (issue 22): decorrelation and the background model of the selection
     decorrelation: str = Field("auto", pattern="^(auto|quantile|ratio|flow|copula|none)$",
-                               description="Features' decorrelation from mjj: auto = quantile for cwola, none for "
+                               description="Features' decorrelation from mjj: auto = copula for cwola, none for "
                                "the conditional-density methods; copula = joint decorrelation by a conditional "
                                "Gaussian-copula whitening after the quantile map (cheap, smooth in mjj); flow = joint "
                                "(conditional MAF) decorrelation (excess.search.decorrelation).")

@@ -17,7 +17,7 @@ FAST_FLOW = {"transforms": 1, "hidden": [4], "epochs": 1, "batch_size": 256, "pa
 TRANSFORMS = {
     "quantile": lambda: ConditionalQuantileTransform(n_mass_bins=2, n_levels=5),
     "flow": lambda: ConditionalFlowTransform(n_mass_bins=2, **FAST_FLOW),
-    "copula": lambda: ConditionalCopulaTransform(n_mass_bins=2, corr_degree=1, n_grid=4),
+    "copula": lambda: ConditionalCopulaTransform(n_mass_bins=2, degree=1, corr_degree=1, n_grid=4),
     "ratio": lambda: MassRatioTransform(columns=(0,)),
 }
 
@@ -96,7 +96,7 @@ def test_every_fit_takes_sr_and_the_wrapper_names_features(kind, events, fitted)
     again = TRANSFORMS[kind]().fit(X, m, sr=LHCO_SR)
     assert np.allclose(again.transform(X[:20], m[:20]), fitted[kind].transform(X[:20], m[:20]))
     params = {"quantile": {"n_mass_bins": 2, "n_levels": 5}, "flow": {"n_mass_bins": 2, **FAST_FLOW},
-              "copula": {"n_mass_bins": 2, "corr_degree": 1, "n_grid": 4}, "ratio": {}}[kind]
+              "copula": {"n_mass_bins": 2, "degree": 1, "corr_degree": 1, "n_grid": 4}, "ratio": {}}[kind]
     d = Decorrelated(GaussianSRvsSB(), transform=kind, features=("mj1", "delta_mj", "tau21_j1"), transform_params=params,
                      random_state=0).fit(X, m, sr=LHCO_SR)
     assert np.isfinite(d.score_samples(X[:5], m[:5])).all()

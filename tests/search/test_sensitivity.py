@@ -44,8 +44,8 @@ def test_cwola_like_cut_sculpts_without_decorrelation(correlated_background):
 
 
 def test_default_decorrelation_keeps_the_selection_flat(correlated_background):
-    r, slopes = _slopes(correlated_background)  # auto -> quantile for a SR-vs-SB scorer
-    assert r.config["decorrelation"]["kind"] == "quantile"
+    r, slopes = _slopes(correlated_background)  # auto -> copula for a SR-vs-SB scorer
+    assert r.config["decorrelation"]["kind"] == "copula"
     assert max(abs(s) for s in slopes) < 3, slopes
     t = r.windows[0].tests[0]
     assert not any("sculpts" in w for w in t.warnings)
@@ -73,10 +73,10 @@ def test_conditional_quantile_transform(correlated_background):
 
 
 def test_decorrelated_wrapper_and_defaults():
-    assert default_decorrelation("cwola") == "quantile"
+    assert default_decorrelation("cwola") == "copula"
     for name in ("cathode", "anode", "ranode", "supervised", "idealized", "autoencoder"):
         assert default_decorrelation(name) == "none"
-    assert default_decorrelation(GaussianSRvsSB()) == "quantile" and default_decorrelation(FeatureScorer()) == "none"
+    assert default_decorrelation(GaussianSRvsSB()) == "copula" and default_decorrelation(FeatureScorer()) == "none"
     assert resolve_decorrelation("ratio", "cwola") == "ratio"
     with pytest.raises(ConfigError, match="unknown decorrelation 'pca'"):
         resolve_decorrelation("pca", "cwola")

@@ -31,8 +31,8 @@ correction. The same toys give a toy-based local p-value for each cut (``p_toys`
 pseudo-windows give ``p_null`` (:mod:`excess.search.toys`).
 
 Sensitivity at the frontier (issue 22): ``decorrelation`` (default ``"auto"``: the conditional
-quantile transform for SR-vs-SB classifiers such as CWoLa, none for the conditional-density
-methods; :mod:`excess.search.decorrelation`) keeps the cut from sculpting mjj, and the efficiency
+copula transform, quantile map of degree 2 in mjj then a conditional whitening, for SR-vs-SB
+classifiers such as CWoLa, none for the conditional-density methods; :mod:`excess.search.decorrelation`) keeps the cut from sculpting mjj, and the efficiency
 background model stays honest when some sculpting remains and keeps its precision at tight cuts.
 The default grid of efficiencies reaches 1e-4; a cut with fewer than ``min_selected`` selected
 sideband events has no result, and the global toys cover every cut that has one.
