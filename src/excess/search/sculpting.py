@@ -39,6 +39,7 @@ import numpy as np
 from .._util import spawn_seeds
 from ..anomaly.base import fresh_estimator, stratified_folds
 from ..errors import ConfigError, InputError
+from ..stats.roc import roc_auc
 from ..stats.sideband import DEFAULT_BACKGROUND_MODEL, background_estimate
 from ..stats.windows import LHCO_SR, Window
 from .selection import build_method, fold_thresholds, select
@@ -115,12 +116,6 @@ class SculptingCheck:
             s = self.auc_null_std
             lines += [f"  {name}: {a:.4f} ({(a - 0.5) / s:+.1f})" for name, a in self.subset_auc.items()]
         return "\n".join(lines)
-
-
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, s))
 
 
 def _subsets(subsets, names: list[str]) -> list[tuple[str, ...]]:
@@ -219,7 +214,7 @@ def sculpting_check(
                 cols = [names.index(f) for f in s]
                 e = fresh_estimator(proto, seeds[k] + j + 1).fit(Ztr[:, cols], m[tr], sr=window.sr)
                 sub_scores[s][te] = e.score_samples(Zte[:, cols], m[te])
-    auc = _auc(in_sr, scores)
+    auc = roc_auc(in_sr, scores)
     est = background_estimate(background_model, min_events=min_selected)
     if hasattr(est, "bind"):
         est = est.bind(m, window)
@@ -236,7 +231,7 @@ def sculpting_check(
     return SculptingCheck(
         window=window.label, decorrelation=kind, decorrelation_params=dict(decorrelation_params or {}),
         n_sr=int(in_sr.sum()), n_sb=int(in_sb.sum()), auc=auc, cuts=tuple(cuts),
-        subset_auc={"+".join(s): _auc(in_sr, v) for s, v in sub_scores.items()},
+        subset_auc={"+".join(s): roc_auc(in_sr, v) for s, v in sub_scores.items()},
         cpu_s=time.process_time() - c0,
     )
 
