@@ -361,7 +361,7 @@ def cmd_demo(a) -> dict:
 
 
 def cmd_sculpting(a) -> dict:
-    """Background only: what a SR-vs-SB classifier still learns after each decorrelation (LHCO window)."""
+    """Background only: what a SR-vs-SB classifier still learns after each decorrelation (``--sr``: the LHCO window)."""
     from excess.search.sculpting import sculpting_check
 
     if a.toy:
@@ -381,7 +381,7 @@ def cmd_sculpting(a) -> dict:
         from excess.search.sculpting import decorrelated_moments
 
         for kind in a.decorrelation:
-            mo = decorrelated_moments(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(LHCO_SR),
+            mo = decorrelated_moments(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(tuple(a.sr)),
                                       decorrelation=kind, decorrelation_params=_decorrelation_params(a))
             out["moments"][kind] = mo
             e = mo["edges"]
@@ -395,7 +395,7 @@ def cmd_sculpting(a) -> dict:
         if a.moments_only:
             return out
     for kind in a.decorrelation:
-        r = sculpting_check(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(LHCO_SR), decorrelation=kind,
+        r = sculpting_check(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(tuple(a.sr)), decorrelation=kind,
                             decorrelation_params=_decorrelation_params(a), efficiencies=a.efficiencies,
                             n_folds=a.n_folds, subsets="singles+pairs" if a.subsets else None,
                             background_model=a.background_model, min_selected=a.min_selected, random_state=a.seed)
@@ -460,6 +460,8 @@ def main(argv=None):
     sc.add_argument("--subsets", action="store_true", help="also the AUC of each feature and pair alone (11x the CPU)")
     sc.add_argument("--seed", type=int, default=1)
     sc.add_argument("--moments", action="store_true", help="also the mapped features' moments per mjj bin (no classifier)")
+    sc.add_argument("--sr", type=float, nargs=2, default=list(LHCO_SR), metavar=("LO", "HI"),
+                    help="the signal region of the checked window (GeV; default the LHCO SR)")
     sc.add_argument("--moments-only", action="store_true", help="only the moments (seconds)")
     a = p.parse_args(argv)
     out = {"toys": cmd_toys, "null": cmd_null, "demo": cmd_demo, "sample": cmd_sample,
