@@ -23,7 +23,7 @@ class _Spy(AnomalyMethod):
         self.groups = groups
         self.random_state = random_state
 
-    def fold_groups(self, n_folds):
+    def fold_groups(self, n_folds, n_sb=None):
         if self.groups is None:
             return None
         return [tuple(int(k) for k in a) for a in np.array_split(np.arange(n_folds), self.groups)]
@@ -136,7 +136,7 @@ def test_ranode_and_anode_share_the_flow(monkeypatch):
     assert len(seen) == 2 + 3  # 2 shared SB flows + one SR flow per fold
 
 
-@pytest.mark.parametrize("bad", [0, 1, -2, 2.5, "2", True])
+@pytest.mark.parametrize("bad", [0, 1, -2, 2.5, "2", "Auto", True])
 def test_flow_groups_validation(bad):
     X, m, _ = make_toy(n_bkg=600, n_sig=0, seed=6)
     with pytest.raises(ConfigError, match="flow_groups"):
@@ -151,6 +151,26 @@ def test_flow_groups_fall_back_to_one_flow_per_fold():
     assert make_method("cathode", fast=True).flow_groups == DEFAULT_FLOW_GROUPS
     assert make_method("cathode", fast=True, flow_groups=None).fold_groups(5) is None
     assert make_method("cathode", fast=True, background_flow="some/flow").fold_groups(5) is None
+
+
+def test_auto_flow_groups_share_only_in_large_sidebands(monkeypatch):
+    import excess.anomaly.density as density
+
+    est = make_method("cathode", fast=True, flow_groups="auto")
+    n = density.AUTO_GROUPS_MIN_SB
+    assert est.fold_groups(5) is None and est.fold_groups(5, n_sb=n - 1) is None  # unknown or small: per fold
+    assert est.fold_groups(5, n_sb=n) == [(0, 1, 2), (3, 4)]
+    # through cross_val_scores: the window's sideband count decides
+    X, m, _ = make_toy(n_bkg=800, n_sig=40, seed=3)
+    n_sb = int((~in_sr(m, SR)).sum())
+    seen = _count_flow_fits(monkeypatch)
+    tiny = {"classifier_params": {"n_members": 1, "max_iter": 10}}
+    for threshold, flows in ((n_sb + 1, 5), (n_sb, 2)):
+        monkeypatch.setattr(density, "AUTO_GROUPS_MIN_SB", threshold)
+        seen.clear()
+        cross_val_scores(make_method("cathode", fast=True, flow_groups="auto", **tiny), X, m, sr=SR, n_folds=5,
+                         random_state=0)
+        assert len(seen) == flows
 
 
 def test_too_few_sideband_events_for_a_shared_flow():

@@ -26,8 +26,10 @@ class ANODE(SharedBackgroundFlow, AnomalyMethod):
     flow_params : dict for :class:`~excess.nn.flows.ConditionalFlow` (both flows)
     background_flow : path of a saved SB flow to reuse instead of training one
     flow_groups : under out-of-fold scoring, SB flows per window, each shared by a group of folds and
-        trained on the sidebands of the other folds (2: ~4x less flow training); None (default): one per
-        fold (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
+        trained on the sidebands of the other folds (2: ~4x less flow training); None: one per fold;
+        "auto": 2 in windows with >= ``AUTO_GROUPS_MIN_SB`` sideband events, else one per fold
+        (default :data:`~excess.anomaly.density.DEFAULT_FLOW_GROUPS`;
+        :class:`~excess.anomaly.density.SharedBackgroundFlow`)
     random_state : seed
     device : where both flows train and evaluate ("auto": CUDA when present, else CPU)
     """
@@ -42,7 +44,7 @@ class ANODE(SharedBackgroundFlow, AnomalyMethod):
         return self.background_flow is None
 
     def __init__(self, flow_params: dict | None = None, background_flow: str | None = None, random_state=None,
-                 device="auto", flow_groups: int | None = DEFAULT_FLOW_GROUPS):
+                 device="auto", flow_groups: int | str | None = DEFAULT_FLOW_GROUPS):
         self.flow_groups = flow_groups
         self.flow_params = flow_params
         self.background_flow = background_flow

@@ -258,9 +258,10 @@ class AnomalyMethod(BaseEstimator):
         return self.uses_sb
 
     # -- a stage shared by several folds (the density methods' sideband flow) -----------------------
-    def fold_groups(self, n_folds: int) -> list[tuple[int, ...]] | None:
+    def fold_groups(self, n_folds: int, n_sb: int | None = None) -> list[tuple[int, ...]] | None:
         """Groups of folds that share one fitted stage (:meth:`fit_shared`), or ``None``: every fold
-        fits everything itself (the default). See :func:`run_fold_group` for the out-of-fold rule."""
+        fits everything itself (the default). ``n_sb``: the window's sideband events, where known.
+        See :func:`run_fold_group` for the out-of-fold rule."""
         return None
 
     def fit_shared(self, X, m, *, sr):  # pragma: no cover - only methods with fold_groups implement it
@@ -426,7 +427,7 @@ def fold_tasks(method, X, m, fold, seeds, sr, fit_kw: dict, todo=None) -> list[t
     n_folds = len(seeds)
     todo = list(range(n_folds)) if todo is None else list(todo)
     groups_of = getattr(method, "fold_groups", None)
-    groups = groups_of(n_folds) if callable(groups_of) else None
+    groups = groups_of(n_folds, n_sb=int((~in_sr(m, sr)).sum())) if callable(groups_of) else None
     y = fit_kw.get("y")
     if groups is None:
         tasks = []

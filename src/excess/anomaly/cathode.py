@@ -51,8 +51,10 @@ class CATHODE(SharedBackgroundFlow, ClassifierMethod):
     kde_bandwidth : bandwidth rule for the SR ``m`` KDE (scipy ``bw_method``; None = Scott)
     background_flow : path of a saved SB flow to reuse instead of training one
     flow_groups : under out-of-fold scoring, SB flows per window, each shared by a group of folds and
-        trained on the sidebands of the other folds (2: ~4x less flow training); None (default): one per
-        fold (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
+        trained on the sidebands of the other folds (2: ~4x less flow training); None: one per fold;
+        "auto": 2 in windows with >= ``AUTO_GROUPS_MIN_SB`` sideband events, else one per fold
+        (default :data:`~excess.anomaly.density.DEFAULT_FLOW_GROUPS`;
+        :class:`~excess.anomaly.density.SharedBackgroundFlow`)
     random_state : seed
     device : where the flow (training and sampling) and an MLP classifier compute ("auto": CUDA when
         present, else CPU; :mod:`excess.nn.device`)
@@ -78,7 +80,7 @@ class CATHODE(SharedBackgroundFlow, ClassifierMethod):
 
     def __init__(self, flow_params: dict | None = None, classifier="hgb", classifier_params=None,
                  oversample: float = 4.0, kde_bandwidth=None, background_flow: str | None = None,
-                 random_state=None, device="auto", flow_groups: int | None = DEFAULT_FLOW_GROUPS):
+                 random_state=None, device="auto", flow_groups: int | str | None = DEFAULT_FLOW_GROUPS):
         super().__init__(classifier, classifier_params, random_state, device)
         self.flow_params = flow_params
         self.oversample = oversample

@@ -11,12 +11,18 @@ from .._util import spawn_seeds
 from ..errors import ConfigError, InputError
 from ._device import with_device
 
-__all__ = ["DEFAULT_FLOW", "FAST_FLOW", "DEFAULT_FLOW_GROUPS", "make_flow", "background_flow", "SharedBackgroundFlow"]
+__all__ = ["DEFAULT_FLOW", "FAST_FLOW", "DEFAULT_FLOW_GROUPS", "AUTO_GROUPS_MIN_SB", "make_flow", "background_flow", "SharedBackgroundFlow"]
 
 #: sideband flows per window under out-of-fold scoring (:class:`SharedBackgroundFlow`); None: one per fold.
 #: Two groups halve a CATHODE window's CPU time but lowered its max SIC beyond the seeds' spread on a
 #: 60k-event sample (README, "Speed of the search"); until that is checked at 1M, one flow per fold.
 DEFAULT_FLOW_GROUPS = None
+
+#: ``flow_groups="auto"``: two groups in a window whose sidebands hold at least this many events (each
+#: group flow then trains on >= 40 % of them), one flow per fold below. Where the flows are cheap (few
+#: sideband events) nothing is saved by sharing and each flow would see too few events; where they
+#: are expensive (the low-mass windows of a large sample) each group flow still sees tens of thousands.
+AUTO_GROUPS_MIN_SB = 100_000
 
 # fast mode (tests, quick looks): a constant learning rate; a cosine schedule over 8 epochs undertrains
 FAST_FLOW: dict[str, Any] = {"kind": "maf", "transforms": 2, "hidden": (16, 16), "epochs": 8, "batch_size": 256,
@@ -76,17 +82,24 @@ class SharedBackgroundFlow:
     from which fold k's cut thresholds are taken, were not in the flow that generated the classifier's
     background samples. ``g`` flows per window instead of ``n_folds``, each on ``(1 - |group|/k)`` of
     the sidebands instead of ``(k-1)/k``: with 2 groups of 5 folds, 4x less flow training, but each flow
-    sees 40 or 60 % of the sidebands instead of 80 %. ``flow_groups=None`` (the default,
-    :data:`DEFAULT_FLOW_GROUPS`) or >= n_folds trains one flow per fold; a saved ``background_flow`` is
-    used as given (not out-of-fold for SB events, see :func:`background_flow`).
+    sees 40 or 60 % of the sidebands instead of 80 %. ``flow_groups=None`` or >= n_folds trains one
+    flow per fold; ``"auto"`` 2 groups in a window with at least :data:`AUTO_GROUPS_MIN_SB` sideband
+    events and one flow per fold below (the default is :data:`DEFAULT_FLOW_GROUPS`); a saved
+    ``background_flow`` is used as given (not out-of-fold for SB events, see :func:`background_flow`).
     """
 
-    def fold_groups(self, n_folds: int) -> list[tuple[int, ...]] | None:
+    def fold_groups(self, n_folds: int, n_sb: int | None = None) -> list[tuple[int, ...]] | None:
+        """The groups of folds sharing one SB flow, or None (one flow per fold); ``n_sb``: the window's
+        sideband events (``flow_groups="auto"`` decides on it; unknown: one flow per fold)."""
         g = self.flow_groups
         if g is None:
             return None
+        if isinstance(g, str) and g == "auto":
+            if n_sb is None or int(n_sb) < AUTO_GROUPS_MIN_SB:
+                return None
+            g = 2
         if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 2:
-            raise ConfigError(f"flow_groups must be an integer >= 2 or None (one flow per fold), got {g!r}")
+            raise ConfigError(f"flow_groups must be an integer >= 2, 'auto' or None (one flow per fold), got {g!r}")
         if self.background_flow is not None or int(g) >= int(n_folds):
             return None
         return [tuple(int(k) for k in a) for a in np.array_split(np.arange(int(n_folds)), int(g))]

@@ -162,8 +162,10 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
         CPU for the signal flows on a 60k-event window; its sensitivity is not yet checked against the
         default, one member after the other (False)
     flow_groups : under out-of-fold scoring, SB flows per window, each shared by a group of folds and
-        trained on the sidebands of the other folds (2: ~4x less flow training); None (default): one per
-        fold (:class:`~excess.anomaly.density.SharedBackgroundFlow`)
+        trained on the sidebands of the other folds (2: ~4x less flow training); None: one per fold;
+        "auto": 2 in windows with >= ``AUTO_GROUPS_MIN_SB`` sideband events, else one per fold
+        (default :data:`~excess.anomaly.density.DEFAULT_FLOW_GROUPS`;
+        :class:`~excess.anomaly.density.SharedBackgroundFlow`)
     random_state : seed
     device : where the background flow and the signal models train and evaluate ("auto": CUDA when
         present, else CPU); random numbers are drawn on the CPU, so on the CPU a seed gives the same
@@ -185,7 +187,7 @@ class RANODE(SharedBackgroundFlow, AnomalyMethod):
     def __init__(self, flow_params: dict | None = None, signal_flow_params: dict | None = None, w_init: float = 0.01,
                  learn_w: bool = True, n_members: int = 3, validation_fraction: float = 0.3,
                  background_flow: str | None = None, random_state=None, device="auto",
-                 flow_groups: int | None = DEFAULT_FLOW_GROUPS, batched_members: bool = False):
+                 flow_groups: int | str | None = DEFAULT_FLOW_GROUPS, batched_members: bool = False):
         self.flow_groups = flow_groups
         self.batched_members = batched_members
         self.flow_params = flow_params
