@@ -239,7 +239,7 @@ def main(argv=None):
     load = os.getloadavg()
     print(f"preset={args.preset}  events/run={args.events}  repeats={args.repeats}  (medians; one process = one core; "
           f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs)")
-    print(f"{'code':<22}{'process':<8}{'acc. ev/s/core (CPU)':>21}{'overhead CPU in-run':>21}{'(per seed)':>20}"
+    print(f"{'code':<22}{'process':<8}{'acc. ev/s/core (CPU)':>21}{'overhead CPU in-run':>21}  {'(per seed, %)':<32}"
           f"{'CPU vs bare run':>17}{'wall vs bare run':>18}{'excess CPU/wall':>17}{'sel. eff.':>11}")
     for (name, process), rows in results.items():
         med = lambda f: statistics.median(f(x) for x in rows)  # noqa: E731
@@ -250,9 +250,11 @@ def main(argv=None):
         ov_w = med(lambda x: x["wall_excess"] / x["wall_bare"] - 1)
         busy = med(lambda x: x["cpu_excess"] / x["wall_excess"])
         eff = med(lambda x: x["n_sel"] / x["n_gen"])
-        print(f"{name:<22}{process:<8}{rate:>21.1f}{100 * ov_in:>20.1f}%{per_seed:>20}{100 * ov_c:>16.1f}%"
+        print(f"{name:<22}{process:<8}{rate:>21.1f}{100 * ov_in:>20.1f}%  {per_seed:<32}{100 * ov_c:>16.1f}%"
               f"{100 * ov_w:>17.1f}%{busy:>17.2f}{eff:>11.3f}")
     cmd = f".venv/bin/python benchmarks/generation.py --events {args.events} --repeats {args.repeats} --preset {args.preset}"
+    if args.processes != "qcd,signal":
+        cmd += f" --processes {args.processes}"
     if args.baseline:
         cmd += f" --baseline {args.baseline}"
     print("reproduce:", cmd)

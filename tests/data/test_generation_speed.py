@@ -98,3 +98,21 @@ def test_charges_lookup_matches_particle_data():
     for ids in (np.array([211, -211, 22, 2212, 211]), np.array([], dtype=np.int64),
                 np.array([-11, 11, 22, 130, -2212, 3122, 211])):  # ids seen before and new ones, in any order
         np.testing.assert_array_equal(src.charges(ids), [float(pd_.charge(int(i))) for i in ids])
+
+
+def test_visible_particles_fast_path_equals_awkward_path(monkeypatch):
+    """The buffer path of visible_particles (final-state entries first, then the id test) gives the same arrays,
+    dtypes and per-event counts as the plain awkward path."""
+    import excess.data.generate as gen
+
+    src = PythiaSource(GeneratorSettings.from_preset("truth", process="signal"), 4244)
+    with silence_stdout():
+        prt = src.pythia.nextBatch(15).prt
+    assert gen._flat_fields(prt) is not None  # the fast path is the one generation takes
+    fast = gen.visible_particles(prt)
+    monkeypatch.setattr(gen, "_flat_fields", lambda prt: None)
+    slow = gen.visible_particles(prt)
+    assert fast[0].sum() == len(fast[1]) > 0
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
