@@ -33,8 +33,20 @@ __all__ = ["inverse_sampler", "compiled"]
 
 
 def _affine_inverse(phi, y, slope: float):
-    """``phi`` (B, 2, F) fresh from the network (overwritten), ``y`` (B, F)."""
+    """``phi`` (B, 2, F) fresh from the network (overwritten), ``y`` (B, F): by compiled loops on float32 CPU
+    tensors (see :func:`_rqs_inverse`; the same float32 operations, torch's ``exp``), else by torch."""
     import torch
+
+    kernels = _numba_kernels() if _compiled_loops_apply(phi, y) else None
+    if kernels is not None:
+        import numpy as np
+
+        p = phi.contiguous().numpy()
+        kernels.affine_neg_log_scale(p, np.float32(math.log(slope)))
+        torch.from_numpy(p)[:, 1].exp_()
+        out = np.empty(tuple(y.shape), dtype=np.float32)
+        kernels.affine_apply(p, y.numpy(), out)
+        return torch.from_numpy(out)
 
     shift, scale = phi[:, 0], phi[:, 1]
     t = torch.div(scale, math.log(slope))  # zuko: log_scale = scale / (1 + |scale / ln slope|)
@@ -46,36 +58,40 @@ def _affine_inverse(phi, y, slope: float):
 def _rqs_inverse(phi, y, bins: int, bound: float, slope: float):
     """Inverse of zuko's ``MonotonicRQSTransform`` (see :func:`_rqs_inverse_torch`): by the compiled
     loops of :func:`_numba_kernels` for float32 CPU tensors when numba is there, else by torch."""
-    import torch
-
-    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)()
-    cpu32 = phi.device.type == "cpu" and phi.dtype == torch.float32 and y.dtype == torch.float32
-    kernels = _numba_kernels() if cpu32 and not compiling else None
+    kernels = _numba_kernels() if _compiled_loops_apply(phi, y) else None
     if kernels is None:  # other devices and dtypes, and torch.compile (which fuses the torch version)
         return _rqs_inverse_torch(phi, y, bins, bound, slope)
     import numpy as np
+    import torch
 
-    soft_clamp, rest = kernels
     ls = abs(math.log(slope))
     p = phi.contiguous().numpy()
     f32 = np.float32
-    soft_clamp(p, 2 * bins, f32(2 / ls), f32(1 / ls))
-    ph = torch.from_numpy(p)
-    ph.exp_()  # torch's vectorised exp (numba's is scalar without SVML)
+    kernels.soft_clamp(p, 2 * bins, f32(2 / ls), f32(1 / ls))
+    torch.from_numpy(p).exp_()  # torch's vectorised exp (numba's is scalar without SVML)
     out = np.empty(tuple(y.shape), dtype=np.float32)
-    rest(p, y.numpy(), bins, f32(bound), f32(2 * bound), out)
+    kernels.rest(p, y.numpy(), bins, f32(bound), f32(2 * bound), out)
     return torch.from_numpy(out)
+
+
+def _compiled_loops_apply(phi, y) -> bool:
+    """Whether the univariate inverses run as compiled loops: float32 CPU tensors, not inside torch.compile
+    (which fuses the torch version itself)."""
+    import torch
+
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)()
+    return phi.device.type == "cpu" and phi.dtype == torch.float32 and y.dtype == torch.float32 and not compiling
 
 
 @functools.lru_cache(maxsize=1)
 def _numba_kernels():
-    """``(soft_clamp, rest)`` of :mod:`._fast_numba` (compiled at their first call, cached on disk by
-    numba), or ``None`` when numba cannot be imported."""
+    """The module :mod:`._fast_numba` (its loops compiled at their first call, cached on disk by numba), or
+    ``None`` when numba cannot be imported."""
     try:
-        from ._fast_numba import rest, soft_clamp
+        from . import _fast_numba
     except ImportError:  # pragma: no cover - numba comes with shap, a dependency
         return None
-    return soft_clamp, rest
+    return _fast_numba
 
 
 def _rqs_inverse_torch(phi, y, bins: int, bound: float, slope: float):

@@ -74,3 +74,24 @@ def rest(e, y, K, bound, two_bound, out):
             z = two * c / (-bb - math.sqrt(max(bb * bb - four * a * c, zero)))
             x = (x0 + z * wk) * two_bound - bound
             out[b, f] = x if (yv > -bound and yv < bound) else yv
+
+
+@_jit
+def affine_neg_log_scale(phi, ln_slope):
+    # zuko's monotonic affine: log_scale = scale / (1 + |scale / ln slope|); phi (B, 2, F) = shift, scale:
+    # the scale row becomes -log_scale, in place
+    B, _, F = phi.shape
+    one = f32(1)
+    for b in range(B):
+        for f in range(F):
+            v = phi[b, 1, f]
+            phi[b, 1, f] = -(v / (abs(v / ln_slope) + one))
+
+
+@_jit
+def affine_apply(phi, y, out):
+    # x = (y - shift) * exp(-log_scale), the exp already taken (row 1 of phi)
+    B, _, F = phi.shape
+    for b in range(B):
+        for f in range(F):
+            out[b, f] = (y[b, f] - phi[b, 0, f]) * phi[b, 1, f]
