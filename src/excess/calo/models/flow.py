@@ -305,9 +305,15 @@ class CaloFlow(ShowerGenerator):
             rows = max(1, self._max_rows // max(z.shape[1], 1))  # bound the memory of one network pass
         n = ctx.shape[0]
         if samplers is not None and ctx.device.type == "cpu" and not getattr(self, "_compile_sampling", False):
-            # at least one chunk per thread, each single-threaded (compiled samplers stay on the calling thread)
+            # at least one chunk per thread, each single-threaded (compiled samplers stay on the calling thread),
+            # and as many chunks of equal size on every thread (3 chunks on 2 threads would leave one thread
+            # idle for a third of the time)
             threads = torch.get_num_threads()
             rows = max(1, min(rows, -(-n // threads)))
+            if threads > 1:
+                n_chunks = -(-n // rows)
+                n_chunks = -(-n_chunks // threads) * threads  # rounded up to a multiple of the thread count
+                rows = max(1, -(-n // n_chunks))
             chunks = [(ctx[i : i + rows], z[i : i + rows]) for i in range(0, n, rows)]
             return torch.cat(_map_chunks(f, chunks, min(threads, len(chunks))))
         if n <= rows:
