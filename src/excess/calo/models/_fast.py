@@ -196,6 +196,7 @@ class _Layer:
         with torch.no_grad():
             W = [(lin.weight * lin.mask).detach().clone() for lin in linears]
             b = [lin.bias.detach().clone() for lin in linears]
+        masks = [lin.mask.detach().bool().cpu() for lin in linears]
         self.total = int(t.total)
         order = t.order.long().cpu()
         self.passes = int(t.passes)
@@ -213,19 +214,42 @@ class _Layer:
         dev = W[0].device
         self.take = None if torch.equal(take, torch.arange(len(take))) else take.to(dev)
         self.sizes = [len(g) for g in groups]
-        self.W1x = [W[0][:, :features][:, g.to(dev)].t().contiguous() for g in groups]  # (|g|, H)
-        self.W1c = W[0][:, features:].t().contiguous() if context else None  # (C, H)
-        self.b1 = b[0]
-        self.mid = [(w.t().contiguous(), bb) for w, bb in zip(W[1:-1], b[1:-1])]
+        # The pass at which each hidden unit is final: 1 + the last group of features it depends on (0: the context
+        # only). zuko's masked MLP gives the hidden units every dependency set of the outputs in turn, so with two
+        # passes half of them see the context only: the first pass needs only those, and the second pass
+        # recomputes only the others. Units are sorted by that pass; cuts[i][p] is the first unit of pass p in
+        # hidden layer i. The skipped products are those with masked (zero) weights: the same function.
+        P = self.passes
+        need = _last_dependency(masks[0][:, :features], order + 1)  # order: each feature's group
+        perms, self.cuts = [], []
+        for i in range(len(linears) - 1):
+            if i > 0:
+                need = _last_dependency(masks[i][:, perms[-1]], need[perms[-1]])
+            keep = torch.nonzero(need < P).squeeze(1)  # units after the last pass feed no output
+            perms.append(keep[torch.argsort(need[keep], stable=True)])
+            self.cuts.append([int((need[keep] < p).sum()) for p in range(P + 1)])
+        last = need[perms[-1]]  # the last hidden layer's units, sorted
+        for g_id, g in enumerate(groups):  # an output may only need units final by its pass
+            rows = (torch.arange(self.total)[:, None] + g[None, :] * self.total).reshape(-1)
+            if (masks[-1][rows][:, perms[-1]] & (last > g_id)[None, :]).any():
+                raise NotImplementedError("a masked MLP whose outputs depend on later groups")
+        W0 = W[0][perms[0].to(dev)]
+        self.W1x = [W0[:, :features][:, g.to(dev)].t().contiguous() for g in groups]  # (|g|, H)
+        self.W1c = W0[:, features:].t().contiguous() if context else None  # (C, H)
+        self.b1 = b[0][perms[0].to(dev)]
+        self.mid = [(w[perms[i + 1].to(dev)][:, perms[i].to(dev)].t().contiguous(), bb[perms[i + 1].to(dev)])
+                    for i, (w, bb) in enumerate(zip(W[1:-1], b[1:-1]))]
         # output rows parameter-major within blocks of whole features: block j of group p comes out as (B, total, |block|)
         self.out = []
         per_block = max(1, self.block_columns // self.total)
-        for g in groups:
+        Wout = W[-1][:, perms[-1].to(dev)]
+        for p, g in enumerate(groups):
+            end = self.cuts[-1][p + 1]  # the units final by this pass
             blocks = []
             for i in range(0, len(g), per_block):
                 gb = g[i : i + per_block].to(dev)
                 r = (torch.arange(self.total, device=dev)[:, None] + gb[None, :] * self.total).reshape(-1)
-                blocks.append((i, len(gb), W[-1][r].t().contiguous(), b[-1][r]))  # (H, total * |block|)
+                blocks.append((i, len(gb), Wout[r][:, :end].t().contiguous(), b[-1][r]))  # (H_p, total * |block|)
             self.out.append(blocks)
 
     def __call__(self, c, y):
@@ -235,23 +259,36 @@ class _Layer:
         if self.take is not None:
             y = y.index_select(1, self.take)
         B = y.shape[0]
-        acc = self.b1 if self.W1c is None else torch.addmm(self.b1, c, self.W1c)
-        if acc.dim() == 1:
-            acc = acc.expand(B, -1)
+        # first hidden layer before its ReLU, units sorted by pass; each pass's slice is made final in place
+        acc = self.b1.expand(B, -1).clone() if self.W1c is None else torch.addmm(self.b1, c, self.W1c)
+        hs = [acc] + [acc.new_empty(B, len(bb)) for _, bb in self.mid]
         xs, start = [], 0
         for p, n in enumerate(self.sizes):
-            h = acc.clamp_min(0)
-            for w, bb in self.mid:
-                h = torch.addmm(bb, h, w).clamp_min_(0)
+            lo, hi = self.cuts[0][p], self.cuts[0][p + 1]
+            acc[:, lo:hi].clamp_min_(0)
+            for i, (w, bb) in enumerate(self.mid):
+                lo, hi, end = self.cuts[i + 1][p], self.cuts[i + 1][p + 1], self.cuts[i][p + 1]
+                if hi > lo:  # this pass's units of layer i + 1, from the units of layer i final by now
+                    torch.addmm(bb[lo:hi], hs[i][:, :end], w[:end, lo:hi], out=hs[i + 1][:, lo:hi]).clamp_min_(0)
+            h = hs[-1][:, : self.cuts[-1][p + 1]]
             yg = y[:, start : start + n]
             parts = [self.inverse(torch.addmm(bo, h, wo).view(B, self.total, m), yg[:, i : i + m])
                      for i, m, wo, bo in self.out[p]]
             xg = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
             xs.append(xg)
-            if p + 1 < self.passes:
-                acc = torch.addmm(acc, xg, self.W1x[p])
+            if p + 1 < self.passes and self.cuts[0][p + 1] < acc.shape[1]:
+                lo = self.cuts[0][p + 1]  # the later units see this group
+                acc[:, lo:].addmm_(xg, self.W1x[p][:, lo:])
             start += n
         return xs[0] if len(xs) == 1 else torch.cat(xs, dim=1)
+
+
+def _last_dependency(mask, need_in):
+    """Per row of ``mask`` (units x inputs, bool): the largest ``need_in`` of the inputs it connects to, 0 if none."""
+    import torch
+
+    vals = torch.where(mask, need_in[None, :], torch.zeros((), dtype=need_in.dtype))
+    return vals.max(dim=1).values if mask.shape[1] else torch.zeros(mask.shape[0], dtype=need_in.dtype)
 
 
 def inverse_sampler(flow):
