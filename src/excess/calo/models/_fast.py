@@ -32,12 +32,12 @@ import math
 __all__ = ["inverse_sampler", "compiled"]
 
 
-def _affine_inverse(phi, y, slope: float):
-    """``phi`` (B, 2, F) fresh from the network (overwritten), ``y`` (B, F): by compiled loops on float32 CPU
-    tensors (see :func:`_rqs_inverse`; the same float32 operations, torch's ``exp``), else by torch."""
+def _affine_inverse(phi, y, slope: float, loops: bool = False):
+    """``phi`` (B, 2, F) fresh from the network (overwritten), ``y`` (B, F): with ``loops``, by compiled loops on
+    float32 CPU tensors (see :func:`_rqs_inverse`; the same float32 operations, torch's ``exp``), else by torch."""
     import torch
 
-    kernels = _numba_kernels() if _compiled_loops_apply(phi, y) else None
+    kernels = _numba_kernels() if loops and _compiled_loops_apply(phi, y) else None
     if kernels is not None:
         import numpy as np
 
@@ -55,10 +55,10 @@ def _affine_inverse(phi, y, slope: float):
     return torch.sub(y, shift).mul_(log_scale.neg_().exp_())
 
 
-def _rqs_inverse(phi, y, bins: int, bound: float, slope: float):
-    """Inverse of zuko's ``MonotonicRQSTransform`` (see :func:`_rqs_inverse_torch`): by the compiled
-    loops of :func:`_numba_kernels` for float32 CPU tensors when numba is there, else by torch."""
-    kernels = _numba_kernels() if _compiled_loops_apply(phi, y) else None
+def _rqs_inverse(phi, y, bins: int, bound: float, slope: float, loops: bool = False):
+    """Inverse of zuko's ``MonotonicRQSTransform`` (see :func:`_rqs_inverse_torch`): with ``loops``, by the
+    compiled loops of :func:`_numba_kernels` for float32 CPU tensors when numba is there, else by torch."""
+    kernels = _numba_kernels() if loops and _compiled_loops_apply(phi, y) else None
     if kernels is None:  # other devices and dtypes, and torch.compile (which fuses the torch version)
         return _rqs_inverse_torch(phi, y, bins, bound, slope)
     import numpy as np
@@ -85,13 +85,27 @@ def _compiled_loops_apply(phi, y) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _numba_kernels():
-    """The module :mod:`._fast_numba` (its loops compiled at their first call, cached on disk by numba), or
-    ``None`` when numba cannot be imported."""
+    """The module :mod:`._fast_numba` with its loops loaded (compiled once, then read from numba's cache on disk:
+    ~3 s of CPU in every new process, measured on a loaded 2-core machine), or ``None`` when numba cannot be
+    imported."""
     try:
         from . import _fast_numba
     except ImportError:  # pragma: no cover - numba comes with shap, a dependency
         return None
+    _fast_numba.warm_up()
     return _fast_numba
+
+
+def compiled_loops_available() -> bool:
+    """Whether numba can be imported (it comes with shap, a dependency of excess)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+def compiled_loops_loaded() -> bool:
+    """Whether this process has loaded the compiled loops already (so using them costs nothing more)."""
+    return _numba_kernels.cache_info().currsize > 0 and _numba_kernels() is not None
 
 
 def _rqs_inverse_torch(phi, y, bins: int, bound: float, slope: float):
@@ -167,7 +181,7 @@ class _Layer:
 
     block_columns = 1024
 
-    def __init__(self, t, layout_in):
+    def __init__(self, t, layout_in, loops: bool = False):
         import torch
         from zuko.nn import MaskedLinear
         from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
@@ -178,11 +192,11 @@ class _Layer:
         if isinstance(uni, functools.partial) and uni.args:
             raise NotImplementedError("positional arguments of the univariate transform")
         if base is MonotonicAffineTransform and set(kw) <= {"slope"}:
-            self.inverse = functools.partial(_affine_inverse, slope=float(kw.get("slope", 1e-3)))
+            self.inverse = functools.partial(_affine_inverse, slope=float(kw.get("slope", 1e-3)), loops=loops)
         elif base is MonotonicRQSTransform and set(kw) <= {"bound", "slope"}:
             bins = int(t.shapes[0][0])
             self.inverse = functools.partial(_rqs_inverse, bins=bins, bound=float(kw.get("bound", 5.0)),
-                                             slope=float(kw.get("slope", 1e-3)))
+                                             slope=float(kw.get("slope", 1e-3)), loops=loops)
         else:
             raise NotImplementedError(f"univariate transform {base!r}")
         mods = list(t.hyper)
@@ -291,7 +305,7 @@ def _last_dependency(mask, need_in):
     return vals.max(dim=1).values if mask.shape[1] else torch.zeros(mask.shape[0], dtype=need_in.dtype)
 
 
-def inverse_sampler(flow):
+def inverse_sampler(flow, *, loops: bool = False):
     """``f(context, z) -> x`` equal to ``flow(context).transform.inv(z)`` for a zuko flow of masked
     autoregressive transforms (see the module docstring); raises ``NotImplementedError`` otherwise."""
     from zuko.flows.autoregressive import MaskedAutoregressiveTransform
@@ -306,7 +320,7 @@ def inverse_sampler(flow):
     layers = []
     layout = torch.arange(int(ts[-1].order.shape[0])) if ts else None
     for t in reversed(ts):  # in the order of the inverse
-        layers.append(_Layer(t, layout))
+        layers.append(_Layer(t, layout, loops))
         layout = layers[-1].layout
     # back to the natural order of the features at the end (None: already there)
     back = None if layout is None or torch.equal(layout, torch.arange(len(layout))) else torch.argsort(layout)
