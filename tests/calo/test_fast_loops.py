@@ -76,3 +76,25 @@ def test_default_loads_the_loops_only_for_large_calls(mixed_data, mixed_geometry
     m._loops_min_elements = 10 * mixed_geometry.n_voxels
     m.sample(e[:10], random_state=0)
     assert used and all(used)
+
+
+@pytest.mark.parametrize("context", [0, 3])
+def test_coupling_passes_compute_only_the_hidden_units_they_need(context):
+    """zuko's masked MLP: half the hidden units of a two-pass layer see the context only; the first pass computes
+    just those (none without a context: its outputs are the bias), and the inverse is still zuko's (float64)."""
+    import zuko
+
+    g = _gen(context + 1)
+    flow = zuko.flows.MAF(5, context, transforms=2, passes=2, hidden_features=(16, 16)).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    t = flow.transform.transforms[0]
+    layer = _fast._Layer(t, torch.arange(5))
+    first_pass = [cuts[1] for cuts in layer.cuts]
+    assert first_pass == ([8, 8] if context else [0, 0]) and all(cuts[2] == 16 for cuts in layer.cuts)
+    c = torch.randn(40, context, generator=g, dtype=torch.float64)
+    z = 2 * torch.randn(40, 5, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        ref = flow(c).transform.inv(z)
+    torch.testing.assert_close(_fast.inverse_sampler(flow)(c, z), ref, atol=1e-9, rtol=1e-9)
