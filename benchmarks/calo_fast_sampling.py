@@ -127,8 +127,12 @@ def compare_with_baseline(a, argv):
                     wall, cpu = map(float, p.stdout.split()[-2:])
                     res[name][0].append(wall)
                     res[name][1].append(cpu)
-            same = np.array_equal(np.load(outs["baseline"]), np.load(outs["this checkout"]))
-            diff = float(np.abs(np.load(outs["baseline"]) - np.load(outs["this checkout"])).max())
+            xa, xb = np.load(outs["baseline"]), np.load(outs["this checkout"])
+            same = np.array_equal(xa, xb)
+            diff = float(np.abs(xa - xb).max())
+            rel = float((np.abs(xa - xb) / np.maximum(np.abs(xa), 1.0)).max())  # relative, for deposits above 1 MeV
+            hits = float(np.mean((xa > 0) == (xb > 0)))
+            e_rel = float(np.abs(xa.sum(1) - xb.sum(1)).max() / xa.sum(1).max())
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(base)], check=False)
     med = {k: (float(np.median(w)) / a.batch_size * 1e3, float(np.median(c)) / a.batch_size * 1e3) for k, (w, c) in res.items()}
@@ -137,7 +141,8 @@ def compare_with_baseline(a, argv):
               f"(median of {a.repeats}, batch {a.batch_size}, {a.threads} thread(s))")
     print(f"this checkout / baseline: wall {med['this checkout'][0] / med['baseline'][0]:.3f}, "
           f"CPU {med['this checkout'][1] / med['baseline'][1]:.3f}")
-    print(f"showers bit-identical: {same} (max |difference| {diff:.3g} MeV)")
+    print(f"showers bit-identical: {same} (max |difference| {diff:.3g} MeV; relative {rel:.2g}; voxels hit in both or "
+          f"neither {hits:.6f}; max shower-energy difference / largest shower energy {e_rel:.2g})")
     la = os.getloadavg()
     print(f"load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} on {os.cpu_count()} CPUs")
     print("reproduce:", f"OMP_NUM_THREADS={a.threads} .venv/bin/python", shlex.join(["benchmarks/calo_fast_sampling.py", *(argv or sys.argv[1:])]))
