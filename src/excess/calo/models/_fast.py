@@ -288,7 +288,7 @@ class _Layer:
             for i, (w, bb) in enumerate(self.mid):
                 lo, hi, end = self.cuts[i + 1][p], self.cuts[i + 1][p + 1], self.cuts[i][p + 1]
                 if hi > lo:  # this pass's units of layer i + 1, from the units of layer i final by now
-                    torch.addmm(bb[lo:hi], hs[i][:, :end], w[:end, lo:hi], out=hs[i + 1][:, lo:hi]).clamp_min_(0)
+                    hs[i + 1][:, lo:hi] = torch.addmm(bb[lo:hi], hs[i][:, :end], w[:end, lo:hi]).clamp_min_(0)
             h = hs[-1][:, : self.cuts[-1][p + 1]]
             yg = y[:, start : start + n]
             parts = [self.inverse(torch.addmm(bo, h, wo).view(B, self.total, m), yg[:, i : i + m])
