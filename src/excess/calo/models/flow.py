@@ -331,7 +331,8 @@ class CaloFlow(ShowerGenerator):
         The showers are the same up to float32 rounding (most values bit-identical). Loading the loops costs
         about 3 s of CPU once per process, so ``None`` (the default) uses them when they are loaded already or when
         the call generates at least 2^25 voxel values (~90k ds1 or ~5k ds2 showers); ``True`` always, ``False``
-        never. Steady state, they took ds1's CPU time per shower from 0.18 to 0.13 ms (one thread, batch 10k).
+        never. Steady state, they took ds1's CPU time per shower from ~0.18 to ~0.13 ms (one thread, batch 10k,
+        in turn in one process, on a loaded 2-core machine).
         """
         from ._fast import compiled_loops_available, compiled_loops_loaded
 
