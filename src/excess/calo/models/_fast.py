@@ -95,9 +95,16 @@ def _numba_kernels():
     imported."""
     try:
         from . import _fast_numba
+
+        _fast_numba.warm_up()
     except ImportError:  # pragma: no cover - numba comes with shap, a dependency
         return None
-    _fast_numba.warm_up()
+    except (RuntimeError, OSError) as exc:  # pragma: no cover - e.g. no writable place for numba's cache
+        import warnings
+
+        warnings.warn(f"the compiled sampling loops could not be loaded ({exc}); sampling with torch operations",
+                      RuntimeWarning, stacklevel=2)
+        return None
     return _fast_numba
 
 
