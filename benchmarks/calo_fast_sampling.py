@@ -4,13 +4,15 @@ Both paths draw the same showers (the fast path is tested equal to zuko's invers
 rounding); this prints the median of ``--repeats`` timings of ``model.sample`` for each (wall and CPU
 time of the process, all threads), and the ratio. A third row is the fast path as it was before its
 chunks ran side by side on the torch threads (chunks of 2^18 elements, each matrix product split over
-the threads): on a loaded machine that split spins at every barrier.
+the threads): on a loaded machine that split spins at every barrier. The last row adds the compiled
+loops (``sample(compiled_loops=True)``, loaded in its warm-up call).
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/calo_fast_sampling.py runs/calo/ds1_flow_100k_rel --threads 2
 
 With ``--baseline REV`` (a git revision, e.g. ``main``) it compares this checkout's sampling with that
 revision's instead: REV is checked out into a temporary git worktree, and each repeat samples the same
-showers (same model, energies and seed) once with REV's code and once with this checkout's, each in a
+showers (same model, energies and seed) once with REV's code and once with this checkout's (with
+``compiled_loops=True`` where ``sample`` takes it, loaded in the untimed warm-up call), each in a
 fresh process, in turn (A B A B ...: a machine whose load drifts slows both alike). It prints the median
 wall and CPU time per shower of each and their ratios, and whether the showers are bit-identical.
 """
@@ -58,15 +60,16 @@ def main(argv=None):
         return [f(*c) for c in chunks]
 
     times = {}
-    rows = (("zuko inverse", False, chunk, parallel), ("fast path, before", True, 2**18, sequential), ("fast path", True, chunk, parallel))
-    for name, fast, ce, mapper in rows:
+    rows = (("zuko inverse", False, chunk, parallel, False), ("fast path, before", True, 2**18, sequential, False),
+            ("fast path", True, chunk, parallel, False), ("fast path + loops", True, chunk, parallel, True))
+    for name, fast, ce, mapper, loops in rows:
         model._generate = lambda c, g, _fast=fast: generate(c, g, fast=_fast)  # noqa: E731
         model._chunk_elements, flow_module._map_chunks = ce, mapper
-        model.sample(e[:100], random_state=0)  # warm-up
+        model.sample(e[:100], random_state=0, compiled_loops=loops)  # warm-up (loads the compiled loops)
         ts, cs = [], []
         for r in range(a.repeats):
             c0, t0 = time.process_time(), time.perf_counter()
-            model.sample(e, batch_size=a.batch_size, random_state=r)
+            model.sample(e, batch_size=a.batch_size, random_state=r, compiled_loops=loops)
             ts.append(time.perf_counter() - t0)
             cs.append(time.process_time() - c0)
         times[name] = float(np.median(ts)) / a.batch_size * 1e3
@@ -75,7 +78,8 @@ def main(argv=None):
               f"{a.threads} thread(s))", flush=True)
     flow_module._map_chunks = parallel
     print(f"speed-up of the fast path: {times['zuko inverse'] / times['fast path']:.2f}x over zuko, "
-          f"{times['fast path, before'] / times['fast path']:.2f}x over the fast path before")
+          f"{times['fast path, before'] / times['fast path']:.2f}x over the fast path before; with the compiled loops "
+          f"{times['zuko inverse'] / times['fast path + loops']:.2f}x over zuko")
     la = os.getloadavg()
     print(f"load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} on {os.cpu_count()} CPUs")
     print("reproduce:", f"OMP_NUM_THREADS={a.threads} .venv/bin/python", shlex.join(["benchmarks/calo_fast_sampling.py", *(argv or sys.argv[1:])]))
@@ -91,9 +95,11 @@ model = load_model(model_dir, device="cpu")
 ds1 = model.geometry_.name.startswith("ds1")
 e = (sample_incident_energies(bs, "discrete", e_min=256, e_max=2.0**22, random_state=0) if ds1
      else sample_incident_energies(bs, "log-uniform", random_state=0))
-model.sample(e[:100], random_state=0)  # warm-up
+import inspect
+kw = {"compiled_loops": True} if "compiled_loops" in inspect.signature(model.sample).parameters else {}
+model.sample(e[:100], random_state=0, **kw)  # warm-up (loads the compiled loops where there are some)
 c0, t0 = time.process_time(), time.perf_counter()
-x = model.sample(e, batch_size=bs, random_state=1)
+x = model.sample(e, batch_size=bs, random_state=1, **kw)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 np.save(out, x)
 print(wall, cpu)
@@ -121,8 +127,12 @@ def compare_with_baseline(a, argv):
                     wall, cpu = map(float, p.stdout.split()[-2:])
                     res[name][0].append(wall)
                     res[name][1].append(cpu)
-            same = np.array_equal(np.load(outs["baseline"]), np.load(outs["this checkout"]))
-            diff = float(np.abs(np.load(outs["baseline"]) - np.load(outs["this checkout"])).max())
+            xa, xb = np.load(outs["baseline"]), np.load(outs["this checkout"])
+            same = np.array_equal(xa, xb)
+            diff = float(np.abs(xa - xb).max())
+            rel = float((np.abs(xa - xb) / np.maximum(np.abs(xa), 1.0)).max())  # relative, for deposits above 1 MeV
+            hits = float(np.mean((xa > 0) == (xb > 0)))
+            e_rel = float(np.abs(xa.sum(1) - xb.sum(1)).max() / xa.sum(1).max())
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(base)], check=False)
     med = {k: (float(np.median(w)) / a.batch_size * 1e3, float(np.median(c)) / a.batch_size * 1e3) for k, (w, c) in res.items()}
@@ -131,7 +141,8 @@ def compare_with_baseline(a, argv):
               f"(median of {a.repeats}, batch {a.batch_size}, {a.threads} thread(s))")
     print(f"this checkout / baseline: wall {med['this checkout'][0] / med['baseline'][0]:.3f}, "
           f"CPU {med['this checkout'][1] / med['baseline'][1]:.3f}")
-    print(f"showers bit-identical: {same} (max |difference| {diff:.3g} MeV)")
+    print(f"showers bit-identical: {same} (max |difference| {diff:.3g} MeV; relative {rel:.2g}; voxels hit in both or "
+          f"neither {hits:.6f}; max shower-energy difference / largest shower energy {e_rel:.2g})")
     la = os.getloadavg()
     print(f"load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} on {os.cpu_count()} CPUs")
     print("reproduce:", f"OMP_NUM_THREADS={a.threads} .venv/bin/python", shlex.join(["benchmarks/calo_fast_sampling.py", *(argv or sys.argv[1:])]))

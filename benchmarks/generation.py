@@ -8,6 +8,12 @@ Each measurement runs in a fresh worker process (imports and first-call costs ar
 warm-up chunk) and reports CPU time (``time.process_time``: what the process itself used, robust to
 other jobs on a shared machine) next to wall time; medians over ``--repeats`` seeds are printed.
 
+Two overhead figures: *vs bare run* compares the chunk with a second, bare run of the same Pythia events
+(the definition above); on a loaded machine Pythia's own CPU time varies by 10-20 % from run to run, which
+this figure inherits. *In-run* splits the chunk's own CPU time: every ``nextBatch`` call inside the chunk is
+timed (``process_time`` around it), and overhead = (chunk CPU - Pythia init - nextBatch CPU) / nextBatch
+CPU, so Pythia and everything around it are measured in the same run, batch by batch, under the same load.
+
 ``--baseline REV`` measures the code of git revision ``REV`` too (its ``src/`` exported to a temporary
 folder), alternating baseline and current code run by run, so that before/after come from one run on
 the same machine under the same load.
@@ -38,11 +44,46 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class _TimedPythia:
+    """A Pythia instance whose ``nextBatch`` calls add their CPU time to ``acc["pythia"]``."""
+
+    def __init__(self, pythia, acc):
+        self._pythia, self._acc = pythia, acc
+
+    def nextBatch(self, *args, **kwargs):  # noqa: N802 - Pythia's name
+        c0 = time.process_time()
+        try:
+            return self._pythia.nextBatch(*args, **kwargs)
+        finally:
+            self._acc["pythia"] += time.process_time() - c0
+
+    def __getattr__(self, name):
+        return getattr(self._pythia, name)
+
+
+def _time_pythia_calls(generate_module, acc: dict) -> None:
+    """Make every ``PythiaSource`` of ``generate_module`` time its initialisation (``acc["init"]``) and its
+    ``nextBatch`` calls (``acc["pythia"]``); works on the baseline's code too (nothing in excess changes)."""
+    cls = generate_module.PythiaSource
+    init = cls.__init__
+
+    def timed_init(self, *args, **kwargs):
+        c0 = time.process_time()
+        init(self, *args, **kwargs)
+        acc["init"] += time.process_time() - c0
+        self.pythia = _TimedPythia(self.pythia, acc)
+
+    cls.__init__ = timed_init
+
+
 def worker(preset: str, process: str, n_events: int, seed: int) -> dict:
+    import excess.data.generate as generate_module
     from excess.data.generate import PythiaSource, generate_chunk, silence_stdout
     from excess.data.settings import GeneratorSettings
 
     s = GeneratorSettings.from_preset(preset, process=process)
+    acc = {"init": 0.0, "pythia": 0.0}
+    _time_pythia_calls(generate_module, acc)
 
     def bare_pythia(n_gen, batch_size=500):
         src = PythiaSource(s, seed)  # same configuration and seed: the same events; init not timed
@@ -61,14 +102,17 @@ def worker(preset: str, process: str, n_events: int, seed: int) -> dict:
             src_init = PythiaSource(s, seed)  # the CPU time of Pythia's initialisation, measured apart
             c_init = time.process_time() - c0
             del src_init
+            acc.update(init=0.0, pythia=0.0)
             c0, w0 = time.process_time(), time.perf_counter()
             meta = generate_chunk(s.to_dict(), n_events, seed, str(Path(d2) / "c.h5"))
-            c_ex = time.process_time() - c0 - c_init  # Pythia's initialisation is not part of the per-event cost
+            c_chunk = time.process_time() - c0
+            c_ex = c_chunk - c_init  # Pythia's initialisation is not part of the per-event cost
+            in_run = {"cpu_chunk_in_run": c_chunk - acc["init"], "cpu_pythia_in_run": acc["pythia"]}
             w_ex = time.perf_counter() - w0 - meta["timing"]["init_s"]
     n_gen = meta["counts"]["n_pythia_events"]
     c_bare, w_bare = bare_pythia(n_gen)
     return {"cpu_excess": c_ex, "wall_excess": w_ex, "cpu_bare": c_bare, "wall_bare": w_bare, "n_gen": n_gen,
-            "n_sel": meta["counts"]["n_selected"], "reco_wall": meta["timing"]["reconstruction_s"]}
+            "n_sel": meta["counts"]["n_selected"], "reco_wall": meta["timing"]["reconstruction_s"], **in_run}
 
 
 def stages(preset: str, process: str, n_events: int, repeats: int, seed: int = 1000) -> None:
@@ -142,6 +186,11 @@ def export_src(rev: str, dest: Path) -> Path:
     return dest / "src"
 
 
+def _in_run(x: dict) -> float:
+    """In-run overhead: the chunk's CPU time beyond its own nextBatch calls, per nextBatch CPU second."""
+    return x["cpu_chunk_in_run"] / x["cpu_pythia_in_run"] - 1
+
+
 def run_worker(src: Path, preset, process, n_events, seed) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, __file__, "--worker", "--preset", preset, "--process", process,
@@ -183,22 +232,29 @@ def main(argv=None):
                 for name, src in codes:  # alternate: baseline, current, baseline, current, ...
                     results[(name, process)].append(run_worker(src, args.preset, process, args.events, 1000 + r))
                     x = results[(name, process)][-1]
-                    print(f"  {name} {process} seed {1000 + r}: overhead CPU {100 * (x['cpu_excess'] / x['cpu_bare'] - 1):.1f}% "
-                          f"(excess {x['cpu_excess']:.2f} s, bare {x['cpu_bare']:.2f} s CPU)", file=sys.stderr, flush=True)
+                    print(f"  {name} {process} seed {1000 + r}: overhead CPU vs bare run {100 * (x['cpu_excess'] / x['cpu_bare'] - 1):.1f}% "
+                          f"(excess {x['cpu_excess']:.2f} s, bare {x['cpu_bare']:.2f} s CPU), in-run {100 * _in_run(x):.1f}% "
+                          f"(chunk {x['cpu_chunk_in_run']:.2f} s, nextBatch {x['cpu_pythia_in_run']:.2f} s CPU)",
+                          file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(f"preset={args.preset}  events/run={args.events}  repeats={args.repeats}  (medians; one process = one core; "
           f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs)")
-    print(f"{'code':<22}{'process':<8}{'acc. ev/s/core (CPU)':>21}{'overhead CPU':>14}{'overhead wall':>15}"
-          f"{'excess CPU/wall':>17}{'sel. eff.':>11}")
+    print(f"{'code':<22}{'process':<8}{'acc. ev/s/core (CPU)':>21}{'overhead CPU in-run':>21}  {'(per seed, %)':<32}"
+          f"{'CPU vs bare run':>17}{'wall vs bare run':>18}{'excess CPU/wall':>17}{'sel. eff.':>11}")
     for (name, process), rows in results.items():
         med = lambda f: statistics.median(f(x) for x in rows)  # noqa: E731
         rate = med(lambda x: x["n_sel"] / x["cpu_excess"])
+        ov_in = med(_in_run)
+        per_seed = " / ".join(f"{100 * _in_run(x):.1f}" for x in rows)
         ov_c = med(lambda x: x["cpu_excess"] / x["cpu_bare"] - 1)
         ov_w = med(lambda x: x["wall_excess"] / x["wall_bare"] - 1)
         busy = med(lambda x: x["cpu_excess"] / x["wall_excess"])
         eff = med(lambda x: x["n_sel"] / x["n_gen"])
-        print(f"{name:<22}{process:<8}{rate:>21.1f}{100 * ov_c:>13.1f}%{100 * ov_w:>14.1f}%{busy:>17.2f}{eff:>11.3f}")
+        print(f"{name:<22}{process:<8}{rate:>21.1f}{100 * ov_in:>20.1f}%  {per_seed:<32}{100 * ov_c:>16.1f}%"
+              f"{100 * ov_w:>17.1f}%{busy:>17.2f}{eff:>11.3f}")
     cmd = f".venv/bin/python benchmarks/generation.py --events {args.events} --repeats {args.repeats} --preset {args.preset}"
+    if args.processes != "qcd,signal":
+        cmd += f" --processes {args.processes}"
     if args.baseline:
         cmd += f" --baseline {args.baseline}"
     print("reproduce:", cmd)

@@ -67,13 +67,25 @@ def test_trigger_bound_bounds_every_jet(truth_batch):
     dict(preset="lhco"),
     dict(preset="lhco", jet_energy_resolution=0.2, leading_pt_min=1100.0),
 ])
-def test_veto_changes_nothing(tmp_path, overrides):
+def test_veto_changes_nothing(tmp_path, overrides, monkeypatch):
+    import excess.data.jets as jets
+
     ov = dict(overrides)
-    s = GeneratorSettings.from_preset(ov.pop("preset"), **ov).to_dict()
+    settings = GeneratorSettings.from_preset(ov.pop("preset"), **ov)
+    s = settings.to_dict()
+    vetoed = []
+
+    def counting_bound(*args, **kwargs):  # the veto must really remove events here, or the test proves nothing
+        bound = trigger_bound(*args, **kwargs)
+        vetoed.append(int(np.sum(bound < settings.leading_pt_min * (1 - 1e-9))))
+        return bound
+
+    monkeypatch.setattr(jets, "trigger_bound", counting_bound)
     out = {}
     for veto in (True, False):
         meta = generate_chunk(s, 40, 31, str(tmp_path / f"v{veto}.h5"), batch_size=60, veto=veto)
         out[veto] = (read_events(tmp_path / f"v{veto}.h5"), meta["counts"])
+    assert sum(vetoed) >= 1
     (a, ca), (b, cb) = out[True], out[False]
     assert ca == cb
     assert list(a.columns) == list(b.columns)
@@ -98,3 +110,21 @@ def test_charges_lookup_matches_particle_data():
     for ids in (np.array([211, -211, 22, 2212, 211]), np.array([], dtype=np.int64),
                 np.array([-11, 11, 22, 130, -2212, 3122, 211])):  # ids seen before and new ones, in any order
         np.testing.assert_array_equal(src.charges(ids), [float(pd_.charge(int(i))) for i in ids])
+
+
+def test_visible_particles_fast_path_equals_awkward_path(monkeypatch):
+    """The buffer path of visible_particles (final-state entries first, then the id test) gives the same arrays,
+    dtypes and per-event counts as the plain awkward path."""
+    import excess.data.generate as gen
+
+    src = PythiaSource(GeneratorSettings.from_preset("truth", process="signal"), 4244)
+    with silence_stdout():
+        prt = src.pythia.nextBatch(15).prt
+    assert gen._flat_fields(prt) is not None  # the fast path is the one generation takes
+    fast = gen.visible_particles(prt)
+    monkeypatch.setattr(gen, "_flat_fields", lambda prt: None)
+    slow = gen.visible_particles(prt)
+    assert fast[0].sum() == len(fast[1]) > 0
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)

@@ -11,6 +11,7 @@ torch CPU threads given (``threads``), best of ``repeats`` after one warm-up cal
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 
@@ -93,6 +94,7 @@ def time_generation(
     random_state=None,
     compile: bool = False,
     device=None,
+    compiled_loops: bool | None = True,
 ) -> TimingResult:
     """Time ``model.sample`` (and ``simulator.simulate``) at each batch size.
 
@@ -100,7 +102,9 @@ def time_generation(
     1 GeV - 1 TeV). The reference simulator's cost per shower does not fall with the batch size
     beyond a few hundred showers, so batches larger than ``reference_max_showers`` are timed on
     that many showers (reported in ``reference_showers_timed``). ``compile`` is passed to
-    ``model.sample`` (the compilation happens in the warm-up call, which is not timed). ``device``
+    ``model.sample`` (the compilation happens in the warm-up call, which is not timed), and so is
+    ``compiled_loops`` (default ``True``: the flow's compiled loops, loaded in the warm-up call; ``None``: the
+    model's default) where the model's ``sample`` takes it. ``device``
     (default: the model's own ``device`` setting) is set on the model, which moves there.
     """
     import torch
@@ -122,6 +126,8 @@ def time_generation(
         for bs in batch_sizes:
             e = rng.choice(energies, size=int(bs))
             kw = {"compile": True} if compile else {}
+            if compiled_loops is not None and "compiled_loops" in inspect.signature(model.sample).parameters:
+                kw["compiled_loops"] = bool(compiled_loops)
             t_model, c_model = _best_time(lambda: model.sample(e, batch_size=int(bs), random_state=rng, **kw), repeats, min_seconds,
                                           with_cpu=True)
             t_ref, n_ref = None, None

@@ -279,9 +279,10 @@ def cluster_flat(counts, px, py, pz, e, settings, rng: np.random.Generator | Non
     if veto and n_events:
         # a relative margin far above rounding: a vetoed event's jets are below the threshold by more
         bound = trigger_bound(counts, px, py, settings, z)
-        keep = np.flatnonzero(bound >= settings.leading_pt_min * (1.0 - 1e-9))
+        may_pass = bound >= settings.leading_pt_min * (1.0 - 1e-9)
+        keep = np.flatnonzero(may_pass)
         if len(keep) < n_events:
-            sel = np.repeat(np.isin(np.arange(n_events), keep), counts)
+            sel = np.repeat(may_pass, counts)
             counts, px, py, pz, e = counts[keep], px[sel], py[sel], pz[sel], e[sel]
     n_kept = len(keep)
     if n_kept == 0:
