@@ -292,7 +292,7 @@ def cmd_sample(a) -> dict:
 
 def cmd_null(a) -> dict:
     rng = np.random.default_rng(a.seed)
-    method, _ = _method(a.method)
+    method, params = _method_with_params(a)
     windows = WINDOWS[1:2] if a.windows == 1 else WINDOWS[:a.windows]
     z_loc, p_signed, z_glob = [], [], []
     slopes = {e: [] for e in a.efficiencies}
@@ -300,8 +300,9 @@ def cmd_null(a) -> dict:
     for i in range(a.n_pseudo):
         ev = toy_events(a.n_background, 0, mass_correlation=a.mass_correlation, joint_drift=a.joint_drift,
                         random_state=rng)
-        r = run_scan(ev, method=method, features=FEATURES, windows=windows, efficiencies=a.efficiencies,
-                     n_folds=2, n_workers=1, random_state=i, global_toys=a.global_toys, show_progress=False,
+        r = run_scan(ev, method=method, method_params=params, features=FEATURES, windows=windows,
+                     efficiencies=a.efficiencies, n_folds=2, n_workers=1, random_state=i, global_toys=a.global_toys,
+                     show_progress=False,
                      decorrelation=a.decorrelation, decorrelation_params=_decorrelation_params(a),
                      background_model=a.background_model, min_selected=a.min_selected,
                      efficiency_degree=a.efficiency_degree)
