@@ -14,6 +14,10 @@ this figure inherits. *In-run* splits the chunk's own CPU time: every ``nextBatc
 timed (``process_time`` around it), and overhead = (chunk CPU - Pythia init - nextBatch CPU) / nextBatch
 CPU, so Pythia and everything around it are measured in the same run, batch by batch, under the same load.
 
+The CPU time of the chunk's FastJet calls (``FlatClustering``: anti-kt of the events, exclusive-kt reclustering
+for N-subjettiness) is timed the same way and printed as a share of nextBatch CPU, next to the rest of the
+in-run overhead.
+
 ``--baseline REV`` measures the code of git revision ``REV`` too (its ``src/`` exported to a temporary
 folder), alternating baseline and current code run by run, so that before/after come from one run on
 the same machine under the same load.
@@ -76,14 +80,43 @@ def _time_pythia_calls(generate_module, acc: dict) -> None:
     cls.__init__ = timed_init
 
 
+def _time_fastjet_calls(jets_module, acc: dict) -> None:
+    """Make every ``FlatClustering`` of ``jets_module`` add the CPU time of its FastJet calls (the clustering, and
+    reading jets and constituents back) to ``acc["antikt"]`` or ``acc["kt"]`` by its jet algorithm (the anti-kt
+    clustering of the events; the exclusive-kt reclustering of N-subjettiness)."""
+    import fastjet
+
+    cls = getattr(jets_module, "FlatClustering", None)
+    if cls is None:  # a baseline from before FlatClustering: its FastJet calls are not timed (shares 0)
+        return
+
+    def timed(f, init=False):
+        def g(self, *args, **kwargs):
+            c0 = time.process_time()
+            try:
+                return f(self, *args, **kwargs)
+            finally:
+                if init:
+                    self._bench_key = "antikt" if args[-1].jet_algorithm() == fastjet.antikt_algorithm else "kt"
+                acc[self._bench_key] += time.process_time() - c0
+        return g
+
+    for name in ("inclusive_jets", "constituent_index", "exclusive_jets_up_to"):
+        setattr(cls, name, timed(getattr(cls, name)))
+    cls.__init__ = timed(cls.__init__, init=True)
+
+
 def worker(preset: str, process: str, n_events: int, seed: int) -> dict:
     import excess.data.generate as generate_module
     from excess.data.generate import PythiaSource, generate_chunk, silence_stdout
     from excess.data.settings import GeneratorSettings
 
     s = GeneratorSettings.from_preset(preset, process=process)
-    acc = {"init": 0.0, "pythia": 0.0}
+    import excess.data.jets as jets_module
+
+    acc = {"init": 0.0, "pythia": 0.0, "antikt": 0.0, "kt": 0.0}
     _time_pythia_calls(generate_module, acc)
+    _time_fastjet_calls(jets_module, acc)
 
     def bare_pythia(n_gen, batch_size=500):
         src = PythiaSource(s, seed)  # same configuration and seed: the same events; init not timed
@@ -102,12 +135,13 @@ def worker(preset: str, process: str, n_events: int, seed: int) -> dict:
             src_init = PythiaSource(s, seed)  # the CPU time of Pythia's initialisation, measured apart
             c_init = time.process_time() - c0
             del src_init
-            acc.update(init=0.0, pythia=0.0)
+            acc.update(init=0.0, pythia=0.0, antikt=0.0, kt=0.0)
             c0, w0 = time.process_time(), time.perf_counter()
             meta = generate_chunk(s.to_dict(), n_events, seed, str(Path(d2) / "c.h5"))
             c_chunk = time.process_time() - c0
             c_ex = c_chunk - c_init  # Pythia's initialisation is not part of the per-event cost
-            in_run = {"cpu_chunk_in_run": c_chunk - acc["init"], "cpu_pythia_in_run": acc["pythia"]}
+            in_run = {"cpu_chunk_in_run": c_chunk - acc["init"], "cpu_pythia_in_run": acc["pythia"],
+                      "cpu_antikt_in_run": acc["antikt"], "cpu_kt_in_run": acc["kt"]}
             w_ex = time.perf_counter() - w0 - meta["timing"]["init_s"]
     n_gen = meta["counts"]["n_pythia_events"]
     c_bare, w_bare = bare_pythia(n_gen)
@@ -191,6 +225,12 @@ def _in_run(x: dict) -> float:
     return x["cpu_chunk_in_run"] / x["cpu_pythia_in_run"] - 1
 
 
+def _share(x: dict, key: str) -> float:
+    """CPU time of the chunk's FastJet calls of one kind (``antikt`` or ``kt``) per nextBatch CPU second (0 for a
+    run that did not time them)."""
+    return x.get(f"cpu_{key}_in_run", 0.0) / x["cpu_pythia_in_run"]
+
+
 def run_worker(src: Path, preset, process, n_events, seed) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, __file__, "--worker", "--preset", preset, "--process", process,
@@ -234,13 +274,15 @@ def main(argv=None):
                     x = results[(name, process)][-1]
                     print(f"  {name} {process} seed {1000 + r}: overhead CPU vs bare run {100 * (x['cpu_excess'] / x['cpu_bare'] - 1):.1f}% "
                           f"(excess {x['cpu_excess']:.2f} s, bare {x['cpu_bare']:.2f} s CPU), in-run {100 * _in_run(x):.1f}% "
-                          f"(chunk {x['cpu_chunk_in_run']:.2f} s, nextBatch {x['cpu_pythia_in_run']:.2f} s CPU)",
+                          f"(chunk {x['cpu_chunk_in_run']:.2f} s, nextBatch {x['cpu_pythia_in_run']:.2f} s CPU; of it FastJet "
+                          f"anti-kt {100 * _share(x, 'antikt'):.1f}%, kt {100 * _share(x, 'kt'):.1f}%)",
                           file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(f"preset={args.preset}  events/run={args.events}  repeats={args.repeats}  (medians; one process = one core; "
           f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs)")
     print(f"{'code':<22}{'process':<8}{'acc. ev/s/core (CPU)':>21}{'overhead CPU in-run':>21}  {'(per seed, %)':<32}"
-          f"{'CPU vs bare run':>17}{'wall vs bare run':>18}{'excess CPU/wall':>17}{'sel. eff.':>11}")
+          f"{'CPU vs bare run':>17}{'wall vs bare run':>18}{'excess CPU/wall':>17}{'sel. eff.':>11}"
+          f"{'anti-kt':>9}{'kt':>6}{'rest':>7}{'Pythia in-run vs bare':>23}")
     for (name, process), rows in results.items():
         med = lambda f: statistics.median(f(x) for x in rows)  # noqa: E731
         rate = med(lambda x: x["n_sel"] / x["cpu_excess"])
@@ -251,7 +293,14 @@ def main(argv=None):
         busy = med(lambda x: x["cpu_excess"] / x["wall_excess"])
         eff = med(lambda x: x["n_sel"] / x["n_gen"])
         print(f"{name:<22}{process:<8}{rate:>21.1f}{100 * ov_in:>20.1f}%  {per_seed:<32}{100 * ov_c:>16.1f}%"
-              f"{100 * ov_w:>17.1f}%{busy:>17.2f}{eff:>11.3f}")
+              f"{100 * ov_w:>17.1f}%{busy:>17.2f}{eff:>11.3f}{100 * med(lambda x: _share(x, 'antikt')):>8.1f}%"
+              f"{100 * med(lambda x: _share(x, 'kt')):>5.1f}%"
+              f"{100 * med(lambda x: _in_run(x) - _share(x, 'antikt') - _share(x, 'kt')):>6.1f}%"
+              f"{100 * med(lambda x: x['cpu_pythia_in_run'] / x['cpu_bare'] - 1):>+22.1f}%")
+    print("anti-kt, kt: CPU of the chunk's FastJet calls (anti-kt clustering of the events; exclusive-kt reclustering "
+          "for N-subjettiness; each with reading jets and constituents back) per nextBatch CPU second; rest: the "
+          "in-run overhead without them; Pythia in-run vs bare: nextBatch CPU inside the chunk against the bare run "
+          "of the same events (a cost the in-run figure leaves out)")
     cmd = f".venv/bin/python benchmarks/generation.py --events {args.events} --repeats {args.repeats} --preset {args.preset}"
     if args.processes != "qcd,signal":
         cmd += f" --processes {args.processes}"
