@@ -173,7 +173,9 @@ def sideband_test(
     min_events : fewer selected sideband events give ``status="no_result"``
     model : ``"sideband"``, ``"efficiency"``, ``"profile"`` or ``"signal_fit"`` (module docstring)
     inclusive : the window's :class:`InclusiveFit` (models ``"efficiency"``/``"signal_fit"``)
-    degree : the efficiency polynomial's degree in ln m, or ``"auto"`` (:func:`~excess.stats.efficiency.choose_degree`)
+    degree : the efficiency polynomial's degree in ln m, or ``"auto"`` (model ``"efficiency"``: the degrees 0-2
+        averaged with Akaike weights, :func:`~excess.stats.efficiency.efficiency_background`; the signal fits:
+        one degree chosen by :func:`~excess.stats.efficiency.choose_degree`)
     signal_width : ``"signal_fit"``: the signal template's width over the SR centre
     """
     if model not in BACKGROUND_MODELS:
@@ -297,7 +299,11 @@ class EfficiencyModel(SidebandFit):
         return {"model": self.model, "inclusive": self.inclusive, "degree": self.degree}
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "degree": self.degree}
+        out = {**super().settings(), "degree": self.degree}
+        if self.model == "efficiency" and self.degree == "auto":
+            # "auto" averages the degrees (it picked one before): results saved under the old rule are not reused
+            out["degree_rule"] = "akaike_average"
+        return out
 
 
 @dataclass(frozen=True)
