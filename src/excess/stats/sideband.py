@@ -173,7 +173,7 @@ def sideband_test(
     min_events : fewer selected sideband events give ``status="no_result"``
     model : ``"sideband"``, ``"efficiency"``, ``"profile"`` or ``"signal_fit"`` (module docstring)
     inclusive : the window's :class:`InclusiveFit` (models ``"efficiency"``/``"signal_fit"``)
-    degree : the efficiency polynomial's degree in ln m, or ``"auto"`` (model ``"efficiency"``: the degrees 0-2
+    degree : the efficiency polynomial's degree in ln m, or ``"auto"`` (model ``"efficiency"``: the degrees 1-2
         averaged with Akaike weights, :func:`~excess.stats.efficiency.efficiency_background`; the signal fits:
         one degree chosen by :func:`~excess.stats.efficiency.choose_degree`)
     signal_width : ``"signal_fit"``: the signal template's width over the SR centre
@@ -302,7 +302,7 @@ class EfficiencyModel(SidebandFit):
         out = {**super().settings(), "degree": self.degree}
         if self.model == "efficiency" and self.degree == "auto":
             # "auto" averages the degrees (it picked one before): results saved under the old rule are not reused
-            out["degree_rule"] = "akaike_average"
+            out["degree_rule"] = "akaike_average_1_2"
         return out
 
 
