@@ -22,14 +22,14 @@ residual linear sculpting in logit space; higher degrees extrapolate badly acros
 ``degree="auto"`` (the scan's default) *averages* the fits of degree 1 and 2 with Akaike weights and
 adds their spread to the uncertainty (:func:`efficiency_background`; Buckland, Burnham & Augustin
 1997): a curvature the sidebands only hint at is neither ignored nor over-trusted, and a slope is
-always fitted (:data:`AUTO_MIN_DEGREE`; ``degree=0``, a flat efficiency, about 1.7 times as precise at
-tight cuts, is for a selection known not to sculpt). (Picking *one*
+always fitted (:data:`AUTO_MIN_DEGREE`; ``degree=0``, a flat efficiency, about 1.7-1.8 times as precise
+in toys, is for a selection known not to sculpt). (Picking *one*
 degree by likelihood-ratio tests, :func:`choose_degree`, and quoting that fit's error, as before, was
 not calibrated: background-only scans of a learned selection whose efficiency had a true slope of
-2-4 sigma in the sidebands picked the flat fit when the sidebands happened to hide it, and then
+2.7-4 sigma in the sidebands picked the flat fit when the sidebands happened to hide it, and then
 under-predicted the SR by 3-5 of its quoted sigma; the degree-2 fit, picked when the sidebands
-fluctuated into a curvature, was off by 2-2.7 of its sigma on average. The scan's local Z had
-fake 4-5 sigma excesses in 300 toys per window; see the README, "Sensitivity at the frontier".)
+fluctuated into a curvature, scattered by 1.9-2.7 of its sigma. The scan's local Z had fake
+excesses up to 4-5 sigma in 200-300 toys per window; see the README, "Sensitivity at the frontier".)
 :attr:`EfficiencyFit.z_slope` and :attr:`EfficiencyFit.p_flat` measure how far from flat the
 selection is: the sculpting diagnostic.
 
