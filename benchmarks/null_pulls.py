@@ -1,7 +1,8 @@
 """Background-only pulls of the efficiency background model, with the truth (issue 22).
 
 Each pseudo-experiment is the scan's set-up of ``sensitivity.py null`` for one window (30k toy events, jet
-masses ~ mjj, the default decorrelation, the Gaussian SR-vs-SB scorer, 2 folds, per-fold sideband
+masses ~ mjj, the decorrelation given (``none``: a strongly sculpting selection), the Gaussian SR-vs-SB
+scorer, 2 folds, per-fold sideband
 thresholds at eff 0.1 / 0.01 / 0.001) plus an independent 600k-event background sample scored by the same
 fold models and thresholds: it gives the *true* SR background of each selection, ``b_true``, so the pull
 ``(selected - b_hat)`` splits into the binomial noise ``(selected - b_true) / sqrt(b_true)`` and the
@@ -9,7 +10,7 @@ estimate's error ``(b_hat - b_true) / sigma_b``. Every selection is also fitted 
 degree 0..3, so rules combining them can be compared on the same selections (``rules`` mode)::
 
     # 300 toys of the SR 3500-3900 window (WIN=0: 3100-3500, 1: the LHCO SR 3300-3700, 2: 3500-3900)
-    WIN=2 python benchmarks/null_pulls.py 0 300 auto auto gauss pulls_w2.json
+    WIN=2 python benchmarks/null_pulls.py 0 300 none auto gauss pulls_w2.json
     # each rule's signed Z (mean/std, max), (b_hat - b_true)/sigma_b and sigma_b/sqrt(b_true): lrt (one degree
     # 0-2 by likelihood-ratio tests, the former default), fixedD, auto1 (lrt from degree 1), aic (degrees 0-2
     # Akaike-averaged, spread in sigma_b), aic12 (degrees 1-2 averaged: the default now)
@@ -126,7 +127,7 @@ for i in range(start, start + n):
     seeds = spawn_seeds(wrng, 2)
     if scorer == "gauss":
         proto = GaussianSRvsSB()
-        _, proto = _decorrelated("x", proto, decor, FEATURES, None) if decor != "none" else (None, proto)
+        _, proto = _decorrelated(proto, proto, decor, FEATURES, None) if decor != "none" else (None, proto)
     scores = np.empty(m.size); sb_scores = []
     for k in range(2):
         if scorer == "fixed":
