@@ -12,8 +12,8 @@ degree 0..3, so rules combining them can be compared on the same selections (``r
     # 300 toys of the SR 3500-3900 window (WIN=0: 3100-3500, 1: the LHCO SR 3300-3700, 2: 3500-3900)
     WIN=2 python benchmarks/null_pulls.py 0 300 none auto gauss pulls_w2.json
     # each rule's signed Z (mean/std, max), (b_hat - b_true)/sigma_b and sigma_b/sqrt(b_true): lrt (one degree
-    # 0-2 by likelihood-ratio tests, the former default), fixedD, auto1 (lrt from degree 1), aic (degrees 0-2
-    # Akaike-averaged, spread in sigma_b), aic12 (degrees 1-2 averaged: the default now)
+    # 0-2 by likelihood-ratio tests, the default `auto`), fixedD, auto1 (lrt from degree 1), aic (degrees 0-2
+    # Akaike-averaged, spread in sigma_b), aic12 (degrees 1-2 averaged: `efficiency_degree: average`)
     python benchmarks/null_pulls.py rules pulls_w2.json
 
 Positional arguments: first toy, number of toys, decorrelation, efficiency degree, scorer (gauss or
@@ -101,7 +101,7 @@ FEATURES = ["mj1", "delta_mj", "tau21_j1", "tau21_j2"]
 start, n = int(sys.argv[1]), int(sys.argv[2])
 decor = sys.argv[3] if len(sys.argv) > 3 else "auto"
 degree = sys.argv[4] if len(sys.argv) > 4 else "auto"
-degree = degree if degree == "auto" else int(degree)
+degree = degree if degree in ("auto", "average") else int(degree)
 scorer = sys.argv[5] if len(sys.argv) > 5 else "gauss"
 out_path = sys.argv[6] if len(sys.argv) > 6 else None
 print("#", "python benchmarks/null_pulls.py", " ".join(sys.argv[1:]), flush=True)

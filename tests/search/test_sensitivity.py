@@ -313,11 +313,11 @@ def test_background_only_check_uses_the_scans_background_model():
     assert default == inspect.signature(run_scan).parameters["background_model"].default == DEFAULT_BACKGROUND_MODEL
 
 
-def test_auto_degree_uncertainty_covers_the_choice_of_degree():
+def test_average_degree_uncertainty_covers_the_choice_of_degree():
     """Background only, a selection whose efficiency has a true slope of ~1.7 sigma in the sidebands
     (what a learned SR-vs-SB selection often leaves): picking one degree by likelihood-ratio tests and
-    quoting that fit's error widens the SR pulls (the flat fit is picked when the sidebands hide the
-    slope); ``degree="auto"`` averages the degrees with their spread in sigma_b and stays calibrated."""
+    quoting that fit's error (``degree="auto"``) widens the SR pulls (the flat fit is picked when the
+    sidebands hide the slope); ``degree="average"`` averages the degrees with their spread in sigma_b and stays calibrated."""
     from excess.stats.efficiency import choose_degree
     from excess.stats.fit import fit_background
 
@@ -332,7 +332,7 @@ def test_auto_degree_uncertainty_covers_the_choice_of_degree():
         ni = rng.poisson(mu)
         k = rng.binomial(ni, eps)
         n_sr = k[~mask].sum()
-        bg = efficiency_background(edges, k, ni, WINDOW.sr, fit_mask=mask, degree="auto", inclusive_fit=incl,
+        bg = efficiency_background(edges, k, ni, WINDOW.sr, fit_mask=mask, degree="average", inclusive_fit=incl,
                                    min_selected=10)
         z_auto.append(local_significance(n_sr, bg.b_hat, bg.sigma_b).z_signed)
         d = choose_degree(edges, k, ni, fit_mask=mask, min_selected=10)

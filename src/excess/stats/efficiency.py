@@ -19,17 +19,20 @@ events leave a 3-parameter extrapolation very uncertain. The efficiency model av
 
 A flat ``eps(m)`` (``degree=0``) is the statement "the cut does not sculpt"; ``degree=1`` absorbs a
 residual linear sculpting in logit space; higher degrees extrapolate badly across the SR.
-``degree="auto"`` (the scan's default) *averages* the fits of degree 1 and 2 with Akaike weights and
-adds their spread to the uncertainty (:func:`efficiency_background`; Buckland, Burnham & Augustin
-1997): a curvature the sidebands only hint at is neither ignored nor over-trusted, and a slope is
-always fitted (:data:`AUTO_MIN_DEGREE`; ``degree=0``, a flat efficiency, about 1.7-1.8 times as precise
-in toys, is for a selection known not to sculpt). (Picking *one*
-degree by likelihood-ratio tests, :func:`choose_degree`, and quoting that fit's error, as before, was
-not calibrated: background-only scans of a learned selection whose efficiency had a true slope of
-2.7-4 sigma in the sidebands picked the flat fit when the sidebands happened to hide it, and then
-under-predicted the SR by 3-5 of its quoted sigma; the degree-2 fit, picked when the sidebands
-fluctuated into a curvature, scattered by 1.9-2.7 of its sigma. The scan's local Z had fake
-excesses up to 4-5 sigma in 200-300 toys per window; see the README, "Sensitivity at the frontier".)
+``degree="auto"`` (the scan's default) keeps the slope only when the sidebands ask for it
+(:func:`choose_degree`, a likelihood-ratio test like the f3-vs-f4 choice): with a decorrelated
+selection it is usually flat, and the SR prediction is then about twice as precise at tight cuts.
+``degree="average"`` instead *averages* the fits of degree 1 and 2 with Akaike weights and adds their
+spread to the uncertainty (:func:`efficiency_background`; Buckland, Burnham & Augustin 1997): a
+curvature the sidebands only hint at is neither ignored nor over-trusted, and a slope is always fitted
+(:data:`AUTO_MIN_DEGREE`). Picking *one* degree by likelihood-ratio tests and quoting that fit's error
+is not calibrated when the selection really sculpts: background-only scans of a learned selection
+*without* decorrelation, whose efficiency had a true slope of 2.7-15 sigma in the sidebands, picked the
+flat fit when the sidebands happened to hide it and then under-predicted the SR by 3-5 of its quoted
+sigma (fake excesses up to 4-5 sigma in 200-300 toys per window); ``"average"`` removed that tail at
+about 7-16 % less local Z. Whether it should be the default with the default decorrelation (where the
+selections sculpt far less and the flat fit's precision is worth most at tight cuts) is not measured
+yet; see the README, "Sensitivity at the frontier".
 :attr:`EfficiencyFit.z_slope` and :attr:`EfficiencyFit.p_flat` measure how far from flat the
 selection is: the sculpting diagnostic.
 
@@ -266,14 +269,14 @@ def fit_efficiency(edges, n_selected, n_inclusive, *, fit_mask=None, degree: int
 
 
 AUTO_MAX_DEGREE = 2
-"""Highest degree ``"auto"`` averages over (and :func:`choose_degree` may choose): 2, because a SR-vs-SB
+"""Highest degree ``"average"`` averages over (and ``"auto"``, :func:`choose_degree`, may choose): 2, because a SR-vs-SB
 classifier that learned a smooth mjj dependence of the features selects events typical of the *middle* of the window, so its efficiency
 curves down on both sides of the SR (on generated QCD a degree <= 1 then under-predicted the SR by
 3 % at eff 0.1, a fake 2.5-3 sigma); a quadratic through both sidebands interpolates that curvature."""
 
 
 AUTO_MIN_DEGREE = 1
-"""Lowest degree ``"auto"`` averages over: 1. The flat fit (degree 0) is the most precise, but letting
+"""Lowest degree ``"average"`` averages over: 1. The flat fit (degree 0) is the most precise, but letting
 the sidebands decide whether it is allowed is not safe: a true slope of 1-2 sigma in the sidebands is
 missed often enough that the flat fit's weight biases the SR prediction (toys with a 1.7 sigma slope:
 mean pull +0.2, 5 % of the signed Z above 2 instead of 2.3 %, with degrees 0-2 averaged; +0.07 and
@@ -290,8 +293,8 @@ def choose_degree(edges, n_selected, n_inclusive, *, fit_mask=None, max_degree: 
     A flat efficiency (``d = 0``) has one parameter: its SR prediction is the most precise (at tight cuts
     about twice as precise as ``d = 1``); a slope or a curvature is kept only when the sidebands show one.
     The chosen fit's error ignores the choice, which makes it over-confident when a true slope or
-    curvature is about as large as its error: the signal-fit models use it; the efficiency model's
-    ``degree="auto"`` averages the degrees instead (:func:`efficiency_background`).
+    curvature is about as large as its error; the efficiency model's ``degree="average"`` averages the
+    degrees instead (:func:`efficiency_background`).
     """
     best = fit_efficiency(edges, n_selected, n_inclusive, fit_mask=fit_mask, degree=0, min_selected=min_selected)
     for d in range(1, int(max_degree) + 1):
@@ -308,7 +311,8 @@ def _resolve_degree(degree, edges, k, n, mask, min_selected) -> int:
     if degree == "auto":
         return choose_degree(edges, k, n, fit_mask=mask, min_selected=min_selected)
     if isinstance(degree, str):
-        raise ConfigError(f"efficiency degree must be an integer or 'auto', got {degree!r}")
+        raise ConfigError(f"efficiency degree must be an integer or 'auto' ('average': the efficiency model only), "
+                          f"got {degree!r}")
     return int(degree)
 
 
@@ -319,7 +323,7 @@ class EfficiencyBackground:
     ``edges``/``counts``/``expected``: the selected events' histogram and its predicted background in
     every bin (so :func:`excess.search.characterise.resonance_mass` and the plots can use it like a
     :class:`~excess.stats.fit.DijetFit`). ``b_hat +- sigma_b`` in the SR, with the two contributions.
-    ``degree_weights``: with ``degree="auto"``, the Akaike weight of each degree ``0..AUTO_MAX_DEGREE`` (0 for 0)
+    ``degree_weights``: with ``degree="average"``, the Akaike weight of each degree ``0..AUTO_MAX_DEGREE`` (0 for 0)
     in the averaged prediction (``efficiency_fit`` is then the fit of the largest weight, for the
     diagnostics); empty for a fixed degree.
     """
@@ -390,13 +394,13 @@ def efficiency_background(edges, n_selected, n_inclusive, sr: tuple[float, float
     of one window; otherwise it is fitted here with :func:`fit_background` (``fit_kw``); it is kept
     for the diagnostics in either case.
 
-    ``degree="auto"``: the predictions of the degrees ``AUTO_MIN_DEGREE..AUTO_MAX_DEGREE`` (those whose fit exists)
+    ``degree="average"``: the predictions of the degrees ``AUTO_MIN_DEGREE..AUTO_MAX_DEGREE`` (those whose fit exists)
     averaged with Akaike weights ``w_d ~ exp(-(deviance_d + 2 (d + 1)) / 2)``, with the model-averaged
     uncertainty ``sigma_b = sum_d w_d sqrt(sigma_d^2 + (b_d - b_hat)^2)`` (Buckland et al. 1997): the
     spread between the degrees the sidebands allow is part of the error, so choosing among them does
     not make the prediction over-confident.
     """
-    if degree == "auto":
+    if degree == "average":
         return _averaged_background(edges, n_selected, n_inclusive, sr, fit_mask=fit_mask, inclusive_fit=inclusive_fit,
                                     inclusive_choice=inclusive_choice, fit_kw=fit_kw, min_selected=min_selected,
                                     inclusive=inclusive)
@@ -439,7 +443,7 @@ def efficiency_background(edges, n_selected, n_inclusive, sr: tuple[float, float
 
 def _averaged_background(edges, n_selected, n_inclusive, sr, *, fit_mask, inclusive_fit, inclusive_choice, fit_kw,
                          min_selected, inclusive) -> EfficiencyBackground:
-    """``degree="auto"`` of :func:`efficiency_background`: the Akaike-weighted average over the degrees."""
+    """``degree="average"`` of :func:`efficiency_background`: the Akaike-weighted average over the degrees."""
     if fit_mask is None:
         raise InputError("efficiency_background needs fit_mask (the sideband bins)")
     if inclusive_fit is None:
