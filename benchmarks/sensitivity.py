@@ -300,6 +300,8 @@ def cmd_null(a) -> dict:
     for i in range(a.n_pseudo):
         ev = toy_events(a.n_background, 0, mass_correlation=a.mass_correlation, joint_drift=a.joint_drift,
                         random_state=rng)
+        if i < a.first:  # drawn and dropped: a run split by --first covers the same pseudo-experiments
+            continue
         r = run_scan(ev, method=method, method_params=params, features=FEATURES, windows=windows,
                      efficiencies=a.efficiencies, n_folds=2, n_workers=1, random_state=i, global_toys=a.global_toys,
                      show_progress=False,
@@ -327,7 +329,7 @@ def cmd_null(a) -> dict:
            "frac_global_gt2": float(np.nanmean(z_glob > 2)), "max_local": float(np.nanmax(z_loc)),
            "z_global": z_glob.tolist(), "p_signed": p_signed, "slopes": slope_stats,
            "runtime_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
-    print(f"{a.n_pseudo} background-only scans ({a.n_background} events, {len(windows)} windows x "
+    print(f"{a.n_pseudo - a.first} background-only scans ({a.n_background} events, {len(windows)} windows x "
           f"{len(a.efficiencies)} cuts, {a.method}, decorrelation={a.decorrelation}, fit_on={a.fit_on}, "
           f"background={a.background_model}, mass_correlation={a.mass_correlation}, joint_drift={a.joint_drift}):")
     print(f"  KS of the LHCO window's signed local p at eff {a.efficiencies[0]:g}: p = {ks.pvalue:.3f} (n = {len(p_signed)})")
@@ -442,6 +444,8 @@ def main(argv=None):
     n.add_argument("--n-pseudo", type=int, default=100)
     n.add_argument("--n-background", type=int, default=30_000)
     n.add_argument("--seed", type=int, default=2026)
+    n.add_argument("--first", type=int, default=0,
+                   help="skip the first N pseudo-experiments (drawn and dropped): split a run over processes")
     n.add_argument("--windows", type=int, default=3, help="3: the first three toy windows; 1: the LHCO window only")
     sm = sub.choices["sample"]
     sm.add_argument("--background", default="data/qcd_1m",

@@ -165,9 +165,10 @@ class ScanConfig(_Strict):
                                   "signal_fit: the efficiency model fitted over the whole window with a Gaussian "
                                   "signal template; sideband: dijet fit of the selected events.")
     signal_width: float = Field(0.04, gt=0, lt=0.5, description="signal_fit: template width / SR centre.")
-    efficiency_degree: Literal["auto"] | Annotated[int, Field(ge=0, le=3)] = Field(
+    efficiency_degree: Literal["auto", "average"] | Annotated[int, Field(ge=0, le=3)] = Field(
         "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0, 1 or 2 by a "
-        "likelihood-ratio test in the sidebands.")
+        "likelihood-ratio test in the sidebands; average: degrees 1 and 2 averaged with Akaike weights, their "
+        "spread added to the error (efficiency model only).")
     resonant: str = Field("mjj", min_length=1, description="The column the windows cut on and the dijet-type "
                           "functions fit (mjj; mT for a transverse-mass bump hunt).")
 

@@ -398,8 +398,10 @@ def run_scan(
         or ``"signal_fit"`` (the efficiency model fitted over the whole window together with a Gaussian
         signal template of width ``signal_width`` x the SR centre; q0 from the fit)
         (:class:`~excess.stats.sideband.BackgroundEstimate` implementations of :mod:`excess.stats.sideband`)
-    efficiency_degree : degree of the logit-polynomial efficiency fit in ln mjj, or ``"auto"`` (default:
-        0, 1 or 2, by likelihood-ratio tests in the sidebands; :func:`excess.stats.efficiency.choose_degree`)
+    efficiency_degree : degree of the logit-polynomial efficiency fit in ln mjj, ``"auto"`` (default: 0, 1 or 2
+        by likelihood-ratio tests in the sidebands; :func:`excess.stats.efficiency.choose_degree`) or
+        ``"average"`` (efficiency model: the fits of degree 1 and 2 averaged with Akaike weights, their
+        spread added to the uncertainty; :func:`excess.stats.efficiency.efficiency_background`)
     resonant : the column the windows cut on (default ``"mjj"``; e.g. ``"mT"`` for a transverse-mass bump hunt);
         the dijet-type fits, windows and characterisation then act on it
 

@@ -173,7 +173,9 @@ def sideband_test(
     min_events : fewer selected sideband events give ``status="no_result"``
     model : ``"sideband"``, ``"efficiency"``, ``"profile"`` or ``"signal_fit"`` (module docstring)
     inclusive : the window's :class:`InclusiveFit` (models ``"efficiency"``/``"signal_fit"``)
-    degree : the efficiency polynomial's degree in ln m, or ``"auto"`` (:func:`~excess.stats.efficiency.choose_degree`)
+    degree : the efficiency polynomial's degree in ln m, ``"auto"`` (one degree chosen by
+        :func:`~excess.stats.efficiency.choose_degree`) or, for model ``"efficiency"``, ``"average"`` (the degrees
+        1-2 averaged with Akaike weights, :func:`~excess.stats.efficiency.efficiency_background`)
     signal_width : ``"signal_fit"``: the signal template's width over the SR centre
     """
     if model not in BACKGROUND_MODELS:
@@ -329,13 +331,15 @@ def background_estimate(model: str = "sideband", *, functions: tuple[int, ...] =
         raise ConfigError(f"function_test must be 'lrt' or 'f-test', got {test!r}")
     if not functions or any(int(f) not in (3, 4) for f in functions):
         raise ConfigError(f"fit_functions must be a subset of (3, 4), got {functions}")
-    if degree != "auto" and (isinstance(degree, str) or not 0 <= int(degree) <= 3):
-        raise ConfigError(f"efficiency_degree must be 0..3 or 'auto', got {degree!r}")
+    if degree == "average" and model != "efficiency":
+        raise ConfigError(f"efficiency_degree 'average' is for background_model 'efficiency', not {model!r}")
+    if degree not in ("auto", "average") and (isinstance(degree, str) or not 0 <= int(degree) <= 3):
+        raise ConfigError(f"efficiency_degree must be 0..3, 'auto' or 'average', got {degree!r}")
     if not 0 < float(signal_width) < 0.5:
         raise ConfigError(f"signal_width must be in (0, 0.5), got {signal_width}")
     fit_kw = {"functions": tuple(int(f) for f in functions), "test": test, "alpha": float(alpha),
               "min_events": int(min_events)}
-    degree = degree if degree == "auto" else int(degree)
+    degree = degree if degree in ("auto", "average") else int(degree)
     if model == "sideband":
         return SidebandFit(**fit_kw)
     if model == "efficiency":
