@@ -258,3 +258,15 @@ def test_resume_store_without_root_keeps_nothing(tmp_path):
     idx, scores = disk.window_scores(w)
     np.testing.assert_array_equal(idx, np.arange(3))
     np.testing.assert_array_equal(scores, np.ones(3))
+
+
+def test_cut_result_thresholds_survive_json_as_floats():
+    """A resumed scan reads its cuts back from JSON, where the efficiency-1.0 cut's -inf threshold is the string
+    "-inf": it must come back as a float (it was a string, and `truth_in_window`'s mean of it raised TypeError)."""
+    from excess._util import to_jsonable
+
+    cut = CutResult(efficiency=1.0, status="ok", thresholds=(-np.inf, -np.inf, float("nan"), 0.5))
+    back = CutResult.from_dict(json.loads(json.dumps(to_jsonable(cut.to_dict()))))
+    assert all(isinstance(v, float) for v in back.thresholds)
+    assert back.thresholds[:2] == (-np.inf, -np.inf) and np.isnan(back.thresholds[2]) and back.thresholds[3] == 0.5
+    assert np.mean(back.thresholds[:2]) == -np.inf

@@ -127,7 +127,8 @@ class CutResult:
         for k, c in conv.items():
             if d.get(k) is not None:
                 d[k] = c.from_dict(d[k])
-        d["thresholds"] = tuple(d.get("thresholds", ()))
+        # the JSON of to_jsonable writes an infinite threshold (the cut at efficiency 1.0) as "-inf"/"inf" and NaN as null
+        d["thresholds"] = tuple(float("nan") if v is None else float(v) for v in d.get("thresholds", ()))
         d["warnings"] = tuple(d.get("warnings", ()))
         d["null_z"] = tuple(float("nan") if v is None else v for v in d.get("null_z", ()))
         return cls(**d)
