@@ -424,7 +424,7 @@ def main(argv=None):
         s.add_argument("--decorrelation-param", "--flow-param", dest="flow_param", action="append", default=None,
                        metavar="KEY=VALUE", help="an option of the decorrelation transform (repeatable)")
         s.add_argument("--min-selected", type=int, default=20)
-        s.add_argument("--efficiency-degree", type=lambda v: v if v == "auto" else int(v), default="auto")
+        s.add_argument("--efficiency-degree", type=lambda v: v if v in ("auto", "average") else int(v), default="auto")
         s.add_argument("--global-toys", type=int, default=0 if name != "null" else 50)
         s.add_argument("--json", default=None)
         s.add_argument("--method", default="cwola" if name != "null" else "gaussian")
