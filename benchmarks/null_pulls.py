@@ -47,26 +47,14 @@ if len(sys.argv) > 1 and sys.argv[1] == "rules":
             d = auto(per); return per[str(d)][:2]
         if name == "auto1":
             d = auto(per, dmin=1); return per[str(d)][:2]
-        if name.startswith("aic") or name.startswith("bic"):
-            ds = [d for d in ((1, 2) if name.endswith("12") else (0, 1, 2)) if per[str(d)] is not None]
-            k = 2 if name.startswith("aic") else np.log(sum(1 for _ in range(14)))
-            ic = np.array([per[str(d)][2] + k * (d + 1) for d in ds])
-            w = np.exp(-(ic - ic.min()) / 2); w /= w.sum()
-            b = np.array([per[str(d)][0] for d in ds]); s = np.array([per[str(d)][1] for d in ds])
-            bb = w @ b
-            return bb, float(w @ np.sqrt(s**2 + (b - bb) ** 2))
-        if name == "env":
-            d = auto(per); b, s = per[str(d)][:2]
-            if per.get(str(d + 1)) is not None:
-                s = np.sqrt(s**2 + (per[str(d + 1)][0] - b) ** 2)
-            return b, s
-        if name == "env1":
-            d = auto(per, dmin=1); b, s = per[str(d)][:2]
-            if per.get(str(d + 1)) is not None:
-                s = np.sqrt(s**2 + (per[str(d + 1)][0] - b) ** 2)
-            return b, s
+        if name in ("aic", "aic12"):  # the library's Akaike average (efficiency_degree: average is aic12)
+            ds = [d for d in ((1, 2) if name == "aic12" else (0, 1, 2)) if per[str(d)] is not None]
+            _, bb, ss = akaike_average(ds, [per[str(d)][2] for d in ds], [per[str(d)][0] for d in ds],
+                                       [per[str(d)][1] for d in ds])
+            return bb, ss
         raise KeyError(name)
     
+    from excess.stats.efficiency import akaike_average
     from excess.stats.significance import local_significance
     names = ["lrt", "fixed1", "fixed2", "auto1", "aic", "aic12"]
     keys = sorted({(r["file"], r["eps"]) for r in rows})
@@ -93,6 +81,7 @@ from excess.search.synthetic import GaussianSRvsSB, toy_events
 from excess.search.scan import _decorrelated
 from excess.anomaly.base import stratified_folds, fresh_estimator
 from excess.search.selection import fold_thresholds, select
+from excess.stats.efficiency import efficiency_background
 from excess.stats.sideband import background_estimate
 from excess.stats.windows import LHCO_SR, Window
 from excess._util import spawn_seeds
@@ -139,6 +128,7 @@ for i in range(start, start + n):
         scores[fold == k] = s_te; sb_scores.append(s_b)
     model = bkg.bind(m, w)
     edges = w.edges()
+    h_all = np.histogram(mb, edges)[0]  # the big sample's inclusive histogram: the same for every fold and cut
     for eps in EFFS:
         thr = fold_thresholds(scores, fold, in_sb, eps)
         sel = select(scores, fold, thr)
@@ -152,10 +142,9 @@ for i in range(start, start + n):
             e_sr = pb[bin_sr].mean(); e_sb = pb[bin_sb].mean()
             b_true += (in_sr & (fold == k)).sum() * e_sr
             eff_sb += e_sb / 2
-            h_all = np.histogram(mb, edges)[0]; h_sel = np.histogram(mb[pb], edges)[0]
+            h_sel = np.histogram(mb[pb], edges)[0]
             eff_curve += h_sel / np.maximum(h_all, 1) / 2
         bg = t.background
-        from excess.stats.efficiency import efficiency_background
         counts = np.histogram(m[sel], edges)[0]
         per = {}
         for d in (0, 1, 2, 3):

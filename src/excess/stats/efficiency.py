@@ -76,6 +76,7 @@ __all__ = [
     "efficiency_background",
     "efficiency_pseudo_experiment_z",
     "choose_degree",
+    "akaike_average",
     "SignalFit",
     "signal_template",
     "fit_signal",
@@ -442,6 +443,18 @@ def efficiency_background(edges, n_selected, n_inclusive, sr: tuple[float, float
     )
 
 
+def akaike_average(degrees, deviances, b, sigma) -> tuple[np.ndarray, float, float]:
+    """Akaike weights of efficiency fits of the given ``degrees`` (``d + 1`` parameters each) from their
+    ``deviances``, and the model-averaged SR prediction ``b_hat`` with its uncertainty
+    ``sum_d w_d sqrt(sigma_d^2 + (b_d - b_hat)^2)`` (Buckland et al. 1997): ``(weights, b_hat, sigma_b)``."""
+    aic = np.asarray(deviances, float) + 2.0 * (np.asarray(degrees, float) + 1)
+    w = np.exp(-0.5 * (aic - aic.min()))
+    w /= w.sum()
+    b, sigma = np.asarray(b, float), np.asarray(sigma, float)
+    b_hat = float(w @ b)
+    return w, b_hat, float(w @ np.sqrt(sigma**2 + (b - b_hat) ** 2))
+
+
 def _averaged_background(edges, n_selected, n_inclusive, sr, *, fit_mask, inclusive_fit, inclusive_choice, fit_kw,
                          min_selected, inclusive) -> EfficiencyBackground:
     """``degree="average"`` of :func:`efficiency_background`: the Akaike-weighted average over the degrees."""
@@ -461,13 +474,8 @@ def _averaged_background(edges, n_selected, n_inclusive, sr, *, fit_mask, inclus
                 raise
             break  # too few bins or events for a higher degree: the lower ones are averaged
     ds = sorted(fits)
-    aic = np.array([fits[d].efficiency_fit.deviance + 2.0 * (d + 1) for d in ds])
-    w = np.exp(-0.5 * (aic - aic.min()))
-    w /= w.sum()
-    b = np.array([fits[d].b_hat for d in ds])
-    b_hat = float(w @ b)
-    sig = np.array([fits[d].sigma_b for d in ds])
-    sigma_b = float(w @ np.sqrt(sig**2 + (b - b_hat) ** 2))
+    w, b_hat, sigma_b = akaike_average(ds, [fits[d].efficiency_fit.deviance for d in ds],
+                                       [fits[d].b_hat for d in ds], [fits[d].sigma_b for d in ds])
     sig_incl = float(w @ np.array([fits[d].sigma_b_inclusive for d in ds]))
     expected = w @ np.array([fits[d].expected for d in ds])
     top = fits[ds[int(np.argmax(w))]]
