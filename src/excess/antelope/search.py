@@ -33,7 +33,7 @@ from ..errors import ConfigError, InputError
 from .data import SVJData
 
 __all__ = ["add_latent_columns", "run_antelope_search", "truth_in_window", "MODES", "MT_WINDOWS", "MT_RELATIVE_WINDOWS",
-           "MT_FIT_FUNCTIONS"]
+           "MT_FIT_FUNCTIONS", "MT_SIGNAL_WIDTH"]
 
 log = get_logger(__name__)
 
@@ -54,6 +54,13 @@ MT_WINDOWS = {"width": 600.0, "step": 100.0, "sideband_width": 800.0}
 # chosen in half of the toys and then under-predicted the SR by 2.6 sigma_b, so 5 % of them had local Z > 3 (0.13 %
 # expected); with f4 only, 0.3 % (300 toys) and the SR prediction unbiased. The price is a larger sigma_b.
 MT_FIT_FUNCTIONS = (4,)
+# The Gaussian signal template of the signal-plus-background fit (background model ``"dijet_signal"``): its width
+# over the SR centre. Measured on the whole generated grid (data/svj/grid, 16 points, 2,500 preselected events
+# each): the mT peak's FWHM / 2.355 over its mode is 0.056-0.089 for r_inv 0.2-0.3, 0.13-0.23 for r_inv 0.5 and
+# 0.24-0.44 for r_inv 0.7 (no peak there, a broad shoulder); its median over the 12 points with r_inv <= 0.5 is
+# 0.079, and an unbinned Gaussian fit to the core (mode +- 0.6 FWHM) gives a median of 0.080 over all 16 points
+# (0.043-0.43). The dijet search's 0.04 (the mjj resolution) is half the narrowest peak.
+MT_SIGNAL_WIDTH = 0.08
 # Mass-scaled alternative (``window_options={"relative": True}``; :func:`excess.stats.windows.sliding_windows`): SRs of
 # 0.2 x their centre every 4 %, sidebands 0.3 x the centre on each side (SR 2500-3050 with sidebands 1660-3880 at
 # 2.8 TeV), anchored at 3 TeV.
@@ -96,13 +103,21 @@ def run_antelope_search(data: SVJData, models_dir, out, *, mode: str = "frozen",
                         seed: int = 1, device: str = "auto", workers: int | None = None,
                         vae_params: dict | None = None, show_progress: bool = True, resonant: str = "mT",
                         provenance: dict | None = None, min_sideband_events: int = 100,
-                        background_model: str = "efficiency", fit_functions=MT_FIT_FUNCTIONS) -> dict:
-    """Score with ANTELOPE and hunt for a bump in ``resonant``; write the run directory ``out``; return metrics."""
+                        background_model: str = "efficiency", fit_functions=MT_FIT_FUNCTIONS,
+                        signal_width: float = MT_SIGNAL_WIDTH) -> dict:
+    """Score with ANTELOPE and hunt for a bump in ``resonant``; write the run directory ``out``; return metrics.
+
+    ``signal_width``: the Gaussian signal template's width over the SR centre (background models
+    ``"dijet_signal"``, ``"signal_fit"``, ``"profile"``; :data:`MT_SIGNAL_WIDTH`)."""
     from ..nn.io import load_model
+    from ..stats.fit import check_signal_width
+    from ..stats.sideband import background_estimate
     from .models import PFNClassifier
 
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    signal_width = check_signal_width(signal_width)
+    background_estimate(background_model, functions=tuple(fit_functions), signal_width=signal_width)  # checked now
     models_dir, out = Path(models_dir), Path(out)
     pfn = load_model(models_dir / "pfn", device=device)
     if not isinstance(pfn, PFNClassifier):
@@ -125,7 +140,8 @@ def run_antelope_search(data: SVJData, models_dir, out, *, mode: str = "frozen",
     try:
         return _scan_and_write(events, cols, data, params, models_dir, out, mode, score, efficiencies, windows,
                                window_options, n_folds, global_toys, seed, device, workers, show_progress, resonant,
-                               provenance, t0, min_sideband_events, background_model, tuple(fit_functions))
+                               provenance, t0, min_sideband_events, background_model, tuple(fit_functions),
+                               signal_width)
     except BaseException:
         scan = out / "scan"
         if created and not (scan.is_dir() and any(p.is_file() for p in scan.rglob("*"))):
@@ -150,7 +166,8 @@ def _check_windows(m, windows, window_options) -> None:
 
 def _scan_and_write(events, cols, data, params, models_dir, out, mode, score, efficiencies, windows, window_options,
                     n_folds, global_toys, seed, device, workers, show_progress, resonant, provenance, t0,
-                    min_sideband_events, background_model="efficiency", fit_functions=MT_FIT_FUNCTIONS) -> dict:
+                    min_sideband_events, background_model="efficiency", fit_functions=MT_FIT_FUNCTIONS,
+                    signal_width=MT_SIGNAL_WIDTH) -> dict:
     from ..report import search_plots
     from ..report.html import write_report
     from ..search import run_scan
@@ -161,7 +178,7 @@ def _scan_and_write(events, cols, data, params, models_dir, out, mode, score, ef
                       efficiencies=efficiencies, windows=windows, window_options=window_options, n_folds=n_folds,
                       global_toys=global_toys, random_state=seed, resume_dir=out / "scan", n_workers=workers,
                       show_progress=show_progress, min_sideband_events=min_sideband_events,
-                      background_model=background_model, fit_functions=fit_functions)
+                      background_model=background_model, fit_functions=fit_functions, signal_width=signal_width)
     metrics = result.to_dict()
     metrics["method"] = f"antelope ({mode} VAE, score {score}) in {resonant}"
     metrics["best"] = _best_summary(result)
@@ -182,7 +199,7 @@ def _scan_and_write(events, cols, data, params, models_dir, out, mode, score, ef
            "efficiencies": list(efficiencies), "windows": windows, "window_options": window_options,
            "n_folds": n_folds, "global_toys": global_toys, "seed": seed, "device": device,
            "min_sideband_events": min_sideband_events, "background_model": background_model,
-           "fit_functions": list(fit_functions)}
+           "fit_functions": list(fit_functions), "signal_width": signal_width}
     import yaml
 
     with atomic_path(out / "config.yaml", suffix=".yaml") as tmp:
