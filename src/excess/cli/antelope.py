@@ -179,9 +179,9 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
 @click.option("--min-sideband-events", type=click.IntRange(1), default=100, show_default=True,
               help="Fewer events in a sideband (before cuts) flag the window as no result.")
 @click.option("--background-model", type=click.Choice(["efficiency", "sideband", "profile", "signal_fit", "dijet_signal"]),
-              default="efficiency", show_default=True, help="Background of a cut's SR (excess.search.run_scan's "
+              default="dijet_signal", show_default=True, help="Background of a cut's SR (excess.search.run_scan's "
               "background_model; dijet_signal: the dijet function + a Gaussian signal template fitted over the whole "
-              "window).")
+              "window, MT_BACKGROUND_MODEL).")
 @click.option("--signal-width", type=float, default=None, help="Width of the Gaussian signal template over the SR "
               "centre (background models dijet_signal, signal_fit, profile) [0.08, MT_SIGNAL_WIDTH: the mT peak "
               "width measured over the signal grid].")
