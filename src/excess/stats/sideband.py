@@ -16,7 +16,7 @@ when there is no trustworthy number. A background estimate plugs into the search
 :class:`BackgroundEstimate`: a callable ``(m, window, *, weights=None) -> SidebandTest``, optionally
 with ``bind(m_window, window)`` that precomputes what every selection of one window shares.
 
-Three background models (``model=``), one code path (counts, minimum events, warnings):
+The background models (``model=``), one code path (counts, minimum events, warnings):
 
 * ``"sideband"`` (:class:`SidebandFit`): the dijet fit of the selected events, steps 1-4 above;
 * ``"efficiency"`` (:class:`EfficiencyModel`): the window's *inclusive* spectrum fitted in the
