@@ -69,7 +69,9 @@ MT_SIGNAL_WIDTH = 0.08
 # 600 GeV SR: 300 injected 3 TeV, r_inv 0.3 events (S/sqrt(B) 12-14) reached 3 sigma global in 2 of 5 injection
 # draws (1000 toys each), and 0.35 % of the background-only tests had local Z > 3. With this model 4 of 5 draws
 # reach the toys' limit of 3.09 (the fifth 2.75), QCD alone stays at global Z 0.06-0.14 (3 seeds), and the toys'
-# P(Z > 3) is 0.09-0.19 % (Gaussian 0.135 %); README, ANTELOPE section.
+# P(Z > 3) is 0.09-0.19 % (Gaussian 0.135 %); README, ANTELOPE section. Not better everywhere: the broader 3 TeV,
+# r_inv 0.5 signal (300 events, S/sqrt(B) 9) is found by neither model, and the sideband-only fit comes closer
+# (local 2.7-2.9 in the right window vs 2.1-2.3, one of them in a wrong window).
 MT_BACKGROUND_MODEL = "dijet_signal"
 # Mass-scaled alternative (``window_options={"relative": True}``; :func:`excess.stats.windows.sliding_windows`): SRs of
 # 0.2 x their centre every 4 %, sidebands 0.3 x the centre on each side (SR 2500-3050 with sidebands 1660-3880 at
