@@ -60,6 +60,10 @@ def main(argv=None):
     ap.add_argument("--bin-width", type=float, default=None, help="mT bin width of the fits (GeV) [50]")
     ap.add_argument("--min-sideband-events", type=int, default=100)
     ap.add_argument("--efficiencies", default="0.1,0.03,0.01")
+    ap.add_argument("--background-model", default="efficiency",
+                    choices=("efficiency", "sideband", "profile", "signal_fit", "dijet_signal"),
+                    help="the searches' background model (default efficiency, the model of the README's benchmark run; "
+                         "`excess antelope search` defaults to dijet_signal)")
     ap.add_argument("-j", "--workers", type=int, default=1, help="worker processes of the search")
     ap.add_argument("--toys", type=int, default=200)
     ap.add_argument("--device", default="cpu")
@@ -136,7 +140,8 @@ def main(argv=None):
             m = run_antelope_search(sub, args.out / "models", args.out / f"search_{name}",
                                     efficiencies=effs, window_options=wo, global_toys=args.toys, seed=1,
                                     device=args.device, show_progress=False, workers=args.workers,
-                                    min_sideband_events=args.min_sideband_events)
+                                    min_sideband_events=args.min_sideband_events,
+                                    background_model=args.background_model)
             g = m["global_significance"] or {}
             mt, y = sub.events["mT"].to_numpy(), sub.events["label"].to_numpy()
             per_window = []

@@ -158,13 +158,17 @@ class ScanConfig(_Strict):
                                "(conditional MAF) decorrelation (excess.search.decorrelation).")
     decorrelation_params: dict[str, Any] = Field(default_factory=dict, description="Arguments of the transform "
                                                  "(and fit_on: auto|window|sidebands|heldout, heldout_fraction).")
-    background_model: str = Field("efficiency", pattern="^(efficiency|profile|signal_fit|sideband)$",
+    background_model: str = Field("efficiency", pattern="^(efficiency|profile|signal_fit|sideband|dijet_signal)$",
                                   description="efficiency: observed inclusive counts x sideband efficiency fit; "
                                   "profile: the SR counted with the efficiency profiled and the signal's leakage "
                                   "into the sidebands modelled; "
                                   "signal_fit: the efficiency model fitted over the whole window with a Gaussian "
-                                  "signal template; sideband: dijet fit of the selected events.")
-    signal_width: float = Field(0.04, gt=0, lt=0.5, description="signal_fit: template width / SR centre.")
+                                  "signal template; sideband: dijet fit of the selected events; dijet_signal: "
+                                  "dijet fit of the selected events over the whole window plus a Gaussian signal "
+                                  "template (the ANTELOPE mT search's default).")
+    signal_width: float = Field(0.04, gt=0, lt=0.5, description="signal_fit, profile, dijet_signal: template width "
+                                "/ SR centre (0.04: the dijet mass resolution; broad signals such as semi-visible "
+                                "jets in mT need more, e.g. 0.08).")
     efficiency_degree: Literal["auto", "average"] | Annotated[int, Field(ge=0, le=3)] = Field(
         "auto", description="Degree of the logit-polynomial efficiency fit in ln mjj; auto: 0, 1 or 2 by a "
         "likelihood-ratio test in the sidebands; average: degrees 1 and 2 averaged with Akaike weights, their "

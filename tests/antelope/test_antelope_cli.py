@@ -59,6 +59,9 @@ def test_cli_bad_input(files, tmp_path, fake_reader, capsys):
     assert not (tmp_path / "m").exists()
     rc = main(["antelope", "train", qcd, "-o", str(tmp_path / "m"), "--train-point", "2000,0.3", "--param", "x=1"])
     assert rc == 1 and "model.key=value" in capsys.readouterr().err
+    rc = main(["antelope", "search", qcd, "--models", str(tmp_path), "-o", str(tmp_path / "s"), "--background-model",
+               "dijet_signal", "--signal-width", "0.7"])
+    assert rc == 1 and "signal_width" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
 def test_chunk_directory_and_its_files_give_the_same_event_keys(tmp_path, fake_reader):

@@ -52,6 +52,13 @@ def test_config_resonant_key():
     cfg = parse_config({"data": {"demo": True}, "scan": {"resonant": "mT", "features": ["mj1"]}})
     assert cfg.scan.resonant == "mT"
     assert parse_config({"data": {"demo": True}}).scan.resonant == "mjj"
+    cfg = parse_config({"data": {"demo": True}, "scan": {"resonant": "mT", "features": ["mj1"],
+                                                        "background_model": "dijet_signal", "signal_width": 0.08}})
+    assert (cfg.scan.background_model, cfg.scan.signal_width) == ("dijet_signal", 0.08)
+    d = parse_config({"data": {"demo": True}}).scan
+    assert (d.background_model, d.signal_width) == ("efficiency", 0.04)  # the mjj scan's defaults stay
+    with pytest.raises(ConfigError, match="signal_width"):
+        parse_config({"data": {"demo": True}, "scan": {"background_model": "dijet_signal", "signal_width": 0.6}})
     with pytest.raises(ConfigError, match="resonant feature"):
         parse_config({"data": {"demo": True}, "scan": {"resonant": "mT", "features": ["mT"]}})
 

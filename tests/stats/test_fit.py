@@ -131,3 +131,68 @@ def test_errors():
 
     with pytest.raises(InputError):
         fit_dijet(EDGES, np.ones(3))
+
+
+# ---- the signal-plus-background fit over a whole window (background model "dijet_signal") ----
+W_EDGES = np.arange(1800.0, 4001.0, 50.0)
+W_SR = (2600.0, 3200.0)
+
+
+def _window_counts(rng, n_bkg, n_sig=0, width=0.08):
+    m = sample_dijet(n_bkg, (1.0, 10.0, 5.0), (W_EDGES[0], W_EDGES[-1]), random_state=rng)
+    centre = 0.5 * sum(W_SR)
+    sig = rng.normal(centre, width * centre, n_sig)
+    return np.histogram(np.r_[m, sig], W_EDGES)[0], int(np.sum((sig >= W_EDGES[0]) & (sig < W_EDGES[-1])))
+
+
+def test_dijet_signal_fit_recovers_the_injected_amplitude():
+    from excess.stats.fit import DijetSignalFit, fit_dijet_signal
+
+    rng = np.random.default_rng(11)
+    fits, n_in = [], []
+    for _ in range(30):
+        counts, n = _window_counts(rng, 4000, 200)
+        fits.append(fit_dijet_signal(W_EDGES, counts, W_SR, relative_width=0.08))
+        n_in.append(n)
+    s = np.array([f.s_hat for f in fits])
+    err = np.array([f.s_err for f in fits])
+    # unbiased within the spread of 30 fits, and the Hessian error describes that spread
+    assert abs(np.mean(s - n_in)) < 3 * np.std(s) / np.sqrt(s.size), (np.mean(s), np.mean(n_in))
+    assert 0.7 < np.std(s - n_in) / np.mean(err) < 1.4
+    assert np.median([f.z for f in fits]) > 3
+    f = fits[0]
+    assert f.q0 == pytest.approx(f.z**2) and f.background_fit.function == "dijet4" and f.null_fit.fit_mask[0]
+    # b_hat is the background component in the SR, n_sr what is observed there
+    assert f.n_sr == pytest.approx(f.b_hat + f.s_hat * np.sum(np.asarray(f.template)[(W_EDGES[:-1] >= 2600) & (W_EDGES[1:] <= 3200)]), rel=0.1)
+    import json
+
+    assert DijetSignalFit.from_dict(json.loads(json.dumps(f.to_dict()))) == f
+
+
+def test_dijet_signal_q0_calibrated_on_background_only_toys():
+    from excess.stats.fit import fit_dijet_signal
+
+    rng = np.random.default_rng(12)
+    z = np.array([fit_dijet_signal(W_EDGES, _window_counts(rng, 20_000)[0], W_SR, relative_width=0.08).z_signed
+                  for _ in range(200)])
+    assert abs(z.mean()) < 0.25 and 0.8 < z.std() < 1.2, (z.mean(), z.std())
+    # one-sided tail fractions within binomial tolerance (p > 0.001) of the Gaussian ones
+    for cut in (1.0, 2.0):
+        k = int(np.sum(z > cut))
+        assert sps.binomtest(k, z.size, sps.norm.sf(cut)).pvalue > 0.001, (cut, k)
+
+
+def test_dijet_signal_bad_settings():
+    from excess.errors import InputError
+    from excess.stats.fit import fit_dijet_signal
+
+    counts = _window_counts(np.random.default_rng(13), 3000)[0]
+    for bad in (0.0, -0.1, 0.5, 2.0, "wide", None, float("nan")):
+        with pytest.raises(ConfigError, match="signal_width"):
+            fit_dijet_signal(W_EDGES, counts, W_SR, relative_width=bad)
+    with pytest.raises(InputError, match="inside the window"):
+        fit_dijet_signal(W_EDGES, counts, (1500.0, 2000.0), relative_width=0.08)
+    with pytest.raises(FitError, match="sidebands"):
+        fit_dijet_signal(W_EDGES, counts, W_SR, relative_width=0.08, min_events=10**6)
+    with pytest.raises(ConfigError):
+        fit_dijet_signal(W_EDGES, counts, W_SR, relative_width=0.08, functions=(5,))

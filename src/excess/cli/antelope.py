@@ -178,8 +178,13 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
               "--sideband-width are fractions of the SR centre [0.2, 0.04, 0.3; anchor 3000].")
 @click.option("--min-sideband-events", type=click.IntRange(1), default=100, show_default=True,
               help="Fewer events in a sideband (before cuts) flag the window as no result.")
-@click.option("--background-model", type=click.Choice(["efficiency", "sideband", "profile", "signal_fit"]),
-              default="efficiency", show_default=True, help="Background of a cut's SR (excess.search.run_scan's background_model).")
+@click.option("--background-model", type=click.Choice(["efficiency", "sideband", "profile", "signal_fit", "dijet_signal"]),
+              default="dijet_signal", show_default=True, help="Background of a cut's SR (excess.search.run_scan's "
+              "background_model; dijet_signal: the dijet function + a Gaussian signal template fitted over the whole "
+              "window, MT_BACKGROUND_MODEL).")
+@click.option("--signal-width", type=float, default=None, help="Width of the Gaussian signal template over the SR "
+              "centre (background models dijet_signal, signal_fit, profile) [0.08, MT_SIGNAL_WIDTH: the mT peak "
+              "width measured over the signal grid].")
 @click.option("--fit-functions", type=click.Choice(["4", "3,4", "3"]), default="4", show_default=True,
               help="Dijet functions of the sideband fits: 4 or 3 = that one only; 3,4 = the 4-parameter one where a "
                    "likelihood-ratio test prefers it (not calibrated on curved spectra, see MT_FIT_FUNCTIONS).")
@@ -191,13 +196,13 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
 @click.option("--force", is_flag=True, help="Replace a finished search in OUT.")
 def search(samples, max_events, models, out, inject_point, n_signal, mode, score, efficiencies, window_width,
            window_step, sideband_width, anchor, bin_width, relative_windows, min_sideband_events, background_model,
-           fit_functions, folds, toys, seed, workers, device, force):
+           signal_width, fit_functions, folds, toys, seed, workers, device, force):
     """Bump hunt in mT with ANTELOPE's score (trained models from `train`); writes report.html."""
     import numpy as np
 
     from .._util import read_json
     from ..antelope.data import point_mask
-    from ..antelope.search import run_antelope_search
+    from ..antelope.search import MT_SIGNAL_WIDTH, run_antelope_search
     from ..errors import ConfigError, InputError
 
     check_output(out, force, marker="report.html", what="search")
@@ -205,6 +210,10 @@ def search(samples, max_events, models, out, inject_point, n_signal, mode, score
         effs = tuple(float(e) for e in efficiencies.split(","))
     except ValueError:
         raise ConfigError(f"--efficiencies: comma-separated numbers, got {efficiencies!r}") from None
+    if signal_width is not None:
+        from ..stats.fit import check_signal_width
+
+        check_signal_width(signal_width)  # before the samples are read
     meta_file = models / "meta.json"
     if not meta_file.exists():
         raise InputError(f"{models}: not a model directory of `excess antelope train` (no meta.json)")
@@ -238,7 +247,8 @@ def search(samples, max_events, models, out, inject_point, n_signal, mode, score
                             window_options=wo or None, n_folds=folds, global_toys=toys, seed=seed, device=device,
                             workers=workers, provenance=prov, vae_params=meta.get("params", {}).get("vae"),
                             min_sideband_events=min_sideband_events, background_model=background_model,
-                            fit_functions=tuple(int(f) for f in fit_functions.split(",")))
+                            fit_functions=tuple(int(f) for f in fit_functions.split(",")),
+                            signal_width=MT_SIGNAL_WIDTH if signal_width is None else signal_width)
     g = m.get("global_significance") or {}
     echo_json({"report": str(out / "report.html"), "best": m.get("best"), "z_global": g.get("z_global"),
                "z_global_is_limit": g.get("z_global_is_limit"), "truth_best_window": m.get("truth_best_window"),

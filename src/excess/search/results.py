@@ -8,6 +8,8 @@ Hierarchy::
           fit: DijetFit                     sideband fit (histogram, expectation, goodness of fit)
           background: EfficiencyBackground  or: inclusive fit x efficiency fit (background_model="efficiency")
           signal_fit: SignalFit             and: the S+B fit over the window (background_model="signal_fit")
+                      or DijetSignalFit     the dijet S+B fit over the window (background_model="dijet_signal";
+                                            then fit is its background component)
           choice: FunctionChoice            f3 vs f4 test
           significance: LocalSignificance   local Z, p (asymptotic), signed Z
           characterisation: Characterisation  resonance mass, mX / mY peaks
@@ -31,7 +33,7 @@ import numpy as np
 from .._util import atomic_write_json
 from ..errors import InputError
 from ..stats.efficiency import EfficiencyBackground, SignalFit
-from ..stats.fit import DijetFit, FunctionChoice
+from ..stats.fit import DijetFit, DijetSignalFit, FunctionChoice
 from ..stats.sideband import STATUS_OK, SidebandTest
 from ..stats.significance import GlobalSignificance, LocalSignificance
 from ..stats.windows import Window
@@ -91,7 +93,7 @@ class CutResult:
     null_z: tuple = ()
     warnings: tuple = ()
     background: EfficiencyBackground | None = None
-    signal_fit: SignalFit | None = None
+    signal_fit: SignalFit | DijetSignalFit | None = None
 
     @classmethod
     def from_test(cls, efficiency: float, thresholds, test: SidebandTest,
@@ -124,6 +126,8 @@ class CutResult:
         d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
         conv = {"fit": DijetFit, "choice": FunctionChoice, "significance": LocalSignificance,
                 "characterisation": Characterisation, "background": EfficiencyBackground, "signal_fit": SignalFit}
+        if (d.get("signal_fit") or {}).get("kind") == "dijet_signal":
+            conv["signal_fit"] = DijetSignalFit
         for k, c in conv.items():
             if d.get(k) is not None:
                 d[k] = c.from_dict(d[k])

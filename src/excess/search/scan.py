@@ -19,7 +19,8 @@ Procedure, per window (see :mod:`excess.stats.windows`):
    the sidebands with the 3- or 4-parameter dijet function (once per window) times the selection
    efficiency fitted in the sidebands (:mod:`excess.stats.efficiency`); ``"sideband"`` fits the
    selected spectrum alone; ``"signal_fit"`` fits the efficiency model over the whole window with a
-   Gaussian signal template. The SR prediction with its uncertainty from the fits' covariances, the
+   Gaussian signal template; ``"dijet_signal"`` fits the selected spectrum's dijet function over the whole
+   window with that template. The SR prediction with its uncertainty from the fits' covariances, the
    local significance from the profile likelihood ratio with the prediction as a constrained nuisance;
 4. characterisation (resonance mass, mX / mY peaks, R-ANODE's signal fraction)
    (:mod:`excess.search.analysis`).
@@ -397,6 +398,9 @@ def run_scan(
         them modelled by the Gaussian template of ``signal_width``)
         or ``"signal_fit"`` (the efficiency model fitted over the whole window together with a Gaussian
         signal template of width ``signal_width`` x the SR centre; q0 from the fit)
+        or ``"dijet_signal"`` (the selected spectrum's dijet function fitted over the whole window together
+        with that template, amplitude >= 0; q0 the profile likelihood ratio; for broad signals such as
+        semi-visible jets in mT)
         (:class:`~excess.stats.sideband.BackgroundEstimate` implementations of :mod:`excess.stats.sideband`)
     efficiency_degree : degree of the logit-polynomial efficiency fit in ln mjj, ``"auto"`` (default: 0, 1 or 2
         by likelihood-ratio tests in the sidebands; :func:`excess.stats.efficiency.choose_degree`) or

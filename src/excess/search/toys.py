@@ -6,7 +6,9 @@
   the selected spectra (``"sideband"``, :func:`excess.stats.significance.pseudo_experiment_z`), the
   inclusive fit x efficiency fits (``"efficiency"``,
   :func:`excess.stats.efficiency.efficiency_pseudo_experiment_z`) or the signal-plus-background fits
-  (``"signal_fit"`` and ``"profile"``, :func:`excess.stats.efficiency.signal_fit_pseudo_experiment_z`). The largest
+  (``"signal_fit"`` and ``"profile"``, :func:`excess.stats.efficiency.signal_fit_pseudo_experiment_z`), or the
+  dijet signal-plus-background fits over the whole window (``"dijet_signal"``: drawn from each cut's background-only
+  fit over the window, :func:`excess.stats.significance.pseudo_experiment_z` with ``signal_width``). The largest
   local Z of each pseudo-scan gives the look-elsewhere correction; each cut gets ``p_toys``.
 * :func:`attach_null` / :func:`permutation_global`: the permutation pseudo-windows (the whole
   procedure rerun with ``m`` permuted among the window's events) give each cut ``p_null`` and the
@@ -58,7 +60,8 @@ class ToyJob:
     ``model="sideband"``: ``expected`` is (n_cuts, n_bins), the selected spectra's fitted expectation.
     ``"efficiency"``: ``expected`` is the inclusive fit's expectation (n_bins,) and ``efficiencies``
     (n_cuts, n_bins) the fitted efficiency of each cut. ``"signal_fit"``: ``expected`` is the observed
-    inclusive spectrum (the toys thin it) and ``efficiencies`` the background-only fits'.
+    inclusive spectrum (the toys thin it) and ``efficiencies`` the background-only fits'. ``"dijet_signal"``:
+    ``expected`` is (n_cuts, n_bins), the background-only dijet fits over the whole window.
     ``fit_kw``: the dijet-fit options; ``degree``, ``signal_width``: the efficiency model's.
     """
 
@@ -86,6 +89,8 @@ class ToyJob:
         if model in ("signal_fit", "profile"):
             expected = np.asarray(ok[0].background.efficiency_fit.n_inclusive)
             eff = np.stack([t.signal_fit.null_fit.efficiency(cen) for t in ok])
+        elif model == "dijet_signal":
+            expected, eff = np.stack([np.asarray(t.signal_fit.null_fit.expected) for t in ok]), None
         elif model == "efficiency":
             expected = np.asarray(ok[0].background.inclusive_fit.expected)
             eff = np.stack([t.background.efficiency_fit.efficiency(cen) for t in ok])
@@ -107,7 +112,8 @@ def run_toy_job(job: ToyJob) -> np.ndarray:
                                               n_toys=job.n_toys, degree=job.degree, random_state=job.seed,
                                               fit_kw=job.fit_kw, min_selected=min_sel)
     return pseudo_experiment_z(job.edges, job.expected, job.fit_mask, job.sr, n_toys=job.n_toys,
-                               random_state=job.seed, nested=True, fit_kw=job.fit_kw)
+                               random_state=job.seed, nested=True, fit_kw=job.fit_kw,
+                               signal_width=job.signal_width if job.model == "dijet_signal" else None)
 
 
 def with_global_toys(window_results, n_toys: int, base_seed: int, background, executor, store):

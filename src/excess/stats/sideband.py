@@ -16,7 +16,7 @@ when there is no trustworthy number. A background estimate plugs into the search
 :class:`BackgroundEstimate`: a callable ``(m, window, *, weights=None) -> SidebandTest``, optionally
 with ``bind(m_window, window)`` that precomputes what every selection of one window shares.
 
-Three background models (``model=``), one code path (counts, minimum events, warnings):
+The background models (``model=``), one code path (counts, minimum events, warnings):
 
 * ``"sideband"`` (:class:`SidebandFit`): the dijet fit of the selected events, steps 1-4 above;
 * ``"efficiency"`` (:class:`EfficiencyModel`): the window's *inclusive* spectrum fitted in the
@@ -28,7 +28,13 @@ Three background models (``model=``), one code path (counts, minimum events, war
   counts (no inclusive-fit uncertainty), the signal's leakage into the sidebands modelled by a
   Gaussian template (:func:`excess.stats.efficiency.fit_signal` with ``count_sr=True``);
 * ``"signal_fit"`` (:class:`SignalFitModel`): the efficiency model fitted over the whole window with a
-  Gaussian signal template (:func:`excess.stats.efficiency.fit_signal`); ``q0`` from that fit.
+  Gaussian signal template (:func:`excess.stats.efficiency.fit_signal`); ``q0`` from that fit;
+* ``"dijet_signal"`` (:class:`DijetSignalModel`): the selected spectrum's dijet function fitted over the
+  whole window (SR and sidebands) plus a Gaussian signal template of width ``signal_width`` x the SR
+  centre centred on the SR, amplitude ``s >= 0`` (:func:`excess.stats.fit.fit_dijet_signal`); ``q0`` the
+  profile likelihood ratio of ``s = 0``, local Z ``sqrt(q0)``; ``b_hat``/``sigma_b`` the background
+  component in the SR. For a broad signal that leaks into the sidebands (the sideband-only fit absorbs
+  the leakage and extrapolates the rest imprecisely into the SR); the mT search's default.
 
 Example
 -------
@@ -51,17 +57,17 @@ import numpy as np
 
 from ..errors import ConfigError, FitError, InputError
 from .efficiency import EfficiencyBackground, SignalFit, efficiency_background, fit_signal
-from .fit import DijetFit, FunctionChoice, fit_background
+from .fit import DijetFit, DijetSignalFit, FunctionChoice, check_signal_width, fit_background, fit_dijet_signal
 from .significance import LocalSignificance, local_significance
 from .windows import Window
 
 __all__ = ["STATUS_OK", "POOR_FIT_P", "BACKGROUND_MODELS", "DEFAULT_BACKGROUND_MODEL", "SidebandTest", "BackgroundEstimate", "InclusiveFit",
-           "sideband_test", "SidebandFit", "EfficiencyModel", "SignalFitModel", "background_estimate"]
+           "sideband_test", "SidebandFit", "EfficiencyModel", "SignalFitModel", "DijetSignalModel", "background_estimate"]
 
 STATUS_OK = "ok"
 POOR_FIT_P = 0.01
 """A sideband fit with a goodness-of-fit p-value below this is flagged with a warning."""
-BACKGROUND_MODELS = ("efficiency", "profile", "signal_fit", "sideband")
+BACKGROUND_MODELS = ("efficiency", "profile", "signal_fit", "sideband", "dijet_signal")
 DEFAULT_BACKGROUND_MODEL = "efficiency"
 """The scan's default background model (``excess.search.run_scan``, ``scan.background_model``), also the
 default of :func:`excess.benchmarks.background_only_check`, so both test a selection the same way."""
@@ -76,7 +82,8 @@ class SidebandTest:
     when weighted). ``fit``/``choice``: the sideband fit and the f3-vs-f4 choice. ``significance``:
     the local significance of ``n_sr`` over the prediction (``b_hat``, ``sigma_b`` inside it).
     ``background``: the inclusive-fit x efficiency prediction (models ``"efficiency"`` and
-    ``"signal_fit"``; then ``fit`` is None); ``signal_fit``: the signal-plus-background fit.
+    ``"signal_fit"``; then ``fit`` is None); ``signal_fit``: the signal-plus-background fit (model
+    ``"dijet_signal"``: a :class:`~excess.stats.fit.DijetSignalFit`, and ``fit`` its background component).
     """
 
     status: str
@@ -88,7 +95,7 @@ class SidebandTest:
     significance: LocalSignificance | None = None
     warnings: tuple = ()
     background: EfficiencyBackground | None = None
-    signal_fit: SignalFit | None = None
+    signal_fit: SignalFit | DijetSignalFit | None = None
 
     @property
     def ok(self) -> bool:
@@ -171,17 +178,21 @@ def sideband_test(
         ``"sideband"`` only)
     functions, test, alpha : the dijet functions and the f3-vs-f4 test (:func:`~excess.stats.fit.fit_background`)
     min_events : fewer selected sideband events give ``status="no_result"``
-    model : ``"sideband"``, ``"efficiency"``, ``"profile"`` or ``"signal_fit"`` (module docstring)
+    model : ``"sideband"``, ``"efficiency"``, ``"profile"``, ``"signal_fit"`` or ``"dijet_signal"`` (module docstring)
     inclusive : the window's :class:`InclusiveFit` (models ``"efficiency"``/``"signal_fit"``)
     degree : the efficiency polynomial's degree in ln m, ``"auto"`` (one degree chosen by
         :func:`~excess.stats.efficiency.choose_degree`) or, for model ``"efficiency"``, ``"average"`` (the degrees
         1-2 averaged with Akaike weights, :func:`~excess.stats.efficiency.efficiency_background`)
-    signal_width : ``"signal_fit"``: the signal template's width over the SR centre
+    signal_width : ``"signal_fit"``, ``"profile"``, ``"dijet_signal"``: the signal template's width over the SR centre
     """
     if model not in BACKGROUND_MODELS:
         raise ConfigError(f"background model must be one of {BACKGROUND_MODELS}, got {model!r}")
-    if model != "sideband" and (inclusive is None or weights is not None):
+    if model == "dijet_signal" and weights is not None:
+        raise InputError("background model 'dijet_signal' (a Poisson fit of counts) needs unweighted events")
+    if model not in ("sideband", "dijet_signal") and (inclusive is None or weights is not None):
         raise InputError(f"background model {model!r} needs the window's inclusive fit and unweighted events")
+    if model in ("signal_fit", "profile", "dijet_signal"):
+        signal_width = check_signal_width(signal_width)
     m = np.asarray(m, dtype=float)
     _, in_sr, in_sb = window.masks(m)
     if weights is None:
@@ -199,6 +210,10 @@ def sideband_test(
             fit, choice = fit_background(edges, counts, fit_mask=mask, functions=functions, test=test, alpha=alpha,
                                          min_events=min_events)
             b_hat, sigma_b = fit.integral(*window.sr)
+        elif model == "dijet_signal":
+            sfit = fit_dijet_signal(edges, counts, window.sr, relative_width=signal_width, functions=functions,
+                                    test=test, alpha=alpha, min_events=min_events)
+            fit, b_hat, sigma_b = sfit.background_fit, sfit.b_hat, sfit.sigma_b
         else:
             if inclusive.fit is None:
                 raise FitError(f"inclusive sideband fit failed: {inclusive.error}")
@@ -211,6 +226,8 @@ def sideband_test(
                               min_selected=min_events, count_sr=model == "profile")
             sig = sfit.local_significance()
             b_hat, sigma_b = sfit.b_hat, sfit.sigma_b
+        elif model == "dijet_signal":
+            sig = sfit.local_significance()
         else:
             sig = local_significance(n_sr, b_hat, sigma_b)
     except FitError as exc:
@@ -321,6 +338,29 @@ class SignalFitModel(EfficiencyModel):
         return {**super().settings(), "signal_width": float(self.signal_width)}
 
 
+@dataclass(frozen=True)
+class DijetSignalModel(SidebandFit):
+    """The selected spectrum's dijet function fitted over the whole window plus a Gaussian signal template of
+    width ``signal_width`` x the SR centre (``model="dijet_signal"``; :func:`excess.stats.fit.fit_dijet_signal`)."""
+
+    signal_width: float = 0.08
+
+    model = "dijet_signal"
+
+    def __post_init__(self):
+        check_signal_width(self.signal_width)
+
+    def sideband(self) -> DijetSignalModel:
+        """The test of the uncut spectrum: this model too (the signal leaks into its sidebands as into a cut's)."""
+        return self
+
+    def model_kw(self) -> dict[str, Any]:
+        return {"model": self.model, "signal_width": float(self.signal_width)}
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "signal_width": float(self.signal_width)}
+
+
 def background_estimate(model: str = "sideband", *, functions: tuple[int, ...] = (3, 4), test: str = "lrt",
                         alpha: float = 0.05, min_events: int = 20, degree: int | str = "auto",
                         signal_width: float = 0.04) -> SidebandFit:
@@ -335,8 +375,7 @@ def background_estimate(model: str = "sideband", *, functions: tuple[int, ...] =
         raise ConfigError(f"efficiency_degree 'average' is for background_model 'efficiency', not {model!r}")
     if degree not in ("auto", "average") and (isinstance(degree, str) or not 0 <= int(degree) <= 3):
         raise ConfigError(f"efficiency_degree must be 0..3, 'auto' or 'average', got {degree!r}")
-    if not 0 < float(signal_width) < 0.5:
-        raise ConfigError(f"signal_width must be in (0, 0.5), got {signal_width}")
+    signal_width = check_signal_width(signal_width)
     fit_kw = {"functions": tuple(int(f) for f in functions), "test": test, "alpha": float(alpha),
               "min_events": int(min_events)}
     degree = degree if degree in ("auto", "average") else int(degree)
@@ -344,4 +383,6 @@ def background_estimate(model: str = "sideband", *, functions: tuple[int, ...] =
         return SidebandFit(**fit_kw)
     if model == "efficiency":
         return EfficiencyModel(**fit_kw, degree=degree)
+    if model == "dijet_signal":
+        return DijetSignalModel(**fit_kw, signal_width=signal_width)
     return SignalFitModel(**fit_kw, degree=degree, signal_width=float(signal_width), kind=model)

@@ -278,6 +278,7 @@ def pseudo_experiment_z(
     random_state=None,
     nested: bool = True,
     fit_kw: dict | None = None,
+    signal_width: float | None = None,
 ) -> np.ndarray:
     """Background-only pseudo-experiments of binned spectra, refitted like the data.
 
@@ -290,12 +291,15 @@ def pseudo_experiment_z(
     nested : selections are nested cuts (tighter ones a subset of looser ones): toys are built
         from Poisson increments so their correlation is kept. Otherwise independent.
     fit_kw : passed to :func:`excess.stats.fit.fit_background`
+    signal_width : refit each toy with the signal-plus-background fit over the whole window
+        (:func:`excess.stats.fit.fit_dijet_signal`, this relative template width; background model
+        ``"dijet_signal"``) instead of the sideband fit; ``expected`` is then its background-only fit
 
     Returns
     -------
     (n_toys, n_sel) array of local one-sided Z; NaN where a toy's fit failed.
     """
-    from .fit import fit_background
+    from .fit import check_signal_width, fit_background, fit_dijet_signal
 
     rng = check_random_state(random_state)
     edges = np.asarray(edges, dtype=float)
@@ -311,6 +315,8 @@ def pseudo_experiment_z(
     order = np.argsort(expected.sum(axis=1)) if nested else np.arange(n_sel)  # tightest first
     out = np.full((int(n_toys), n_sel), np.nan)
     fit_kw = dict(fit_kw or {})
+    if signal_width is not None:
+        signal_width = check_signal_width(signal_width)
     for t in range(int(n_toys)):
         prev = None
         prev_exp = None
@@ -321,6 +327,9 @@ def pseudo_experiment_z(
                 counts = rng.poisson(expected[j])
             prev, prev_exp = counts, np.maximum(expected[j], prev_exp if prev_exp is not None else 0.0)
             try:
+                if signal_width is not None:
+                    out[t, j] = fit_dijet_signal(edges, counts, (lo, hi), relative_width=signal_width, **fit_kw).z
+                    continue
                 fit, _ = fit_background(edges, counts, fit_mask=mask, **fit_kw)
                 b, sb = fit.integral(lo, hi)
                 q0, _ = q0_counting(counts[sr_bins].sum(), b, sb)
