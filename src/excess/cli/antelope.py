@@ -168,7 +168,8 @@ def evaluate(samples, max_events, out, train_point, n_seeds, seed, train_fractio
 @click.option("--mode", type=click.Choice(["frozen", "window"]), default="frozen", show_default=True,
               help="frozen: the VAE trained on QCD by `train`; window: a VAE per window and fold on its sidebands.")
 @click.option("--score", type=click.Choice(["total", "kl", "reconstruction"]), default="total", show_default=True)
-@click.option("--efficiencies", default="0.1,0.03,0.01", show_default=True, help="Sideband efficiencies of the cuts.")
+@click.option("--efficiencies", default="1.0,0.3,0.1", show_default=True,
+              help="Sideband efficiencies of the cuts (1.0: the inclusive spectrum; MT_EFFICIENCIES).")
 @click.option("--window-width", type=float, default=None, help="SR width in mT (GeV) [600].")
 @click.option("--window-step", type=float, default=None, help="SR step (GeV) [100].")
 @click.option("--sideband-width", type=float, default=None, help="Sideband width (GeV) [800].")
