@@ -108,6 +108,6 @@ def test_fold_z_splits_the_excess_by_test_fold_and_shows_coherent_sculpting(curv
                         method_params=CHEAP, efficiencies=(0.1,), n_folds=4, random_state=0)
     c = r.cuts[0]
     assert len(c.fold_z) == 4 and c.n_folds_up == 4 and sum(c.fold_z) > 6, r.table()  # measured +2.6 +2.0 +3.3 +0.9
-    share = c.b_hat / 4  # stratified folds: each holds a quarter of the SR events (to one event)
-    assert sum(z * np.sqrt(share) for z in c.fold_z) == pytest.approx(c.n_sr - c.b_hat, rel=0.02, abs=2)
+    assert sum(c.fold_b) == pytest.approx(c.b_hat)
+    assert sum(z * np.sqrt(b) for z, b in zip(c.fold_z, c.fold_b)) == pytest.approx(c.n_sr - c.b_hat)
     assert r.to_dict()["cuts"][0]["n_folds_up"] == 4 and "per-fold z" in r.table()

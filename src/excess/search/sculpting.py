@@ -19,7 +19,8 @@ measures that directly, the way the scan would meet it:
    sculpting; above 1 the background is under-predicted (a fake excess), below 1 over-predicted (a
    loss of sensitivity); ``z_signed`` is the scan's signed local significance of that cut.
    ``fold_z`` splits that comparison by test fold: each fold's selected SR count against its share of
-   the prediction (``b_hat`` times the fold's share of the SR's events), ``(n_k - b_k) / sqrt(b_k)``.
+   the prediction (``b_hat`` shared out by each fold's own sideband efficiency times its SR events),
+   ``(n_k - b_k) / sqrt(b_k)`` (``fold_b``: the ``b_k``).
    The folds' test events are disjoint and each fold's selection was learned without them, so a
    fluctuation of the selected events scatters these around 0 independently, while sculpting (a
    SR-vs-SB difference of the *population* after the decorrelation, which every fold's classifier
@@ -70,6 +71,7 @@ class SculptingCut:
     z_signed: float = float("nan")
     z_slope: float = float("nan")
     fold_z: tuple = ()
+    fold_b: tuple = ()
 
     @property
     def ratio(self) -> float:
@@ -147,11 +149,17 @@ def _subsets(subsets, names: list[str]) -> list[tuple[str, ...]]:
 
 
 def _fold_z(sel, fold, in_sr, b_hat: float) -> tuple:
-    """Per fold: ``(n_k - b_k) / sqrt(b_k)``, ``b_k`` the prediction times the fold's share of the SR events."""
-    n_incl = np.bincount(fold[in_sr], minlength=int(fold.max()) + 1).astype(float)
-    n_sel = np.bincount(fold[sel & in_sr], minlength=n_incl.size).astype(float)
-    b = b_hat * n_incl / max(n_incl.sum(), 1.0)
-    return tuple(float(z) for z in (n_sel - b) / np.sqrt(np.maximum(b, 1e-12)))
+    """Per fold: ``(n_k - b_k) / sqrt(b_k)`` and ``b_k``, the prediction shared out by each fold's own selected
+    sideband events per sideband event times its SR events (folds whose cut keeps more, e.g. at tied scores,
+    expect more)."""
+    k = int(fold.max()) + 1
+    n_sr = np.bincount(fold[in_sr], minlength=k).astype(float)
+    n_sb = np.bincount(fold[~in_sr], minlength=k).astype(float)
+    sel_sb = np.bincount(fold[sel & ~in_sr], minlength=k).astype(float)
+    n_sel = np.bincount(fold[sel & in_sr], minlength=k).astype(float)
+    w = sel_sb / np.maximum(n_sb, 1.0) * n_sr
+    b = b_hat * w / max(w.sum(), 1e-12)
+    return tuple(float(z) for z in (n_sel - b) / np.sqrt(np.maximum(b, 1e-12))), tuple(float(x) for x in b)
 
 
 def sculpting_check(
@@ -248,7 +256,7 @@ def sculpting_check(
             continue
         slope = t.background.efficiency_fit.z_slope if t.background is not None else float("nan")
         cuts.append(SculptingCut(float(eps), t.status, int(t.n_sr), int(t.n_sb), float(t.b_hat), float(t.sigma_b),
-                                 float(t.z_signed), float(slope), _fold_z(sel, fold, in_sr, float(t.b_hat))))
+                                 float(t.z_signed), float(slope), *_fold_z(sel, fold, in_sr, float(t.b_hat))))
     return SculptingCheck(
         window=window.label, decorrelation=kind, decorrelation_params=dict(decorrelation_params or {}),
         n_sr=int(in_sr.sum()), n_sb=int(in_sb.sum()), auc=auc, cuts=tuple(cuts),
