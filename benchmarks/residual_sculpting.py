@@ -24,6 +24,7 @@ estimation error widens the mapped distribution.
 ::
 
     python benchmarks/residual_sculpting.py window --background data/qcd_1m --signal data/signal_20k --sr 3500 3900 --seed 1
+    python benchmarks/residual_sculpting.py window ... --part 0 2    # and --part 1 2: the two halves
     python benchmarks/residual_sculpting.py transform-noise --decorrelation auto --fits 20
 """
 
@@ -60,6 +61,9 @@ def cmd_window(a) -> None:
 
     cols = ["mjj", "mj1", "mj2", "delta_mj", "tau21_j1", "tau21_j2"]
     ev = read_events(a.background, columns=cols)
+    if a.part:  # every N-th event from K: independent subsamples of one sample
+        k, n = a.part
+        ev = ev.iloc[k::n].reset_index(drop=True)
     if a.signal:  # the event order of `sensitivity.py sample --s-over-sqrt-b 0`
         from excess.data.mix import inject_signal
 
@@ -162,6 +166,8 @@ def main(argv=None) -> None:
     w.add_argument("--sr", type=float, nargs=2, default=list(LHCO_SR), metavar=("LO", "HI"))
     w.add_argument("--seed", type=int, default=1)
     w.add_argument("--n-folds", type=int, default=5)
+    w.add_argument("--part", type=int, nargs=2, metavar=("K", "N"),
+                   help="only every N-th background event from the K-th (0-based): independent subsamples")
     w.add_argument("--efficiencies", type=float, nargs="+", default=[0.1, 0.03, 0.01, 0.003, 0.001])
     t = sub.add_parser("transform-noise", help="toys without mjj dependence: the transform's own widening")
     t.add_argument("--n-background", type=int, default=30000)
