@@ -60,7 +60,9 @@ def cmd_window(a) -> None:
     from excess.stats.sideband import background_estimate
 
     cols = ["mjj", "mj1", "mj2", "delta_mj", "tau21_j1", "tau21_j2"]
-    ev = read_events(a.background, columns=cols)
+    ev = read_events(a.background, columns=cols + (["jet1_eta", "jet2_eta"] if a.max_deta else []))
+    if a.max_deta:  # the dijet searches' |Delta eta| cut: keeps the leading-jet pT threshold away from the window
+        ev = ev[(ev["jet1_eta"] - ev["jet2_eta"]).abs() < a.max_deta][cols].reset_index(drop=True)
     if a.part:  # every N-th event from K: independent subsamples of one sample
         k, n = a.part
         ev = ev.iloc[k::n].reset_index(drop=True)
@@ -168,6 +170,7 @@ def main(argv=None) -> None:
     w.add_argument("--n-folds", type=int, default=5)
     w.add_argument("--part", type=int, nargs=2, metavar=("K", "N"),
                    help="only every N-th background event from the K-th (0-based): independent subsamples")
+    w.add_argument("--max-deta", type=float, help="keep events with |eta_1 - eta_2| below this (e.g. 1.3)")
     w.add_argument("--efficiencies", type=float, nargs="+", default=[0.1, 0.03, 0.01, 0.003, 0.001])
     t = sub.add_parser("transform-noise", help="toys without mjj dependence: the transform's own widening")
     t.add_argument("--n-background", type=int, default=30000)
