@@ -55,7 +55,7 @@ def cmd_window(a) -> None:
     from excess.anomaly.base import stratified_folds
     from excess.data.io import read_events
     from excess.search import run_scan
-    from excess.search.sculpting import _fold_z
+    from excess.search.sculpting import fold_pulls
     from excess.search.selection import fold_thresholds, select
     from excess.stats.sideband import background_estimate
 
@@ -108,7 +108,7 @@ def cmd_window(a) -> None:
             t = est(m[sel], win)
             preds.append(f"{d}: {t.b_hat:.1f} +- {t.sigma_b:.1f} (Z {t.z_signed:+.2f})" if t.ok else f"{d}: {t.status}")
         t = ests["auto"](m[sel], win)
-        fz, _ = _fold_z(sel, fold, in_sr, float(t.b_hat))
+        fz, _ = fold_pulls(sel, fold, in_sr, float(t.b_hat))
         ratio = np.bincount(b[sel], minlength=edges.size - 1) / np.maximum(n_incl, 1) / eff
         print(f"\neff {eff:g}: {n_sr} selected in the SR; predicted " + "; ".join(preds))
         print("  per-fold z (auto): " + " ".join(f"{z:+.1f}" for z in fz))

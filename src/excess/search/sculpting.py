@@ -52,7 +52,7 @@ from ..stats.sideband import DEFAULT_BACKGROUND_MODEL, background_estimate
 from ..stats.windows import LHCO_SR, Window
 from .selection import build_method, fold_thresholds, select
 
-__all__ = ["SculptingCut", "SculptingCheck", "sculpting_check", "decorrelated_moments", "CHEAP_CWOLA"]
+__all__ = ["SculptingCut", "SculptingCheck", "sculpting_check", "fold_pulls", "decorrelated_moments", "CHEAP_CWOLA"]
 
 #: the classifier of the check: one HGB model per fold (CWoLa's default ensemble has five)
 CHEAP_CWOLA = {"classifier_params": {"n_members": 1}}
@@ -148,10 +148,12 @@ def _subsets(subsets, names: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
-def _fold_z(sel, fold, in_sr, b_hat: float) -> tuple:
-    """Per fold: ``(n_k - b_k) / sqrt(b_k)`` and ``b_k``, the prediction shared out by each fold's own selected
-    sideband events per sideband event times its SR events (folds whose cut keeps more, e.g. at tied scores,
-    expect more)."""
+def fold_pulls(sel, fold, in_sr, b_hat: float) -> tuple:
+    """Per test fold, ``((n_k - b_k) / sqrt(b_k), ...)`` and ``(b_k, ...)``: a selection's SR count in fold ``k``
+    against the prediction ``b_hat`` shared out by each fold's own selected sideband events per sideband
+    event times its SR events (folds whose cut keeps more, e.g. at tied scores, expect more). ``sel``,
+    ``in_sr``: boolean masks, ``fold``: each event's fold (the window's events); the shares add up to
+    ``b_hat``. See the module docstring (``fold_z``)."""
     k = int(fold.max()) + 1
     n_sr = np.bincount(fold[in_sr], minlength=k).astype(float)
     n_sb = np.bincount(fold[~in_sr], minlength=k).astype(float)
@@ -256,7 +258,7 @@ def sculpting_check(
             continue
         slope = t.background.efficiency_fit.z_slope if t.background is not None else float("nan")
         cuts.append(SculptingCut(float(eps), t.status, int(t.n_sr), int(t.n_sb), float(t.b_hat), float(t.sigma_b),
-                                 float(t.z_signed), float(slope), *_fold_z(sel, fold, in_sr, float(t.b_hat))))
+                                 float(t.z_signed), float(slope), *fold_pulls(sel, fold, in_sr, float(t.b_hat))))
     return SculptingCheck(
         window=window.label, decorrelation=kind, decorrelation_params=dict(decorrelation_params or {}),
         n_sr=int(in_sr.sum()), n_sb=int(in_sb.sum()), auc=auc, cuts=tuple(cuts),
