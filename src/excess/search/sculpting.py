@@ -18,6 +18,14 @@ measures that directly, the way the scan would meet it:
    sidebands and applied to the SR's inclusive counts): ``ratio = n_sr / b_hat`` is 1 without
    sculpting; above 1 the background is under-predicted (a fake excess), below 1 over-predicted (a
    loss of sensitivity); ``z_signed`` is the scan's signed local significance of that cut.
+   ``fold_z`` splits that comparison by test fold: each fold's selected SR count against its share of
+   the prediction (``b_hat`` shared out by each fold's own sideband efficiency times its SR events),
+   ``(n_k - b_k) / sqrt(b_k)`` (``fold_b``: the ``b_k``).
+   The folds' test events are disjoint and each fold's selection was learned without them, so a
+   fluctuation of the selected events scatters these around 0 independently, while sculpting (a
+   SR-vs-SB difference of the *population* after the decorrelation, which every fold's classifier
+   learns and every fold's test events carry) pushes them all the same way (``n_folds_up``); the
+   shared error of ``b_hat`` moves them together by only ``sigma_b / sqrt(n_folds b_hat)`` each.
 
 ``subsets`` repeats step 2 with the classifier restricted to single features and pairs (the
 decorrelation is still fitted on all features): which feature, or which pair's *joint* distribution,
@@ -44,7 +52,7 @@ from ..stats.sideband import DEFAULT_BACKGROUND_MODEL, background_estimate
 from ..stats.windows import LHCO_SR, Window
 from .selection import build_method, fold_thresholds, select
 
-__all__ = ["SculptingCut", "SculptingCheck", "sculpting_check", "decorrelated_moments", "CHEAP_CWOLA"]
+__all__ = ["SculptingCut", "SculptingCheck", "sculpting_check", "fold_pulls", "decorrelated_moments", "CHEAP_CWOLA"]
 
 #: the classifier of the check: one HGB model per fold (CWoLa's default ensemble has five)
 CHEAP_CWOLA = {"classifier_params": {"n_members": 1}}
@@ -62,11 +70,18 @@ class SculptingCut:
     sigma_b: float = float("nan")
     z_signed: float = float("nan")
     z_slope: float = float("nan")
+    fold_z: tuple = ()
+    fold_b: tuple = ()
 
     @property
     def ratio(self) -> float:
         """Selected SR events over the predicted background: 1 without sculpting, > 1 a fake excess."""
         return self.n_sr / self.b_hat if self.b_hat > 0 else float("nan")
+
+    @property
+    def n_folds_up(self) -> int:
+        """How many folds' selected SR counts lie above their share of the prediction (``fold_z > 0``)."""
+        return int(sum(z > 0 for z in self.fold_z))
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,7 @@ class SculptingCheck:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["cuts"] = [{**asdict(c), "ratio": c.ratio} for c in self.cuts]
+        d["cuts"] = [{**asdict(c), "ratio": c.ratio, "n_folds_up": c.n_folds_up} for c in self.cuts]
         d.update(auc_null_std=self.auc_null_std, auc_z=self.auc_z)
         return d
 
@@ -104,13 +119,13 @@ class SculptingCheck:
         lines = [f"{self.window}: decorrelation {self.decorrelation}{p}; {self.n_sr} SR / {self.n_sb} SB events; "
                  f"out-of-fold SR-vs-SB AUC {self.auc:.4f} ({self.auc_z:+.1f} sigma from 0.5; null std "
                  f"{self.auc_null_std:.4f}); {self.cpu_s:.0f}s CPU",
-                 f"{'eff':>8} {'n_SR':>6} {'b_hat':>15} {'n_SR/b_hat':>10} {'z_signed':>8} {'slope/err':>9}"]
+                 f"{'eff':>8} {'n_SR':>6} {'b_hat':>15} {'n_SR/b_hat':>10} {'z_signed':>8} {'slope/err':>9}  per-fold z"]
         for c in self.cuts:
             if c.status != "ok":
                 lines.append(f"{c.efficiency:8.4g} {c.n_sr:6d} {c.status:>15}")
                 continue
             lines.append(f"{c.efficiency:8.4g} {c.n_sr:6d} {f'{c.b_hat:.1f} +- {c.sigma_b:.1f}':>15} {c.ratio:10.3f} "
-                         f"{c.z_signed:8.2f} {c.z_slope:9.1f}")
+                         f"{c.z_signed:8.2f} {c.z_slope:9.1f}  " + " ".join(f"{z:+.1f}" for z in c.fold_z))
         if self.subset_auc:
             lines.append("AUC (sigma from 0.5) with the classifier on a subset of the decorrelated features:")
             s = self.auc_null_std
@@ -131,6 +146,22 @@ def _subsets(subsets, names: list[str]) -> list[tuple[str, ...]]:
             raise ConfigError(f"sculpting_check subsets: unknown feature(s) {bad}; features are {names}")
         out.append(sub)
     return out
+
+
+def fold_pulls(sel, fold, in_sr, b_hat: float) -> tuple:
+    """Per test fold, ``((n_k - b_k) / sqrt(b_k), ...)`` and ``(b_k, ...)``: a selection's SR count in fold ``k``
+    against the prediction ``b_hat`` shared out by each fold's own selected sideband events per sideband
+    event times its SR events (folds whose cut keeps more, e.g. at tied scores, expect more). ``sel``,
+    ``in_sr``: boolean masks, ``fold``: each event's fold (the window's events); the shares add up to
+    ``b_hat``. See the module docstring (``fold_z``)."""
+    k = int(fold.max()) + 1
+    n_sr = np.bincount(fold[in_sr], minlength=k).astype(float)
+    n_sb = np.bincount(fold[~in_sr], minlength=k).astype(float)
+    sel_sb = np.bincount(fold[sel & ~in_sr], minlength=k).astype(float)
+    n_sel = np.bincount(fold[sel & in_sr], minlength=k).astype(float)
+    w = sel_sb / np.maximum(n_sb, 1.0) * n_sr
+    b = b_hat * w / max(w.sum(), 1e-12)
+    return tuple(float(z) for z in (n_sel - b) / np.sqrt(np.maximum(b, 1e-12))), tuple(float(x) for x in b)
 
 
 def sculpting_check(
@@ -227,7 +258,7 @@ def sculpting_check(
             continue
         slope = t.background.efficiency_fit.z_slope if t.background is not None else float("nan")
         cuts.append(SculptingCut(float(eps), t.status, int(t.n_sr), int(t.n_sb), float(t.b_hat), float(t.sigma_b),
-                                 float(t.z_signed), float(slope)))
+                                 float(t.z_signed), float(slope), *fold_pulls(sel, fold, in_sr, float(t.b_hat))))
     return SculptingCheck(
         window=window.label, decorrelation=kind, decorrelation_params=dict(decorrelation_params or {}),
         n_sr=int(in_sr.sum()), n_sb=int(in_sb.sum()), auc=auc, cuts=tuple(cuts),
