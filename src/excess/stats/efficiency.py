@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import stats as sps
@@ -66,8 +66,8 @@ from scipy.special import expit
 from .._util import check_random_state
 from ..errors import ConfigError, FitError, InputError
 from .dijet import log_design_matrix, quadrature_nodes
-from .fit import DijetFit, FunctionChoice, fit_background
-from .significance import LocalSignificance, q0_counting, z_to_p
+from .fit import DijetFit, FunctionChoice, fit_background, signal_template
+from .significance import LocalSignificance, ProfiledSignalZ, q0_counting, z_to_p
 
 __all__ = [
     "EfficiencyFit",
@@ -551,7 +551,7 @@ def efficiency_pseudo_experiment_z(edges, inclusive_expected, efficiencies, fit_
 # signal-plus-background fit over the whole window
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SignalFit:
+class SignalFit(ProfiledSignalZ):
     """Fit of the selected counts in *every* bin of the window (SR and sidebands):
 
     ``k_i ~ Binomial(N_i, eps(m_i) + s T_i / N_i)``, ``N_i`` the inclusive counts, ``eps`` the
@@ -575,22 +575,7 @@ class SignalFit:
     theta: tuple
     expected_background: tuple
     template: tuple
-
-    @property
-    def z(self) -> float:
-        return float(np.sqrt(max(self.q0, 0.0)))
-
-    @property
-    def z_signed(self) -> float:
-        return float(np.sign(self.q0_signed) * np.sqrt(abs(self.q0_signed)))
-
-    def local_significance(self) -> LocalSignificance:
-        """The fit's ``q0`` in the shape of a counting-experiment result (``method="signal_fit"``)."""
-        z = self.z
-        p = float(z_to_p(z)) if self.q0 > 0 else 0.5
-        return LocalSignificance(n_obs=self.n_sr, b_hat=self.b_hat, sigma_b=self.sigma_b, s_hat=max(self.s_hat, 0.0),
-                                 b_profiled=float("nan"), q0=self.q0, z=z, p_value=p, z_asymptotic=z, p_asymptotic=p,
-                                 z_signed=self.z_signed, p_signed=float(z_to_p(self.z_signed)), method="signal_fit")
+    kind: ClassVar[str] = "signal_fit"  # the local significance's method
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -605,12 +590,6 @@ class SignalFit:
         for k in ("theta", "expected_background", "template"):
             kw[k] = tuple(kw[k])
         return cls(**kw)
-
-
-def signal_template(edges, centre: float, width: float) -> np.ndarray:
-    """Fraction of a Gaussian (``centre``, ``width``) in each bin."""
-    cdf = sps.norm.cdf((np.asarray(edges, float) - centre) / width)
-    return np.diff(cdf)
 
 
 def fit_signal(edges, n_selected, n_inclusive, sr: tuple[float, float], *, degree: int | str = 1,

@@ -46,6 +46,7 @@ from scipy import stats as sps
 
 from ..errors import ConfigError, FitError, InputError
 from .dijet import SQRT_S, exp_linear, log_design_matrix, quadrature_nodes, to_canonical
+from .significance import ProfiledSignalZ
 
 EDM_TOLERANCE = 1e-4
 """A fit whose estimated distance to the minimum of the deviance (after the Newton polish) exceeds this failed."""
@@ -505,7 +506,7 @@ def fit_background(
 # signal-plus-background fit of the dijet function over the whole window
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class DijetSignalFit:
+class DijetSignalFit(ProfiledSignalZ):
     """The dijet function fitted over *every* bin of a window (SR and sidebands) plus a Gaussian signal
     template centred on the SR (:func:`fit_dijet_signal`).
 
@@ -532,24 +533,6 @@ class DijetSignalFit:
     template: tuple
     kind: str = "dijet_signal"
 
-    @property
-    def z(self) -> float:
-        return float(np.sqrt(max(self.q0, 0.0)))
-
-    @property
-    def z_signed(self) -> float:
-        return float(np.sign(self.q0_signed) * np.sqrt(abs(self.q0_signed)))
-
-    def local_significance(self):
-        """The fit's ``q0`` in the shape of a counting-experiment result (``method="dijet_signal"``)."""
-        from .significance import LocalSignificance, z_to_p
-
-        z = self.z
-        p = float(z_to_p(z)) if self.q0 > 0 else 0.5
-        return LocalSignificance(n_obs=self.n_sr, b_hat=self.b_hat, sigma_b=self.sigma_b, s_hat=max(self.s_hat, 0.0),
-                                 b_profiled=float("nan"), q0=self.q0, z=z, p_value=p, z_asymptotic=z, p_asymptotic=p,
-                                 z_signed=self.z_signed, p_signed=float(z_to_p(self.z_signed)), method=self.kind)
-
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["null_fit"] = self.null_fit.to_dict()
@@ -566,6 +549,12 @@ class DijetSignalFit:
         for k in ("s_hat", "s_err", "q0", "q0_signed", "b_hat", "sigma_b"):
             kw[k] = float("nan") if kw[k] is None else float(kw[k])
         return cls(**kw)
+
+
+def signal_template(edges, centre: float, width: float) -> np.ndarray:
+    """Fraction of a Gaussian (``centre``, ``width``) in each bin."""
+    cdf = sps.norm.cdf((np.asarray(edges, float) - centre) / width)
+    return np.diff(cdf)
 
 
 def check_signal_width(relative_width) -> float:
@@ -628,7 +617,7 @@ def fit_dijet_signal(
                                    sqrt_s=sqrt_s, min_events=min_events)
     centre = 0.5 * (lo + hi)
     width = width_rel * centre
-    template = np.diff(sps.norm.cdf((edges - centre) / width))
+    template = signal_template(edges, centre, width)
     p = null.n_params
     nodes, weights = quadrature_nodes(edges)
     k = nodes.shape[1]
