@@ -66,8 +66,8 @@ from scipy.special import expit
 from .._util import check_random_state
 from ..errors import ConfigError, FitError, InputError
 from .dijet import log_design_matrix, quadrature_nodes
-from .fit import DijetFit, FunctionChoice, fit_background, signal_template
-from .significance import LocalSignificance, ProfiledSignalZ, q0_counting, z_to_p
+from .fit import DijetFit, FunctionChoice, ProfiledSignalZ, fit_background, signal_template
+from .significance import LocalSignificance, q0_counting, z_to_p
 
 __all__ = [
     "EfficiencyFit",

@@ -46,7 +46,6 @@ from scipy import stats as sps
 
 from ..errors import ConfigError, FitError, InputError
 from .dijet import SQRT_S, exp_linear, log_design_matrix, quadrature_nodes, to_canonical
-from .significance import ProfiledSignalZ
 
 EDM_TOLERANCE = 1e-4
 """A fit whose estimated distance to the minimum of the deviance (after the Newton polish) exceeds this failed."""
@@ -505,6 +504,20 @@ def fit_background(
 # ----------------------------------------------------------------------------------------------
 # signal-plus-background fit of the dijet function over the whole window
 # ----------------------------------------------------------------------------------------------
+class ProfiledSignalZ:
+    """``z`` and ``z_signed`` of a signal-plus-background fit's ``q0`` / ``q0_signed`` (mixin of
+    :class:`DijetSignalFit` and :class:`excess.stats.efficiency.SignalFit`; their local significance:
+    :func:`excess.stats.significance.profiled_signal_significance`)."""
+
+    @property
+    def z(self) -> float:
+        return float(np.sqrt(max(self.q0, 0.0)))
+
+    @property
+    def z_signed(self) -> float:
+        return float(np.sign(self.q0_signed) * np.sqrt(abs(self.q0_signed)))
+
+
 @dataclass(frozen=True)
 class DijetSignalFit(ProfiledSignalZ):
     """The dijet function fitted over *every* bin of a window (SR and sidebands) plus a Gaussian signal

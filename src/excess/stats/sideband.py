@@ -58,7 +58,7 @@ import numpy as np
 from ..errors import ConfigError, FitError, InputError
 from .efficiency import EfficiencyBackground, SignalFit, efficiency_background, fit_signal
 from .fit import DijetFit, DijetSignalFit, FunctionChoice, check_signal_width, fit_background, fit_dijet_signal
-from .significance import LocalSignificance, local_significance
+from .significance import LocalSignificance, local_significance, profiled_signal_significance
 from .windows import Window
 
 __all__ = ["STATUS_OK", "POOR_FIT_P", "BACKGROUND_MODELS", "DEFAULT_BACKGROUND_MODEL", "SidebandTest", "BackgroundEstimate", "InclusiveFit",
@@ -224,10 +224,10 @@ def sideband_test(
         if model in ("signal_fit", "profile"):
             sfit = fit_signal(edges, counts, inclusive.counts, window.sr, degree=degree, relative_width=signal_width,
                               min_selected=min_events, count_sr=model == "profile")
-            sig = sfit.local_significance()
+            sig = profiled_signal_significance(sfit)
             b_hat, sigma_b = sfit.b_hat, sfit.sigma_b
         elif model == "dijet_signal":
-            sig = sfit.local_significance()
+            sig = profiled_signal_significance(sfit)
         else:
             sig = local_significance(n_sr, b_hat, sigma_b)
     except FitError as exc:

@@ -339,23 +339,12 @@ def pseudo_experiment_z(
     return out
 
 
-class ProfiledSignalZ:
-    """The local significance of a signal-plus-background fit's ``q0`` (mixin of
-    :class:`excess.stats.efficiency.SignalFit` and :class:`excess.stats.fit.DijetSignalFit`: fields ``q0``,
-    ``q0_signed``, ``s_hat``, ``b_hat``, ``sigma_b``, ``n_sr`` and ``kind``, the method's name)."""
 
-    @property
-    def z(self) -> float:
-        return float(np.sqrt(max(self.q0, 0.0)))
-
-    @property
-    def z_signed(self) -> float:
-        return float(np.sign(self.q0_signed) * np.sqrt(abs(self.q0_signed)))
-
-    def local_significance(self) -> LocalSignificance:
-        """The fit's ``q0`` in the shape of a counting-experiment result (``method`` = ``kind``)."""
-        z = self.z
-        p = float(z_to_p(z)) if self.q0 > 0 else 0.5
-        return LocalSignificance(n_obs=self.n_sr, b_hat=self.b_hat, sigma_b=self.sigma_b, s_hat=max(self.s_hat, 0.0),
-                                 b_profiled=float("nan"), q0=self.q0, z=z, p_value=p, z_asymptotic=z, p_asymptotic=p,
-                                 z_signed=self.z_signed, p_signed=float(z_to_p(self.z_signed)), method=self.kind)
+def profiled_signal_significance(fit) -> LocalSignificance:
+    """A signal-plus-background fit's ``q0`` in the shape of a counting-experiment result (``method`` = its
+    ``kind``): :class:`excess.stats.efficiency.SignalFit` and :class:`excess.stats.fit.DijetSignalFit`."""
+    z = fit.z
+    p = float(z_to_p(z)) if fit.q0 > 0 else 0.5
+    return LocalSignificance(n_obs=fit.n_sr, b_hat=fit.b_hat, sigma_b=fit.sigma_b, s_hat=max(fit.s_hat, 0.0),
+                             b_profiled=float("nan"), q0=fit.q0, z=z, p_value=p, z_asymptotic=z, p_asymptotic=p,
+                             z_signed=fit.z_signed, p_signed=float(z_to_p(fit.z_signed)), method=fit.kind)
