@@ -49,6 +49,9 @@ prediction at each cut; 0.5 and 1 when nothing is left to sculpt), on a chunk fo
         --decorrelation quantile copula --efficiencies 0.1 0.03 0.01 0.003 0.001
     python benchmarks/sensitivity.py sculpting --toy 100000 --joint-drift 0.5 --mass-correlation 0 --decorrelation quantile copula
 
+The classifier is sculpting_check's cheap one-model CWoLa unless ``--params`` or another ``--method`` is given
+(``--params '{}'``: the scan's own CWoLa ensemble).
+
 The selection of each cut is rebuilt from the scan's out-of-fold scores and per-fold thresholds,
 with the fold assignment the scan documents (:func:`excess.anomaly.base.stratified_folds` with the
 window's seed); the benchmark checks that it reproduces the scan's selected counts (up to float32
@@ -397,9 +400,14 @@ def cmd_sculpting(a) -> dict:
                 print(f"  corr {k:>18}: " + " ".join(f"{x:+.3f}" for x in v))
         if a.moments_only:
             return out
+    if a.params is None and a.method == "cwola":
+        method, params = "cwola", None  # sculpting_check's cheap one-model CWoLa
+    else:  # e.g. --params '{}': the scan's own CWoLa (its ensemble); --method cathode
+        method, params = _method_with_params(a)
     for kind in a.decorrelation:
         r = sculpting_check(ev[list(FEATURES)], ev["mjj"].to_numpy(float), Window.around(tuple(a.sr)), decorrelation=kind,
-                            decorrelation_params=_decorrelation_params(a), efficiencies=a.efficiencies,
+                            decorrelation_params=_decorrelation_params(a), method=method, method_params=params,
+                            efficiencies=a.efficiencies,
                             n_folds=a.n_folds, subsets="singles+pairs" if a.subsets else None,
                             background_model=a.background_model, min_selected=a.min_selected, random_state=a.seed)
         print("\n" + r.table(), flush=True)
