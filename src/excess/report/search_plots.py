@@ -48,12 +48,11 @@ def plot_window_fits(window_result, path, *, resonant: str = "mjj") -> Path:
         ax.errorbar(cen, cnt, yerr=np.sqrt(np.maximum(cnt, 1)), fmt="o", ms=3, color="k", label="selected events")
         xs = np.linspace(e[0], e[-1], 300)
         sfit = getattr(c, "signal_fit", None)
-        if getattr(sfit, "kind", "") == "dijet_signal":  # the S+B fit over the whole window: its two components
-            ax.plot(xs, c.fit.density(xs) * np.diff(e).mean(), color="C0", label=f"{c.fit.function} background (S+B fit)")
-            if sfit.s_hat > 0:
-                ax.stairs(mu + sfit.s_hat * np.asarray(sfit.template), e, color="C3", label="background + signal")
-        else:
-            ax.plot(xs, c.fit.density(xs) * np.diff(e).mean(), color="C0", label=f"{c.fit.function} sideband fit")
+        whole = getattr(sfit, "kind", "") == "dijet_signal"  # the S+B fit over the whole window: its two components
+        ax.plot(xs, c.fit.density(xs) * np.diff(e).mean(), color="C0",
+                label=f"{c.fit.function} {'background (S+B fit)' if whole else 'sideband fit'}")
+        if whole and sfit.s_hat > 0:
+            ax.stairs(mu + sfit.s_hat * np.asarray(sfit.template), e, color="C3", label="background + signal")
         for a in (ax, axp):
             a.axvspan(w.sr_lo, w.sr_hi, color="C1", alpha=0.15)
         ax.set_yscale("log")

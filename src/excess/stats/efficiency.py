@@ -66,7 +66,7 @@ from scipy.special import expit
 from .._util import check_random_state
 from ..errors import ConfigError, FitError, InputError
 from .dijet import log_design_matrix, quadrature_nodes
-from .fit import DijetFit, FunctionChoice, ProfiledSignalZ, fit_background, signal_template
+from .fit import DijetFit, FunctionChoice, ProfiledSignalFit, fit_background, signal_template
 from .significance import LocalSignificance, q0_counting, z_to_p
 
 __all__ = [
@@ -551,7 +551,7 @@ def efficiency_pseudo_experiment_z(edges, inclusive_expected, efficiencies, fit_
 # signal-plus-background fit over the whole window
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SignalFit(ProfiledSignalZ):
+class SignalFit(ProfiledSignalFit):
     """Fit of the selected counts in *every* bin of the window (SR and sidebands):
 
     ``k_i ~ Binomial(N_i, eps(m_i) + s T_i / N_i)``, ``N_i`` the inclusive counts, ``eps`` the
@@ -562,15 +562,6 @@ class SignalFit(ProfiledSignalZ):
     keeps signal events just outside it). ``b_hat``/``sigma_b``: the background in the SR at the best fit.
     """
 
-    s_hat: float
-    s_err: float
-    q0: float
-    q0_signed: float
-    b_hat: float
-    sigma_b: float
-    n_sr: float
-    centre: float
-    width: float
     null_fit: EfficiencyFit
     theta: tuple
     expected_background: tuple

@@ -257,7 +257,7 @@ def _polish(theta, a_nodes, wflat, k, n_obs, *, max_iter: int = 50, template=Non
         theta, (dev, grad, hess) = _damped_newton(theta, lambda th: _deviance_derivatives(
             th, a_nodes, wflat, k, n_obs, template), max_iter=max_iter)
         return _covariance(theta, grad, hess)
-    dev, grad, hess = _deviance_derivatives(theta, a_nodes, wflat, k, n_obs, template)
+    dev, grad, hess = _deviance_derivatives(theta, a_nodes, wflat, k, n_obs)
     for _ in range(max_iter):
         scale = np.sqrt(np.clip(np.diag(hess), 1e-300, None))
         try:
@@ -267,7 +267,7 @@ def _polish(theta, a_nodes, wflat, k, n_obs, *, max_iter: int = 50, template=Non
         t = 1.0
         while t > 1e-6:
             cand = theta + t * step
-            d2 = _deviance_derivatives(cand, a_nodes, wflat, k, n_obs, template)
+            d2 = _deviance_derivatives(cand, a_nodes, wflat, k, n_obs)
             if np.isfinite(d2[0]) and d2[0] <= dev + 1e-12:
                 break
             t *= 0.5
@@ -504,10 +504,24 @@ def fit_background(
 # ----------------------------------------------------------------------------------------------
 # signal-plus-background fit of the dijet function over the whole window
 # ----------------------------------------------------------------------------------------------
-class ProfiledSignalZ:
-    """``z`` and ``z_signed`` of a signal-plus-background fit's ``q0`` / ``q0_signed`` (mixin of
-    :class:`DijetSignalFit` and :class:`excess.stats.efficiency.SignalFit`; their local significance:
-    :func:`excess.stats.significance.profiled_signal_significance`)."""
+@dataclass(frozen=True)
+class ProfiledSignalFit:
+    """What every signal-plus-background fit over a window reports (base of :class:`DijetSignalFit` and
+    :class:`excess.stats.efficiency.SignalFit`; their local significance:
+    :func:`excess.stats.significance.profiled_signal_significance`): the signal amplitude ``s_hat`` +- ``s_err``
+    (events), the profile likelihood ratio ``q0`` of ``s = 0`` (one-sided) and ``q0_signed`` (with the sign of
+    ``s_hat``), the background in the SR ``b_hat`` +- ``sigma_b``, the SR count ``n_sr``, and the Gaussian
+    template's ``centre`` and ``width``."""
+
+    s_hat: float
+    s_err: float
+    q0: float
+    q0_signed: float
+    b_hat: float
+    sigma_b: float
+    n_sr: float
+    centre: float
+    width: float
 
     @property
     def z(self) -> float:
@@ -519,7 +533,7 @@ class ProfiledSignalZ:
 
 
 @dataclass(frozen=True)
-class DijetSignalFit(ProfiledSignalZ):
+class DijetSignalFit(ProfiledSignalFit):
     """The dijet function fitted over *every* bin of a window (SR and sidebands) plus a Gaussian signal
     template centred on the SR (:func:`fit_dijet_signal`).
 
@@ -532,15 +546,6 @@ class DijetSignalFit(ProfiledSignalZ):
     signal-plus-background fit); ``template``: the fraction of the signal in each bin.
     """
 
-    s_hat: float
-    s_err: float
-    q0: float
-    q0_signed: float
-    b_hat: float
-    sigma_b: float
-    n_sr: float
-    centre: float
-    width: float
     null_fit: DijetFit
     background_fit: DijetFit
     template: tuple

@@ -339,7 +339,6 @@ def pseudo_experiment_z(
     return out
 
 
-
 def profiled_signal_significance(fit) -> LocalSignificance:
     """A signal-plus-background fit's ``q0`` in the shape of a counting-experiment result (``method`` = its
     ``kind``): :class:`excess.stats.efficiency.SignalFit` and :class:`excess.stats.fit.DijetSignalFit`."""
