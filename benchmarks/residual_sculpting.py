@@ -31,7 +31,6 @@ estimation error widens the mapped distribution.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -44,11 +43,10 @@ FEATURES = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
 
 
 def _params(kv) -> dict:
-    out = {}
-    for s in kv or ():
-        k, _, v = s.partition("=")
-        out[k] = json.loads(v) if v and v[0] in "[{0123456789-tf" else v
-    return out
+    """``--decorrelation-param KEY=VALUE`` pairs (:func:`excess.cli.common.parse_params`: values as JSON, else strings)."""
+    from excess.cli.common import parse_params
+
+    return parse_params(kv or (), option="--decorrelation-param")
 
 
 def cmd_window(a) -> None:

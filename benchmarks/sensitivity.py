@@ -195,10 +195,9 @@ SIGNAL_WINDOW = "SR 3300-3700"
 
 def _decorrelation_params(a) -> dict | None:
     """``decorrelation_params`` of the scan from ``--fit-on`` and ``--decorrelation-param key=value``."""
-    params = {}
-    for kv in a.flow_param or ():
-        k, _, v = kv.partition("=")
-        params[k] = json.loads(v) if v and v[0] in "[{0123456789-tf" else v
+    from excess.cli.common import parse_params
+
+    params = parse_params(a.flow_param or (), option="--decorrelation-param")
     if a.fit_on != "auto":
         params["fit_on"] = a.fit_on
     return params or None
