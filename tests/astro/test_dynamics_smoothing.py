@@ -129,6 +129,25 @@ def test_dispersion_profile_degree_by_bic():
         PhaseSpaceFlow(epochs=1, velocity_scale="auto", velocity_degree=0).fit(x[:100], v[:100])
 
 
+def test_dispersion_profile_clamped_to_the_bins():
+    # a high degree over radii with a far tail (as 1,000,000 Hernquist stars reach 13 Mpc): the profile is held
+    # constant beyond the outermost bins' mean log r, so the scaled velocities of the farthest stars stay finite
+    rng = np.random.default_rng(5)
+    r = np.concatenate([np.exp(rng.uniform(np.log(0.1), np.log(1000.0), 30000)), [1e5, 1e6, 1e7]])
+    d = rng.normal(size=(r.size, 3))
+    x = d / np.linalg.norm(d, axis=1, keepdims=True) * r[:, None]
+    v = rng.normal(size=(r.size, 3)) * np.sqrt(r / (1 + r) ** 2)[:, None]
+    coef, (lo, hi) = _fit_dispersion_profile(x, v, degree=8)
+    u = np.log(r)
+    assert u.min() < lo < np.quantile(u, 1 / 30) and np.quantile(u, 29 / 30) < hi < u.max()
+    m = PhaseSpaceFlow(velocity_scale="auto")
+    m.velocity_coef_, m.velocity_range_ = coef, (lo, hi)
+    vs = m._scaled_velocities_np(x, v)
+    assert np.all(np.isfinite(vs)) and np.abs(vs).max() < 10
+    s = m._scaled_velocities_np(x[-3:], np.ones((3, 3)))  # 1 / s(r): the same at the three farthest stars
+    np.testing.assert_allclose(s, np.broadcast_to(s[0], s.shape), rtol=1e-12)
+
+
 def test_disk_mock_sanity():
     m = disk_mock(300, batch=3000, random_state=2)
     assert m.x.shape == m.v.shape == (300, 3) and m.spec["kind"] == "disk"
